@@ -1,0 +1,5 @@
+import sys
+
+from memberline.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""``memberline bench <name>``: each module exposes ``register(subparsers)``; output is one JSON object."""

@@ -1,0 +1,285 @@
+"""The one configuration loader.
+
+Configuration comes from, in increasing priority:
+
+1. built-in defaults (the dataclasses below; what ``memberline demo`` runs on),
+2. a TOML file (``--config memberline.toml``; see ``docs/memberline.example.toml``),
+3. environment variables for secrets and the database URL
+   (``MEMBERLINE_DB``, ``MEMBERLINE_AMI_SECRET``, ``MEMBERLINE_TWILIO_AUTH_TOKEN``,
+   ``MEMBERLINE_SMTP_PASSWORD``), and ``${NAME}`` references inside string values,
+4. command-line flags such as ``--db`` (applied by the CLI with :func:`dataclasses.replace`).
+
+Every section is a frozen dataclass, so a loaded config is a plain value that can be
+passed around and compared. Unknown keys are an error naming the key (a typo in a
+production config must not be silently ignored). Secrets are wrapped in :class:`Secret`,
+whose ``repr``/``str`` never shows the value, so a logged config cannot leak them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+
+__all__ = [
+    "AmiConfig",
+    "CallingConfig",
+    "Config",
+    "ConfigError",
+    "DatabaseConfig",
+    "HubConfig",
+    "MessagingConfig",
+    "Secret",
+    "load_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message names the key."""
+
+
+class Secret:
+    """A string that never shows itself in logs, reprs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite:///memberline.db"
+    """Any SQLAlchemy URL. SQLite file by default; ``postgresql+psycopg://…`` in production."""
+    default_region: str = "CN"
+    """Region used to parse national-format phone numbers (phonenumbers region code)."""
+
+
+@dataclass(frozen=True)
+class AmiConfig:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "memberline"
+    secret: Secret = field(default_factory=lambda: Secret("memberline"))
+    action_timeout_s: float = 5.0
+    ping_interval_s: float = 10.0
+    reconnect_max_s: float = 60.0
+    queue: str = "members"
+    """The inbound queue agents log in to."""
+    agent_interface: str = "Local/{extension}@agents/n"
+    """How an agent's extension becomes a queue-member interface."""
+    agent_context: str = "agents"
+    """Dialplan context used to ring an agent first for click-to-dial."""
+    outbound_context: str = "outbound"
+    """Dialplan context for member legs of click-to-dial and campaigns."""
+    trunk: str = "Local/{number}@members-out/n"
+    """Dial string template for calling a member's number."""
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    bind: str = "127.0.0.1"
+    port: int = 7070
+    tls_cert: str = ""
+    tls_key: str = ""
+    max_message_bytes: int = 1_048_576
+    login_attempts_per_minute: int = 5
+
+
+@dataclass(frozen=True)
+class CallingConfig:
+    window_start: str = "09:00"
+    window_end: str = "21:00"
+    abandon_cap: float = 0.03
+    safe_harbour_prompt: str = "memberline-safe-harbour"
+    pause_reasons: tuple[str, ...] = ("break", "lunch", "training", "meeting", "admin")
+    dispositions: tuple[tuple[str, str], ...] = (
+        ("s", "satisfied"),
+        ("f", "follow-up"),
+        ("c", "complaint"),
+        ("i", "inquiry"),
+        ("n", "not-interested"),
+        ("w", "wrong-number"),
+        ("v", "voicemail"),
+        ("d", "do-not-call"),
+    )
+    """(hotkey, code) pairs shown in the console's disposition picker."""
+    max_attempts: int = 3
+    retry_busy_s: int = 600
+    retry_no_answer_s: int = 7200
+    retry_machine_s: int = 86400
+    retry_failed_s: int = 86400
+    no_redial_after_abandon_s: int = 72 * 3600
+    max_attempts_per_member_per_day: int = 2
+
+
+@dataclass(frozen=True)
+class MessagingConfig:
+    quiet_start: str = "21:00"
+    quiet_end: str = "09:00"
+    daily_cap_per_member: int = 2
+    sms_from: str = "+15005550006"
+    email_from: str = "Memberline <care@memberline.example>"
+    twilio_account_sid: str = ""
+    twilio_auth_token: Secret = field(default_factory=lambda: Secret(""))
+    twilio_base_url: str = ""
+    """Empty = api.twilio.com; set to a loopback URL for the local SMS sink."""
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_username: str = ""
+    smtp_password: Secret = field(default_factory=lambda: Secret(""))
+    smtp_tls: str = "none"
+    """none | starttls | implicit"""
+    smtp_timeout_s: float = 10.0
+    webhook_bind: str = "127.0.0.1"
+    webhook_port: int = 8088
+    public_url: str = "http://127.0.0.1:8088"
+    """The URL Twilio calls us on; signatures are validated against it."""
+
+
+@dataclass(frozen=True)
+class AgiConfig:
+    bind: str = "127.0.0.1"
+    port: int = 4573
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    ami: AmiConfig = field(default_factory=AmiConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+    agi: AgiConfig = field(default_factory=AgiConfig)
+    calling: CallingConfig = field(default_factory=CallingConfig)
+    messaging: MessagingConfig = field(default_factory=MessagingConfig)
+
+
+_ENV_REF = re.compile(r"\$\{([A-Z0-9_]+)\}")
+_ENV_OVERRIDES: dict[tuple[str, str], str] = {
+    ("database", "url"): "MEMBERLINE_DB",
+    ("ami", "secret"): "MEMBERLINE_AMI_SECRET",
+    ("messaging", "twilio_auth_token"): "MEMBERLINE_TWILIO_AUTH_TOKEN",
+    ("messaging", "smtp_password"): "MEMBERLINE_SMTP_PASSWORD",
+}
+
+T = TypeVar("T")
+
+
+def _expand(value: str, where: str, env: dict[str, str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in env:
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+        return env[name]
+
+    return _ENV_REF.sub(sub, value)
+
+
+def _coerce(tp: Any, value: Any, where: str, env: dict[str, str]) -> Any:
+    origin = get_origin(tp)
+    if tp is Secret:
+        if isinstance(value, Secret):
+            return value
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string")
+        return Secret(_expand(value, where, env))
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {type(value).__name__}")
+        return _expand(value, where, env)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number")
+        return float(value)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list")
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{where}[{i}]", env) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} items")
+        return tuple(_coerce(a, v, f"{where}[{i}]", env) for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table")
+        return _build(tp, value, where, env)
+    raise ConfigError(f"{where}: unsupported type {tp!r}")
+
+
+def _build(cls: type[T], data: dict[str, Any], where: str, env: dict[str, str]) -> T:
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {', '.join(unknown)}")
+    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}" if where else k, env) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _validate(cfg: Config) -> None:
+    for where, value in (
+        ("calling.window_start", cfg.calling.window_start),
+        ("calling.window_end", cfg.calling.window_end),
+        ("messaging.quiet_start", cfg.messaging.quiet_start),
+        ("messaging.quiet_end", cfg.messaging.quiet_end),
+    ):
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ConfigError(f"{where}: expected HH:MM, got {value!r}")
+    if not 0.0 < cfg.calling.abandon_cap <= 0.5:
+        raise ConfigError("calling.abandon_cap: expected a fraction such as 0.03")
+    if cfg.messaging.smtp_tls not in ("none", "starttls", "implicit"):
+        raise ConfigError("messaging.smtp_tls: expected none, starttls or implicit")
+    if bool(cfg.hub.tls_cert) != bool(cfg.hub.tls_key):
+        raise ConfigError("hub: tls_cert and tls_key must be given together")
+    hotkeys = [k for k, _ in cfg.calling.dispositions]
+    if len(set(hotkeys)) != len(hotkeys):
+        raise ConfigError("calling.dispositions: hotkeys must be unique")
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    """Load defaults, then ``path`` (TOML) if given, then environment overrides."""
+    env = dict(os.environ) if env is None else env
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: no such configuration file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    for (section, key), var in _ENV_OVERRIDES.items():
+        if var in env:
+            data.setdefault(section, {})[key] = env[var]
+    cfg = _build(Config, data, "", env)
+    _validate(cfg)
+    return cfg
