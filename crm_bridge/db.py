@@ -1,0 +1,98 @@
+"""The one database session pattern.
+
+    engine = make_engine(url)            # once per process
+    with session_scope(engine) as s:     # one unit of work = one transaction
+        ...                              # commit on success, rollback on exception
+
+Async code never touches the database on the event loop: it calls
+``await run_db(engine, fn, *args)`` which runs ``fn(session, *args)`` inside
+``session_scope`` on a worker thread.
+
+SQLite is opened in WAL mode with foreign keys on and a busy timeout, so the
+hub, the outbox worker and CLI commands can share one file. PostgreSQL URLs
+(``postgresql://`` or ``postgresql+psycopg://``) use psycopg 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_SESSIONMAKERS: dict[int, sessionmaker[Session]] = {}
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and plain file paths; return a SQLAlchemy URL for our drivers."""
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser()}"
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA cache_size=-65536")
+            cur.close()
+
+        return engine
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    maker = _SESSIONMAKERS.get(id(engine))
+    if maker is None:
+        maker = sessionmaker(engine, expire_on_commit=False)
+        _SESSIONMAKERS[id(engine)] = maker
+    return maker
+
+
+@contextlib.contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: commit when the block succeeds, roll back when it raises."""
+    session = sessions(engine)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+async def run_db(
+    engine: Engine, fn: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs
+) -> R:
+    """Run ``fn(session, ...)`` in its own transaction on a worker thread."""
+
+    def work() -> R:
+        with session_scope(engine) as s:
+            return fn(s, *args, **kwargs)
+
+    return await asyncio.to_thread(work)
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import inspect, select
+
+from crm_bridge import migrate
+from crm_bridge.db import make_engine, session_scope
+from crm_bridge.models import Agent, Member, MemberPhone, Role, Tier
+
+
+def test_migrate_from_empty_and_no_drift(db_url: str) -> None:
+    # db_url is already upgraded to head by the fixture; upgrading again is a no-op.
+    migrate.upgrade(db_url)
+    migrate.check(db_url)
+    eng = make_engine(db_url)
+    tables = set(inspect(eng).get_table_names())
+    assert {"members", "member_phones", "purchases", "points_ledger", "inquiries", "complaints",
+            "agents", "campaigns", "call_list_entries", "call_attempts", "survey_responses",
+            "outbox_messages", "audit_log"} <= tables
+    eng.dispose()
+
+
+def test_downgrade_to_base_and_back(db_url: str) -> None:
+    migrate.downgrade(db_url, "base")
+    eng = make_engine(db_url)
+    assert "members" not in inspect(eng).get_table_names()
+    eng.dispose()
+    migrate.upgrade(db_url)
+
+
+def test_chinese_names_and_utc_round_trip(db_url: str) -> None:
+    eng = make_engine(db_url)
+    when = dt.datetime(2026, 3, 1, 8, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    with session_scope(eng) as s:
+        a = Agent(code="1001", extension="1001", name="王芳", role=Role.AGENT, password_hash="x")
+        s.add(a)
+        s.flush()
+        m = Member(member_no="M0001", name="李伟", joined_on=dt.date(2025, 1, 1), tier=Tier.GOLD,
+                   maintaining_agent_id=a.id, last_purchase_at=when, locale="zh-CN")
+        m.phones.append(MemberPhone(e164="+8613800138000"))
+        s.add(m)
+    with session_scope(eng) as s:
+        got = s.scalars(select(Member).where(Member.member_no == "M0001")).one()
+        assert got.name == "李伟"
+        assert got.tier is Tier.GOLD
+        assert got.last_purchase_at == when
+        assert got.last_purchase_at is not None and got.last_purchase_at.tzinfo is not None
+        assert [p.e164 for p in got.phones] == ["+8613800138000"]
+    eng.dispose()
