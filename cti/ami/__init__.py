@@ -1,0 +1,1 @@
+"""AMI connection: byte framing, typed messages and the hardened client."""
