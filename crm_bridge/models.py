@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -62,7 +62,9 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
@@ -72,7 +74,9 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-intpk = Annotated[int, mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)]
+intpk = Annotated[
+    int, mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+]
 bigid = Annotated[int, mapped_column(BigInteger().with_variant(Integer, "sqlite"))]
 ts = Annotated[dt.datetime, mapped_column(UTCDateTime())]
 created_ts = Annotated[dt.datetime, mapped_column(UTCDateTime(), default=utcnow)]
@@ -85,13 +89,20 @@ money = Annotated[Decimal, mapped_column(Numeric(12, 2))]
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: dict[Any, Any] = {dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON}
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
     # Stored as the value string with a CHECK constraint, portable between SQLite and PostgreSQL.
-    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=24,
-                values_callable=lambda e: [m.value for m in e], validate_strings=True)
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=24,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
 
 
 class Tier(enum.StrEnum):
@@ -257,8 +268,10 @@ class MemberPhone(Base):
 
 class Purchase(Base):
     __tablename__ = "purchases"
-    __table_args__ = (Index("ix_purchases_member_time", "member_id", "purchased_at"),
-                      Index("ix_purchases_time", "purchased_at"))
+    __table_args__ = (
+        Index("ix_purchases_member_time", "member_id", "purchased_at"),
+        Index("ix_purchases_time", "purchased_at"),
+    )
 
     id: Mapped[intpk]
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
@@ -310,15 +323,19 @@ class Inquiry(Base):
     category: Mapped[str64]
     subject: Mapped[str200]
     body: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[InquiryStatus] = mapped_column(_enum(InquiryStatus, "inquiry_status"), default=InquiryStatus.OPEN)
+    status: Mapped[InquiryStatus] = mapped_column(
+        _enum(InquiryStatus, "inquiry_status"), default=InquiryStatus.OPEN
+    )
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class Complaint(Base):
     __tablename__ = "complaints"
-    __table_args__ = (Index("ix_complaints_member_status", "member_id", "status"),
-                      Index("ix_complaints_owner_status", "owner_agent_id", "status"))
+    __table_args__ = (
+        Index("ix_complaints_member_status", "member_id", "status"),
+        Index("ix_complaints_owner_status", "owner_agent_id", "status"),
+    )
 
     id: Mapped[intpk]
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
@@ -327,7 +344,9 @@ class Complaint(Base):
     severity: Mapped[Severity] = mapped_column(_enum(Severity, "severity"), default=Severity.MEDIUM)
     category: Mapped[str64]
     description: Mapped[str] = mapped_column(Text)
-    status: Mapped[ComplaintStatus] = mapped_column(_enum(ComplaintStatus, "complaint_status"), default=ComplaintStatus.OPEN)
+    status: Mapped[ComplaintStatus] = mapped_column(
+        _enum(ComplaintStatus, "complaint_status"), default=ComplaintStatus.OPEN
+    )
     owner_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     resolution: Mapped[str | None] = mapped_column(Text)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
@@ -344,7 +363,9 @@ class Campaign(Base):
     name: Mapped[str200] = mapped_column(unique=True)
     kind: Mapped[CampaignKind] = mapped_column(_enum(CampaignKind, "campaign_kind"))
     mode: Mapped[DialMode] = mapped_column(_enum(DialMode, "dial_mode"))
-    status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus, "campaign_status"), default=CampaignStatus.DRAFT)
+    status: Mapped[CampaignStatus] = mapped_column(
+        _enum(CampaignStatus, "campaign_status"), default=CampaignStatus.DRAFT
+    )
     queue: Mapped[str64] = mapped_column(default="members")
     abandon_cap: Mapped[float] = mapped_column(default=0.03)
     amd_mode: Mapped[str16] = mapped_column(default="off")
@@ -370,7 +391,9 @@ class CallListEntry(Base):
     phone_e164: Mapped[str32]
     purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"))
     assigned_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
-    status: Mapped[EntryStatus] = mapped_column(_enum(EntryStatus, "entry_status"), default=EntryStatus.PENDING)
+    status: Mapped[EntryStatus] = mapped_column(
+        _enum(EntryStatus, "entry_status"), default=EntryStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(64))
@@ -385,8 +408,10 @@ class CallAttempt(Base):
     """One call, inbound or outbound, with its outcome and the agent's disposition."""
 
     __tablename__ = "call_attempts"
-    __table_args__ = (Index("ix_call_attempts_member_time", "member_id", "started_at"),
-                      Index("ix_call_attempts_campaign_time", "campaign_id", "started_at"))
+    __table_args__ = (
+        Index("ix_call_attempts_member_time", "member_id", "started_at"),
+        Index("ix_call_attempts_campaign_time", "campaign_id", "started_at"),
+    )
 
     id: Mapped[intpk]
     attempt_key: Mapped[str] = mapped_column(String(96), unique=True)
@@ -425,13 +450,17 @@ class CallbackTask(Base):
     source: Mapped[str16] = mapped_column(default="agent")
     source_ref: Mapped[str | None] = mapped_column(String(64), unique=True)
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
-    status: Mapped[TaskStatus] = mapped_column(_enum(TaskStatus, "task_status"), default=TaskStatus.OPEN)
+    status: Mapped[TaskStatus] = mapped_column(
+        _enum(TaskStatus, "task_status"), default=TaskStatus.OPEN
+    )
     created_at: Mapped[created_ts]
 
 
 class SurveyDefinition(Base):
     __tablename__ = "survey_definitions"
-    __table_args__ = (UniqueConstraint("name", "version", name="uq_survey_definitions_name_version"),)
+    __table_args__ = (
+        UniqueConstraint("name", "version", name="uq_survey_definitions_name_version"),
+    )
 
     id: Mapped[intpk]
     name: Mapped[str64]
@@ -467,7 +496,9 @@ class SurveyResponse(Base):
 
 class SurveyAnswer(Base):
     __tablename__ = "survey_answers"
-    __table_args__ = (UniqueConstraint("response_id", "question_id", name="uq_survey_answers_response_question"),)
+    __table_args__ = (
+        UniqueConstraint("response_id", "question_id", name="uq_survey_answers_response_question"),
+    )
 
     id: Mapped[intpk]
     response_id: Mapped[int] = mapped_column(ForeignKey("survey_responses.id", ondelete="CASCADE"))
@@ -490,7 +521,9 @@ class OutboxMessage(Base):
     to_address: Mapped[str] = mapped_column(String(254))
     locale: Mapped[str16]
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"), default=OutboxStatus.PENDING)
+    status: Mapped[OutboxStatus] = mapped_column(
+        _enum(OutboxStatus, "outbox_status"), default=OutboxStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(64))
@@ -517,10 +550,39 @@ class AuditLog(Base):
 
 
 __all__ = [
-    "Agent", "AuditLog", "Base", "CallAttempt", "CallListEntry", "CallbackTask", "Campaign",
-    "CampaignKind", "CampaignStatus", "Channel", "Complaint", "ComplaintStatus", "Direction",
-    "DialMode", "EntryStatus", "Gender", "Inquiry", "InquiryStatus", "Member", "MemberPhone",
-    "OutboxMessage", "OutboxStatus", "PointsLedger", "Purchase", "RewardItem", "Role",
-    "Severity", "SurveyAnswer", "SurveyDefinition", "SurveyResponse", "TaskStatus", "Tier",
-    "UTCDateTime", "func", "utcnow",
+    "Agent",
+    "AuditLog",
+    "Base",
+    "CallAttempt",
+    "CallListEntry",
+    "CallbackTask",
+    "Campaign",
+    "CampaignKind",
+    "CampaignStatus",
+    "Channel",
+    "Complaint",
+    "ComplaintStatus",
+    "DialMode",
+    "Direction",
+    "EntryStatus",
+    "Gender",
+    "Inquiry",
+    "InquiryStatus",
+    "Member",
+    "MemberPhone",
+    "OutboxMessage",
+    "OutboxStatus",
+    "PointsLedger",
+    "Purchase",
+    "RewardItem",
+    "Role",
+    "Severity",
+    "SurveyAnswer",
+    "SurveyDefinition",
+    "SurveyResponse",
+    "TaskStatus",
+    "Tier",
+    "UTCDateTime",
+    "func",
+    "utcnow",
 ]

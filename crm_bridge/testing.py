@@ -36,7 +36,9 @@ def fresh_pg_database(server_url: str, *, migrate: bool = True) -> str:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    url = make_url(normalise_url(server_url)).set(database=name).render_as_string(hide_password=False)
+    url = (
+        make_url(normalise_url(server_url)).set(database=name).render_as_string(hide_password=False)
+    )
     if migrate:
         upgrade(url)
     return url

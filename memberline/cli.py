@@ -31,7 +31,9 @@ Handler = Callable[[argparse.Namespace, Config], int]
 def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default: Any = argparse.SUPPRESS if suppress else None
     parser.add_argument("--config", metavar="FILE", default=default, help="TOML configuration file")
-    parser.add_argument("--db", metavar="URL", default=default, help="database URL (overrides config)")
+    parser.add_argument(
+        "--db", metavar="URL", default=default, help="database URL (overrides config)"
+    )
     parser.add_argument(
         "--log-level",
         default=argparse.SUPPRESS if suppress else "WARNING",

@@ -227,11 +227,14 @@ def _coerce(tp: Any, value: Any, where: str, env: dict[str, str]) -> Any:
             return tuple(_coerce(args[0], v, f"{where}[{i}]", env) for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(f"{where}: expected {len(args)} items")
-        return tuple(_coerce(a, v, f"{where}[{i}]", env) for i, (a, v) in enumerate(zip(args, value, strict=True)))
+        return tuple(
+            _coerce(a, v, f"{where}[{i}]", env)
+            for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table")
-        return _build(tp, value, where, env)
+        return _build(tp, value, where, env)  # type: ignore[arg-type]
     raise ConfigError(f"{where}: unsupported type {tp!r}")
 
 

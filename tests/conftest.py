@@ -19,12 +19,15 @@ import pytest_asyncio
 from sqlalchemy import Engine
 
 from crm_bridge.db import make_engine
-from crm_bridge.testing import drop_pg_database, fresh_pg_database, fresh_sqlite_database, pg_server_url
+from crm_bridge.testing import (
+    drop_pg_database,
+    fresh_pg_database,
+    fresh_sqlite_database,
+    pg_server_url,
+)
 from memberline.runtime import ensure_reactor_running
 
-PG_SKIP_REASON = (
-    "no PostgreSQL server: set MEMBERLINE_TEST_PG_URL (eval \"$(.ci/pg-start)\"); CI always runs these"
-)
+PG_SKIP_REASON = 'no PostgreSQL server: set MEMBERLINE_TEST_PG_URL (eval "$(.ci/pg-start)"); CI always runs these'
 
 
 @pytest_asyncio.fixture(scope="session", autouse=True, loop_scope="session")

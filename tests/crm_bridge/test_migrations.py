@@ -15,9 +15,21 @@ def test_migrate_from_empty_and_no_drift(db_url: str) -> None:
     migrate.check(db_url)
     eng = make_engine(db_url)
     tables = set(inspect(eng).get_table_names())
-    assert {"members", "member_phones", "purchases", "points_ledger", "inquiries", "complaints",
-            "agents", "campaigns", "call_list_entries", "call_attempts", "survey_responses",
-            "outbox_messages", "audit_log"} <= tables
+    assert {
+        "members",
+        "member_phones",
+        "purchases",
+        "points_ledger",
+        "inquiries",
+        "complaints",
+        "agents",
+        "campaigns",
+        "call_list_entries",
+        "call_attempts",
+        "survey_responses",
+        "outbox_messages",
+        "audit_log",
+    } <= tables
     eng.dispose()
 
 
@@ -36,8 +48,15 @@ def test_chinese_names_and_utc_round_trip(db_url: str) -> None:
         a = Agent(code="1001", extension="1001", name="王芳", role=Role.AGENT, password_hash="x")
         s.add(a)
         s.flush()
-        m = Member(member_no="M0001", name="李伟", joined_on=dt.date(2025, 1, 1), tier=Tier.GOLD,
-                   maintaining_agent_id=a.id, last_purchase_at=when, locale="zh-CN")
+        m = Member(
+            member_no="M0001",
+            name="李伟",
+            joined_on=dt.date(2025, 1, 1),
+            tier=Tier.GOLD,
+            maintaining_agent_id=a.id,
+            last_purchase_at=when,
+            locale="zh-CN",
+        )
         m.phones.append(MemberPhone(e164="+8613800138000"))
         s.add(m)
     with session_scope(eng) as s:

@@ -24,7 +24,9 @@ def test_file_env_and_refs(tmp_path: Path) -> None:
 
 
 def test_env_override_wins(tmp_path: Path) -> None:
-    cfg = load_config(env={"MEMBERLINE_DB": "postgresql+psycopg://x/y", "MEMBERLINE_AMI_SECRET": "abc"})
+    cfg = load_config(
+        env={"MEMBERLINE_DB": "postgresql+psycopg://x/y", "MEMBERLINE_AMI_SECRET": "abc"}
+    )
     assert cfg.database.url == "postgresql+psycopg://x/y"
     assert cfg.ami.secret == Secret("abc")
 
