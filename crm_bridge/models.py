@@ -224,7 +224,7 @@ class Member(Base):
 
     id: Mapped[intpk]
     member_no: Mapped[str32] = mapped_column(unique=True)
-    name: Mapped[str200]
+    name: Mapped[str200] = mapped_column(index=True)
     gender: Mapped[Gender] = mapped_column(_enum(Gender, "gender"), default=Gender.UNKNOWN)
     birthday: Mapped[dt.date | None] = mapped_column(Date)
     email: Mapped[str | None] = mapped_column(String(254))
@@ -283,6 +283,30 @@ class Purchase(Base):
     channel: Mapped[str16] = mapped_column(default="store")
 
 
+class MemberSegment(Base):
+    """Latest RFM snapshot per member, written set-wise by :func:`crm_bridge.segments.refresh_rfm`.
+
+    Quintile scores need the whole population (NTILE over every member), too slow to compute
+    per screen pop at a million members; the profile reads this row instead.
+    """
+
+    __tablename__ = "member_segments"
+
+    member_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("members.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    computed_at: Mapped[ts]
+    period_days: Mapped[int] = mapped_column(Integer)
+    recency_days: Mapped[int | None] = mapped_column(Integer)
+    frequency: Mapped[int] = mapped_column(Integer)
+    monetary: Mapped[money]
+    r_score: Mapped[int] = mapped_column(Integer)
+    f_score: Mapped[int] = mapped_column(Integer)
+    m_score: Mapped[int] = mapped_column(Integer)
+
+
 class PointsLedger(Base):
     __tablename__ = "points_ledger"
     __table_args__ = (Index("ix_points_ledger_member_time", "member_id", "occurred_at"),)
@@ -314,7 +338,10 @@ class RewardItem(Base):
 
 class Inquiry(Base):
     __tablename__ = "inquiries"
-    __table_args__ = (Index("ix_inquiries_member_status", "member_id", "status"),)
+    __table_args__ = (
+        Index("ix_inquiries_member_status", "member_id", "status"),
+        Index("ix_inquiries_created_at", "created_at"),
+    )
 
     id: Mapped[intpk]
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
@@ -335,6 +362,7 @@ class Complaint(Base):
     __table_args__ = (
         Index("ix_complaints_member_status", "member_id", "status"),
         Index("ix_complaints_owner_status", "owner_agent_id", "status"),
+        Index("ix_complaints_created_at", "created_at"),
     )
 
     id: Mapped[intpk]
@@ -389,7 +417,7 @@ class CallListEntry(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
     phone_e164: Mapped[str32]
-    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"))
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"), index=True)
     assigned_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     status: Mapped[EntryStatus] = mapped_column(
         _enum(EntryStatus, "entry_status"), default=EntryStatus.PENDING
@@ -411,6 +439,7 @@ class CallAttempt(Base):
     __table_args__ = (
         Index("ix_call_attempts_member_time", "member_id", "started_at"),
         Index("ix_call_attempts_campaign_time", "campaign_id", "started_at"),
+        Index("ix_call_attempts_started_at", "started_at"),
     )
 
     id: Mapped[intpk]
@@ -570,6 +599,7 @@ __all__ = [
     "InquiryStatus",
     "Member",
     "MemberPhone",
+    "MemberSegment",
     "OutboxMessage",
     "OutboxStatus",
     "PointsLedger",

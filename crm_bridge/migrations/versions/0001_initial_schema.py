@@ -103,6 +103,21 @@ def upgrade() -> None:
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_members_last_purchase_at'), ['last_purchase_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_members_maintaining_agent_id'), ['maintaining_agent_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_members_name'), ['name'], unique=False)
+
+    op.create_table('member_segments',
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('computed_at', crm_bridge.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_days', sa.Integer(), nullable=False),
+    sa.Column('recency_days', sa.Integer(), nullable=True),
+    sa.Column('frequency', sa.Integer(), nullable=False),
+    sa.Column('monetary', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.Column('r_score', sa.Integer(), nullable=False),
+    sa.Column('f_score', sa.Integer(), nullable=False),
+    sa.Column('m_score', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_member_segments_member_id_members'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('member_id', name=op.f('pk_member_segments'))
+    )
 
     op.create_table('audit_log',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -139,6 +154,7 @@ def upgrade() -> None:
     with op.batch_alter_table('complaints', schema=None) as batch_op:
         batch_op.create_index('ix_complaints_member_status', ['member_id', 'status'], unique=False)
         batch_op.create_index('ix_complaints_owner_status', ['owner_agent_id', 'status'], unique=False)
+        batch_op.create_index('ix_complaints_created_at', ['created_at'], unique=False)
 
     op.create_table('inquiries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -157,6 +173,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('inquiries', schema=None) as batch_op:
         batch_op.create_index('ix_inquiries_member_status', ['member_id', 'status'], unique=False)
+        batch_op.create_index('ix_inquiries_created_at', ['created_at'], unique=False)
 
     op.create_table('member_phones',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -260,6 +277,7 @@ def upgrade() -> None:
     with op.batch_alter_table('call_list_entries', schema=None) as batch_op:
         batch_op.create_index('ix_call_list_entries_due', ['campaign_id', 'status', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_call_list_entries_member_id'), ['member_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_call_list_entries_purchase_id'), ['purchase_id'], unique=False)
 
     op.create_table('callback_tasks',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -315,6 +333,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_call_attempts_campaign_time', ['campaign_id', 'started_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_call_attempts_linkedid'), ['linkedid'], unique=False)
         batch_op.create_index('ix_call_attempts_member_time', ['member_id', 'started_at'], unique=False)
+        batch_op.create_index('ix_call_attempts_started_at', ['started_at'], unique=False)
 
     op.create_table('survey_responses',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -364,6 +383,7 @@ def downgrade() -> None:
 
     op.drop_table('survey_responses')
     with op.batch_alter_table('call_attempts', schema=None) as batch_op:
+        batch_op.drop_index('ix_call_attempts_started_at')
         batch_op.drop_index('ix_call_attempts_member_time')
         batch_op.drop_index(batch_op.f('ix_call_attempts_linkedid'))
         batch_op.drop_index('ix_call_attempts_campaign_time')
@@ -375,6 +395,7 @@ def downgrade() -> None:
 
     op.drop_table('callback_tasks')
     with op.batch_alter_table('call_list_entries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_call_list_entries_purchase_id'))
         batch_op.drop_index(batch_op.f('ix_call_list_entries_member_id'))
         batch_op.drop_index('ix_call_list_entries_due')
 
@@ -399,10 +420,12 @@ def downgrade() -> None:
 
     op.drop_table('member_phones')
     with op.batch_alter_table('inquiries', schema=None) as batch_op:
+        batch_op.drop_index('ix_inquiries_created_at')
         batch_op.drop_index('ix_inquiries_member_status')
 
     op.drop_table('inquiries')
     with op.batch_alter_table('complaints', schema=None) as batch_op:
+        batch_op.drop_index('ix_complaints_created_at')
         batch_op.drop_index('ix_complaints_owner_status')
         batch_op.drop_index('ix_complaints_member_status')
 
@@ -411,7 +434,9 @@ def downgrade() -> None:
         batch_op.drop_index('ix_audit_log_member_time')
 
     op.drop_table('audit_log')
+    op.drop_table('member_segments')
     with op.batch_alter_table('members', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_members_name'))
         batch_op.drop_index(batch_op.f('ix_members_maintaining_agent_id'))
         batch_op.drop_index(batch_op.f('ix_members_last_purchase_at'))
 
