@@ -46,3 +46,11 @@ def test_errors_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
     f.write_text(text)
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         load_config(f, env={})
+
+
+def test_example_config_is_in_sync_and_loads() -> None:
+    from memberline.config import render_example
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "memberline.example.toml"
+    assert path.read_text(encoding="utf-8") == render_example()
+    assert load_config(path, env={}) == load_config(env={})
