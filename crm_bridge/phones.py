@@ -1,0 +1,90 @@
+"""Caller numbers to E.164, tolerant of whatever a PBX or a spreadsheet hands us.
+
+``normalise("138 0013 8000", "CN") == "+8613800138000"``; anything that is not a valid
+number (``<unknown>``, ``anonymous``, empty, garbage) gives ``None`` -- an *unknown caller*,
+never an exception. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat
+
+__all__ = ["DEFAULT_REGION", "UNKNOWN_MARKERS", "mask", "normalise", "region_of"]
+
+DEFAULT_REGION = "CN"
+
+UNKNOWN_MARKERS = frozenset(
+    {
+        "",
+        "<unknown>",
+        "unknown",
+        "anonymous",
+        "restricted",
+        "private",
+        "unavailable",
+        "withheld",
+        "s",
+    }
+)
+"""Caller-ID values Asterisk and carriers use for "no number"."""
+
+_JUNK = re.compile(r"[\s\-().\u00a0\u3000/]")
+_MAX_LEN = 40
+
+
+def normalise(raw: str | None, region: str = DEFAULT_REGION) -> str | None:
+    """Return the E.164 form of ``raw`` or ``None`` when it is not a valid phone number.
+
+    Accepts national (``13800138000``, ``020 7946 0958`` with region GB), international
+    (``+86 138-0013-8000``), ``00``-prefixed international (``008613800138000``) and
+    country code without ``+`` (``8613800138000``) forms, with spaces, dashes, dots and
+    parentheses. ``region`` is the phonenumbers region code used for national numbers.
+    """
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    if text.lower() in UNKNOWN_MARKERS or len(text) > _MAX_LEN:
+        return None
+    text = _JUNK.sub("", text)
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    if not text or not (text[1:] if text.startswith("+") else text).isdigit():
+        return None
+    candidates = [text]
+    if not text.startswith("+"):
+        candidates.append("+" + text)
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, region or None)
+        except NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    return None
+
+
+def region_of(e164: str) -> str | None:
+    """The region code (``CN``, ``HK``...) of an E.164 number, or None."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
+    except NumberParseException:
+        return None
+
+
+def mask(e164: str | None) -> str:
+    """A masked display form for agents: ``+86 138****8000`` (country code, 3 first, 4 last)."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except NumberParseException:
+        return "****"
+    national = str(number.national_number)
+    if len(national) <= 7:
+        shown = national[:2] + "*" * max(len(national) - 4, 1) + national[-2:]
+    else:
+        shown = national[:3] + "*" * (len(national) - 7) + national[-4:]
+    return f"+{number.country_code} {shown}"

@@ -1,0 +1,495 @@
+"""The screen-pop profile: everything an agent needs about one member, in a bounded number
+of indexed queries (12, whatever the member's history size) and as plain frozen values.
+
+``build_profile(session, member_id, now)`` returns a :class:`Profile` (or None for an unknown
+id); ``profile.to_dict()`` is JSON-serialisable (datetimes ISO 8601 UTC, dates ISO, money as
+strings). Next-best-action hints (:class:`Hint`) are derived from the same rows, purely.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import case, func, literal, select
+from sqlalchemy.orm import Session, aliased
+
+from crm_bridge.models import (
+    Agent,
+    CallAttempt,
+    CallbackTask,
+    Complaint,
+    ComplaintStatus,
+    Inquiry,
+    InquiryStatus,
+    Member,
+    MemberPhone,
+    PointsLedger,
+    Purchase,
+    SurveyResponse,
+    TaskStatus,
+    Tier,
+)
+from crm_bridge.segments import Lifecycle, MemberSegmentInfo, member_segment
+
+__all__ = [
+    "PROFILE_QUERY_BUDGET",
+    "CallItem",
+    "CallbackItem",
+    "ComplaintItem",
+    "Hint",
+    "InquiryItem",
+    "LedgerItem",
+    "MemberInfo",
+    "PhoneItem",
+    "PointsExpiry",
+    "Profile",
+    "PurchaseItem",
+    "SurveyScore",
+    "build_profile",
+    "hints_for",
+    "jsonable",
+]
+
+PROFILE_QUERY_BUDGET = 12
+"""build_profile issues at most this many SQL statements (asserted by the tests)."""
+
+RECENT_PURCHASES = 10
+RECENT_CALLS = 10
+RECENT_LEDGER = 10
+RECENT_SURVEYS = 3
+MAX_OPEN_ITEMS = 20
+LOW_CSAT = 2
+"""A CSAT (1-5) at or below this is low."""
+LOW_NPS = 6
+"""An NPS answer (0-10) at or below this is a detractor."""
+OPEN_COMPLAINT = (ComplaintStatus.OPEN, ComplaintStatus.IN_PROGRESS)
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses, datetimes, dates, Decimals and enums to JSON-compatible values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _v(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    id: int
+    member_no: str
+    name: str
+    gender: str
+    birthday: dt.date | None
+    email: str | None
+    email_invalid: bool
+    locale: str
+    timezone: str
+    tier: str
+    points_balance: int
+    joined_on: dt.date
+    maintaining_agent_id: int | None
+    maintaining_agent_code: str | None
+    maintaining_agent_name: str | None
+    consent_call: bool
+    consent_sms: bool
+    consent_email: bool
+    do_not_call: bool
+    notes: str | None
+    last_purchase_at: dt.datetime | None
+    purchase_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneItem:
+    e164: str
+    kind: str
+    invalid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseItem:
+    id: int
+    purchased_at: dt.datetime
+    amount: Decimal
+    currency: str
+    category: str
+    store: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class InquiryItem:
+    id: int
+    created_at: dt.datetime
+    channel: str
+    category: str
+    subject: str
+    status: str
+    agent_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ComplaintItem:
+    id: int
+    created_at: dt.datetime
+    severity: str
+    category: str
+    description: str
+    status: str
+    owner_agent_id: int | None
+    owner_name: str | None
+    resolution: str | None
+    resolved_at: dt.datetime | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (s.value for s in OPEN_COMPLAINT)
+
+
+@dataclass(frozen=True, slots=True)
+class CallItem:
+    id: int
+    started_at: dt.datetime
+    direction: str
+    outcome: str | None
+    disposition: str | None
+    agent_id: int | None
+    agent_name: str | None
+    campaign_id: int | None
+    notes: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyScore:
+    response_id: int
+    started_at: dt.datetime
+    completed_at: dt.datetime | None
+    status: str
+    csat: int | None
+    nps: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerItem:
+    occurred_at: dt.datetime
+    delta: int
+    balance_after: int
+    reason: str
+    reference: str | None
+    expires_on: dt.date | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackItem:
+    id: int
+    due_at: dt.datetime
+    reason: str
+    agent_id: int | None
+    queue: str | None
+    complaint_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PointsExpiry:
+    """The soonest-expiring earned points (capped at the balance: an estimate, see hints)."""
+
+    expires_on: dt.date
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """A next-best-action hint. ``priority`` 1 (act first) .. 5 (nice to know)."""
+
+    code: str
+    """open_complaint | priority_tier | dormant | lapsed | new_member | points | points_expiring |
+    birthday | low_survey | declining_spend | callback_due | open_inquiry"""
+    priority: int
+    text: str
+    text_zh: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    member: MemberInfo
+    phones: tuple[PhoneItem, ...]
+    purchases: tuple[PurchaseItem, ...]
+    """Last 10, newest first."""
+    open_inquiries: tuple[InquiryItem, ...]
+    complaints: tuple[ComplaintItem, ...]
+    """Open ones first, then the most recent (at most 20)."""
+    calls: tuple[CallItem, ...]
+    """Last 10 call attempts, inbound and outbound, newest first."""
+    surveys: tuple[SurveyScore, ...]
+    """Latest survey responses (at most 3), newest first."""
+    ledger: tuple[LedgerItem, ...]
+    """Last 10 points-ledger rows, newest first."""
+    points_expiring: PointsExpiry | None
+    callbacks: tuple[CallbackItem, ...]
+    """Open callback tasks, soonest due first."""
+    segment: MemberSegmentInfo
+    hints: tuple[Hint, ...]
+    """Sorted by priority."""
+    generated_at: dt.datetime
+
+    @property
+    def open_complaints(self) -> tuple[ComplaintItem, ...]:
+        return tuple(c for c in self.complaints if c.is_open)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = jsonable(self)
+        return out
+
+
+def build_profile(
+    session: Session, member_id: int, now: dt.datetime | None = None
+) -> Profile | None:
+    """The screen-pop profile of one member, or None if there is no such member."""
+    now = now or dt.datetime.now(dt.UTC)
+    maint = aliased(Agent)
+    row = session.execute(
+        select(Member, maint.code, maint.name)
+        .outerjoin(maint, maint.id == Member.maintaining_agent_id)
+        .where(Member.id == member_id)
+    ).first()
+    if row is None:
+        return None
+    m: Member = row[0]
+    member = MemberInfo(
+        id=m.id, member_no=m.member_no, name=m.name, gender=_v(m.gender), birthday=m.birthday,
+        email=m.email, email_invalid=bool(m.email_invalid), locale=m.locale, timezone=m.timezone,
+        tier=_v(m.tier), points_balance=m.points_balance, joined_on=m.joined_on,
+        maintaining_agent_id=m.maintaining_agent_id, maintaining_agent_code=row[1],
+        maintaining_agent_name=row[2], consent_call=bool(m.consent_call),
+        consent_sms=bool(m.consent_sms), consent_email=bool(m.consent_email),
+        do_not_call=bool(m.do_not_call), notes=m.notes, last_purchase_at=m.last_purchase_at,
+        purchase_count=m.purchase_count,
+    )  # fmt: skip
+    session.expunge(m)
+
+    phones = tuple(
+        PhoneItem(*r)
+        for r in session.execute(
+            select(MemberPhone.e164, MemberPhone.kind, MemberPhone.invalid)
+            .where(MemberPhone.member_id == member_id)
+            .order_by(MemberPhone.id)
+        )
+    )
+    purchases = tuple(
+        PurchaseItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+        for r in session.execute(
+            select(Purchase.id, Purchase.purchased_at, Purchase.amount, Purchase.currency,
+                   Purchase.category, Purchase.store, Purchase.channel)
+            .where(Purchase.member_id == member_id)
+            .order_by(Purchase.purchased_at.desc(), Purchase.id.desc())
+            .limit(RECENT_PURCHASES)
+        )
+    )  # fmt: skip
+    inquiries = tuple(
+        InquiryItem(r[0], r[1], r[2], r[3], r[4], _v(r[5]), r[6])
+        for r in session.execute(
+            select(Inquiry.id, Inquiry.created_at, Inquiry.channel, Inquiry.category,
+                   Inquiry.subject, Inquiry.status, Inquiry.agent_id)
+            .where(Inquiry.member_id == member_id, Inquiry.status == InquiryStatus.OPEN)
+            .order_by(Inquiry.created_at.desc())
+            .limit(MAX_OPEN_ITEMS)
+        )
+    )  # fmt: skip
+    owner = aliased(Agent)
+    is_open = case((Complaint.status.in_(OPEN_COMPLAINT), 0), else_=1)
+    complaints = tuple(
+        ComplaintItem(r[0], r[1], _v(r[2]), r[3], r[4], _v(r[5]), r[6], r[7], r[8], r[9])
+        for r in session.execute(
+            select(Complaint.id, Complaint.created_at, Complaint.severity, Complaint.category,
+                   Complaint.description, Complaint.status, Complaint.owner_agent_id, owner.name,
+                   Complaint.resolution, Complaint.resolved_at)
+            .outerjoin(owner, owner.id == Complaint.owner_agent_id)
+            .where(Complaint.member_id == member_id)
+            .order_by(is_open, Complaint.created_at.desc())
+            .limit(MAX_OPEN_ITEMS)
+        )
+    )  # fmt: skip
+    call_agent = aliased(Agent)
+    calls = tuple(
+        CallItem(r[0], r[1], _v(r[2]), r[3], r[4], r[5], r[6], r[7], r[8])
+        for r in session.execute(
+            select(CallAttempt.id, CallAttempt.started_at, CallAttempt.direction,
+                   CallAttempt.outcome, CallAttempt.disposition, CallAttempt.agent_id,
+                   call_agent.name, CallAttempt.campaign_id, CallAttempt.notes)
+            .outerjoin(call_agent, call_agent.id == CallAttempt.agent_id)
+            .where(CallAttempt.member_id == member_id)
+            .order_by(CallAttempt.started_at.desc(), CallAttempt.id.desc())
+            .limit(RECENT_CALLS)
+        )
+    )  # fmt: skip
+    surveys = tuple(
+        SurveyScore(*r)
+        for r in session.execute(
+            select(SurveyResponse.id, SurveyResponse.started_at, SurveyResponse.completed_at,
+                   SurveyResponse.status, SurveyResponse.csat, SurveyResponse.nps)
+            .where(SurveyResponse.member_id == member_id)
+            .order_by(SurveyResponse.started_at.desc(), SurveyResponse.id.desc())
+            .limit(RECENT_SURVEYS)
+        )
+    )  # fmt: skip
+    ledger = tuple(
+        LedgerItem(*r)
+        for r in session.execute(
+            select(PointsLedger.occurred_at, PointsLedger.delta, PointsLedger.balance_after,
+                   PointsLedger.reason, PointsLedger.reference, PointsLedger.expires_on)
+            .where(PointsLedger.member_id == member_id)
+            .order_by(PointsLedger.occurred_at.desc(), PointsLedger.id.desc())
+            .limit(RECENT_LEDGER)
+        )
+    )  # fmt: skip
+    today = now.date()
+    expiry_row = session.execute(
+        select(PointsLedger.expires_on, func.sum(PointsLedger.delta))
+        .where(PointsLedger.member_id == member_id, PointsLedger.delta > 0,
+               PointsLedger.expires_on >= literal(today))
+        .group_by(PointsLedger.expires_on)
+        .order_by(PointsLedger.expires_on)
+        .limit(1)
+    ).first()  # fmt: skip
+    points_expiring = None
+    if expiry_row is not None and expiry_row[0] is not None and member.points_balance > 0:
+        points_expiring = PointsExpiry(
+            expiry_row[0], min(int(expiry_row[1]), member.points_balance)
+        )
+    callbacks = tuple(
+        CallbackItem(*r)
+        for r in session.execute(
+            select(CallbackTask.id, CallbackTask.due_at, CallbackTask.reason, CallbackTask.agent_id,
+                   CallbackTask.queue, CallbackTask.complaint_id)
+            .where(CallbackTask.member_id == member_id, CallbackTask.status == TaskStatus.OPEN)
+            .order_by(CallbackTask.due_at)
+            .limit(MAX_OPEN_ITEMS)
+        )
+    )  # fmt: skip
+    segment = member_segment(session, member_id, now, member.joined_on, member.last_purchase_at)
+    profile = Profile(
+        member=member, phones=phones, purchases=purchases, open_inquiries=inquiries,
+        complaints=complaints, calls=calls, surveys=surveys, ledger=ledger,
+        points_expiring=points_expiring, callbacks=callbacks, segment=segment, hints=(),
+        generated_at=now,
+    )  # fmt: skip
+    return dataclasses.replace(profile, hints=hints_for(profile, now))
+
+
+def _local_today(now: dt.datetime, tz: str) -> dt.date:
+    try:
+        return now.astimezone(ZoneInfo(tz)).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        return now.date()
+
+
+def _birthday_offset(birthday: dt.date, today: dt.date) -> int:
+    """Days from ``today`` to the nearest birthday (negative: it was N days ago)."""
+    best: int | None = None
+    for year in (today.year - 1, today.year, today.year + 1):
+        try:
+            day = birthday.replace(year=year)
+        except ValueError:  # 29 February in a common year: celebrate on 28 February
+            day = dt.date(year, 2, 28)
+        delta = (day - today).days
+        if best is None or abs(delta) < abs(best):
+            best = delta
+    assert best is not None
+    return best
+
+
+def hints_for(p: Profile, now: dt.datetime) -> tuple[Hint, ...]:
+    """Next-best-action hints for the agent, from a profile's data (pure)."""
+    hints: list[Hint] = []
+    m = p.member
+    for c in p.open_complaints:
+        who = c.owner_name or "unassigned"
+        hints.append(Hint("open_complaint", 1,
+                          f"Open complaint #{c.id} ({c.severity}, {c.category}) - owner {who}",
+                          f"未结投诉 #{c.id}（{c.severity}，{c.category}）- 负责人 {who}",
+                          {"complaint_id": c.id, "owner_agent_id": c.owner_agent_id}))  # fmt: skip
+    due = [cb for cb in p.callbacks if cb.due_at <= now]
+    if due:
+        hints.append(Hint("callback_due", 1, f"{len(due)} callback(s) due: {due[0].reason}",
+                          f"{len(due)} 个待回电：{due[0].reason}", {"task_ids": [c.id for c in due]}))  # fmt: skip
+    if m.tier in (Tier.GOLD.value, Tier.PLATINUM.value):
+        hints.append(Hint("priority_tier", 2, f"{m.tier} member: priority service",
+                          f"{m.tier} 会员：优先服务", {"tier": m.tier}))  # fmt: skip
+    low = next((s for s in p.surveys if s.csat is not None or s.nps is not None), None)
+    if low is not None and (
+        (low.csat is not None and low.csat <= LOW_CSAT)
+        or (low.nps is not None and low.nps <= LOW_NPS)
+    ):
+        hints.append(Hint("low_survey", 2,
+                          f"Last survey score low (CSAT {low.csat}, NPS {low.nps}): ask what went wrong",
+                          f"上次满意度评分低（CSAT {low.csat}，NPS {low.nps}）：请了解原因",
+                          {"response_id": low.response_id, "csat": low.csat, "nps": low.nps}))  # fmt: skip
+    seg = p.segment
+    days = seg.days_since_purchase
+    if seg.lifecycle in (Lifecycle.DORMANT.value, Lifecycle.LAPSED.value):
+        since = f"{days} days" if days is not None else "never bought"
+        since_zh = f"{days} 天未消费" if days is not None else "从未消费"
+        hints.append(Hint(seg.lifecycle, 2, f"{seg.lifecycle.capitalize()}: {since} - ask why, plan a win-back",
+                          f"{'沉睡' if seg.lifecycle == 'dormant' else '流失'}会员：{since_zh}，了解原因",
+                          {"days_since_purchase": days}))  # fmt: skip
+    elif seg.lifecycle == Lifecycle.NEW.value:
+        hints.append(Hint("new_member", 3, f"New member since {m.joined_on.isoformat()}: welcome",
+                          f"新会员（{m.joined_on.isoformat()} 入会）：欢迎", {"joined_on": m.joined_on}))  # fmt: skip
+    if seg.declining_spend:
+        hints.append(Hint("declining_spend", 3,
+                          f"Spend falling: {seg.spend_last_90} in the last 90 days vs {seg.spend_prev_90} before",
+                          f"消费下降：近 90 天 {seg.spend_last_90}，之前 90 天 {seg.spend_prev_90}",
+                          {"last_90": seg.spend_last_90, "prev_90": seg.spend_prev_90}))  # fmt: skip
+    if m.birthday is not None:
+        offset = _birthday_offset(m.birthday, _local_today(now, m.timezone))
+        if -3 <= offset <= 7:
+            when = (
+                "today"
+                if offset == 0
+                else (f"in {offset} days" if offset > 0 else f"{-offset} days ago")
+            )
+            hints.append(Hint("birthday", 3, f"Birthday {when} ({m.birthday.strftime('%m-%d')}): wish them well",
+                              f"生日 {m.birthday.strftime('%m-%d')}：送上祝福", {"offset_days": offset}))  # fmt: skip
+    if m.points_balance > 0:
+        text = f"{m.points_balance:,} points"
+        text_zh = f"积分 {m.points_balance:,}"
+        data: dict[str, Any] = {"balance": m.points_balance}
+        if p.points_expiring is not None:
+            text += f"; {p.points_expiring.points:,} expire on {p.points_expiring.expires_on.isoformat()}"
+            text_zh += f"，其中 {p.points_expiring.points:,} 将于 {p.points_expiring.expires_on.isoformat()} 过期"
+            data["expiring"] = p.points_expiring.points
+            data["expires_on"] = p.points_expiring.expires_on
+        soon = (
+            p.points_expiring is not None and (p.points_expiring.expires_on - now.date()).days <= 30
+        )
+        hints.append(
+            Hint("points_expiring" if soon else "points", 3 if soon else 4, text, text_zh, data)
+        )
+    if p.open_inquiries:
+        hints.append(Hint("open_inquiry", 4, f"{len(p.open_inquiries)} open inquiry(ies): {p.open_inquiries[0].subject}",
+                          f"{len(p.open_inquiries)} 个未结咨询：{p.open_inquiries[0].subject}",
+                          {"inquiry_ids": [i.id for i in p.open_inquiries]}))  # fmt: skip
+    return tuple(sorted(hints, key=lambda h: h.priority))
