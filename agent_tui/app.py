@@ -1,0 +1,236 @@
+"""The agent console application: owns the hub connection and routes pushes to screens.
+
+Screens live in :mod:`agent_tui.screens`, dialogs in :mod:`agent_tui.dialogs`. The
+connection is an App-level worker (it outlives every screen); pushes become
+:class:`~agent_tui.messages.HubPush` messages and are routed by :meth:`handle_push`.
+Tests and the snapshot factory drive the same path with ``handle_push``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import ssl as ssl_mod
+from collections.abc import Callable
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+
+from agent_tui.calls import CallBook
+from agent_tui.messages import HubPush, HubStatus
+from agent_tui.model import AgentState, CallState, ScreenPop, Session, Wallboard
+from cti.hubproto.client import HubClient
+from cti.hubproto.messages import ErrorCode, ProtocolError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class ConsoleApp(App[None]):
+    """``memberline console``: one agent's (or supervisor's) terminal."""
+
+    CSS_PATH = "theme.tcss"
+    TITLE = "Memberline"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+t", "toggle_theme", "Light/dark", show=False),
+    ]
+
+    hub_status: reactive[str] = reactive("disconnected")
+    """connecting | connected | disconnected | auth_failed (from the HubClient)."""
+    agent_state: reactive[AgentState | None] = reactive(None)
+    """Our own state as last pushed by the hub."""
+    wallboard: reactive[Wallboard | None] = reactive(None)
+    """The last wallboard push (supervisors, while subscribed)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 7070,
+        *,
+        ssl: ssl_mod.SSLContext | None = None,
+        agent: str | None = None,
+        password: str | None = None,
+        clock: Clock | None = None,
+        agent_tz: dt.tzinfo | None = None,
+        reconnect_initial: float = 0.2,
+        reconnect_max: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.host, self.port, self._ssl = host, port, ssl
+        self._initial_agent = agent
+        self._initial_password = password
+        self.clock: Clock = clock or _utcnow
+        """Where every time shown comes from (a fixed clock in snapshot tests)."""
+        self.agent_tz: dt.tzinfo = agent_tz or dt.datetime.now().astimezone().tzinfo or dt.UTC
+        self.session: Session | None = None
+        self.book = CallBook()
+        self.client: HubClient | None = None
+        self._reconnect = (reconnect_initial, reconnect_max)
+
+    # -- lifecycle -------------------------------------------------------------
+    def on_mount(self) -> None:
+        from agent_tui.screens.login import LoginScreen
+
+        self.push_screen(LoginScreen(self._initial_agent or "", self._initial_password))
+
+    async def action_quit(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await client.close()
+        self.exit()
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    @work(exclusive=True, exit_on_error=False, group="hub")
+    async def login(self, agent: str, password: str) -> None:
+        """Connect, hello, login; on success the client keeps the session alive by itself."""
+        from agent_tui.screens.login import LoginScreen
+
+        client = HubClient(
+            self.host,
+            self.port,
+            agent,
+            password,
+            ssl=self._ssl,
+            reconnect_initial=self._reconnect[0],
+            reconnect_max=self._reconnect[1],
+        )
+        client.on_push(self._push_arrived)
+        client.on_status(self._status_changed)
+        try:
+            result = await client.start()
+        except ProtocolError as exc:
+            text = {
+                ErrorCode.BAD_CREDENTIALS: "Wrong agent id or password.",
+                ErrorCode.RATE_LIMITED: "Too many attempts: wait a minute, then try again.",
+            }.get(exc.code, f"{exc.code.value}: {exc.message}")
+            if isinstance(self.screen, LoginScreen):
+                self.screen.show_error(text)
+            return
+        except (OSError, TimeoutError) as exc:
+            if isinstance(self.screen, LoginScreen):
+                self.screen.show_error(f"Cannot reach the hub at {self.host}:{self.port} ({exc}).")
+            return
+        self.client = client
+        self.hub_status = "connected"
+        self.start_session(result)
+
+    def _push_arrived(self, name: str, data: dict[str, Any]) -> None:
+        self.post_message(HubPush(name, data))
+
+    def _status_changed(self, status: str) -> None:
+        self.post_message(HubStatus(status))
+
+    def start_session(self, login_result: dict[str, Any]) -> None:
+        """Show the home screen for a login result (the hub's, or a recorded one)."""
+        from agent_tui.screens.home import HomeScreen
+
+        self.session = Session.parse(login_result)
+        self.switch_screen(HomeScreen())
+
+    # -- requests ----------------------------------------------------------------
+    async def request(self, cmd: str, **args: Any) -> dict[str, Any]:
+        """One hub command; raises ProtocolError / ConnectionError."""
+        if self.client is None:
+            raise ConnectionError("not connected to the hub")
+        return await self.client.request(cmd, **args)
+
+    async def call_hub(self, cmd: str, **args: Any) -> dict[str, Any] | None:
+        """One hub command; errors are shown to the agent and give ``None``."""
+        try:
+            return await self.request(cmd, **args)
+        except ProtocolError as exc:
+            self.notify(exc.message or exc.code.value, title=exc.code.value, severity="error")
+        except (ConnectionError, TimeoutError):
+            self.notify("The hub is not reachable; try again shortly.", severity="error")
+        return None
+
+    # -- pushes ------------------------------------------------------------------
+    def on_hub_status(self, message: HubStatus) -> None:
+        self.hub_status = message.status
+
+    def on_hub_push(self, message: HubPush) -> None:
+        self.handle_push(message.name, message.data)
+
+    def handle_push(self, name: str, data: dict[str, Any]) -> None:
+        if name == "agent_state":
+            self.agent_state = AgentState.parse(data)
+        elif name == "screen_pop":
+            self.show_pop(ScreenPop.parse(data))
+        elif name == "call_state":
+            self._call_changed(CallState.parse(data))
+        elif name == "wallboard":
+            self.wallboard = Wallboard.parse(data)
+        elif name == "notice":
+            level = str(data.get("level", "info"))
+            severity = level if level in ("warning", "error") else "information"
+            self.notify(str(data.get("text", "")), severity=severity)  # type: ignore[arg-type]
+        else:
+            log.debug("ignoring push %s", name)
+
+    def _call_screen(self, call_id: str) -> Any:
+        from agent_tui.screens.call import CallScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, CallScreen) and screen.call_id == call_id:
+                return screen
+        return None
+
+    def show_pop(self, pop: ScreenPop) -> None:
+        """Open (or refresh, keeping the notes) the call screen for a pop."""
+        from agent_tui.screens.call import CallScreen
+
+        self.book.add_pop(pop)
+        existing = self._call_screen(pop.call_id)
+        if existing is not None:
+            existing.update_pop(pop)
+            return
+        self.push_screen(CallScreen(pop))
+
+    def _call_changed(self, call: CallState) -> None:
+        from agent_tui.screens.call import CallScreen
+        from agent_tui.screens.wrapup import WrapUpScreen
+
+        self.book.update_call(call)
+        screen = self._call_screen(call.call_id)
+        if screen is not None:
+            screen.call_changed(call)
+        if call.state != "ended" or call.call_id in self.book.wrapped:
+            return
+        if any(
+            isinstance(s, WrapUpScreen) and s.call_id == call.call_id for s in self.screen_stack
+        ):
+            return
+        if call.call_id not in self.book.pops and call.member_id is None:
+            return  # not a call this console showed (e.g. a stray call_state)
+        wrap = WrapUpScreen(call.call_id)
+        if isinstance(self.screen, CallScreen) and self.screen.call_id == call.call_id:
+            self.switch_screen(wrap)
+        else:
+            self.push_screen(wrap)
+
+    def finish_call(self, call_id: str) -> None:
+        """After wrap-up: forget the call and go back to the home screen."""
+        from agent_tui.screens.home import HomeScreen
+
+        self.book.finish(call_id)
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, HomeScreen):
+            self.pop_screen()
+
+    def member_tz(self, name: str) -> dt.tzinfo:
+        try:
+            return ZoneInfo(name)
+        except (KeyError, ValueError):
+            return dt.UTC

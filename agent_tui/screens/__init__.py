@@ -1,0 +1,1 @@
+"""One screen per module: login, home, call (the pop), profile, wrap-up, search, supervisor screens."""

@@ -1,0 +1,1 @@
+"""Widgets grouped by feature: status (state bar, hub banner), member (profile), charts."""
