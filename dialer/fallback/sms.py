@@ -1,0 +1,110 @@
+"""SMS through the real twilio library (async HTTP client), pointed at Twilio or the sink.
+
+``base_url`` replaces ``https://api.twilio.com`` for the REST API (the local sink in the
+demo, the bench and the tests). Every message carries a status callback URL whose query
+names the outbox row (``?o=<id>``): the webhook uses it to find the row even before the
+worker has recorded the provider's sid.
+
+Recovery of an in-flight row asks Twilio for messages to the same number from the same
+sender, sent since the attempt started, with the same body (the Message resource has no
+client reference field; body + to + from + time is what the real API lets us match on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import aiohttp
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from dialer.fallback.results import (
+    TWILIO_FLAG_PHONE,
+    TWILIO_PERMANENT,
+    Outcome,
+    SendResult,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS_PATH = "/twilio/sms/status"
+INBOUND_PATH = "/twilio/sms/inbound"
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    account_sid: str
+    auth_token: str
+    from_number: str
+    public_url: str
+    """Our public base URL as Twilio calls it (status callbacks go to ``public_url + STATUS_PATH``)."""
+    base_url: str | None = None
+    """REST API base, e.g. ``http://127.0.0.1:PORT`` for the local sink; None = Twilio."""
+    timeout_s: float = 10.0
+
+    def __repr__(self) -> str:  # never show the token
+        return f"SmsSettings(account_sid={self.account_sid!r}, from={self.from_number!r}, base_url={self.base_url!r})"
+
+
+def status_callback_url(public_url: str, outbox_id: int) -> str:
+    return f"{public_url.rstrip('/')}{STATUS_PATH}?{urlencode({'o': outbox_id})}"
+
+
+def classify_twilio_error(exc: TwilioRestException) -> SendResult:
+    code = str(exc.code) if exc.code is not None else None
+    detail = f"twilio {exc.status} {code or ''} {exc.msg}".strip()
+    if code == "21610":
+        return SendResult(Outcome.PERMANENT, code=code, detail=detail, revoke_consent=True)
+    if code in TWILIO_PERMANENT:
+        return SendResult(Outcome.PERMANENT, code=code, detail=detail,
+                          flag_address=code in TWILIO_FLAG_PHONE)
+    if exc.status == 429 or exc.status >= 500:
+        return SendResult(Outcome.TRANSIENT, code=code or str(exc.status), detail=detail)
+    if exc.status in (401, 403):
+        log.error("Twilio rejected our credentials (HTTP %s): check account sid/auth token", exc.status)
+        return SendResult(Outcome.TRANSIENT, code=code or str(exc.status), detail=detail)
+    return SendResult(Outcome.PERMANENT, code=code or str(exc.status), detail=detail)
+
+
+class TwilioSms:
+    """Send and look up SMS with ``twilio.rest.Client`` on aiohttp. Create inside the loop."""
+
+    def __init__(self, settings: SmsSettings) -> None:
+        self.settings = settings
+        self._http = AsyncTwilioHttpClient(timeout=settings.timeout_s)
+        self.client = Client(settings.account_sid, settings.auth_token, http_client=self._http)
+        if settings.base_url:
+            self.client.api.base_url = settings.base_url.rstrip("/")
+
+    async def send(self, to: str, body: str, outbox_id: int) -> SendResult:
+        try:
+            msg = await self.client.messages.create_async(
+                to=to, from_=self.settings.from_number, body=body,
+                status_callback=status_callback_url(self.settings.public_url, outbox_id),
+            )
+        except TwilioRestException as exc:
+            return classify_twilio_error(exc)
+        except aiohttp.ClientConnectorError as exc:
+            return SendResult(Outcome.TRANSIENT, code="connect", detail=f"connect: {exc}")
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return SendResult(Outcome.AMBIGUOUS, code="io", detail=f"{type(exc).__name__}: {exc}")
+        return SendResult(Outcome.SENT, provider_id=msg.sid, detail=msg.status or "")
+
+    async def find_sent(self, to: str, body: str, since: dt.datetime) -> list[str]:
+        """Sids of messages to ``to`` with exactly ``body`` sent since ``since`` (recovery)."""
+        msgs = await self.client.messages.list_async(
+            to=to, from_=self.settings.from_number,
+            date_sent_after=since - dt.timedelta(minutes=5), page_size=100,
+        )
+        return [m.sid for m in msgs if m.body == body and m.sid]
+
+    async def close(self) -> None:
+        session = self._http.session
+        if session is not None:
+            await session.close()
+        await asyncio.sleep(0)

@@ -1,0 +1,503 @@
+"""Database side of the outbox worker: leasing, send-time rules, results, consent (sync).
+
+Every function takes a ``Session`` and runs inside the caller's transaction (the worker calls
+them through ``run_db``). State machine of a row::
+
+    pending ──lease──▶ leased ──mark_sending──▶ sending ──▶ sent ──callback──▶ delivered
+       ▲                 │ rules: defer/skip        │               └──────▶ undelivered
+       └─ transient / deferred / expired lease ◀────┤ (30003: back to pending, retried)
+                                                    ├──▶ failed (permanent / gave up)
+                                                    └──▶ review (in flight at a crash, unprovable)
+
+Leasing on PostgreSQL uses ``SELECT … FOR UPDATE SKIP LOCKED``; on SQLite a conditional
+``UPDATE … WHERE status='pending'`` (SQLite has one writer, the UPDATE is atomic) followed by
+a read of the rows carrying this batch's lease token. The send-time rules run in the same
+transaction, after the write lock is taken (SQLite) / the members are locked ``FOR UPDATE``
+(PostgreSQL), so two workers cannot both pass the daily cap for one member.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy.orm import Session
+
+from crm_bridge.models import (
+    AuditLog,
+    Channel,
+    Member,
+    MemberPhone,
+    OutboxMessage,
+    OutboxStatus,
+)
+from dialer.fallback.content import ContentSettings, email_message, sms_body
+from dialer.fallback.outbox import ORDER_KEY, sibling_key
+from dialer.fallback.purposes import OrderPolicy
+from dialer.fallback.results import Outcome, SendResult
+from dialer.fallback.rules import (
+    RulesConfig,
+    local_day_start,
+    next_allowed,
+    next_day_allowed,
+    zone,
+)
+
+log = logging.getLogger(__name__)
+
+T = cast(Table, OutboxMessage.__table__)
+BODY_KEY = "_body"
+"""Payload key: the SMS text as sent (recovery matches the provider's copy against it)."""
+
+COUNTED = (OutboxStatus.LEASED, OutboxStatus.SENDING, OutboxStatus.SENT,
+           OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED)
+"""Statuses that count towards the member's daily cap (by ``sent_at``)."""
+OPEN = (OutboxStatus.PENDING, OutboxStatus.LEASED, OutboxStatus.SENDING)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    base_s: float = 30.0
+    max_s: float = 6 * 3600.0
+    jitter: float = 0.5
+    """Full back-off is ``base * 2**(attempt-1)`` capped, times a random factor in [1-j, 1+j]."""
+
+    def delay(self, attempts: int, rng: random.Random | None = None) -> float:
+        r = rng or random
+        raw = min(self.max_s, self.base_s * (2 ** max(0, attempts - 1)))
+        return raw * (1 - self.jitter + 2 * self.jitter * r.random())
+
+
+@dataclass(frozen=True)
+class Job:
+    """A leased row ready to send: everything the channel needs, nothing lazy."""
+
+    id: int
+    key: str
+    channel: Channel
+    member_id: int
+    to: str
+    attempts: int
+    """Attempts before this one."""
+    sms_body: str | None = None
+    email: EmailMessage | None = None
+
+
+def _audit(session: Session, action: str, member_id: int | None, actor: str, **details: Any) -> None:
+    session.add(AuditLog(actor=actor, action=action, member_id=member_id, details=details))
+
+
+# ---------------------------------------------------------------- leasing and rules
+def lease_batch(
+    session: Session, owner: str, now: dt.datetime, limit: int, lease_s: float,
+    rules: RulesConfig, content: ContentSettings,
+) -> list[Job]:
+    """Lease up to ``limit`` due rows for ``owner`` (a unique batch token), apply the rules."""
+    expires = now + dt.timedelta(seconds=lease_s)
+    pg = session.get_bind().dialect.name == "postgresql"
+    due = and_(T.c.status == OutboxStatus.PENDING.value, T.c.next_attempt_at <= now)
+    if pg:
+        ids = list(session.scalars(
+            select(OutboxMessage.id).where(due).order_by(T.c.next_attempt_at).limit(limit)
+            .with_for_update(skip_locked=True)
+        ))
+        if not ids:
+            return []
+        session.execute(update(T).where(T.c.id.in_(ids)).values(
+            status=OutboxStatus.LEASED.value, lease_owner=owner, lease_expires_at=expires))
+    else:
+        sub = select(T.c.id).where(due).order_by(T.c.next_attempt_at).limit(limit).scalar_subquery()
+        res = session.execute(update(T).where(T.c.id.in_(sub), T.c.status == OutboxStatus.PENDING.value)
+                              .values(status=OutboxStatus.LEASED.value, lease_owner=owner,
+                                      lease_expires_at=expires))
+        if not getattr(res, "rowcount", 0):
+            return []
+    rows = list(session.scalars(
+        select(OutboxMessage).where(OutboxMessage.lease_owner == owner,
+                                    OutboxMessage.status == OutboxStatus.LEASED)
+        .order_by(OutboxMessage.id)
+    ))
+    if not rows:
+        return []
+    member_ids = sorted({r.member_id for r in rows})
+    q = select(Member).where(Member.id.in_(member_ids)).order_by(Member.id)
+    if pg:
+        q = q.with_for_update()
+    members = {m.id: m for m in session.scalars(q)}
+    bad_phones = {
+        (p.member_id, p.e164) for p in session.scalars(
+            select(MemberPhone).where(MemberPhone.member_id.in_(member_ids), MemberPhone.invalid.is_(True)))
+    }
+    sent_times: dict[int, list[dt.datetime]] = defaultdict(list)
+    row_ids = {r.id for r in rows}
+    for mid, rid, at in session.execute(
+        select(T.c.member_id, T.c.id, T.c.sent_at).where(
+            T.c.member_id.in_(member_ids), T.c.status.in_([s.value for s in COUNTED]),
+            T.c.sent_at >= now - dt.timedelta(days=2))
+    ):
+        if rid not in row_ids and at is not None:
+            sent_times[mid].append(at if at.tzinfo else at.replace(tzinfo=dt.UTC))
+    siblings: dict[str, OutboxMessage] = {}
+    gated = [sibling_key(r.idempotency_key, Channel.SMS) for r in rows
+             if r.channel is Channel.EMAIL and (r.payload or {}).get(ORDER_KEY)]
+    if gated:
+        siblings = {s.idempotency_key: s for s in session.scalars(
+            select(OutboxMessage).where(OutboxMessage.idempotency_key.in_(gated)))}
+    jobs: list[Job] = []
+    skipped_sms: list[OutboxMessage] = []
+    for row in rows:
+        member = members.get(row.member_id)
+        verdict = _decide(row, member, now, rules, bad_phones, sent_times, siblings)
+        if verdict is not None:
+            kind, when, reason = verdict
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.last_error = reason
+            if kind == "skip":
+                row.status = OutboxStatus.SKIPPED
+                row.next_attempt_at = None
+                if row.channel is Channel.SMS:
+                    skipped_sms.append(row)
+            else:
+                row.status = OutboxStatus.PENDING
+                row.next_attempt_at = when
+            continue
+        assert member is not None
+        row.sent_at = now  # counts towards today's cap from now on
+        sent_times[member.id].append(now)
+        if row.channel is Channel.SMS:
+            body = sms_body(content, member, row)
+            row.payload = {**(row.payload or {}), BODY_KEY: body}
+            jobs.append(Job(row.id, row.idempotency_key, row.channel, row.member_id,
+                            row.to_address, row.attempts, sms_body=body))
+        else:
+            msg = email_message(content, member, row, now)
+            jobs.append(Job(row.id, row.idempotency_key, row.channel, row.member_id,
+                            row.to_address, row.attempts, email=msg))
+    if skipped_sms:
+        release_email_siblings(session, [r.idempotency_key for r in skipped_sms], now)
+    return jobs
+
+
+def _decide(
+    row: OutboxMessage, member: Member | None, now: dt.datetime, rules: RulesConfig,
+    bad_phones: set[tuple[int, str]], sent_times: dict[int, list[dt.datetime]],
+    siblings: dict[str, OutboxMessage],
+) -> tuple[str, dt.datetime | None, str] | None:
+    """None = send now; else ("skip" | "defer" | "hold", when, reason)."""
+    if member is None:
+        return ("skip", None, "member gone")
+    if row.channel is Channel.SMS:
+        if not member.consent_sms:
+            return ("skip", None, "no SMS consent")
+        if (member.id, row.to_address) in bad_phones:
+            return ("skip", None, "phone flagged invalid")
+    else:
+        if not member.consent_email:
+            return ("skip", None, "no email consent")
+        if member.email_invalid:
+            return ("skip", None, "email flagged invalid")
+        order = (row.payload or {}).get(ORDER_KEY)
+        if order:
+            gate = _gate(row, OrderPolicy(order), siblings, now, rules)
+            if gate is not None:
+                return gate
+    tz = zone(member.timezone, rules.default_timezone)
+    allowed = next_allowed(now, tz, rules)
+    if allowed > now:
+        return ("defer", allowed, f"quiet hours until {allowed.astimezone(tz).isoformat()}")
+    if rules.daily_cap > 0:
+        day_start = local_day_start(now, tz)
+        if sum(1 for t in sent_times.get(member.id, ()) if t >= day_start) >= rules.daily_cap:
+            when = next_day_allowed(now, tz, rules)
+            return ("defer", when, f"daily cap {rules.daily_cap} reached")
+    return None
+
+
+def _gate(
+    row: OutboxMessage, order: OrderPolicy, siblings: dict[str, OutboxMessage],
+    now: dt.datetime, rules: RulesConfig,
+) -> tuple[str, dt.datetime | None, str] | None:
+    sms = siblings.get(sibling_key(row.idempotency_key, Channel.SMS))
+    if sms is None or order is OrderPolicy.BOTH:
+        return None
+    if sms.status in OPEN:
+        return ("defer", None, "waiting for the SMS")
+    if order is OrderPolicy.SMS_THEN_EMAIL:
+        return None
+    if sms.status is OutboxStatus.DELIVERED:
+        return ("skip", None, "SMS delivered")
+    if sms.status is OutboxStatus.REVIEW:
+        return ("defer", None, "SMS under review")
+    if sms.status is OutboxStatus.SENT and sms.sent_at is not None:
+        wait_until = sms.sent_at + dt.timedelta(seconds=rules.fallback_wait_s)
+        if now < wait_until:
+            return ("defer", wait_until, "waiting for the SMS delivery receipt")
+    return None
+
+
+def release_email_siblings(session: Session, sms_keys: Iterable[str], now: dt.datetime) -> None:
+    """Make held email rows of these SMS rows due now (their gate decides what happens)."""
+    keys = [sibling_key(k, Channel.EMAIL) for k in sms_keys]
+    if not keys:
+        return
+    session.execute(update(T).where(
+        T.c.idempotency_key.in_(keys), T.c.status == OutboxStatus.PENDING.value,
+        or_(T.c.next_attempt_at.is_(None), T.c.next_attempt_at > now),
+    ).values(next_attempt_at=now))
+
+
+# ---------------------------------------------------------------- sending and results
+def mark_sending(
+    session: Session, ids: Sequence[int], owner_prefix: str, now: dt.datetime, lease_s: float
+) -> set[int]:
+    """Record the attempt *before* the provider is called; returns the ids still ours."""
+    if not ids:
+        return set()
+    res = session.execute(
+        update(T).where(T.c.id.in_(list(ids)), T.c.status == OutboxStatus.LEASED.value,
+                        T.c.lease_owner.like(f"{owner_prefix}%"))
+        .values(status=OutboxStatus.SENDING.value, attempts=T.c.attempts + 1, sent_at=now,
+                lease_expires_at=now + dt.timedelta(seconds=lease_s), updated_at=now)
+        .returning(T.c.id)
+    )
+    return {r[0] for r in res}
+
+
+def record_results(
+    session: Session, results: Sequence[tuple[Job, SendResult]], now: dt.datetime,
+    retry: RetryPolicy, rng: random.Random | None = None,
+) -> None:
+    """Apply provider outcomes in one transaction (grouped: one executemany per kind)."""
+    sent: list[dict[str, Any]] = []
+    released: list[str] = []
+    for job, result in results:
+        attempts = job.attempts + 1
+        if result.outcome is Outcome.SENT:
+            sent.append({"b_id": job.id, "b_pid": result.provider_id, "b_err": None})
+            if job.channel is Channel.SMS:
+                released.append(job.key)
+        elif result.outcome is Outcome.TRANSIENT:
+            if attempts >= retry.max_attempts:
+                _fail(session, job, f"gave up after {attempts} attempts: {result.detail}", now)
+                if job.channel is Channel.SMS:
+                    released.append(job.key)
+            else:
+                session.execute(update(T).where(T.c.id == job.id, T.c.status == OutboxStatus.SENDING.value)
+                                .values(status=OutboxStatus.PENDING.value, lease_owner=None,
+                                        lease_expires_at=None, last_error=result.detail, updated_at=now,
+                                        next_attempt_at=now + dt.timedelta(seconds=retry.delay(attempts, rng))))
+        elif result.outcome is Outcome.PERMANENT:
+            _fail(session, job, result.detail, now)
+            apply_permanent(session, job.member_id, job.channel, job.to, result, now)
+            if job.channel is Channel.SMS:
+                released.append(job.key)
+        else:  # AMBIGUOUS: stays SENDING, lease expired at once so recovery asks the provider
+            session.execute(update(T).where(T.c.id == job.id, T.c.status == OutboxStatus.SENDING.value)
+                            .values(lease_expires_at=now, last_error=f"in doubt: {result.detail}",
+                                    updated_at=now))
+    if sent:
+        conn = session.connection()
+        conn.execute(update(T).where(T.c.id == bindparam("b_id"), T.c.status == OutboxStatus.SENDING.value)
+                     .values(status=OutboxStatus.SENT.value, provider_id=bindparam("b_pid"),
+                             last_error=bindparam("b_err"), lease_owner=None, lease_expires_at=None,
+                             updated_at=now), sent)
+        # A status callback may have overtaken us (row already delivered): keep its status,
+        # but make sure the provider id is recorded.
+        conn.execute(update(T).where(T.c.id == bindparam("b_id"), T.c.provider_id.is_(None))
+                     .values(provider_id=bindparam("b_pid")), sent)
+    if released:
+        release_email_siblings(session, released, now)
+
+
+def _fail(session: Session, job: Job, reason: str, now: dt.datetime) -> None:
+    session.execute(update(T).where(T.c.id == job.id, T.c.status == OutboxStatus.SENDING.value)
+                    .values(status=OutboxStatus.FAILED.value, lease_owner=None, lease_expires_at=None,
+                            next_attempt_at=None, last_error=reason, updated_at=now))
+
+
+def apply_permanent(
+    session: Session, member_id: int, channel: Channel, address: str, result: SendResult,
+    now: dt.datetime,
+) -> None:
+    """Flag the address or revoke consent after a permanent failure (audited)."""
+    if result.revoke_consent and channel is Channel.SMS:
+        set_sms_consent_for_phone(session, address, False, actor="system",
+                                  reason=f"twilio {result.code}: recipient opted out")
+    if not result.flag_address:
+        return
+    if channel is Channel.SMS:
+        session.execute(update(MemberPhone).where(MemberPhone.member_id == member_id,
+                                                  MemberPhone.e164 == address).values(invalid=True))
+        _audit(session, "member.phone_flagged", member_id, "system", phone=address, code=result.code)
+    else:
+        session.execute(update(Member).where(Member.id == member_id).values(email_invalid=True))
+        _audit(session, "member.email_flagged", member_id, "system", code=result.code)
+
+
+# ---------------------------------------------------------------- status callbacks
+def apply_status_callback(
+    session: Session, outbox_id: int | None, sid: str, status: str, error_code: str | None,
+    now: dt.datetime, retry: RetryPolicy,
+) -> str:
+    """Move a row on a Twilio status callback; returns what happened (for logs/tests)."""
+    row: OutboxMessage | None = None
+    if outbox_id is not None:
+        row = session.get(OutboxMessage, outbox_id)
+        if row is not None and row.provider_id not in (None, sid):
+            row = None  # the query id and the sid disagree: trust the sid
+    if row is None:
+        row = session.scalars(select(OutboxMessage).where(OutboxMessage.provider_id == sid)).first()
+    if row is None or row.channel is not Channel.SMS:
+        return "unknown message"
+    if row.provider_id is None:
+        row.provider_id = sid
+    final = (OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED, OutboxStatus.FAILED)
+    if status in ("queued", "accepted", "sending", "sent"):
+        if row.status in (OutboxStatus.SENDING, OutboxStatus.REVIEW):
+            row.status = OutboxStatus.SENT
+            row.lease_owner = row.lease_expires_at = None
+            release_email_siblings(session, [row.idempotency_key], now)
+        return "sent"
+    if status == "delivered":
+        if row.status not in final:
+            row.status = OutboxStatus.DELIVERED
+            row.lease_owner = row.lease_expires_at = None
+            row.last_error = None
+        return "delivered"
+    if status in ("undelivered", "failed"):
+        code = error_code or ""
+        if row.status in final:
+            return "already final"
+        row.lease_owner = row.lease_expires_at = None
+        row.last_error = f"{status} {code}".strip()
+        result = SendResult(Outcome.PERMANENT, code=code, detail=row.last_error,
+                            flag_address=code in ("30005", "30006"))
+        if code == "30003" and row.attempts < retry.max_attempts:
+            # Unreachable handset: Twilio advises retrying later; a resend is not a duplicate
+            # for the member because the first one never reached the phone.
+            row.status = OutboxStatus.PENDING
+            row.next_attempt_at = now + dt.timedelta(seconds=retry.delay(row.attempts))
+            return "retry"
+        row.status = OutboxStatus.UNDELIVERED
+        apply_permanent(session, row.member_id, Channel.SMS, row.to_address, result, now)
+        release_email_siblings(session, [row.idempotency_key], now)
+        return "undelivered"
+    return "ignored"
+
+
+# ---------------------------------------------------------------- consent
+def set_sms_consent_for_phone(
+    session: Session, phone: str, consent: bool, *, actor: str, reason: str
+) -> list[int]:
+    """Revoke/grant SMS consent of every member with ``phone``; returns their ids (audited)."""
+    ids = sorted(set(session.scalars(select(MemberPhone.member_id).where(MemberPhone.e164 == phone))))
+    for mid in ids:
+        member = session.get(Member, mid)
+        if member is None or member.consent_sms == consent:
+            continue
+        member.consent_sms = consent
+        _audit(session, "consent.sms_granted" if consent else "consent.sms_revoked", mid, actor,
+               phone=phone, reason=reason)
+    return ids
+
+
+def revoke_email_consent(session: Session, member_id: int, *, actor: str, reason: str) -> bool:
+    member = session.get(Member, member_id)
+    if member is None:
+        return False
+    if member.consent_email:
+        member.consent_email = False
+        _audit(session, "consent.email_revoked", member_id, actor, reason=reason)
+    return True
+
+
+# ---------------------------------------------------------------- recovery
+@dataclass(frozen=True)
+class InDoubt:
+    id: int
+    channel: Channel
+    to: str
+    key: str
+    provider_id: str | None
+    sms_body: str | None
+    sent_at: dt.datetime | None
+
+
+def expire_leased(session: Session, now: dt.datetime, owner_prefix: str | None = None) -> int:
+    """Leased rows never reached the provider: back to pending (expired, or ours at startup)."""
+    cond = T.c.lease_expires_at < now
+    if owner_prefix is not None:
+        cond = or_(cond, T.c.lease_owner.like(f"{owner_prefix}%"))
+    res = session.execute(update(T).where(T.c.status == OutboxStatus.LEASED.value, cond)
+                          .values(status=OutboxStatus.PENDING.value, lease_owner=None,
+                                  lease_expires_at=None, next_attempt_at=now))
+    return int(getattr(res, "rowcount", 0) or 0)
+
+
+def claim_in_doubt(
+    session: Session, owner: str, now: dt.datetime, lease_s: float, owner_prefix: str | None = None,
+    limit: int = 500,
+) -> list[InDoubt]:
+    """Claim SENDING rows whose lease expired (or that our previous incarnation left)."""
+    cond = T.c.lease_expires_at < now
+    if owner_prefix is not None:
+        cond = or_(cond, and_(T.c.lease_owner.like(f"{owner_prefix}%"), T.c.lease_owner != owner))
+    ids = list(session.scalars(select(T.c.id).where(T.c.status == OutboxStatus.SENDING.value, cond)
+                               .order_by(T.c.id).limit(limit)))
+    if not ids:
+        return []
+    claimed = set(session.scalars(
+        update(T).where(T.c.id.in_(ids), T.c.status == OutboxStatus.SENDING.value, cond)
+        .values(lease_owner=owner, lease_expires_at=now + dt.timedelta(seconds=lease_s))
+        .returning(T.c.id)))
+    rows = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(claimed)))
+    return [InDoubt(r.id, r.channel, r.to_address, r.idempotency_key, r.provider_id,
+                    (r.payload or {}).get(BODY_KEY), r.sent_at) for r in rows]
+
+
+def resolve_in_doubt(
+    session: Session, row_id: int, owner: str, verdict: str, now: dt.datetime,
+    provider_id: str | None = None, reason: str = "",
+) -> None:
+    """verdict: ``sent`` (proved), ``pending`` (proved not sent), ``review`` (unknown)."""
+    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+    if verdict == "sent":
+        values.update(status=OutboxStatus.SENT.value, last_error=reason or None)
+        if provider_id:
+            values["provider_id"] = provider_id
+    elif verdict == "pending":
+        values.update(status=OutboxStatus.PENDING.value, next_attempt_at=now,
+                      last_error=reason or "recovered: provider has no copy, resending")
+    else:
+        values.update(status=OutboxStatus.REVIEW.value, last_error=reason or "in doubt: needs review")
+    res = session.execute(update(T).where(T.c.id == row_id, T.c.status == OutboxStatus.SENDING.value,
+                                          T.c.lease_owner == owner).values(**values).returning(T.c.idempotency_key, T.c.channel))
+    hit = res.first()
+    if hit is not None and hit[1] == Channel.SMS.value and verdict in ("sent", "review"):
+        release_email_siblings(session, [hit[0]], now)
+
+
+def retry_row(session: Session, row_id: int, actor: str, now: dt.datetime) -> OutboxMessage:
+    """Operator retry of a failed / review row (audited). Raises ValueError otherwise."""
+    row = session.get(OutboxMessage, row_id)
+    if row is None:
+        raise LookupError(f"no outbox message {row_id}")
+    if row.status not in (OutboxStatus.FAILED, OutboxStatus.REVIEW):
+        raise ValueError(f"message {row_id} is {row.status.value}: only failed or review "
+                         "messages can be retried")
+    previous = row.status.value
+    row.status = OutboxStatus.PENDING
+    row.next_attempt_at = now
+    row.lease_owner = row.lease_expires_at = None
+    row.last_error = f"retry by {actor} (was {previous}: {row.last_error or ''})"
+    _audit(session, "outbox.retry", row.member_id, actor, outbox_id=row_id, previous=previous)
+    return row

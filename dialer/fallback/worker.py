@@ -1,0 +1,290 @@
+"""The asyncio delivery worker: lease, send with bounded concurrency and rate limits, record.
+
+Crash safety, step by step for one row:
+
+1. ``lease_batch`` (one transaction per batch) applies the send-time rules and leaves the
+   row ``leased`` with an expiring lease. A crash here: the lease expires (or the restarted
+   worker with the same ``worker_id`` reclaims it at once) and the row is pending again —
+   nothing was sent.
+2. ``mark_sending`` (group-committed) sets ``sending``, ``attempts+1`` and ``sent_at``
+   *before* the provider is called.
+3. The provider call. 4. ``record_results`` (group-committed) stores the provider id / error.
+
+A crash between 2 and 4 leaves the row ``sending``. Recovery (at start-up for rows of our
+own ``worker_id``, later for any expired lease) never resends blindly: SMS rows are looked
+up at the provider (same to/from/body since ``sent_at``): one match -> ``sent`` with its
+sid, none -> pending (safe to send), several -> ``review``. Email rows are ``sent`` /
+pending when a :class:`MailProbe` can tell (the local SMTP sink can), else ``review``: a
+real SMTP server cannot be asked whether it accepted a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from typing import Protocol
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from crm_bridge.db import run_db
+from crm_bridge.models import Channel, OutboxMessage, OutboxStatus, utcnow
+from dialer.fallback.content import ContentSettings
+from dialer.fallback.email import SmtpEmail, message_id_for
+from dialer.fallback.groupcommit import GroupCommitter
+from dialer.fallback.ratelimit import TokenBucket
+from dialer.fallback.results import Outcome, SendResult
+from dialer.fallback.rules import RulesConfig
+from dialer.fallback.sms import TwilioSms
+from dialer.fallback.store import (
+    InDoubt,
+    Job,
+    RetryPolicy,
+    claim_in_doubt,
+    expire_leased,
+    lease_batch,
+    mark_sending,
+    record_results,
+    resolve_in_doubt,
+)
+
+log = logging.getLogger(__name__)
+
+
+class MailProbe(Protocol):
+    """Can tell whether the mail server accepted a message (only a server we run can)."""
+
+    async def received(self, message_id: str) -> bool | None: ...
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+    """Stable across restarts of one worker to reclaim its own in-flight rows at start-up at
+    once; otherwise they are recovered when their lease expires."""
+    concurrency: int = 64
+    batch_size: int = 200
+    sms_rate: float = 200.0
+    email_rate: float = 200.0
+    lease_s: float = 120.0
+    poll_interval_s: float = 0.5
+    recovery_interval_s: float = 15.0
+    idle_horizon_s: float = 120.0
+    """``until_idle``: stop when nothing is due within this horizon and nothing is in flight."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass
+class WorkerStats:
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.counts)
+
+
+class OutboxWorker:
+    def __init__(
+        self, engine: Engine, *, content: ContentSettings, rules: RulesConfig,
+        settings: WorkerSettings | None = None, sms: TwilioSms | None = None,
+        email: SmtpEmail | None = None, mail_probe: MailProbe | None = None,
+    ) -> None:
+        self.engine = engine
+        self.content = content
+        self.rules = rules
+        self.settings = settings or WorkerSettings()
+        self.sms = sms
+        self.email = email
+        self.mail_probe = mail_probe
+        self.stats = WorkerStats()
+        self._prefix = f"{self.settings.worker_id}#"
+        self._recovery_owner = f"{self._prefix}r{uuid.uuid4().hex[:8]}"
+        self._batch_no = 0
+        self._sem = asyncio.Semaphore(self.settings.concurrency)
+        self._buckets = {Channel.SMS: TokenBucket(self.settings.sms_rate),
+                         Channel.EMAIL: TokenBucket(self.settings.email_rate)}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._changed = asyncio.Event()
+        self._recover_now = asyncio.Event()
+        self._marker: GroupCommitter[int, bool] = GroupCommitter(engine, self._apply_sending)
+        self._recorder: GroupCommitter[tuple[Job, SendResult], None] = GroupCommitter(
+            engine, self._apply_results)
+
+    # -- group-committed writes
+    def _apply_sending(self, session: Session, ids: Sequence[int]) -> list[bool]:
+        ok = mark_sending(session, ids, self._prefix, utcnow(), self.settings.lease_s)
+        return [i in ok for i in ids]
+
+    def _apply_results(self, session: Session, items: Sequence[tuple[Job, SendResult]]) -> list[None]:
+        record_results(session, items, utcnow(), self.settings.retry)
+        return [None] * len(items)
+
+    # -- main loop
+    async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None) -> WorkerStats:
+        stop = stop or asyncio.Event()
+        self._marker.start()
+        self._recorder.start()
+        try:
+            await self.recover(startup=True)
+            loop = asyncio.get_running_loop()
+            next_recovery = loop.time() + self.settings.recovery_interval_s
+            while not stop.is_set():
+                room = self.settings.concurrency * 2 - len(self._tasks)
+                jobs: list[Job] = []
+                if room > 0:
+                    jobs = await self._lease(min(room, self.settings.batch_size))
+                    for job in jobs:
+                        task = asyncio.create_task(self._process(job))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._task_done)
+                if self._recover_now.is_set() or loop.time() >= next_recovery:
+                    self._recover_now.clear()
+                    await self.recover(startup=False)
+                    next_recovery = loop.time() + self.settings.recovery_interval_s
+                if jobs and len(jobs) == min(room, self.settings.batch_size):
+                    await asyncio.sleep(0)
+                    continue
+                if until_idle and not self._tasks and not await run_db(self.engine, self._busy):
+                    break
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    waits = [asyncio.create_task(self._changed.wait()), asyncio.create_task(stop.wait())]
+                    try:
+                        await asyncio.wait(waits, timeout=self.settings.poll_interval_s,
+                                           return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        for w in waits:
+                            w.cancel()
+        finally:
+            await self._drain()
+        return self.stats
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._changed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("outbox send task failed", exc_info=task.exception())
+
+    async def _drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._marker.close()
+        await self._recorder.close()
+
+    def _busy(self, session: Session) -> bool:
+        horizon = utcnow() + dt.timedelta(seconds=self.settings.idle_horizon_s)
+        n = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            ((OutboxMessage.status == OutboxStatus.PENDING) & (OutboxMessage.next_attempt_at <= horizon))
+            | OutboxMessage.status.in_([OutboxStatus.LEASED, OutboxStatus.SENDING])))
+        return bool(n)
+
+    async def _lease(self, limit: int) -> list[Job]:
+        self._batch_no += 1
+        owner = f"{self._prefix}{self._batch_no}"
+        try:
+            jobs = await run_db(self.engine, lease_batch, owner, utcnow(), limit,
+                                self.settings.lease_s, self.rules, self.content)
+        except Exception:
+            log.exception("outbox lease failed; retrying shortly")
+            await asyncio.sleep(self.settings.poll_interval_s)
+            return []
+        self.stats.counts["leased"] += len(jobs)
+        return jobs
+
+    async def _process(self, job: Job) -> None:
+        async with self._sem:
+            await self._buckets[job.channel].acquire()
+            if not await self._marker.submit(job.id):
+                self.stats.counts["lease_lost"] += 1
+                return
+            result = await self._send(job)
+            self.stats.counts[f"{job.channel.value}_{result.outcome.value}"] += 1
+            if result.outcome is Outcome.TRANSIENT:
+                self.stats.counts["retried"] += 1
+            await self._recorder.submit((job, result))
+            if result.outcome is Outcome.AMBIGUOUS:
+                self._recover_now.set()
+
+    async def _send(self, job: Job) -> SendResult:
+        try:
+            if job.channel is Channel.SMS:
+                if self.sms is None or job.sms_body is None:
+                    return SendResult(Outcome.TRANSIENT, code="no-channel", detail="SMS channel not configured")
+                return await self.sms.send(job.to, job.sms_body, job.id)
+            if self.email is None or job.email is None:
+                return SendResult(Outcome.TRANSIENT, code="no-channel", detail="email channel not configured")
+            return await self.email.send(job.email, job.to)
+        except Exception as exc:  # a bug or an unexpected library error: never lose the row
+            log.exception("outbox send of %s raised", job.id)
+            return SendResult(Outcome.AMBIGUOUS, code="error", detail=f"{type(exc).__name__}: {exc}")
+
+    # -- recovery
+    async def recover(self, *, startup: bool) -> Counter[str]:
+        """Resolve rows left leased/sending by a crash (ours at start-up, any expired lease)."""
+        done: Counter[str] = Counter()
+        now = utcnow()
+        prefix = self._prefix if startup else None
+        done["expired_leases"] = await run_db(self.engine, expire_leased, now, prefix)
+        while True:
+            rows = await run_db(self.engine, claim_in_doubt, self._recovery_owner, utcnow(),
+                                self.settings.lease_s, prefix)
+            if not rows:
+                break
+            verdicts = await asyncio.gather(*(self._verdict(r) for r in rows))
+            for row, (verdict, pid, reason) in zip(rows, verdicts, strict=True):
+                await run_db(self.engine, resolve_in_doubt, row.id, self._recovery_owner, verdict,
+                             utcnow(), pid, reason)
+                done[verdict] += 1
+                self.stats.counts[f"recovered_{verdict}"] += 1
+            if len(rows) < 500:
+                break
+        if sum(done.values()):
+            log.info("outbox recovery: %s", dict(done))
+        return done
+
+    async def _verdict(self, row: InDoubt) -> tuple[str, str | None, str]:
+        if row.provider_id:
+            return "sent", row.provider_id, "recovered: provider id was recorded"
+        if row.channel is Channel.SMS:
+            if self.sms is None or row.sms_body is None or row.sent_at is None:
+                return "review", None, "in doubt: cannot ask the SMS provider"
+            try:
+                sids = await self.sms.find_sent(row.to, row.sms_body, row.sent_at)
+            except Exception as exc:
+                return "review", None, f"in doubt: provider lookup failed ({type(exc).__name__})"
+            if len(sids) == 1:
+                return "sent", sids[0], "recovered: found at the provider"
+            if not sids:
+                return "pending", None, "recovered: provider has no copy, resending"
+            return "review", None, f"in doubt: {len(sids)} matching messages at the provider"
+        if self.mail_probe is None:
+            return "review", None, "in doubt: the SMTP server cannot be asked; check and retry"
+        domain = parseaddr(self.content.email.sender)[1].rpartition("@")[2] or "memberline.local"
+        mid = message_id_for(row.key, domain)
+        try:
+            seen = await self.mail_probe.received(mid)
+        except Exception as exc:
+            return "review", None, f"in doubt: mail probe failed ({type(exc).__name__})"
+        if seen is None:
+            return "review", None, "in doubt: the mail server does not know"
+        return ("sent", mid, "recovered: mail server has it") if seen else (
+            "pending", None, "recovered: mail server has no copy, resending")
+
+
+async def run_worker(worker: OutboxWorker, *, until_idle: bool = False,
+                     stop: asyncio.Event | None = None) -> WorkerStats:
+    """Run ``worker`` and close its channels afterwards."""
+    try:
+        return await worker.run(until_idle=until_idle, stop=stop)
+    finally:
+        if worker.sms is not None:
+            await worker.sms.close()
+        if worker.email is not None:
+            await worker.email.close()
