@@ -1,0 +1,395 @@
+"""Call-list builders: each one a couple of ``INSERT ... SELECT`` statements, never a loop.
+
+Every builder writes ``call_list_entries`` for one campaign and returns a :class:`ListResult`.
+Common rules (:func:`_eligible`):
+
+- excluded: ``do_not_call``, no call consent (``consent_call``), no valid phone (every
+  ``member_phones`` row flagged invalid, or none);
+- a member with an open complaint (``open``/``in_progress``) is not dialled by the campaign:
+  their entry is written with status ``routed`` and ``assigned_agent_id`` = the complaint's
+  owner (the member's maintaining agent when the complaint has no owner);
+- idempotent: a member already on the campaign is skipped (``uq_call_list_entries_campaign_member``
+  plus ``ON CONFLICT DO NOTHING``), so re-running a builder adds nothing twice. Because of that
+  unique key a campaign holds a member at most once: run the post-purchase builder into a
+  campaign per day or week.
+
+Entries get ``next_attempt_at = now`` (due at once; the dialer applies calling windows) and a
+priority by tier (Platinum 3, Gold 2, Silver 1, Standard 0).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from crm_bridge.models import (
+    CallAttempt,
+    CallListEntry,
+    Campaign,
+    CampaignKind,
+    Complaint,
+    ComplaintStatus,
+    Direction,
+    EntryStatus,
+    Inquiry,
+    Member,
+    MemberPhone,
+    Purchase,
+    SurveyResponse,
+    Tier,
+    UTCDateTime,
+)
+from crm_bridge.segments import DORMANT_DAYS, LAPSED_DAYS, dormant_condition
+
+__all__ = [
+    "GreetingCandidate",
+    "ListResult",
+    "build_dormant_list",
+    "build_post_purchase_list",
+    "build_survey_list",
+    "dormant_greeting_candidates",
+    "local_day_windows",
+]
+
+log = logging.getLogger(__name__)
+
+POST_PURCHASE_DAYS = 7
+SURVEY_CONTACT_DAYS = 30
+SURVEY_QUIET_DAYS = 90
+OPEN_COMPLAINT = (ComplaintStatus.OPEN, ComplaintStatus.IN_PROGRESS)
+
+
+@dataclass(frozen=True, slots=True)
+class ListResult:
+    campaign_id: int
+    added: int
+    """Entries written by this run (pending + routed)."""
+    routed: int
+    """Of those, how many went to a complaint owner instead of the campaign."""
+
+    @property
+    def pending(self) -> int:
+        return self.added - self.routed
+
+
+@dataclass(frozen=True, slots=True)
+class GreetingCandidate:
+    """A dormant member to greet by SMS or email (the outbox sends; this only selects)."""
+
+    member_id: int
+    channel: str
+    """``sms`` or ``email``"""
+    address: str
+    locale: str
+    last_purchase_at: dt.datetime | None
+
+
+def _ts(value: dt.datetime) -> ColumnElement[Any]:
+    return literal(value, UTCDateTime())
+
+
+def _valid_phone() -> Any:
+    return (
+        select(func.min(MemberPhone.e164))
+        .where(MemberPhone.member_id == Member.id, MemberPhone.invalid.is_(False))
+        .correlate(Member)
+        .scalar_subquery()
+    )
+
+
+def _open_complaint_owner() -> Any:
+    return (
+        select(func.coalesce(Complaint.owner_agent_id, Member.maintaining_agent_id))
+        .where(Complaint.member_id == Member.id, Complaint.status.in_(OPEN_COMPLAINT))
+        .order_by(Complaint.created_at.desc(), Complaint.id.desc())
+        .limit(1)
+        .correlate(Member)
+        .scalar_subquery()
+    )
+
+
+def _has_open_complaint() -> ColumnElement[bool]:
+    return exists().where(Complaint.member_id == Member.id, Complaint.status.in_(OPEN_COMPLAINT))
+
+
+def _callable(campaign_id: int) -> list[ColumnElement[bool]]:
+    """Conditions every dialled member meets (see module doc)."""
+    return [
+        Member.do_not_call.is_(False),
+        Member.consent_call.is_(True),
+        exists().where(MemberPhone.member_id == Member.id, MemberPhone.invalid.is_(False)),
+        ~exists().where(
+            CallListEntry.campaign_id == campaign_id, CallListEntry.member_id == Member.id
+        ),
+    ]
+
+
+def _priority() -> ColumnElement[int]:
+    return case(
+        (Member.tier == Tier.PLATINUM, 3),
+        (Member.tier == Tier.GOLD, 2),
+        (Member.tier == Tier.SILVER, 1),
+        else_=0,
+    )
+
+
+_ENTRY_COLS = ["campaign_id", "member_id", "phone_e164", "purchase_id", "assigned_agent_id", "status",
+               "attempts", "next_attempt_at", "priority", "created_at", "updated_at"]  # fmt: skip
+
+
+def _entry_columns(campaign_id: int, now: dt.datetime, purchase_id: Any = None) -> list[Any]:
+    routed = _has_open_complaint()
+    return [
+        literal(campaign_id, Integer),
+        Member.id,
+        _valid_phone(),
+        purchase_id if purchase_id is not None else literal(None, Integer),
+        case((routed, _open_complaint_owner()), else_=None),
+        case((routed, literal(EntryStatus.ROUTED.value)), else_=literal(EntryStatus.PENDING.value)),
+        literal(0, Integer),
+        _ts(now),
+        _priority(),
+        _ts(now),
+        _ts(now),
+    ]
+
+
+def _counts(session: Session, campaign_id: int) -> tuple[int, int]:
+    """(entries, routed entries) of a campaign; one query over the campaign's index range."""
+    row = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((CallListEntry.status == EntryStatus.ROUTED, 1),
+                                                         else_=0)), 0))
+        .where(CallListEntry.campaign_id == campaign_id)
+    ).one()  # fmt: skip
+    return int(row[0]), int(row[1])
+
+
+def _insert(
+    session: Session, campaign_id: int, now: dt.datetime, select_stmt: Select[Any]
+) -> ListResult:
+    dialect = session.get_bind().dialect.name
+    table = CallListEntry
+    ins: Any
+    if dialect == "postgresql":
+        ins = (
+            postgresql.insert(table).from_select(_ENTRY_COLS, select_stmt).on_conflict_do_nothing()
+        )
+    elif dialect == "sqlite":
+        ins = sqlite.insert(table).from_select(_ENTRY_COLS, select_stmt).on_conflict_do_nothing()
+    else:  # pragma: no cover - other dialects rely on the NOT EXISTS guard only
+        ins = insert(CallListEntry).from_select(_ENTRY_COLS, select_stmt)
+    total_before, routed_before = _counts(session, campaign_id)
+    session.execute(ins)
+    total_after, routed_after = _counts(session, campaign_id)
+    return ListResult(campaign_id, total_after - total_before, routed_after - routed_before)
+
+
+def local_day_windows(
+    timezones: list[str], now: dt.datetime, days_ago: int
+) -> list[tuple[str, dt.datetime, dt.datetime]]:
+    """For each IANA zone: the UTC window ``[start, end)`` of the local day ``days_ago`` days
+    before the local today at ``now``. Unknown zones are logged and left out."""
+    out = []
+    for tz in sorted(set(timezones)):
+        try:
+            zone = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("skipping members with unknown time zone %r", tz)
+            continue
+        day = now.astimezone(zone).date() - dt.timedelta(days=days_ago)
+        start = dt.datetime.combine(day, dt.time(), zone).astimezone(dt.UTC)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC)
+        out.append((tz, start, end))
+    return out
+
+
+def build_post_purchase_list(
+    session: Session, campaign_id: int, now: dt.datetime, days_ago: int = POST_PURCHASE_DAYS
+) -> ListResult:
+    """Members who bought exactly ``days_ago`` (7) local days ago, in their own time zone.
+
+    1. the distinct zones of members who bought in the widest possible UTC window (a bounded,
+       indexed range of purchases); 2. their local-day UTC windows as a UNION ALL derived
+       table (a portable VALUES list); 3. one
+       INSERT ... SELECT joining purchases to it, one entry per member (their latest purchase
+       that day), skipping members with a purchase of that day already on a post-purchase
+       campaign.
+    """
+    widest_lo = now - dt.timedelta(days=days_ago + 2)
+    widest_hi = now - dt.timedelta(days=days_ago - 2)
+    zones = session.scalars(
+        select(Member.timezone)
+        .join(Purchase, Purchase.member_id == Member.id)
+        .where(Purchase.purchased_at >= _ts(widest_lo), Purchase.purchased_at < _ts(widest_hi))
+        .distinct()
+    ).all()
+    windows = local_day_windows(list(zones), now, days_ago)
+    if not windows:
+        return ListResult(campaign_id, 0, 0)
+    win = union_all(
+        *(
+            select(literal(tz, String).label("tz"), _ts(lo).label("lo"), _ts(hi).label("hi"))
+            for tz, lo, hi in windows
+        )
+    ).subquery("windows")
+    # Followed up already: a post-purchase entry for one of this member's purchases that day.
+    earlier = aliased(CallListEntry)
+    pp_campaign = aliased(Campaign)
+    earlier_purchase = aliased(Purchase)
+    followed_up = exists().where(
+        earlier.member_id == Member.id,
+        earlier.purchase_id == earlier_purchase.id,
+        earlier_purchase.purchased_at >= win.c.lo,
+        earlier_purchase.purchased_at < win.c.hi,
+        pp_campaign.id == earlier.campaign_id,
+        pp_campaign.kind == CampaignKind.POST_PURCHASE,
+    )
+    stmt = (
+        select(*_entry_columns(campaign_id, now, func.max(Purchase.id)))
+        .select_from(Purchase)
+        .join(Member, Member.id == Purchase.member_id)
+        .join(win, win.c.tz == Member.timezone)
+        .where(Purchase.purchased_at >= win.c.lo, Purchase.purchased_at < win.c.hi, ~followed_up)
+        .where(*_callable(campaign_id))
+        .group_by(Member.id)
+    )
+    return _insert(session, campaign_id, now, stmt)
+
+
+def build_dormant_list(
+    session: Session, campaign_id: int, now: dt.datetime, days: int = LAPSED_DAYS
+) -> ListResult:
+    """Win-back calls: members with no purchase for >= ``days`` (180; never bought: since
+    joining). One INSERT ... SELECT over ``ix_members_last_purchase_at``."""
+    stmt = select(*_entry_columns(campaign_id, now)).where(
+        dormant_condition(now, days), *_callable(campaign_id)
+    )
+    return _insert(session, campaign_id, now, stmt)
+
+
+def dormant_greeting_candidates(
+    session: Session,
+    now: dt.datetime,
+    days: int = DORMANT_DAYS,
+    until_days: int | None = LAPSED_DAYS,
+) -> Iterator[GreetingCandidate]:
+    """Members dormant for >= ``days`` (90) but < ``until_days`` (180; None: no upper bound),
+    each with the channel to greet them on: SMS when they consent to SMS, are not do-not-call
+    and have a valid phone, otherwise email when they consent and have a deliverable address.
+    Members with an open complaint (their owner calls them instead) or no usable channel are
+    left out. One streamed SELECT, ordered by member id; the outbox decides what to send.
+    """
+    phone = _valid_phone()
+    sms_ok = and_(Member.consent_sms.is_(True), Member.do_not_call.is_(False), phone.is_not(None))
+    email_ok = and_(
+        Member.consent_email.is_(True), Member.email.is_not(None), Member.email != "",
+        Member.email_invalid.is_(False),
+    )  # fmt: skip
+    conds: list[ColumnElement[bool]] = [
+        dormant_condition(now, days),
+        ~_has_open_complaint(),
+        or_(sms_ok, email_ok),
+    ]
+    if until_days is not None:
+        conds.append(~dormant_condition(now, until_days))
+    stmt = (
+        select(
+            Member.id,
+            case((sms_ok, literal("sms")), else_=literal("email")),
+            case((sms_ok, phone), else_=Member.email),
+            Member.locale,
+            Member.last_purchase_at,
+        )
+        .where(*conds)
+        .order_by(Member.id)
+        .execution_options(yield_per=5000)
+    )
+    for row in session.execute(stmt):
+        yield GreetingCandidate(row[0], row[1], row[2], row[3], row[4])
+
+
+def _sample_key(seed: int) -> ColumnElement[int]:
+    # A portable integer hash (Knuth's multiplicative constant): a seeded, deterministic shuffle.
+    return (Member.id * 2654435761 + seed * 40503 + 12345) % 4294967291
+
+
+def build_survey_list(
+    session: Session,
+    campaign_id: int,
+    now: dt.datetime,
+    size: int,
+    seed: int = 0,
+    contact_days: int = SURVEY_CONTACT_DAYS,
+    quiet_days: int = SURVEY_QUIET_DAYS,
+) -> ListResult:
+    """A deterministic sample of ``size`` members who bought or had a service contact (inquiry,
+    complaint, inbound call) in the last ``contact_days`` (30) and were not surveyed (a survey
+    response, or an entry on a survey campaign) in the last ``quiet_days`` (90).
+
+    ``size`` is the campaign's total: a re-run only tops the campaign up to ``size``.
+    The candidates come from a UNION of four indexed time-range scans; the sample is the first
+    ``size`` by a seeded hash of the member id (same seed + same data -> same members).
+    """
+    already = session.scalar(
+        select(func.count())
+        .select_from(CallListEntry)
+        .where(CallListEntry.campaign_id == campaign_id)
+    )
+    remaining = size - int(already or 0)
+    if remaining <= 0:
+        return ListResult(campaign_id, 0, 0)
+    since = _ts(now - dt.timedelta(days=contact_days))
+    quiet = _ts(now - dt.timedelta(days=quiet_days))
+    contacts = union(
+        select(Member.id.label("member_id")).where(Member.last_purchase_at > since),
+        select(Inquiry.member_id).where(Inquiry.created_at > since),
+        select(Complaint.member_id).where(Complaint.created_at > since),
+        select(CallAttempt.member_id).where(
+            CallAttempt.started_at > since,
+            CallAttempt.direction == Direction.INBOUND,
+            CallAttempt.member_id.is_not(None),
+        ),
+    ).subquery("contacts")
+    surveyed_entry = aliased(CallListEntry)
+    survey_campaign = aliased(Campaign)
+    recently_surveyed = or_(
+        exists().where(SurveyResponse.member_id == Member.id, SurveyResponse.started_at > quiet),
+        exists().where(
+            surveyed_entry.member_id == Member.id,
+            surveyed_entry.created_at > quiet,
+            survey_campaign.id == surveyed_entry.campaign_id,
+            survey_campaign.kind == CampaignKind.SURVEY,
+        ),
+    )
+    stmt = (
+        select(*_entry_columns(campaign_id, now))
+        .select_from(contacts)
+        .join(Member, Member.id == contacts.c.member_id)
+        .where(~recently_surveyed, *_callable(campaign_id))
+        .order_by(_sample_key(seed), Member.id)
+        .limit(remaining)
+    )
+    return _insert(session, campaign_id, now, stmt)
