@@ -1,0 +1,184 @@
+"""dial, hangup, transfer, wrapup: an agent acts only on their own calls."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from typing import Any
+
+from crm_bridge.db import run_db
+from cti.hub import actions
+from cti.hub import db as hubdb
+from cti.hub.calls import CallRecord
+from cti.hub.server import Ctx
+from cti.hubproto.messages import ErrorCode, ProtocolError
+
+_EXTEN = re.compile(r"^[0-9A-Za-z*#+_-]{1,32}$")
+
+
+async def dial(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    hub, agent = ctx.hub, ctx.agent
+    member_id: int = args["member_id"]
+    await hub.ensure_reach(agent, member_id)
+    info = await run_db(hub.engine, hubdb.member_dial_info, member_id)
+    if info is None:
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"no member {member_id}")
+    name, phones, no_call = info
+    if no_call:
+        raise ProtocolError(ErrorCode.CONFLICT, "member is on do-not-call or has not consented")
+    wanted = args.get("phone")
+    if wanted is not None:
+        if wanted not in phones:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "that number is not one of the member's")
+        number = wanted
+    elif phones:
+        number = phones[0]
+    else:
+        raise ProtocolError(ErrorCode.NOT_FOUND, "member has no valid phone number")
+    busy = [r for r in hub.calls.of_agent(agent.code) if r.state != "ended"]
+    if busy:
+        raise ProtocolError(ErrorCode.CONFLICT, "already on a call")
+    call_id = f"ml-{uuid.uuid4().hex[:24]}"
+    action_id = f"dial-{call_id}"
+    await run_db(hub.engine, hubdb.create_dial_attempt, call_id, member_id, agent.id, number)
+    now = hub.clock()
+    rec = hub.calls.add(
+        CallRecord(
+            call_id=call_id,
+            direction="outbound",
+            started=now,
+            since=now,
+            caller_num=number,
+            caller_name=name,
+            member_id=member_id,
+            agent_code=agent.code,
+            action_id=action_id,
+            state="ringing",
+        )
+    )
+    hub.pending_dials[action_id] = call_id
+    hub.grant(agent.code, [member_id])
+    action = actions.originate_click_to_dial(
+        interface=agent.interface,
+        number=number,
+        context=hub.settings.outbound_context,
+        caller_id=f'"{_cid(name)}" <{number}>',
+        channel_id=call_id,
+        member_id=member_id,
+        agent_code=agent.code,
+        timeout_ms=hub.settings.originate_timeout_ms,
+        action_id=action_id,
+    )
+    hub.push_call_state(rec, agent.code)
+    try:
+        await hub.send_action(action)
+    except ProtocolError:
+        hub.pending_dials.pop(action_id, None)
+        rec.state = "ended"
+        hub.calls.ended(rec, hub.clock())
+        await run_db(hub.engine, hubdb.fail_dial_attempt, call_id, "failed")
+        hub.push_call_state(rec, agent.code)
+        raise
+    return {"call_id": call_id}
+
+
+def _cid(name: str) -> str:
+    return name.replace('"', "").replace("<", "").replace(">", "")[:64]
+
+
+def _own_call(ctx: Ctx, call_id: str) -> CallRecord:
+    rec = ctx.hub.calls.get(call_id)
+    if rec is None:
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"no call {call_id}")
+    agent = ctx.agent
+    if not rec.concerns(agent.code) and not agent.is_supervisor:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "not your call")
+    if rec.state == "ended":
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"call {call_id} has ended")
+    return rec
+
+
+def _member_channel(ctx: Ctx, rec: CallRecord) -> str | None:
+    if rec.member_channel:
+        return rec.member_channel
+    conv = ctx.hub.tracker.conversation(rec.call_id)
+    if conv is None:
+        return None
+    agent_bases = {c.rsplit(";", 1)[0] for c in rec.agent_channels.values()}
+    others = [c for c in conv.channels if c.rsplit(";", 1)[0] not in agent_bases]
+    return others[-1] if others else None
+
+
+async def hangup(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    hub = ctx.hub
+    rec = _own_call(ctx, args["call_id"])
+    owner = rec.agent_code or ctx.agent.code
+    s = hub.settings
+    member_channel = _member_channel(ctx, rec)
+    if (
+        rec.direction == "inbound"
+        and rec.queue in s.postcall_survey_queues
+        and rec.state in ("up", "hold")
+        and member_channel
+    ):
+        # Post-call survey: moving the member away ends the agent's bridge too.
+        await hub.send_action(actions.redirect(member_channel, s.survey_context, s.survey_exten))
+        return {}
+    channel = rec.agent_channels.get(owner) or member_channel
+    if channel is None:
+        raise ProtocolError(ErrorCode.NOT_FOUND, "the call has no channel to hang up yet")
+    await hub.send_action(actions.hangup(channel))
+    return {}
+
+
+async def transfer(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    hub = ctx.hub
+    rec = _own_call(ctx, args["call_id"])
+    target: str = args["target"]
+    if not _EXTEN.match(target):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "target: not an extension")
+    channel = _member_channel(ctx, rec)
+    if channel is None or rec.state not in ("up", "hold"):
+        raise ProtocolError(ErrorCode.NOT_FOUND, "the call is not connected")
+    await hub.send_action(actions.redirect(channel, hub.settings.agent_context, target))
+    return {}
+
+
+async def wrapup(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    hub, agent = ctx.hub, ctx.agent
+    call_id: str = args["call_id"]
+    disposition: str = args["disposition"]
+    if disposition not in hub.settings.disposition_codes:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"unknown disposition {disposition!r}")
+    callback_at = None
+    if args.get("callback_at"):
+        callback_at = dt.datetime.fromisoformat(args["callback_at"]).astimezone(dt.UTC)
+    rec = hub.calls.get(call_id)
+    if rec is not None:
+        if rec.agent_code != agent.code and not agent.is_supervisor:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "not your call")
+    else:
+        found, owner_id = await run_db(hub.engine, hubdb.call_owner, call_id)
+        if not found:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no call {call_id}")
+        if owner_id != agent.id and not agent.is_supervisor:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "not your call")
+    await hub.writer.flush()  # the row's facts queued before this are committed
+    attempt_id = await run_db(
+        hub.engine,
+        hubdb.store_wrapup,
+        call_id,
+        agent,
+        disposition,
+        args.get("notes"),
+        callback_at,
+        rec.queue if rec else None,
+        rec.member_id if rec else None,
+    )
+    if attempt_id is None:
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"no call {call_id}")
+    if rec is not None:
+        rec.wrapped_up = True
+    hub.dispatch_events(hub.tracker.end_wrap_up(agent.interface, hub.clock()))
+    return {"attempt_id": attempt_id}

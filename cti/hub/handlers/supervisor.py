@@ -1,0 +1,75 @@
+"""Supervisor commands: reassign members, agents list, campaigns, wallboard, survey summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cti.hub import campaigndb, memberdb
+from cti.hub.handlers.members import _db
+from cti.hub.server import Ctx
+from cti.hub.wallboard import wallboard_push
+from cti.hubproto.messages import ErrorCode, ProtocolError
+
+MAX_REASSIGN_IDS = 100_000
+
+
+async def reassign_members(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    ids = args.get("member_ids")
+    from_agent = args.get("from_agent")
+    if (ids is None) == (from_agent is None):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "give exactly one of member_ids, from_agent")
+    if ids is not None:
+        if not ids or len(ids) > MAX_REASSIGN_IDS:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"member_ids: 1..{MAX_REASSIGN_IDS} ids")
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "member_ids: integers only")
+        ids = sorted(set(ids))
+    moved = await _db(ctx, memberdb.reassign, ctx.agent, args["to_agent"], ids, from_agent)
+    return {"moved": moved}
+
+
+async def agents_list(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    hub = ctx.hub
+    await hub.load_agents()
+    agents = [hub.agent_view(a) for a in sorted(hub.agents_by_code.values(), key=lambda a: a.code)]
+    for view in agents:
+        view["logged_in"] = hub.sessions.logged_in(view["agent"])
+    return {"agents": agents}
+
+
+async def campaigns_list(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    return {"campaigns": await _db(ctx, campaigndb.list_campaigns)}
+
+
+async def campaign_create(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    s = ctx.hub.settings
+    campaign_id, entries = await _db(
+        ctx,
+        campaigndb.create_campaign,
+        ctx.agent,
+        args["name"],
+        args["kind"],
+        args["mode"],
+        args.get("settings") or {},
+        s.queue,
+        s.abandon_cap,
+    )
+    return {"campaign_id": campaign_id, "entries": entries}
+
+
+async def campaign_control(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    status = await _db(
+        ctx, campaigndb.control_campaign, ctx.agent, args["campaign_id"], args["action"]
+    )
+    return {"status": status}
+
+
+async def wallboard_subscribe(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    conn = ctx.conn
+    conn.wallboard = True
+    ctx.after.append(lambda: conn.push("wallboard", wallboard_push(ctx.hub)))
+    return {}
+
+
+async def survey_summary(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    raise ProtocolError(ErrorCode.CONFLICT, "survey summary not available in this hub yet")

@@ -1,0 +1,227 @@
+"""Member-side writes the hub's commands make (run through ``run_db``), each audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from crm_bridge.models import (
+    Agent,
+    AuditLog,
+    CallbackTask,
+    Complaint,
+    Inquiry,
+    Member,
+    MemberPhone,
+    PointsLedger,
+    RewardItem,
+    Severity,
+)
+from cti.hub.sessions import AgentInfo
+
+
+class Refused(Exception):
+    """A business rule refused the change (mapped to ``conflict`` / ``not_found``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _audit(s: Session, who: AgentInfo, action: str, member_id: int | None, **details: Any) -> None:
+    s.add(AuditLog(actor=who.actor, action=action, member_id=member_id, details=details))
+
+
+def audit_view(s: Session, who: AgentInfo, action: str, member_id: int, **details: Any) -> None:
+    _audit(s, who, action, member_id, **details)
+
+
+def reveal(s: Session, who: AgentInfo, member_id: int, field: str, reason: str) -> list[str]:
+    m = s.get(Member, member_id)
+    if m is None:
+        raise Refused("not_found", f"no member {member_id}")
+    if field == "phone":
+        values = list(
+            s.scalars(
+                select(MemberPhone.e164)
+                .where(MemberPhone.member_id == member_id)
+                .order_by(MemberPhone.id)
+            )
+        )
+    else:
+        values = [m.email] if m.email else []
+    _audit(s, who, f"member.reveal_{field}", member_id, reason=reason)
+    return values
+
+
+def _new_member_no(s: Session) -> str:
+    for _ in range(20):
+        no = "Q" + secrets.token_hex(5).upper()
+        if s.scalar(select(Member.id).where(Member.member_no == no)) is None:
+            return no
+    raise Refused("conflict", "could not allocate a member number")
+
+
+def create_member(
+    s: Session, who: AgentInfo, name: str, e164: str, locale: str, email: str | None
+) -> tuple[int, str]:
+    member = Member(
+        member_no=_new_member_no(s),
+        name=name,
+        locale=locale,
+        email=email,
+        joined_on=dt.datetime.now(dt.UTC).date(),
+        maintaining_agent_id=None if who.is_supervisor else who.id,
+    )
+    member.phones.append(MemberPhone(e164=e164, kind="mobile"))
+    s.add(member)
+    s.flush()
+    _audit(s, who, "member.create", member.id, source="console")
+    return member.id, member.member_no
+
+
+def create_inquiry(
+    s: Session, who: AgentInfo, member_id: int, category: str, subject: str, body: str | None
+) -> int:
+    row = Inquiry(
+        member_id=member_id, category=category, subject=subject, body=body, agent_id=who.id
+    )
+    s.add(row)
+    s.flush()
+    _audit(s, who, "inquiry.create", member_id, inquiry_id=row.id)
+    return row.id
+
+
+def create_complaint(
+    s: Session, who: AgentInfo, member_id: int, severity: str, category: str, description: str
+) -> int:
+    owner = s.scalar(select(Member.maintaining_agent_id).where(Member.id == member_id))
+    row = Complaint(
+        member_id=member_id,
+        severity=Severity(severity),
+        category=category,
+        description=description,
+        owner_agent_id=owner if owner is not None else who.id,
+        source="call",
+    )
+    s.add(row)
+    s.flush()
+    _audit(s, who, "complaint.create", member_id, complaint_id=row.id, severity=severity)
+    return row.id
+
+
+def create_callback(
+    s: Session, who: AgentInfo, member_id: int, due_at: dt.datetime, reason: str, queue: str
+) -> int:
+    row = CallbackTask(
+        member_id=member_id, agent_id=who.id, queue=queue, due_at=due_at, reason=reason
+    )
+    s.add(row)
+    s.flush()
+    _audit(s, who, "callback.create", member_id, task_id=row.id)
+    return row.id
+
+
+def catalogue(s: Session) -> list[dict[str, Any]]:
+    return [
+        {"code": r.code, "name": r.name, "name_zh": r.name_zh, "points_cost": r.points_cost}
+        for r in s.scalars(
+            select(RewardItem).where(RewardItem.active.is_(True)).order_by(RewardItem.points_cost)
+        )
+    ]
+
+
+def redeem(
+    s: Session, who: AgentInfo, member_id: int, item_code: str, confirm: bool
+) -> dict[str, Any]:
+    """Quote, or (``confirm``) debit the points in one transaction with a ledger row.
+
+    The balance is decremented with a guarded UPDATE (``points_balance >= cost``), so two
+    concurrent redemptions can never take the balance below zero.
+    """
+    item = s.scalars(
+        select(RewardItem).where(RewardItem.code == item_code, RewardItem.active.is_(True))
+    ).one_or_none()
+    if item is None:
+        raise Refused("not_found", f"no catalogue item {item_code!r}")
+    balance = s.scalar(select(Member.points_balance).where(Member.id == member_id))
+    if balance is None:
+        raise Refused("not_found", f"no member {member_id}")
+    cost = item.points_cost
+    if balance < cost:
+        raise Refused("conflict", f"not enough points: {balance} < {cost}")
+    if not confirm:
+        return {
+            "balance_before": balance,
+            "cost": cost,
+            "balance_after": balance - cost,
+            "confirmed": False,
+        }
+    res = s.execute(
+        update(Member)
+        .where(Member.id == member_id, Member.points_balance >= cost)
+        .values(points_balance=Member.points_balance - cost)
+        .returning(Member.points_balance)
+    ).first()
+    if res is None:
+        raise Refused("conflict", "not enough points")
+    after = int(res[0])
+    s.add(
+        PointsLedger(
+            member_id=member_id,
+            delta=-cost,
+            balance_after=after,
+            reason="redeem",
+            reference=item.code,
+            agent_id=who.id,
+        )
+    )
+    _audit(s, who, "points.redeem", member_id, item=item.code, cost=cost, balance_after=after)
+    return {"balance_before": after + cost, "cost": cost, "balance_after": after, "confirmed": True}
+
+
+def reassign(
+    s: Session,
+    who: AgentInfo,
+    to_code: str,
+    member_ids: list[int] | None,
+    from_code: str | None,
+) -> int:
+    to_id = s.scalar(select(Agent.id).where(Agent.code == to_code))
+    if to_id is None:
+        raise Refused("not_found", f"no agent {to_code!r}")
+    stmt = update(Member).values(maintaining_agent_id=to_id)
+    if member_ids is not None:
+        stmt = stmt.where(Member.id.in_(member_ids))
+        moved_ids = list(member_ids)
+    else:
+        from_id = s.scalar(select(Agent.id).where(Agent.code == from_code))
+        if from_id is None:
+            raise Refused("not_found", f"no agent {from_code!r}")
+        stmt = stmt.where(Member.maintaining_agent_id == from_id)
+        moved_ids = list(s.scalars(select(Member.id).where(Member.maintaining_agent_id == from_id)))
+    result = s.execute(stmt.execution_options(synchronize_session=False))
+    moved = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    _audit(
+        s, who, "member.reassign_bulk", None, to_agent=to_code, from_agent=from_code, moved=moved
+    )
+    if moved_ids:
+        # One row per member too, so `memberline audit` on a member shows who moved it.
+        s.execute(
+            insert(AuditLog),
+            [
+                {
+                    "actor": who.actor,
+                    "action": "member.reassign",
+                    "member_id": mid,
+                    "details": {"to_agent": to_code, "from_agent": from_code},
+                    "at": dt.datetime.now(dt.UTC),
+                }
+                for mid in moved_ids
+            ],
+        )
+    return moved

@@ -1,0 +1,131 @@
+"""Durable call rows: an ordered, batched writer and the row functions it runs.
+
+Tracker events arrive on the event loop; their ``call_attempts`` writes go through
+:class:`Writer`, one asyncio task that drains a queue and runs the pending jobs in
+one transaction on a worker thread (``run_db``). Jobs are idempotent upserts keyed by
+``attempt_key`` (``call:<linkedid>``), so the order of facts is kept and a replay
+after a reconnect cannot double a row. ``flush()`` waits until everything queued
+before it is committed (wrap-up does, so the row it updates exists).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from crm_bridge.db import run_db
+from crm_bridge.models import AuditLog, CallAttempt, Direction
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[Session], None]
+
+
+class Writer:
+    def __init__(self, engine: Engine, max_batch: int = 200) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[Job | asyncio.Future[None]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+        self.failed = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="hub-writer")
+
+    def submit(self, job: Job) -> None:
+        self._queue.put_nowait(job)
+
+    async def flush(self) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(fut)
+        await fut
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        await self.flush()
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch: list[Job | asyncio.Future[None]] = [first]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            jobs = [j for j in batch if not isinstance(j, asyncio.Future)]
+            if jobs:
+                await self._write(jobs)
+            for j in batch:
+                if isinstance(j, asyncio.Future) and not j.done():
+                    j.set_result(None)
+
+    async def _write(self, jobs: list[Job]) -> None:
+        def run_all(s: Session) -> None:
+            for job in jobs:
+                job(s)
+
+        try:
+            await run_db(
+                self.engine,
+                run_all,
+            )
+            self.written += len(jobs)
+            return
+        except Exception:
+            log.exception("batch of %d call writes failed; retrying one by one", len(jobs))
+        for job in jobs:
+            try:
+                await run_db(self.engine, job)
+                self.written += 1
+            except Exception:
+                self.failed += 1
+                log.exception("call write failed and was dropped")
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def _row(s: Session, key: str, direction: Direction, started: float) -> CallAttempt:
+    row = s.scalars(select(CallAttempt).where(CallAttempt.attempt_key == key)).one_or_none()
+    if row is None:
+        row = CallAttempt(attempt_key=key, direction=direction, started_at=_utc(started))
+        s.add(row)
+        s.flush()
+    return row
+
+
+def upsert_call(key: str, direction: Direction, started: float, **fields: Any) -> Job:
+    """A job that creates the row if needed and sets ``fields`` (floats -> UTC datetimes
+    for ``*_at`` fields; ``None`` values are skipped so a late fact never erases an earlier one)."""
+
+    def job(s: Session) -> None:
+        row = _row(s, key, direction, started)
+        for name, value in fields.items():
+            if value is None:
+                continue
+            if name.endswith("_at") and isinstance(value, (int, float)):
+                value = _utc(value)
+            setattr(row, name, value)
+
+    return job
+
+
+def audit(actor: str, action: str, member_id: int | None, details: dict[str, Any]) -> Job:
+    def job(s: Session) -> None:
+        s.add(AuditLog(actor=actor, action=action, member_id=member_id, details=details))
+
+    return job

@@ -1,0 +1,390 @@
+"""The hub: console sessions, request dispatch, pushes, and the AMI/tracker feed.
+
+Wiring (see ``memberline.services.start_hub_services``)::
+
+    hub = HubServer(settings, engine, tracker=Tracker())
+    hub.attach_pbx(ami_client)              # anything with ``async send_action(dict)``
+    ami_client.subscribe(hub.on_ami_message)
+    await hub.start(reactor)                # listens; hub.port is the bound port
+    ...
+    await hub.stop()
+
+Everything runs on the one asyncio loop; database work goes through ``run_db`` (a
+worker thread), password hashing too. Requests of one connection run in order on
+that connection's worker task; tracker events are handled synchronously as they
+arrive (screen-pop lookups are tasks kept in ``_tasks``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from crm_bridge.db import run_db
+from cti.ami.message import AmiMessage
+from cti.hub import db as hubdb
+from cti.hub.calls import CallBook, CallRecord, iso
+from cti.hub.persist import Writer
+from cti.hub.ratelimit import FailureLimiter
+from cti.hub.sessions import AgentInfo, Connection, SessionRegistry
+from cti.hub.settings import HubSettings
+from cti.hub.wallboard import WallboardStats
+from cti.hubproto.messages import COMMANDS, ErrorCode, ProtocolError, validate_args
+from cti.tracker import AgentState, AgentView, DomainEvent, Tracker
+
+log = logging.getLogger(__name__)
+
+
+class PbxLink(Protocol):
+    """What the hub needs from the AMI client."""
+
+    async def send_action(self, action: dict[str, Any]) -> list[AmiMessage]: ...
+
+
+@dataclass
+class Ctx:
+    """One request being handled."""
+
+    hub: HubServer
+    conn: Connection
+    after: list[Callable[[], None]] = field(default_factory=list)
+    """Run after the response is written (e.g. state pushes after login)."""
+
+    @property
+    def agent(self) -> AgentInfo:
+        if self.conn.agent is None:  # pragma: no cover - guarded by the dispatcher
+            raise ProtocolError(ErrorCode.NOT_LOGGED_IN, "log in first")
+        return self.conn.agent
+
+
+Handler = Callable[[Ctx, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class HubServer:
+    def __init__(
+        self,
+        settings: HubSettings,
+        engine: Engine,
+        *,
+        tracker: Tracker | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        from cti.hub.dispatch import HANDLERS
+
+        self.settings = settings
+        self.engine = engine
+        self.tracker = tracker if tracker is not None else Tracker()
+        self.clock = clock
+        self.sessions = SessionRegistry()
+        self.calls = CallBook()
+        self.limiter = FailureLimiter(settings.login_attempts_per_minute, 60.0)
+        self.writer = Writer(engine)
+        self.stats = WallboardStats(settings.wallboard_window_s)
+        self.handlers: dict[str, Handler] = HANDLERS
+        self.pbx: PbxLink | None = None
+        self.agents_by_code: dict[str, AgentInfo] = {}
+        self.agents_by_interface: dict[str, AgentInfo] = {}
+        self.pops: dict[tuple[str, str], dict[str, Any]] = {}
+        """(call id, agent code) -> the screen_pop pushed, while the call rings that agent."""
+        self.grants: dict[str, dict[int, float]] = {}
+        """agent code -> member id -> expiry: members a call put within the agent's reach."""
+        self.day_stats: dict[str, list[int]] = {}
+        """agent code -> [calls today, talk seconds today]."""
+        self.pending_dials: dict[str, str] = {}
+        """Originate ActionID -> call id (click-to-dial)."""
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._port: Any = None
+        self._wallboard_task: asyncio.Task[None] | None = None
+        self._tick_task: asyncio.Task[None] | None = None
+        self.pops_pushed = 0
+        self.pop_latencies: list[float] = []
+        from cti.hub.tracking import TrackerEvents
+
+        self.events = TrackerEvents(self)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, reactor: Any = None) -> None:
+        """Load the agent directory, start the writer and the periodic tasks, listen."""
+        from cti.hub.protocol import listen
+
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        await self.load_agents()
+        self.writer.start()
+        self._port = await listen(self, reactor)
+        self._wallboard_task = self.spawn(self._wallboard_loop(), "hub-wallboard")
+        self._tick_task = self.spawn(self._tick_loop(), "hub-tick")
+        log.info("hub listening on %s:%d", self.settings.bind, self.port)
+
+    async def stop(self) -> None:
+        """Stop listening, drop every console, finish queued writes."""
+        if self._port is not None:
+            d = self._port.stopListening()
+            if d is not None:
+                await d.asFuture(asyncio.get_running_loop())
+        for conn in list(self.sessions):
+            conn.close()
+            self.connection_lost(conn)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            try:
+                await task
+            except BaseException:
+                pass
+        await self.writer.stop()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.dispatch_events(self.tracker.tick(self.clock()))
+            self.calls.prune(self.clock())
+
+    async def _wallboard_loop(self) -> None:
+        from cti.hub.wallboard import wallboard_push
+
+        while True:
+            await asyncio.sleep(self.settings.wallboard_period_s)
+            subs = self.sessions.wallboard_subscribers()
+            self.stats.sample(self.clock(), self.tracker)
+            if not subs:
+                continue
+            data = wallboard_push(self)
+            for conn in subs:
+                conn.push("wallboard", data)
+
+    @property
+    def port(self) -> int:
+        return int(self._port.getHost().port) if self._port is not None else 0
+
+    def attach_pbx(self, pbx: PbxLink | None) -> None:
+        self.pbx = pbx
+
+    def spawn(self, coro: Awaitable[Any], name: str = "") -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        if name:
+            task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("hub task %s failed", task.get_name(), exc_info=task.exception())
+
+    # ------------------------------------------------------------------ agents
+    async def load_agents(self) -> None:
+        rows = await run_db(self.engine, hubdb.load_agents, self.settings.agent_interface)
+        for info in rows:
+            self.remember_agent(info)
+
+    def remember_agent(self, info: AgentInfo) -> None:
+        old = self.agents_by_code.get(info.code)
+        if old is not None and old.interface != info.interface:
+            self.agents_by_interface.pop(old.interface, None)
+        self.agents_by_code[info.code] = info
+        self.agents_by_interface[info.interface] = info
+
+    def agent_view(self, info: AgentInfo) -> dict[str, Any]:
+        view = self.tracker.agent(info.interface)
+        now = self.clock()
+        calls, talk = self.day_stats.get(info.code, [0, 0])
+        if view is None:
+            state, reason, since = AgentState.LOGGED_OUT.value, None, now
+        else:
+            state = view.state.value
+            reason = view.pause_reason or None
+            since = view.since or now
+        return {
+            "agent": info.code,
+            "name": info.name,
+            "state": state,
+            "reason": reason,
+            "since": iso(since),
+            "time_in_state_s": max(0, int(now - since)),
+            "calls_today": calls,
+            "talk_s_today": talk,
+            "queues": list(view.queues) if view is not None else [],
+        }
+
+    # ------------------------------------------------------------------ connections
+    def connection_made(
+        self, peer: str, write: Callable[[bytes], None], close: Callable[[], None]
+    ) -> Connection:
+        conn = Connection(peer, write, close)
+        self.sessions.add(conn)
+        conn.worker = self.spawn(self._serve(conn), f"console-{peer}")
+        return conn
+
+    def connection_lost(self, conn: Connection) -> None:
+        conn.open = False
+        self.sessions.remove(conn)
+        if conn.worker is not None:
+            conn.worker.cancel()
+
+    def request_received(self, conn: Connection, msg: dict[str, Any]) -> None:
+        if conn.requests.qsize() >= self.settings.max_pending_requests:
+            conn.send(_error(msg.get("id"), ErrorCode.RATE_LIMITED, "too many requests in flight"))
+            return
+        conn.requests.put_nowait(msg)
+
+    async def _serve(self, conn: Connection) -> None:
+        while True:
+            msg = await conn.requests.get()
+            await self.handle_request(conn, msg)
+
+    async def handle_request(self, conn: Connection, msg: dict[str, Any]) -> None:
+        req_id = msg.get("id")
+        if not isinstance(req_id, (int, str)) or isinstance(req_id, bool):
+            conn.send(_error(None, ErrorCode.BAD_REQUEST, 'request needs an integer "id"'))
+            return
+        ctx = Ctx(self, conn)
+        try:
+            cmd = msg.get("cmd")
+            spec = COMMANDS.get(cmd) if isinstance(cmd, str) else None
+            handler = self.handlers.get(cmd) if isinstance(cmd, str) else None
+            if spec is None or handler is None:
+                raise ProtocolError(ErrorCode.BAD_REQUEST, f"unknown command {cmd!r}")
+            if not conn.hello_done and spec.name != "hello":
+                raise ProtocolError(ErrorCode.BAD_REQUEST, "send hello first")
+            if spec.role != "public":
+                if conn.agent is None:
+                    raise ProtocolError(ErrorCode.NOT_LOGGED_IN, "log in first")
+                if spec.role == "supervisor" and not conn.agent.is_supervisor:
+                    raise ProtocolError(ErrorCode.FORBIDDEN, "supervisors only")
+            args = validate_args(spec, msg.get("args"))
+            result = await handler(ctx, args)
+        except ProtocolError as exc:
+            conn.send({"re": req_id, "ok": False, "error": exc.to_dict()})
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("command %r failed", msg.get("cmd"))
+            conn.send(_error(req_id, ErrorCode.INTERNAL, "internal error; see the hub log"))
+            return
+        conn.send({"re": req_id, "ok": True, "result": result})
+        for fn in ctx.after:
+            fn()
+
+    # ------------------------------------------------------------------ pushes
+    def push_agent_state(self, info: AgentInfo) -> None:
+        self.sessions.push_to_agent(info.code, "agent_state", self.agent_view(info))
+
+    def push_call_state(self, rec: CallRecord, code: str) -> None:
+        self.sessions.push_to_agent(code, "call_state", rec.to_push(code))
+
+    def push_full_state(self, conn: Connection) -> None:
+        """After login / reconnect: agent state, the agent's calls, a pop still ringing."""
+        info = conn.agent
+        if info is None:
+            return
+        conn.push("agent_state", self.agent_view(info))
+        for rec in self.calls.of_agent(info.code):
+            conn.push("call_state", rec.to_push(info.code))
+        pop = self.current_pop(info.code)
+        if pop is not None:
+            conn.push("screen_pop", pop)
+
+    def current_pop(self, code: str) -> dict[str, Any] | None:
+        for (call_id, agent_code), pop in self.pops.items():
+            if agent_code != code:
+                continue
+            rec = self.calls.get(call_id)
+            if rec is not None and code in rec.ringing:
+                return pop
+        return None
+
+    def state_snapshot(self, info: AgentInfo) -> dict[str, Any]:
+        return {
+            "agent_state": self.agent_view(info),
+            "calls": [r.to_push(info.code) for r in self.calls.of_agent(info.code)],
+            "pop": self.current_pop(info.code),
+        }
+
+    # ------------------------------------------------------------------ reach
+    def grant(self, code: str, member_ids: list[int]) -> None:
+        now = self.clock()
+        g = self.grants.setdefault(code, {})
+        for mid in member_ids:
+            g[mid] = now + self.settings.grant_ttl_s
+        if len(g) > 1000:
+            for mid in [m for m, exp in g.items() if exp < now]:
+                del g[mid]
+
+    def granted(self, code: str, member_id: int) -> bool:
+        exp = self.grants.get(code, {}).get(member_id)
+        return exp is not None and exp >= self.clock()
+
+    async def ensure_reach(self, agent: AgentInfo, member_id: int) -> None:
+        """not_found when the member does not exist; forbidden when out of the agent's reach.
+
+        Reach: supervisors see everyone; an agent sees members they maintain, members
+        with no maintaining agent, and members a call of theirs offered them (pop,
+        chooser, click-to-dial) for ``grant_ttl_s``.
+        """
+        found, maintainer = await run_db(self.engine, hubdb.member_owner, member_id)
+        if not found:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no member {member_id}")
+        if agent.is_supervisor or maintainer is None or maintainer == agent.id:
+            return
+        if self.granted(agent.code, member_id):
+            return
+        raise ProtocolError(ErrorCode.FORBIDDEN, "this member is maintained by another agent")
+
+    # ------------------------------------------------------------------ PBX
+    async def send_action(self, action: dict[str, Any]) -> list[AmiMessage]:
+        """Send an AMI action; Asterisk errors and timeouts become ``pbx_error``."""
+        pbx = self.pbx
+        if pbx is None:
+            raise ProtocolError(ErrorCode.PBX_ERROR, "not connected to the PBX")
+        try:
+            replies = await asyncio.wait_for(
+                pbx.send_action(action), self.settings.action_timeout_s + 1.0
+            )
+        except ProtocolError:
+            raise
+        except TimeoutError:
+            raise ProtocolError(ErrorCode.PBX_ERROR, "the PBX did not answer in time") from None
+        except Exception as exc:
+            raise ProtocolError(ErrorCode.PBX_ERROR, f"PBX action failed: {exc}") from None
+        first = replies[0] if replies else None
+        if first is not None and first.kind == "response" and first.name.lower() == "error":
+            raise ProtocolError(
+                ErrorCode.PBX_ERROR, f"{action.get('Action')}: {first.get('Message') or 'error'}"
+            )
+        return replies
+
+    # ------------------------------------------------------------------ AMI feed
+    def on_ami_message(self, msg: AmiMessage) -> None:
+        """Subscriber for the AMI client: every event goes through the tracker."""
+        now = self.clock()
+        try:
+            events = self.tracker.feed(msg, now)
+        except Exception:
+            log.exception("tracker failed on %s", msg.name)
+            return
+        self.dispatch_events(events)
+
+    def dispatch_events(self, events: list[DomainEvent]) -> None:
+        for ev in events:
+            try:
+                self.events.handle(ev)
+            except Exception:
+                log.exception("handling %s failed", type(ev).__name__)
+
+    def agent_for_view(self, view: AgentView) -> AgentInfo | None:
+        return self.agents_by_interface.get(view.interface)
+
+
+def _error(req_id: Any, code: ErrorCode, message: str) -> dict[str, Any]:
+    return {"re": req_id, "ok": False, "error": {"code": code.value, "message": message}}

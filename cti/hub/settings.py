@@ -1,0 +1,59 @@
+"""The hub's own parameters (plain values; ``memberline`` maps its config onto them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    bind: str = "127.0.0.1"
+    port: int = 7070
+    """0 = an ephemeral port (tests); the bound port is ``HubServer.port``."""
+    tls_cert: str = ""
+    tls_key: str = ""
+    max_message_bytes: int = 1_048_576
+    login_attempts_per_minute: int = 5
+    max_pending_requests: int = 64
+    """Per console connection; past it requests are refused with ``rate_limited``."""
+    server_name: str = "memberline-hub/0.1"
+
+    queue: str = "members"
+    agent_interface: str = "Local/{extension}@agents/n"
+    agent_context: str = "agents"
+    outbound_context: str = "outbound"
+    action_timeout_s: float = 5.0
+    originate_timeout_ms: int = 30_000
+    default_region: str = "CN"
+
+    pause_reasons: tuple[str, ...] = ("break", "lunch", "training", "meeting", "admin")
+    dispositions: tuple[tuple[str, str], ...] = (
+        ("s", "satisfied"),
+        ("f", "follow-up"),
+        ("c", "complaint"),
+        ("i", "inquiry"),
+        ("n", "not-interested"),
+        ("w", "wrong-number"),
+        ("v", "voicemail"),
+        ("d", "do-not-call"),
+    )
+    abandon_cap: float = 0.03
+
+    postcall_survey_queues: tuple[str, ...] = ()
+    """Queues whose callers go to the post-call survey when the agent hangs up."""
+    survey_context: str = "survey"
+    survey_exten: str = "postcall"
+
+    wallboard_period_s: float = 1.0
+    wallboard_window_s: float = 3600.0
+    """Rolling window for abandon/contact rates and the sparkline history."""
+    grant_ttl_s: float = 4 * 3600.0
+    """How long a member offered to an agent by a call stays in that agent's reach."""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def interface_for(self, extension: str) -> str:
+        return self.agent_interface.format(extension=extension)
+
+    @property
+    def disposition_codes(self) -> frozenset[str]:
+        return frozenset(code for _, code in self.dispositions)

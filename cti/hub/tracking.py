@@ -1,0 +1,303 @@
+"""Tracker domain events -> hub reactions: one explicit table (``TrackerEvents.table``).
+
+Reactions are: the screen pop (AgentRinging), ``call_state``/``agent_state`` pushes to
+the consoles concerned, the durable ``call_attempts`` row of every queue call and
+click-to-dial (through the ordered writer), wallboard counters, and the post-call
+survey redirect.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from crm_bridge.models import Direction as DbDirection
+from crm_bridge.phones import normalise
+from cti.hub import actions
+from cti.hub.calls import CallRecord
+from cti.hub.persist import audit, upsert_call
+from cti.tracker import (
+    AgentRinging,
+    AgentRingStopped,
+    AgentStateChanged,
+    CallAbandoned,
+    CallAnswered,
+    CallCompleted,
+    CallHeld,
+    CallQueued,
+    ConversationEnded,
+    ConversationStarted,
+    DomainEvent,
+    OriginateOutcome,
+    OriginateResult,
+    Party,
+)
+
+if TYPE_CHECKING:
+    from cti.hub.server import HubServer
+    from cti.hub.sessions import AgentInfo
+
+log = logging.getLogger(__name__)
+
+_PARTY = {Party.AGENT: "agent", Party.CUSTOMER: "member", Party.TRANSFER: "transfer"}
+
+
+class TrackerEvents:
+    def __init__(self, hub: HubServer) -> None:
+        self.hub = hub
+        self.table: dict[type[DomainEvent], Callable[[Any], None]] = {
+            ConversationStarted: self.on_started,
+            CallQueued: self.on_queued,
+            AgentRinging: self.on_ringing,
+            AgentRingStopped: self.on_ring_stopped,
+            CallAnswered: self.on_answered,
+            CallCompleted: self.on_completed,
+            CallAbandoned: self.on_abandoned,
+            CallHeld: self.on_held,
+            OriginateResult: self.on_originate_result,
+            ConversationEnded: self.on_ended,
+            AgentStateChanged: self.on_agent_state,
+        }
+
+    def handle(self, ev: DomainEvent) -> None:
+        fn = self.table.get(type(ev))
+        if fn is not None:
+            fn(ev)
+
+    # ------------------------------------------------------------------ helpers
+    def _agent(self, interface: str) -> AgentInfo | None:
+        return self.hub.agents_by_interface.get(interface)
+
+    def _persist(self, rec: CallRecord, **fields: Any) -> None:
+        direction = DbDirection.OUTBOUND if rec.direction == "outbound" else DbDirection.INBOUND
+        self.hub.writer.submit(upsert_call(rec.attempt_key, direction, rec.started, **fields))
+
+    def _set_state(self, rec: CallRecord, state: str, at: float) -> None:
+        if rec.state != state:
+            rec.state = state
+            rec.since = at
+
+    def _push(self, rec: CallRecord, *codes: str | None) -> None:
+        for code in dict.fromkeys(c for c in codes if c):
+            self.hub.push_call_state(rec, code)
+
+    # ------------------------------------------------------------------ reactions
+    def on_started(self, ev: ConversationStarted) -> None:
+        rec = self.hub.calls.get(ev.conversation_id)
+        if rec is None or rec.direction != "outbound" or rec.agent_code is None:
+            return
+        # Click-to-dial: the first channel is the agent's leg (ChannelId preset = call id).
+        rec.agent_channels.setdefault(rec.agent_code, ev.channel)
+
+    def on_queued(self, ev: CallQueued) -> None:
+        hub = self.hub
+        rec = hub.calls.get(ev.conversation_id)
+        if rec is None:
+            rec = hub.calls.add(
+                CallRecord(
+                    call_id=ev.conversation_id,
+                    direction="inbound",
+                    started=ev.at,
+                    since=ev.at,
+                    caller_num=ev.caller_num,
+                    caller_name=ev.caller_name,
+                    queue=ev.queue,
+                    member_channel=ev.channel,
+                    state="queued",
+                )
+            )
+        hub.stats.offered(ev.at)
+        self._persist(
+            rec,
+            phone_e164=normalise(ev.caller_num, hub.settings.default_region),
+            linkedid=ev.conversation_id,
+        )
+
+    def on_ringing(self, ev: AgentRinging) -> None:
+        hub = self.hub
+        rec = hub.calls.get(ev.conversation_id)
+        if rec is None:
+            rec = hub.calls.add(
+                CallRecord(
+                    call_id=ev.conversation_id,
+                    direction="inbound",
+                    started=ev.at,
+                    since=ev.at,
+                    caller_num=ev.caller_num,
+                    caller_name=ev.caller_name,
+                    queue=ev.queue,
+                )
+            )
+        rec.member_channel = rec.member_channel or ev.channel
+        agent = self._agent(ev.interface)
+        if agent is None:
+            return
+        rec.ringing.add(agent.code)
+        rec.agent_channels[agent.code] = ev.agent_channel
+        if rec.state in ("queued", "ringing"):
+            self._set_state(rec, "ringing", ev.at)
+        if hub.sessions.logged_in(agent.code):
+            hub.spawn(self._pop(rec, agent, ev, time.perf_counter()), f"pop-{rec.call_id}")
+        self._push(rec, agent.code)
+
+    async def _pop(self, rec: CallRecord, agent: AgentInfo, ev: AgentRinging, t0: float) -> None:
+        from cti.screenpop import build_pop
+
+        hub = self.hub
+        from crm_bridge.db import run_db
+
+        pop = await run_db(
+            hub.engine, build_pop, ev.caller_num, ev.caller_name, hub.settings.default_region
+        )
+        data = pop.to_push(rec.call_id, ev.queue)
+        if agent.code not in rec.ringing:
+            return  # stopped ringing while we looked it up
+        hub.pops[(rec.call_id, agent.code)] = data
+        hub.grant(agent.code, pop.member_ids)
+        if len(pop.member_ids) == 1 and rec.member_id is None:
+            rec.member_id = pop.member_ids[0]
+            self._persist(rec, member_id=rec.member_id)
+        sent = hub.sessions.push_to_agent(agent.code, "screen_pop", data)
+        hub.pops_pushed += sent
+        hub.pop_latencies.append(time.perf_counter() - t0)
+        if len(hub.pop_latencies) > 10_000:
+            del hub.pop_latencies[:5_000]
+        hub.writer.submit(
+            audit(
+                agent.actor,
+                "profile.pop" if pop.kind == "member" else f"pop.{pop.kind}",
+                pop.member_ids[0] if len(pop.member_ids) == 1 else None,
+                {"call_id": rec.call_id, "members": pop.member_ids, "queue": ev.queue},
+            )
+        )
+
+    def on_ring_stopped(self, ev: AgentRingStopped) -> None:
+        hub = self.hub
+        rec = hub.calls.get(ev.conversation_id)
+        agent = self._agent(ev.interface)
+        if rec is None or agent is None:
+            return
+        rec.ringing.discard(agent.code)
+        hub.pops.pop((rec.call_id, agent.code), None)
+        if rec.agent_code != agent.code:
+            rec.agent_channels.pop(agent.code, None)
+            if ev.reason == "caller_left" and not rec.ringing and rec.agent_code is None:
+                self._set_state(rec, "ended", ev.at)
+            hub.sessions.push_to_agent(agent.code, "call_state", rec.to_push(agent.code))
+
+    def on_answered(self, ev: CallAnswered) -> None:
+        hub = self.hub
+        rec = hub.calls.get(ev.conversation_id)
+        agent = self._agent(ev.interface)
+        if rec is None:
+            return
+        others = [c for c in rec.ringing if agent is None or c != agent.code]
+        rec.ringing.clear()
+        for code in others:
+            hub.pops.pop((rec.call_id, code), None)
+            rec.agent_channels.pop(code, None)
+        if agent is not None:
+            hub.pops.pop((rec.call_id, agent.code), None)
+            rec.agent_code = agent.code
+        self._set_state(rec, "up", ev.at)
+        hub.stats.answered(ev.at)
+        self._persist(
+            rec, answered_at=ev.at, agent_id=agent.id if agent else None, outcome="answered"
+        )
+        self._push(rec, rec.agent_code, *others)
+
+    def on_completed(self, ev: CallCompleted) -> None:
+        hub = self.hub
+        rec = hub.calls.get(ev.conversation_id)
+        if rec is None:
+            return
+        rec.hangup_by = _PARTY.get(ev.hung_up_by) if ev.hung_up_by else rec.hangup_by
+        if rec.agent_code is not None:
+            st = hub.day_stats.setdefault(rec.agent_code, [0, 0])
+            st[0] += 1
+            st[1] += ev.talk_time
+        self._set_state(rec, "ended", ev.at)
+        hub.calls.ended(rec, ev.at)
+        self._persist(rec, ended_at=ev.at, hangup_by=rec.hangup_by)
+        self._push(rec, rec.agent_code)
+        if (
+            ev.hung_up_by is Party.AGENT
+            and rec.queue in hub.settings.postcall_survey_queues
+            and rec.member_channel
+        ):
+            hub.spawn(self._to_survey(rec), f"survey-{rec.call_id}")
+
+    async def _to_survey(self, rec: CallRecord) -> None:
+        s = self.hub.settings
+        assert rec.member_channel is not None
+        try:
+            await self.hub.send_action(
+                actions.redirect(rec.member_channel, s.survey_context, s.survey_exten)
+            )
+        except Exception as exc:
+            log.info("post-call survey redirect of %s failed: %s", rec.call_id, exc)
+
+    def on_abandoned(self, ev: CallAbandoned) -> None:
+        hub = self.hub
+        hub.stats.abandoned(ev.at)
+        rec = hub.calls.get(ev.conversation_id)
+        if rec is not None:
+            self._persist(rec, outcome="abandoned")
+
+    def on_held(self, ev: CallHeld) -> None:
+        rec = self.hub.calls.get(ev.conversation_id)
+        if rec is None or rec.state not in ("up", "hold"):
+            return
+        self._set_state(rec, "hold" if ev.held else "up", ev.at)
+        self._push(rec, rec.agent_code)
+
+    def on_originate_result(self, ev: OriginateResult) -> None:
+        hub = self.hub
+        call_id = hub.pending_dials.pop(ev.action_id, None)
+        if call_id is None:
+            return
+        rec = hub.calls.get(call_id)
+        if rec is None:
+            return
+        hub.stats.dialled(ev.at, ev.outcome is OriginateOutcome.ANSWERED)
+        if ev.outcome is OriginateOutcome.ANSWERED:
+            self._set_state(rec, "up", ev.at)
+            self._persist(rec, answered_at=ev.at, outcome="answered")
+        else:
+            self._set_state(rec, "ended", ev.at)
+            hub.calls.ended(rec, ev.at)
+            self._persist(rec, outcome=ev.outcome.value, ended_at=ev.at, hangup_cause=ev.cause)
+        self._push(rec, rec.agent_code)
+
+    def on_ended(self, ev: ConversationEnded) -> None:
+        hub = self.hub
+        rec = hub.calls.get(ev.conversation_id)
+        if rec is None:
+            return
+        was_ringing = list(rec.ringing)
+        rec.ringing.clear()
+        for code in was_ringing:
+            hub.pops.pop((rec.call_id, code), None)
+        if ev.hung_up_by is not None and rec.hangup_by is None:
+            rec.hangup_by = _PARTY.get(ev.hung_up_by)
+        already = rec.state == "ended"
+        self._set_state(rec, "ended", ev.at)
+        if rec.ended_at is None:
+            hub.calls.ended(rec, ev.at)
+        outcome = ev.outcome if rec.direction == "inbound" else None
+        if rec.direction == "outbound" and ev.outcome in ("answered", "ended"):
+            outcome = None  # keep the originate outcome already stored
+        self._persist(rec, ended_at=ev.at, outcome=outcome, hangup_by=rec.hangup_by)
+        if rec.agent_code is None and not was_ringing:
+            # Nobody ever owned it (abandoned in the queue): nothing to wrap up.
+            hub.calls.forget(rec.call_id)
+            return
+        if not already or was_ringing:
+            self._push(rec, rec.agent_code, *was_ringing)
+
+    def on_agent_state(self, ev: AgentStateChanged) -> None:
+        agent = self._agent(ev.interface)
+        if agent is not None:
+            self.hub.push_agent_state(agent)

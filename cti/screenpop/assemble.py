@@ -1,0 +1,59 @@
+"""Screen-pop assembly: caller number -> member / chooser / unknown, masked for agents.
+
+Runs on a worker thread (``run_db(engine, build_pop, caller_num, caller_name, region)``).
+The lookup and the profile (with next-best-action hints) come from ``crm_bridge``;
+this module decides the pop's kind and masks every phone and email in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from crm_bridge.phones import normalise
+from cti.screenpop import crm
+from cti.screenpop.mask import mask_phone, mask_tree
+
+MAX_MATCHES = 20
+
+
+@dataclass(frozen=True)
+class Pop:
+    kind: str
+    """``member`` (one match), ``chooser`` (several) or ``unknown`` (none / no number)."""
+    caller_num: str
+    caller_name: str
+    e164: str | None
+    member_ids: list[int] = field(default_factory=list)
+    profile: dict[str, Any] | None = None
+    matches: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_push(self, call_id: str, queue: str | None) -> dict[str, Any]:
+        return {
+            "call_id": call_id,
+            "queue": queue,
+            "caller": {
+                "number_masked": mask_phone(self.e164 or self.caller_num),
+                "name": self.caller_name,
+            },
+            "kind": self.kind,
+            "profile": self.profile,
+            "matches": self.matches,
+        }
+
+
+def build_pop(s: Session, caller_num: str, caller_name: str, region: str) -> Pop:
+    e164 = normalise(caller_num, region)
+    if e164 is None:
+        return Pop("unknown", caller_num, caller_name, None)
+    matches = crm.find_members(s, e164, region, limit=MAX_MATCHES)
+    ids = [m["member_id"] for m in matches]
+    if not ids:
+        return Pop("unknown", caller_num, caller_name, e164)
+    if len(ids) == 1:
+        profile = crm.profile(s, ids[0])
+        if profile is not None:
+            return Pop("member", caller_num, caller_name, e164, ids, profile=mask_tree(profile))
+    return Pop("chooser", caller_num, caller_name, e164, ids, matches=mask_tree(matches))

@@ -1,0 +1,247 @@
+"""The hub's console side over real sockets: session rules, limits, roles, member commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from crm_bridge.db import session_scope
+from crm_bridge.models import AuditLog, CallListEntry, Campaign, Member, PointsLedger
+from cti.hubproto import ErrorCode, ProtocolError, encode
+from cti.hubproto.client import HubClient
+from tests.cti.hub_support import LI_WEI, Console, running_hub, seed
+
+
+async def _raw(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def _roundtrip(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, payload: bytes
+) -> dict[str, Any]:
+    writer.write(payload)
+    await writer.drain()
+    line = await asyncio.wait_for(reader.readline(), 5)
+    return json.loads(line)
+
+
+async def test_hello_first_then_login_and_limits(engine: Engine) -> None:
+    seed(engine)
+    async with running_hub(engine, max_message_bytes=4096) as hub:
+        reader, writer = await _raw(hub.port)
+        try:
+            # Anything before hello is refused; the connection stays.
+            r = await _roundtrip(reader, writer, encode({"id": 1, "cmd": "state"}))
+            assert r["error"]["code"] == "bad_request"
+            r = await _roundtrip(
+                reader,
+                writer,
+                encode({"id": 2, "cmd": "hello", "args": {"protocol": 99, "client": "t"}}),
+            )
+            assert r["error"]["code"] == "unsupported_version"
+            r = await _roundtrip(
+                reader,
+                writer,
+                encode({"id": 3, "cmd": "hello", "args": {"protocol": 1, "client": "t"}}),
+            )
+            assert r["ok"] and r["result"]["max_message_bytes"] == 4096
+            # Oversized frame: bad_request with re=null, connection still usable.
+            r = await _roundtrip(reader, writer, b'{"id": 4, "pad": "' + b"x" * 10_000 + b'"}\n')
+            assert r == {"re": None, "ok": False, "error": r["error"]}
+            assert r["error"]["code"] == "bad_request"
+            # Garbage and non-objects likewise.
+            r = await _roundtrip(reader, writer, b"\xff\xfe garbage\n")
+            assert r["error"]["code"] == "bad_request"
+            r = await _roundtrip(reader, writer, b"[1, 2]\n")
+            assert r["error"]["code"] == "bad_request"
+            r = await _roundtrip(reader, writer, encode({"id": 5, "cmd": "nope"}))
+            assert r["re"] == 5 and r["error"]["code"] == "bad_request"
+            r = await _roundtrip(reader, writer, encode({"id": 6, "cmd": "state"}))
+            assert r["error"]["code"] == "not_logged_in"
+            r = await _roundtrip(
+                reader,
+                writer,
+                encode({"id": 7, "cmd": "login", "args": {"agent": "1001", "password": 5}}),
+            )
+            assert r["error"]["code"] == "bad_request"
+            r = await _roundtrip(
+                reader,
+                writer,
+                encode(
+                    {"id": 8, "cmd": "login", "args": {"agent": "1001", "password": "s3cret-pw"}}
+                ),
+            )
+            assert r["ok"] and r["result"]["agent"]["code"] == "1001"
+            assert "lunch" in r["result"]["pause_reasons"]
+            # Pushed after the login response: the agent's state.
+            push = json.loads(await asyncio.wait_for(reader.readline(), 5))
+            assert push["push"] == "agent_state" and push["data"]["state"] == "logged_out"
+        finally:
+            writer.close()
+
+
+async def test_login_failure_and_rate_limit(engine: Engine) -> None:
+    seed(engine)
+    async with running_hub(engine, login_attempts_per_minute=3) as hub:
+        for agent in ("1001", "nosuch"):
+            with pytest.raises(ProtocolError) as err:
+                await HubClient("127.0.0.1", hub.port, agent, "wrong").start()
+            assert err.value.code is ErrorCode.BAD_CREDENTIALS
+            assert err.value.message == "wrong agent id or password"  # no hint which part
+        with pytest.raises(ProtocolError) as err:
+            await HubClient("127.0.0.1", hub.port, "1001", "wrong").start()
+        assert err.value.code is ErrorCode.BAD_CREDENTIALS
+        # 3 failures from this peer within a minute: even the right password is refused now.
+        with pytest.raises(ProtocolError) as err:
+            await HubClient("127.0.0.1", hub.port, "1002", "s3cret-pw").start()
+        assert err.value.code is ErrorCode.RATE_LIMITED
+        hub.limiter = type(hub.limiter)(3, 60.0)  # a minute later
+        async with Console(hub, "1002") as c:
+            assert c.client.session["agent"]["code"] == "1002"
+
+
+async def test_roles_reach_and_masking(engine: Engine) -> None:
+    ids = seed(engine)
+    async with running_hub(engine) as hub, Console(hub, "1001") as a1, Console(hub, "9001") as sup:
+        with pytest.raises(ProtocolError) as err:
+            await a1.request("reassign_members", to_agent="1001", member_ids=[ids.members["other"]])
+        assert err.value.code is ErrorCode.FORBIDDEN
+        with pytest.raises(ProtocolError) as err:
+            await a1.request("agents_list")
+        assert err.value.code is ErrorCode.FORBIDDEN
+        # Search: masked phones; any agent may search.
+        found = await a1.request("member_search", query="李伟")
+        assert found["members"][0]["phone_e164"] == "+86 138****8000"
+        # Own member: full profile, masked, audited.
+        prof = (await a1.request("member_profile", member_id=ids.members["liwei"]))["profile"]
+        text = json.dumps(prof, ensure_ascii=False)
+        assert LI_WEI not in text and "liwei@example.com" not in text
+        assert "+86 138****8000" in text
+        # Another agent's member: forbidden; unassigned member: fine; no such member: not_found.
+        with pytest.raises(ProtocolError) as err:
+            await a1.request("member_profile", member_id=ids.members["other"])
+        assert err.value.code is ErrorCode.FORBIDDEN
+        await a1.request("member_profile", member_id=ids.members["twin_b"])
+        with pytest.raises(ProtocolError) as err:
+            await a1.request("member_profile", member_id=999_999)
+        assert err.value.code is ErrorCode.NOT_FOUND
+        revealed = await a1.request(
+            "member_reveal", member_id=ids.members["liwei"], field="phone", reason="callback"
+        )
+        assert revealed == {"values": [LI_WEI]}
+        # The supervisor moves "other" to 1001, who can then open it.
+        moved = await sup.request(
+            "reassign_members", to_agent="1001", member_ids=[ids.members["other"]]
+        )
+        assert moved == {"moved": 1}
+        await a1.request("member_profile", member_id=ids.members["other"])
+        agents = (await sup.request("agents_list"))["agents"]
+        assert {a["agent"]: a["logged_in"] for a in agents} == {
+            "1001": True,
+            "1002": False,
+            "9001": True,
+        }
+    with session_scope(engine) as s:
+        actions = [
+            (a.actor, a.action, a.member_id)
+            for a in s.scalars(select(AuditLog).order_by(AuditLog.id))
+        ]
+    assert ("agent:1001", "profile.view", ids.members["liwei"]) in actions
+    assert ("agent:1001", "member.reveal_phone", ids.members["liwei"]) in actions
+    assert ("supervisor:9001", "member.reassign", ids.members["other"]) in actions
+    assert ("agent:1001", "profile.view", ids.members["other"]) in actions
+
+
+async def test_member_writes_and_points(engine: Engine) -> None:
+    ids = seed(engine)
+    liwei = ids.members["liwei"]
+    async with running_hub(engine) as hub, Console(hub, "1001") as a1:
+        created = await a1.request(
+            "member_create", name="新会员", phone="13500135000", locale="zh-CN"
+        )
+        assert created["member_no"]
+        with pytest.raises(ProtocolError) as err:
+            await a1.request("member_create", name="x", phone="garbage")
+        assert err.value.code is ErrorCode.BAD_REQUEST
+        assert (
+            await a1.request(
+                "inquiry_create", member_id=liwei, category="points", subject="balance?"
+            )
+        )["inquiry_id"]
+        assert (
+            await a1.request(
+                "complaint_create",
+                member_id=liwei,
+                severity="high",
+                category="service",
+                description="rude",
+            )
+        )["complaint_id"]
+        assert (
+            await a1.request(
+                "callback_create", member_id=liwei, due_at="2099-01-01T10:00:00+08:00", reason="r"
+            )
+        )["task_id"]
+        cat = await a1.request("points_catalogue")
+        assert cat["items"][0]["code"] == "MUG"
+        quote = await a1.request("points_redeem", member_id=liwei, item_code="MUG")
+        assert quote == {
+            "balance_before": 5000,
+            "cost": 1200,
+            "balance_after": 3800,
+            "confirmed": False,
+        }
+        done = await a1.request("points_redeem", member_id=liwei, item_code="MUG", confirm=True)
+        assert done["confirmed"] and done["balance_after"] == 3800
+        for _ in range(3):
+            await a1.request("points_redeem", member_id=liwei, item_code="MUG", confirm=True)
+        with pytest.raises(ProtocolError) as err:
+            await a1.request("points_redeem", member_id=liwei, item_code="MUG", confirm=True)
+        assert err.value.code is ErrorCode.CONFLICT
+    with session_scope(engine) as s:
+        assert s.get(Member, liwei).points_balance == 200  # type: ignore[union-attr]
+        ledger = list(
+            s.scalars(select(PointsLedger.balance_after).where(PointsLedger.member_id == liwei))
+        )
+        assert ledger == [3800, 2600, 1400, 200]
+        m = s.scalars(select(Member).where(Member.member_no == created["member_no"])).one()
+        assert m.phones[0].e164 == "+8613500135000" and m.maintaining_agent_id == ids.agents["1001"]
+
+
+async def test_campaigns_and_wallboard(engine: Engine) -> None:
+    seed(engine)
+    async with running_hub(engine, wallboard_period_s=0.05) as hub, Console(hub, "9001") as sup:
+        made = await sup.request(
+            "campaign_create", name="winback", kind="dormant_winback", mode="progressive"
+        )
+        assert made["entries"] >= 1
+        with pytest.raises(ProtocolError) as err:
+            await sup.request(
+                "campaign_create", name="winback", kind="dormant_winback", mode="progressive"
+            )
+        assert err.value.code is ErrorCode.CONFLICT
+        cid = made["campaign_id"]
+        assert (await sup.request("campaign_control", campaign_id=cid, action="start")) == {
+            "status": "running"
+        }
+        with pytest.raises(ProtocolError) as err:
+            await sup.request("campaign_control", campaign_id=cid, action="resume")
+        assert err.value.code is ErrorCode.CONFLICT
+        listed = (await sup.request("campaigns_list"))["campaigns"]
+        assert listed[0]["status"] == "running" and listed[0]["total"] == made["entries"]
+        await sup.request("wallboard_subscribe")
+        wb = await sup.wait_for("wallboard")
+        assert wb["abandon_cap"] == 0.03 and {a["agent"] for a in wb["agents"]} == {
+            "1001",
+            "1002",
+            "9001",
+        }
+        await sup.wait_for("wallboard", lambda d: d is not wb)
+        assert len(sup.of("wallboard")) >= 2
+    with session_scope(engine) as s:
+        assert s.scalar(select(Campaign.status).where(Campaign.id == cid)).value == "running"  # type: ignore[union-attr]
+        assert len(list(s.scalars(select(CallListEntry.id)))) == made["entries"]
