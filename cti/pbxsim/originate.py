@@ -1,0 +1,506 @@
+"""Originate: the dial phase (OriginateResponse reasons as on Asterisk 22) and the dialplan.
+
+Where an answered ``;1`` goes (Originate ``Context``/``Exten``, or
+``Application``/``Data``) -- see :func:`resolve`:
+
+========================  =========================  ==========================================
+context                   exten                      runs
+========================  =========================  ==========================================
+``outbound``              ``agent-queue``            ``Queue(members)`` (lab dialplan)
+``outbound``              ``park``                   ``Wait(30)``
+``queues``                ``<queue name>``           ``Queue(<queue name>)``
+``survey``                ``start`` / ``start-case`` ``AGI(agi://<agi_host>:<agi_port>/survey[,${SURVEY_CASE}])``
+``surveys``               ``<script>``               ``AGI(agi://<agi_host>:<agi_port>/<script>[,${SURVEY_ARGS}])``
+``members-out``           ``<number>``               ``Dial(Local/<number>@members-out/n)`` (agent first, then member)
+(Application)             ``Queue`` / ``AGI`` / ``Wait``  with ``Data`` as in Asterisk
+========================  =========================  ==========================================
+anything else: the channel is hung up at once (no such extension).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cti.pbxsim import events as ev
+from cti.pbxsim.calls import (
+    CallActor,
+    Signal,
+    _cdr,
+    _cid,
+    _hangup_pair,
+    _hangup_pair_bridge,
+    member_override,
+    run_queue,
+)
+from cti.pbxsim.events import UNKNOWN, Channel
+
+if TYPE_CHECKING:
+    from cti.pbxsim.sim import PbxSimulator
+
+LAB_EXTENS = {
+    "answer": ("answer", 1.0, 8.0),
+    "hold": ("answer", 0.0, 30.0),
+    "noanswer": ("noanswer", None, None),
+    "silent": ("silent", None, None),
+    "busy": ("busy", None, None),
+    "congestion": ("congestion", None, None),
+    "hangup": ("hangup", None, None),
+    "userbusy": ("userbusy", None, None),
+    "reject": ("reject", None, None),
+    "survey-dtmf": ("answer", 0.0, 15.0),
+    "survey-silent": ("answer", 0.0, 15.0),
+    "survey-hangup": ("answer", 0.0, 1.0),
+}
+"""The ``members-sim`` extensions of the lab dialplan: (outcome, ring s, talk s)."""
+
+LAB_SURVEY = {"survey-dtmf": ("4",), "survey-silent": ("timeout",), "survey-hangup": ("hangup",)}
+
+
+@dataclass
+class OriginateRequest:
+    channel: str
+    context: str = ""
+    exten: str = ""
+    priority: int = 1
+    application: str = ""
+    data: str = ""
+    timeout: float = 30.0
+    cid_num: str = ""
+    cid_name: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    is_async: bool = False
+    channel_id: str | None = None
+    other_channel_id: str | None = None
+    action_id: str | None = None
+
+
+@dataclass
+class Callee:
+    """How the called party (;2 side) behaves."""
+
+    outcome: str
+    ring: float
+    talk: float | None
+    """Seconds after answering until this party hangs up (None = never by itself)."""
+    survey: list[str] | None = None
+    is_agent_iface: str = ""
+
+
+def parse_callerid(value: str) -> tuple[str, str]:
+    """``"Name" <num>`` / ``Name <num>`` / ``num`` -> (num, name)."""
+    value = value.strip()
+    if "<" in value and value.endswith(">"):
+        name, _, num = value[:-1].rpartition("<")
+        return num.strip(), name.strip().strip('"')
+    return value, ""
+
+
+def _callee(sim: PbxSimulator, exten: str, context: str) -> Callee:
+    rng = sim.rng
+    if context == "agents":
+        iface = f"Local/{exten}@agents/n"
+        spec = sim.agent_spec(iface)
+        answers = spec.auto_answer and rng.random() < spec.answer_prob
+        outcome = "answer" if answers else ("manual" if not spec.auto_answer else "noanswer")
+        agent_talk = spec.talk_time.sample(rng) if spec.auto_hangup else None
+        return Callee(outcome, spec.ring_time.sample(rng), agent_talk, is_agent_iface=iface)
+    ov = member_override(sim, exten)
+    out = sim.scenario.outbound
+    if context == "members-sim" and exten in LAB_EXTENS and ov.outcome is None:
+        lab_outcome, lab_ring, lab_talk = LAB_EXTENS[exten]
+        lab_survey = list(LAB_SURVEY.get(exten, ()))
+        return Callee(lab_outcome, lab_ring or 0.0, lab_talk, lab_survey or None)
+    if ov.outcome is not None:
+        outcome = ov.outcome
+    else:
+        r = rng.random()
+        outcome = "answer"
+        acc = 0.0
+        for name, p in (
+            ("answer", out.p_answer),
+            ("voicemail", out.p_voicemail),
+            ("noanswer", out.p_noanswer),
+            ("busy", out.p_busy),
+            ("congestion", out.p_congestion),
+        ):
+            acc += p
+            if r < acc:
+                outcome = name
+                break
+        else:
+            outcome = "noanswer"
+    ring = ov.ring_time if ov.ring_time is not None else out.ring_time.sample(rng)
+    if ov.talk_time is not None:
+        talk: float | None = ov.talk_time
+    elif outcome == "voicemail":
+        talk = out.voicemail_time.sample(rng)
+    else:
+        talk = out.talk_time.sample(rng)
+    survey = list(ov.survey) if ov.survey is not None else None
+    if outcome == "voicemail" and survey is None:
+        survey = ["timeout"] * 50
+    return Callee(outcome, ring, talk, survey)
+
+
+async def originate(sim: PbxSimulator, req: OriginateRequest) -> asyncio.Future[bool]:
+    """Start the call; the returned future resolves when the dial phase ends (answered?)."""
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[bool] = loop.create_future()
+    sim.stats.calls_originated += 1
+    tech, _, rest = req.channel.partition("/")
+    target, _, _opts = rest.partition("/")
+    exten, at, context = target.partition("@")
+    if tech != "Local" or not at or not exten or sim.active_calls() >= sim.scenario.max_calls:
+        if sim.active_calls() >= sim.scenario.max_calls:
+            sim.stats.rejected_max_calls += 1
+        _fail_response(sim, req, 0)
+        result.set_result(False)
+        return result
+    actor = CallActor(sim)
+    one, two = sim.new_local_pair(exten, context, ids=(req.channel_id, req.other_channel_id))
+    actor.adopt(one, two)
+    callee = _callee(sim, exten, context)
+    actor.task = sim.spawn(_run(actor, req, one, two, callee, target, result))
+    return result
+
+
+def _fail_response(sim: PbxSimulator, req: OriginateRequest, reason: int) -> None:
+    sim.stats.originate_failed += 1
+    if not req.is_async:
+        return
+    sim.emit(
+        ev.originate_response(
+            req.action_id,
+            False,
+            req.channel,
+            req.context,
+            req.exten,
+            reason,
+            req.channel_id or UNKNOWN,
+            req.cid_num or UNKNOWN,
+            req.cid_name or UNKNOWN,
+        )
+    )
+
+
+def _ok_response(sim: PbxSimulator, req: OriginateRequest, one: Channel) -> None:
+    sim.stats.originate_answered += 1
+    if not req.is_async:
+        return
+    sim.emit(
+        ev.originate_response(
+            req.action_id,
+            True,
+            one.name,
+            req.context,
+            req.exten,
+            4,
+            one.uniqueid,
+            req.cid_num or UNKNOWN,
+            req.cid_name or UNKNOWN,
+        )
+    )
+
+
+async def _run(
+    actor: CallActor,
+    req: OriginateRequest,
+    one: Channel,
+    two: Channel,
+    callee: Callee,
+    dial_string: str,
+    result: asyncio.Future[bool],
+) -> None:
+    sim = actor.sim
+    outcome = "done"
+    try:
+        sim.emit(ev.newchannel(one))
+        sim.emit(ev.newchannel(two))
+        for c in (one, two):
+            c.variables.update(req.variables)
+            _cid(c, req.cid_num, req.cid_name)
+        answered = await _dial(actor, req, one, two, callee, dial_string)
+        if not result.done():
+            result.set_result(answered)
+        if answered:
+            await run_dialplan(actor, req, one, two, callee)
+    except asyncio.CancelledError:
+        outcome = "killed"
+        if not result.done():
+            result.set_result(False)
+        raise
+    finally:
+        if outcome != "killed":
+            actor.finish(outcome)
+
+
+async def _dial(
+    actor: CallActor,
+    req: OriginateRequest,
+    one: Channel,
+    two: Channel,
+    callee: Callee,
+    dial_string: str,
+) -> bool:
+    """Dial phase of an Originate, event orders from the c-originate-* traces."""
+    sim = actor.sim
+    emit = sim.emit
+    kind = callee.outcome
+    if kind == "nosuchexten":
+        emit(ev.hangup(two, 0))
+        two.hungup = True
+        _fail_response(sim, req, 0)
+        emit(ev.hangup(one, 0))
+        one.hungup = True
+        return False
+    emit(ev.local_bridge(one, two))
+    if kind in ("reject", "userbusy"):
+        cause = 21 if kind == "reject" else 17
+        _fail_response(sim, req, 0)
+        emit(ev.hangup_request(two, 16, soft=True))
+        emit(ev.dial_begin(one, dial_string))
+        emit(ev.hangup_request(one, cause))
+        emit(ev.dial_end(one, "NOANSWER" if kind == "reject" else "BUSY"))
+        emit(ev.hangup(one, cause))
+        emit(ev.hangup(two, cause))
+        one.hungup = two.hungup = True
+        return False
+    if kind == "hangup":
+        emit(ev.dial_begin(one, dial_string))
+        emit(ev.hangup_request(two, 16, soft=True))
+        _fail_response(sim, req, 0)
+        emit(ev.hangup_request(one, 16))
+        emit(ev.hangup(two, 16))
+        emit(ev.dial_end(one, "NOANSWER"))
+        emit(ev.hangup(one, 16))
+        one.hungup = two.hungup = True
+        return False
+    emit(ev.dial_begin(one, dial_string))
+    if kind in ("busy", "congestion"):
+        two.state = ev.BUSY
+        emit(ev.newstate(two))
+        emit(ev.dial_end(one, "BUSY" if kind == "busy" else "CONGESTION"))
+        if kind == "congestion":
+            _fail_response(sim, req, 8)
+        emit(ev.hangup_request(two, 0))
+        emit(ev.hangup_request(two, 16, soft=True))
+        if kind == "busy":
+            _fail_response(sim, req, 5)
+        emit(ev.hangup(two, 17 if kind == "busy" else 34))
+        emit(ev.hangup(one, 0))
+        one.hungup = two.hungup = True
+        return False
+    ringing = kind != "silent" and (kind != "answer" or callee.ring > 0)
+    if ringing:
+        one.state = ev.RINGING
+        emit(ev.newstate(one))
+        emit(ev.dial_state(one, "RINGING"))
+    if callee.is_agent_iface:
+        actor.hold(callee.is_agent_iface)
+        sim.state.devstate[callee.is_agent_iface] = 2
+    actor.timer(req.timeout, "dial_timeout")
+    if kind in ("answer", "voicemail"):
+        actor.timer(callee.ring, "answer")
+    while True:
+        sig = await actor.next()
+        if sig.kind == "timer" and sig.tag == "answer":
+            break
+        if sig.kind == "agent_answer":
+            break
+        if sig.kind == "timer" and sig.tag == "dial_timeout":
+            emit(ev.hangup_request(two, 19))
+            emit(ev.hangup(one, 19))
+            emit(ev.hangup_request(two, 16, soft=True))
+            emit(ev.hangup(two, 19))
+            one.hungup = two.hungup = True
+            _fail_response(sim, req, 3)
+            _release_agent(actor, callee)
+            return False
+        if sig.kind == "hangup" and sig.channel in (one.name, two.name):
+            emit(ev.dial_end(one, "NOANSWER"))
+            emit(ev.hangup_request(two, 16))
+            emit(ev.hangup(one, 16))
+            _fail_response(sim, req, 0)
+            emit(ev.hangup_request(two, 16, soft=True))
+            emit(ev.hangup(two, 16))
+            one.hungup = two.hungup = True
+            _release_agent(actor, callee)
+            return False
+    now = sim.now()
+    one.answered = two.answered = now
+    _ok_response(sim, req, one)
+    two.state = ev.UP
+    emit(ev.newstate(two))
+    one.state = ev.UP
+    emit(ev.newstate(one))
+    emit(ev.dial_end(one, "ANSWER"))
+    return True
+
+
+def _release_agent(actor: CallActor, callee: Callee) -> None:
+    if callee.is_agent_iface:
+        actor.sim.state.devstate[callee.is_agent_iface] = 1
+        actor.release(callee.is_agent_iface)
+
+
+@dataclass
+class Step:
+    kind: str  # queue | agi | wait | dial | none
+    arg: str = ""
+    args: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+def resolve(
+    sim: PbxSimulator, chan: Channel, context: str, exten: str, application: str, data: str
+) -> Step:
+    """Map an Originate/Redirect target to what the simulator runs (module docstring)."""
+    base = f"agi://{sim.agi_host}:{sim.agi_port}"
+    if application:
+        app = application.lower()
+        parts = data.split(",")
+        if app == "queue":
+            return Step("queue", parts[0])
+        if app == "agi":
+            return Step("agi", parts[0], tuple(parts[1:]))
+        if app == "wait":
+            return Step("wait", seconds=float(parts[0] or 0))
+        return Step("none")
+    if context == "outbound" and exten == "agent-queue":
+        return Step("queue", "members")
+    if context == "outbound" and exten == "park":
+        return Step("wait", seconds=30.0)
+    if context == "queues":
+        return Step("queue", exten)
+    if context == "survey" and exten == "start":
+        return Step("agi", f"{base}/survey")
+    if context == "survey" and exten == "start-case":
+        return Step("agi", f"{base}/survey", (chan.variables.get("SURVEY_CASE", ""),))
+    if context == "surveys":
+        extra = chan.variables.get("SURVEY_ARGS", "")
+        return Step("agi", f"{base}/{exten}", tuple(a for a in extra.split(",") if a))
+    if context == "members-out":
+        return Step("dial", exten)
+    return Step("none")
+
+
+async def run_dialplan(
+    actor: CallActor, req: OriginateRequest, one: Channel, two: Channel, callee: Callee
+) -> None:
+    """The answered ;1 runs its extension while the callee (;2 side) may hang up."""
+    sim = actor.sim
+    context, exten, app, data = req.context, req.exten, req.application, req.data
+    one.context, one.exten, one.priority = context or one.context, exten or one.exten, 2
+    if callee.talk is not None:
+        actor.timer(callee.talk, "callee_end")
+    started = sim.now()
+    while True:
+        step = resolve(sim, one, context, exten, app, data)
+        if step.kind == "queue" and step.arg in sim.state.queues:
+            one.application, one.app_data = "Queue", f"{step.arg},t,,,60"
+            remaining = None
+            if callee.talk is not None:
+                remaining = max(0.0, callee.talk - (sim.now() - started))
+            res = await run_queue(
+                actor,
+                sim.state.queues[step.arg],
+                one,
+                two,
+                patience=sim.scenario.inbound.patience.sample(sim.rng),
+                caller_talk=remaining,
+            )
+            if res.outcome in ("agent", "timeout"):
+                _hangup_pair_bridge(sim, one, two, res.bridge_id)
+                return
+            if res.outcome == "redirect" and res.redirect is not None:
+                context, exten, app, data = _redirect_target(one, res.redirect)
+                continue
+            return
+        if step.kind == "agi":
+            from cti.pbxsim.agi import run_agi
+
+            one.application, one.app_data = "AGI", ",".join((step.arg, *step.args))
+            res2 = await run_agi(actor, one, two, step.arg, step.args, callee)
+            if res2.redirect is not None:
+                context, exten, app, data = _redirect_target(one, res2.redirect)
+                continue
+            if not res2.callee_gone:
+                _hangup_pair(sim, one, two, 16)
+            else:
+                _cdr(sim, one)
+                sim.emit(ev.hangup_request(one, 16, soft=True))
+                sim.emit(ev.hangup(one, 16))
+                one.hungup = True
+            return
+        if step.kind == "dial":
+            from cti.pbxsim.dial import run_dial
+
+            sig = await run_dial(actor, one, two, step.arg, req)
+            if sig is not None:
+                context, exten, app, data = _redirect_target(one, sig)
+                continue
+            return
+        if step.kind == "wait":
+            one.application, one.app_data = "Wait", f"{int(step.seconds)}"
+            sig = await wait_on_call(actor, one, two, step.seconds)
+            if sig is not None:
+                context, exten, app, data = _redirect_target(one, sig)
+                continue
+            return
+        _hangup_pair(sim, one, two, 16)
+        return
+
+
+def _redirect_target(chan: Channel, sig: Signal) -> tuple[str, str, str, str]:
+    chan.context, chan.exten, chan.priority = sig.context, sig.exten, sig.priority
+    return sig.context, sig.exten, "", ""
+
+
+async def wait_on_call(
+    actor: CallActor, chan: Channel, peer: Channel, seconds: float
+) -> Signal | None:
+    """``Wait(n)`` on ``chan``; ends by itself, by the callee, by Hangup or Redirect."""
+    sim = actor.sim
+    actor.timer(seconds, "wait_end")
+    while True:
+        sig = await actor.next()
+        if sig.kind == "timer" and sig.tag == "wait_end":
+            _hangup_pair(sim, chan, peer, 16)
+            return None
+        if sig.kind == "timer" and sig.tag == "callee_end":
+            callee_hangs_up(sim, chan, peer)
+            return None
+        if sig.kind == "hangup" and sig.channel in (chan.name, peer.name):
+            target, other = (chan, peer) if sig.channel == chan.name else (peer, chan)
+            action_hangup(sim, target, other, sig.cause)
+            return None
+        if sig.kind == "redirect" and sig.channel == chan.name:
+            return sig
+
+
+def callee_hangs_up(sim: PbxSimulator, chan: Channel, peer: Channel) -> None:
+    """The called party hangs up while ``chan`` runs dialplan (d-hangup trace order)."""
+    sim.emit(ev.hangup_request(peer, 16, soft=True))
+    sim.emit(ev.hangup_request(chan, 16))
+    sim.emit(ev.hangup(peer, 16))
+    peer.hungup = True
+    _cdr(sim, peer)
+    _cdr(sim, chan)
+    sim.emit(ev.hangup_request(chan, 16, soft=True))
+    sim.emit(ev.hangup(chan, 16))
+    chan.hungup = True
+
+
+def action_hangup(sim: PbxSimulator, target: Channel, other: Channel, cause: int) -> None:
+    """``Action: Hangup`` on an up Local half (e-queue-actions order)."""
+    sim.emit(ev.hangup_request(target, 16, soft=True))
+    sim.emit(ev.hangup_request(other, cause))
+    _cdr(sim, target)
+    sim.emit(ev.hangup(target, cause))
+    target.hungup = True
+    sim.emit(ev.hangup_request(other, 16, soft=True))
+    sim.emit(ev.hangup(other, cause))
+    other.hungup = True
+    _cdr(sim, other)
