@@ -55,7 +55,7 @@ class ChannelHungUp(Exception):
     """The channel hung up (HANGUP line, 511 on a dead channel, or the socket closed)."""
 
 
-class SurveyAgiRequest(Request):  # type: ignore[misc]
+class SurveyAgiRequest(Request):
     """A FastAGI request whose replies are read correctly after a hang-up."""
 
     def __init__(
@@ -162,7 +162,7 @@ def _quote(value: str) -> str:
 Route = Callable[[SurveyAgiRequest], Awaitable[None]]
 
 
-class SurveyAgiApplication(Application):  # type: ignore[misc]
+class SurveyAgiApplication(Application):
     """panoramisk's FastAGI Application with a bounded, EOF-safe connection handler."""
 
     def __init__(
