@@ -65,6 +65,7 @@ class ConsoleApp(App[None]):
         agent_tz: dt.tzinfo | None = None,
         reconnect_initial: float = 0.2,
         reconnect_max: float = 5.0,
+        offline: bool = False,
     ) -> None:
         super().__init__()
         self.host, self.port, self._ssl = host, port, ssl
@@ -77,11 +78,15 @@ class ConsoleApp(App[None]):
         self.book = CallBook()
         self.client: HubClient | None = None
         self._reconnect = (reconnect_initial, reconnect_max)
+        self.offline = offline
+        """Recorded mode (snapshot tests, demos): no hub; requests quietly give nothing."""
 
     # -- lifecycle -------------------------------------------------------------
     def on_mount(self) -> None:
         from agent_tui.screens.login import LoginScreen
 
+        if self.offline:
+            return
         self.push_screen(LoginScreen(self._initial_agent or "", self._initial_password))
 
     async def action_quit(self) -> None:
@@ -136,9 +141,13 @@ class ConsoleApp(App[None]):
     def start_session(self, login_result: dict[str, Any]) -> None:
         """Show the home screen for a login result (the hub's, or a recorded one)."""
         from agent_tui.screens.home import HomeScreen
+        from agent_tui.screens.login import LoginScreen
 
         self.session = Session.parse(login_result)
-        self.switch_screen(HomeScreen())
+        if isinstance(self.screen, LoginScreen):
+            self.switch_screen(HomeScreen())
+        else:
+            self.push_screen(HomeScreen())
 
     # -- requests ----------------------------------------------------------------
     async def request(self, cmd: str, **args: Any) -> dict[str, Any]:
@@ -149,6 +158,8 @@ class ConsoleApp(App[None]):
 
     async def call_hub(self, cmd: str, **args: Any) -> dict[str, Any] | None:
         """One hub command; errors are shown to the agent and give ``None``."""
+        if self.offline:
+            return None
         try:
             return await self.request(cmd, **args)
         except ProtocolError as exc:

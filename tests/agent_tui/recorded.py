@@ -251,6 +251,7 @@ WALLBOARD: dict[str, Any] = {
     "utilization": 0.71,
     "history": {
         "waiting": _series(60, 1, 4),
+        "talking": _series(60, 0, 3),
         "abandon_rate": _series(60, 0.01, 0.02),
         "contact_rate": _series(60, 0.3, 0.3),
         "utilization": _series(60, 0.5, 0.4),

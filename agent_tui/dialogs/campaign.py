@@ -1,0 +1,74 @@
+"""Create a campaign from a list builder: name, builder, dial mode and the builder's parameter."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Footer, Input, Label, Select, Static
+
+BUILDERS = {
+    "post_purchase": ("Post-purchase follow-up", "days_ago", "Days after the purchase", "7"),
+    "dormant_winback": ("Dormant win-back", "days", "Days without a purchase", "180"),
+    "survey": ("Satisfaction survey", "size", "Sample size", "500"),
+}
+MODES = ("preview", "progressive", "predictive", "ivr")
+
+
+class CampaignDialog(ModalScreen[dict[str, Any] | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "submit", "Create"),
+        Binding("escape", "cancel", "Cancel"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("New campaign", classes="dialog-title")
+            yield Input(placeholder="Name (unique)", id="cmp-name", max_length=200)
+            yield Select(
+                [(label, kind) for kind, (label, *_rest) in BUILDERS.items()],
+                value="post_purchase",
+                allow_blank=False,
+                id="cmp-kind",
+            )
+            yield Select(
+                [(m, m) for m in MODES], value="progressive", allow_blank=False, id="cmp-mode"
+            )
+            yield Label(BUILDERS["post_purchase"][2], id="cmp-param-label")
+            yield Input(BUILDERS["post_purchase"][3], id="cmp-param", type="integer")
+            yield Static("", classes="dialog-error")
+            yield Button("Create (ctrl+s)", variant="primary", id="cmp-create")
+        yield Footer(compact=True)
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "cmp-kind" and isinstance(event.value, str):
+            _label, _key, prompt, default = BUILDERS[event.value]
+            self.query_one("#cmp-param-label", Label).update(prompt)
+            self.query_one("#cmp-param", Input).value = default
+            if event.value == "survey":
+                self.query_one("#cmp-mode", Select).value = "ivr"
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.action_submit()
+
+    def action_submit(self) -> None:
+        name = self.query_one("#cmp-name", Input).value.strip()
+        kind = str(self.query_one("#cmp-kind", Select).value)
+        mode = str(self.query_one("#cmp-mode", Select).value)
+        raw = self.query_one("#cmp-param", Input).value.strip()
+        if not name:
+            self.query_one(".dialog-error", Static).update("Give the campaign a name.")
+            return
+        settings: dict[str, Any] = {}
+        if raw:
+            if not raw.isdigit():
+                self.query_one(".dialog-error", Static).update("The parameter is a whole number.")
+                return
+            settings[BUILDERS[kind][1]] = int(raw)
+        self.dismiss({"name": name, "kind": kind, "mode": mode, "settings": settings})
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
