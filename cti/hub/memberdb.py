@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from crm_bridge import points
 from crm_bridge.models import (
     Agent,
     AuditLog,
@@ -17,10 +19,10 @@ from crm_bridge.models import (
     Inquiry,
     Member,
     MemberPhone,
-    PointsLedger,
     RewardItem,
     Severity,
 )
+from crm_bridge.points import Redemption
 from cti.hub.sessions import AgentInfo
 
 
@@ -135,23 +137,32 @@ def catalogue(s: Session) -> list[dict[str, Any]]:
     ]
 
 
-def redeem(
-    s: Session, who: AgentInfo, member_id: int, item_code: str, confirm: bool
-) -> dict[str, Any]:
-    """Quote, or (``confirm``) debit the points in one transaction with a ledger row.
+RedemptionHook = Callable[[Session, Redemption], None]
+"""Called in the redemption's transaction (the composition root queues the confirmation
+SMS/email through the outbox here; ``cti`` itself may not import ``dialer``)."""
 
-    The balance is decremented with a guarded UPDATE (``points_balance >= cost``), so two
-    concurrent redemptions can never take the balance below zero.
-    """
-    item = s.scalars(
-        select(RewardItem).where(RewardItem.code == item_code, RewardItem.active.is_(True))
-    ).one_or_none()
+
+def redeem(
+    s: Session,
+    who: AgentInfo,
+    member_id: int,
+    item_code: str,
+    confirm: bool,
+    hook: RedemptionHook | None = None,
+) -> dict[str, Any]:
+    """Quote, or (``confirm``) redeem in one transaction: ``crm_bridge.points.redeem``
+    (guarded balance update + ledger row + audit row), then ``hook``."""
+    item = s.execute(
+        select(RewardItem.points_cost).where(
+            RewardItem.code == item_code, RewardItem.active.is_(True)
+        )
+    ).first()
     if item is None:
         raise Refused("not_found", f"no catalogue item {item_code!r}")
     balance = s.scalar(select(Member.points_balance).where(Member.id == member_id))
     if balance is None:
         raise Refused("not_found", f"no member {member_id}")
-    cost = item.points_cost
+    cost = int(item[0])
     if balance < cost:
         raise Refused("conflict", f"not enough points: {balance} < {cost}")
     if not confirm:
@@ -161,27 +172,20 @@ def redeem(
             "balance_after": balance - cost,
             "confirmed": False,
         }
-    res = s.execute(
-        update(Member)
-        .where(Member.id == member_id, Member.points_balance >= cost)
-        .values(points_balance=Member.points_balance - cost)
-        .returning(Member.points_balance)
-    ).first()
-    if res is None:
-        raise Refused("conflict", "not enough points")
-    after = int(res[0])
-    s.add(
-        PointsLedger(
-            member_id=member_id,
-            delta=-cost,
-            balance_after=after,
-            reason="redeem",
-            reference=item.code,
-            agent_id=who.id,
-        )
-    )
-    _audit(s, who, "points.redeem", member_id, item=item.code, cost=cost, balance_after=after)
-    return {"balance_before": after + cost, "cost": cost, "balance_after": after, "confirmed": True}
+    try:
+        done = points.redeem(s, member_id, item_code, who.id, actor=who.actor)
+    except points.InsufficientPoints as exc:
+        raise Refused("conflict", str(exc)) from None
+    except points.PointsError as exc:
+        raise Refused("not_found", str(exc)) from None
+    if hook is not None:
+        hook(s, done)
+    return {
+        "balance_before": done.balance_after + done.points_cost,
+        "cost": done.points_cost,
+        "balance_after": done.balance_after,
+        "confirmed": True,
+    }
 
 
 def reassign(

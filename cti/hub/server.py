@@ -30,6 +30,7 @@ from crm_bridge.db import run_db
 from cti.ami.message import AmiMessage
 from cti.hub import db as hubdb
 from cti.hub.calls import CallBook, CallRecord, iso
+from cti.hub.memberdb import RedemptionHook
 from cti.hub.persist import Writer
 from cti.hub.ratelimit import FailureLimiter
 from cti.hub.sessions import AgentInfo, Connection, SessionRegistry
@@ -96,6 +97,8 @@ class HubServer:
         """agent code -> member id -> expiry: members a call put within the agent's reach."""
         self.day_stats: dict[str, list[int]] = {}
         """agent code -> [calls today, talk seconds today]."""
+        self.redemption_hook: RedemptionHook | None = None
+        """Runs in a confirmed redemption's transaction (outbox confirmation; set by the wiring)."""
         self.pending_dials: dict[str, str] = {}
         """Originate ActionID -> call id (click-to-dial)."""
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -135,4 +135,5 @@ async def points_redeem(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         args["member_id"],
         args["item_code"],
         bool(args.get("confirm")),
+        ctx.hub.redemption_hook,
     )
