@@ -115,11 +115,10 @@ async def hangup_action(s: AmiSession, a: AmiMessage) -> None:
             )
         )
         for c in matched:
-            pairs: Pairs = [("Event", "ChannelHungup")]
+            pairs: Pairs = [("Event", "ChannelHungup"), ("Channel", c.name)]
             aid = a.get("ActionID")
             if aid is not None:
                 pairs.append(("ActionID", aid))
-            pairs.append(("Channel", c.name))
             s.send(pairs)
         _list_complete(s, a, "ChannelsHungupListComplete", len(matched))
         for c in matched:

@@ -183,7 +183,9 @@ async def kill_all(sim: PbxSimulator, emit: bool) -> None:
 # ---------------------------------------------------------------- inbound
 
 
-def start_inbound(sim: PbxSimulator, num: str, name: str, qname: str) -> CallHandle:
+def start_inbound(
+    sim: PbxSimulator, num: str, name: str, qname: str, patience: float | None = None
+) -> CallHandle:
     from cti.pbxsim.sim import CallHandle
 
     q = sim.state.queues[qname]
@@ -199,12 +201,18 @@ def start_inbound(sim: PbxSimulator, num: str, name: str, qname: str) -> CallHan
     handle = CallHandle(one.linkedid, one.name, two.name)
     actor.handle = handle
     sim.stats.inbound_calls += 1
-    actor.task = sim.spawn(_run_inbound(actor, q, one, two, num, name))
+    actor.task = sim.spawn(_run_inbound(actor, q, one, two, num, name, patience))
     return handle
 
 
 async def _run_inbound(
-    actor: CallActor, q: QueueState, one: Channel, two: Channel, num: str, name: str
+    actor: CallActor,
+    q: QueueState,
+    one: Channel,
+    two: Channel,
+    num: str,
+    name: str,
+    patience: float | None,
 ) -> None:
     sim = actor.sim
     outcome = "killed"
@@ -234,11 +242,12 @@ async def _run_inbound(
                 return
         two.priority = 3
         two.application, two.app_data = "Queue", f"{q.name},t,,,60"
-        patience = sim.scenario.inbound.patience.sample(sim.rng)
+        if patience is None:
+            patience = sim.scenario.inbound.patience.sample(sim.rng)
         result = await run_queue(actor, q, two, one, patience=patience)
         outcome = result.outcome
         if result.outcome in ("agent", "timeout"):
-            _hangup_pair_bridge(sim, two, one, result.bridge_id)
+            _hangup_pair_bridge(sim, two, one, result.bridge_id, result.peer_cdr_last)
     except asyncio.CancelledError:
         outcome = "killed"
         raise
@@ -247,11 +256,23 @@ async def _run_inbound(
             actor.finish(outcome)
 
 
-def _hangup_pair_bridge(sim: PbxSimulator, chan: Channel, peer: Channel, bridge_id: str) -> None:
-    """End of the dialplan after Queue(): the a-trace order incl. BridgeDestroy."""
+def _hangup_pair_bridge(
+    sim: PbxSimulator, chan: Channel, peer: Channel, bridge_id: str, peer_cdr_last: bool = False
+) -> None:
+    """End of the dialplan after Queue(): the a-trace order incl. BridgeDestroy (or a2's)."""
     sim.emit(ev.hangup_request(chan, 16, soft=True))
     if not peer.hungup:
         sim.emit(ev.hangup_request(peer, 16))
+    if peer_cdr_last:
+        sim.emit(ev.hangup(chan, 16))
+        chan.hungup = True
+        if bridge_id:
+            sim.emit(ev.bridge_event("BridgeDestroy", bridge_id, 0))
+        if not peer.hungup:
+            sim.emit(ev.hangup(peer, 16))
+            peer.hungup = True
+        _cdr(sim, peer)
+        return
     if bridge_id:
         sim.emit(ev.bridge_event("BridgeDestroy", bridge_id, 0))
     if not peer.hungup:
@@ -279,6 +300,8 @@ class Ringing:
 class QueueResult:
     outcome: str  # agent | caller | abandon | timeout | redirect
     bridge_id: str = ""
+    peer_cdr_last: bool = False
+    """a2-trace order for the end of the dialplan (the peer's Cdr comes last)."""
     redirect: Signal | None = None
 
 
@@ -292,6 +315,7 @@ class _QueueCtx:
     position: int
     ringing: list[Ringing] = field(default_factory=list)
     dialed: list[str] = field(default_factory=list)
+    last_ring_size: int = 0
 
 
 def _qms(sim: PbxSimulator, iface: str, skip_last: bool = False, only_last: bool = False) -> None:
@@ -350,11 +374,18 @@ def _ring(ctx: _QueueCtx, picks: list[tuple[str, str]]) -> None:
     for r in new:
         r.one.state = ev.RINGING
         sim.emit(ev.newstate(r.one))
+    # Both orders occur on a real Asterisk (a race between two threads): the
+    # traces show DialState first when one member is rung on the first attempt
+    # (a2, a3), after the QueueMemberStatus events otherwise (a, a2's retry).
+    dial_first = len(new) == 1 and len(ctx.dialed) == 1
+    if dial_first:
+        sim.emit(ev.dial_state(new[0].one, "RINGING", caller=chan))
     for r in new:
         sim.state.devstate[r.member_iface] = 2
         _qms(sim, r.member_iface)
-    for r in reversed(new):
-        sim.emit(ev.dial_state(r.one, "RINGING", caller=chan))
+    if not dial_first:
+        for r in reversed(new):
+            sim.emit(ev.dial_state(r.one, "RINGING", caller=chan))
     for r in new:
         if r.will_answer:
             ctx.actor.timer(r.spec.ring_time.sample(sim.rng), f"answer:{id(r)}")
@@ -464,6 +495,7 @@ async def run_queue(
         if not picks:
             return "idle"
         _ring(ctx, picks)
+        ctx.last_ring_size = len(picks)
         actor.timer(q.spec.timeout, f"rto:{id(ctx.ringing[-1])}")
         return "ringing"
 
@@ -615,7 +647,7 @@ async def _connected(ctx: _QueueCtx, a: Ringing, caller_talk: float | None) -> Q
             _complete(ctx, a, "transfer", hold, now, bridge_id)
             return QueueResult("redirect", redirect=sig)
     _complete(ctx, a, "agent", hold, now, bridge_id)
-    return QueueResult("agent", bridge_id=bridge_id)
+    return QueueResult("agent", bridge_id=bridge_id, peer_cdr_last=ctx.last_ring_size <= 1)
 
 
 def _complete(
@@ -646,13 +678,15 @@ def _complete(
         sim.state.devstate[a.member_iface] = 1
         ctx.actor.release(a.member_iface)
         _qms(sim, a.member_iface)
-        _cdr(sim, peer)
-        for name in ctx.dialed:
-            if name != a.one.name:
-                _cdr(sim, chan, name, "NO ANSWER")
-        _cdr(sim, chan, a.one.name)
-        sim.emit(ev.bridge_event("BridgeLeave", bridge_id, 1, a.one))
-        sim.emit(ev.hangup(a.one, 16))
+        if ctx.last_ring_size > 1:  # a trace (ringall, a loser in the same attempt)
+            _cdr(sim, peer)
+            _chan_cdrs(ctx, a)
+            sim.emit(ev.bridge_event("BridgeLeave", bridge_id, 1, a.one))
+            sim.emit(ev.hangup(a.one, 16))
+        else:  # a2 trace
+            sim.emit(ev.bridge_event("BridgeLeave", bridge_id, 1, a.one))
+            sim.emit(ev.hangup(a.one, 16))
+            _chan_cdrs(ctx, a)
         a.one.hungup = True
         sim.emit(ev.bridge_event("BridgeLeave", bridge_id, 0, chan))
         chan.bridge_id = ""
@@ -684,6 +718,13 @@ def _complete(
         sim.emit(ev.hangup(chan, 16))
         chan.hungup = True
         _cdr(sim, chan, a.one.name)
+
+
+def _chan_cdrs(ctx: _QueueCtx, a: Ringing) -> None:
+    for name in ctx.dialed:
+        if name != a.one.name:
+            _cdr(ctx.actor.sim, ctx.chan, name, "NO ANSWER")
+    _cdr(ctx.actor.sim, ctx.chan, a.one.name)
 
 
 def member_override(sim: PbxSimulator, number: str) -> NumberOverride:

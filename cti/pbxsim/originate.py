@@ -108,7 +108,9 @@ def _callee(sim: PbxSimulator, exten: str, context: str) -> Callee:
         return Callee(outcome, spec.ring_time.sample(rng), agent_talk, is_agent_iface=iface)
     ov = member_override(sim, exten)
     out = sim.scenario.outbound
-    if context == "members-sim" and exten in LAB_EXTENS and ov.outcome is None:
+    if context == "members-sim" and ov.outcome is None:
+        if exten not in LAB_EXTENS:
+            return Callee("nosuchexten", 0.0, None)
         lab_outcome, lab_ring, lab_talk = LAB_EXTENS[exten]
         lab_survey = list(LAB_SURVEY.get(exten, ()))
         return Callee(lab_outcome, lab_ring or 0.0, lab_talk, lab_survey or None)
@@ -277,18 +279,27 @@ async def _dial(
         emit(ev.hangup(one, 16))
         one.hungup = two.hungup = True
         return False
-    emit(ev.dial_begin(one, dial_string))
-    if kind in ("busy", "congestion"):
+    if kind == "busy":  # c-originate-busy order
+        _fail_response(sim, req, 5)
         two.state = ev.BUSY
         emit(ev.newstate(two))
-        emit(ev.dial_end(one, "BUSY" if kind == "busy" else "CONGESTION"))
-        if kind == "congestion":
-            _fail_response(sim, req, 8)
+        emit(ev.dial_begin(one, dial_string))
+        emit(ev.dial_end(one, "BUSY"))
+        emit(ev.hangup_request(two, 0))
+        emit(ev.hangup(one, 0))
+        emit(ev.hangup_request(two, 16, soft=True))
+        emit(ev.hangup(two, 17))
+        one.hungup = two.hungup = True
+        return False
+    emit(ev.dial_begin(one, dial_string))
+    if kind == "congestion":  # c-originate-congestion order
+        two.state = ev.BUSY
+        emit(ev.newstate(two))
+        emit(ev.dial_end(one, "CONGESTION"))
+        _fail_response(sim, req, 8)
         emit(ev.hangup_request(two, 0))
         emit(ev.hangup_request(two, 16, soft=True))
-        if kind == "busy":
-            _fail_response(sim, req, 5)
-        emit(ev.hangup(two, 17 if kind == "busy" else 34))
+        emit(ev.hangup(two, 34))
         emit(ev.hangup(one, 0))
         one.hungup = two.hungup = True
         return False
@@ -311,11 +322,14 @@ async def _dial(
             break
         if sig.kind == "timer" and sig.tag == "dial_timeout":
             emit(ev.hangup_request(two, 19))
+            if not ringing:  # c-originate-silent order
+                _fail_response(sim, req, 3)
             emit(ev.hangup(one, 19))
             emit(ev.hangup_request(two, 16, soft=True))
             emit(ev.hangup(two, 19))
             one.hungup = two.hungup = True
-            _fail_response(sim, req, 3)
+            if ringing:  # c-originate-noanswer order
+                _fail_response(sim, req, 3)
             _release_agent(actor, callee)
             return False
         if sig.kind == "hangup" and sig.channel in (one.name, two.name):
@@ -412,7 +426,7 @@ async def run_dialplan(
                 caller_talk=remaining,
             )
             if res.outcome in ("agent", "timeout"):
-                _hangup_pair_bridge(sim, one, two, res.bridge_id)
+                _hangup_pair_bridge(sim, one, two, res.bridge_id, res.peer_cdr_last)
                 return
             if res.outcome == "redirect" and res.redirect is not None:
                 context, exten, app, data = _redirect_target(one, res.redirect)

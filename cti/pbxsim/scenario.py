@@ -229,13 +229,11 @@ def _known(cls: Any, data: Mapping[str, Any], where: str) -> dict[str, Any]:
     return dict(data)
 
 
-_DIST_FIELDS = {"ring_time", "talk_time", "patience", "voicemail_time", "response_time"}
-
-
 def _build(cls: Any, data: Mapping[str, Any], where: str) -> Any:
     kwargs = _known(cls, data, where)
+    dist_fields = {f.name for f in fields(cls) if str(f.type) == "Dist"}
     for key, value in list(kwargs.items()):
-        if key in _DIST_FIELDS:
+        if key in dist_fields:
             kwargs[key] = _dist(value, f"{where}.{key}")
         elif isinstance(value, list):
             kwargs[key] = tuple(value)

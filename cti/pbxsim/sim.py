@@ -310,15 +310,24 @@ class PbxSimulator:
         await kill_all(self, emit)
 
     async def inbound_call(
-        self, caller_num: str, caller_name: str = "", queue: str | None = None
+        self,
+        caller_num: str,
+        caller_name: str = "",
+        queue: str | None = None,
+        *,
+        patience: float | None = None,
     ) -> CallHandle:
-        """A call arriving from the PSTN into ``queue`` (default: the inbound queue)."""
+        """A call arriving from the PSTN into ``queue`` (default: the inbound queue).
+
+        ``patience``: simulated seconds the caller waits in queue before hanging
+        up (default: sampled from ``scenario.inbound.patience``).
+        """
         from cti.pbxsim.calls import start_inbound
 
         qname = queue or self.scenario.inbound.queue
         if qname not in self.state.queues:
             raise KeyError(f"no queue {qname!r}")
-        return start_inbound(self, caller_num, caller_name, qname)
+        return start_inbound(self, caller_num, caller_name, qname, patience)
 
     async def agent_answer(self, interface: str) -> bool:
         """Make a ringing agent (``auto_answer = false``) pick up; False if not ringing."""

@@ -72,9 +72,9 @@ class AmiClient:
     def send_raw(self, data: bytes) -> None:
         self.writer.write(data)
 
-    async def read_message(self, timeout: float = 5.0) -> Msg:
+    async def read_message(self, wait: float = 5.0) -> Msg:
         while b"\r\n\r\n" not in self.buf:
-            chunk = await asyncio.wait_for(self.reader.read(65536), timeout)
+            chunk = await asyncio.wait_for(self.reader.read(65536), wait)
             if not chunk:
                 raise EOFError
             self.raw += chunk
@@ -84,34 +84,36 @@ class AmiClient:
         self.messages.append(msg)
         return msg
 
-    async def wait_for(self, pred: Callable[[Msg], bool], timeout: float = 5.0) -> Msg:
+    async def wait_for(self, pred: Callable[[Msg], bool], wait: float = 5.0) -> Msg:
         loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
+        end = loop.time() + wait
         while True:
             msg = await self.read_message(max(0.01, end - loop.time()))
             if pred(msg):
                 return msg
 
-    async def response(self, aid: str, timeout: float = 5.0) -> Msg:
+    async def response(self, aid: str, wait: float = 5.0) -> Msg:
         return await self.wait_for(
-            lambda m: m[0][0] == "Response" and dict(m).get("ActionID") == aid, timeout
+            lambda m: m[0][0] == "Response" and dict(m).get("ActionID") == aid, wait
         )
 
-    async def event(self, name: str, timeout: float = 5.0, **match: str) -> Msg:
+    async def event(self, name: str, wait: float = 5.0, **match: str) -> Msg:
         def pred(m: Msg) -> bool:
             d = dict(m)
             return d.get("Event") == name and all(d.get(k) == v for k, v in match.items())
 
-        return await self.wait_for(pred, timeout)
+        return await self.wait_for(pred, wait)
 
-    async def login(self, user: str = "memberline", secret: str = "secret", events: str = "on") -> Msg:
+    async def login(
+        self, user: str = "memberline", secret: str = "secret", events: str = "on"
+    ) -> Msg:
         aid = self.send("Login", Username=user, Secret=secret, Events=events)
         return await self.response(aid)
 
-    async def collect_list(self, aid: str, complete: str, timeout: float = 5.0) -> list[Msg]:
+    async def collect_list(self, aid: str, complete: str, wait: float = 5.0) -> list[Msg]:
         items: list[Msg] = []
         while True:
-            m = await self.wait_for(lambda m: dict(m).get("ActionID") == aid, timeout)
+            m = await self.wait_for(lambda m: dict(m).get("ActionID") == aid, wait)
             items.append(m)
             if dict(m).get("Event") == complete:
                 return items
