@@ -244,7 +244,7 @@ class AmiClient:
 
     # ---------------------------------------------------------------- internals
     async def _send(
-        self, action: Mapping[str, ActionValue], timeout: float | None
+        self, action: Mapping[str, ActionValue], wait: float | None
     ) -> list[AmiMessage]:
         proto = self._protocol
         if proto is None or proto.transport is None or proto.transport.is_closing():
