@@ -66,7 +66,7 @@ class CallActor:
         self.task: asyncio.Task[None] | None = None
         self.handle: CallHandle | None = None
         self.interfaces: set[str] = set()
-        sim.calls.add(self)
+        sim.call_started(self)
 
     def adopt(self, *chans: Channel) -> None:
         for c in chans:
@@ -104,7 +104,7 @@ class CallActor:
         for c in self.channels:
             self.sim.state.owners.pop(c.name, None)
             self.sim.drop_channel(c)
-        self.sim.calls.discard(self)
+        self.sim.call_ended(self)
         for q in self.sim.state.queues.values():
             if self in q.waiting:
                 q.waiting.remove(self)

@@ -10,7 +10,7 @@ context                   exten                      runs
 ``outbound``              ``park``                   ``Wait(30)``
 ``queues``                ``<queue name>``           ``Queue(<queue name>)``
 ``survey``                ``start`` / ``start-case`` ``AGI(agi://<agi_host>:<agi_port>/survey[,${SURVEY_CASE}])``
-``surveys``               ``<script>``               ``AGI(agi://<agi_host>:<agi_port>/<script>[,${SURVEY_ARGS}])``
+``surveys``               ``<script>``               ``AGI(agi://<agi_host>:<agi_port>/<script>,<${SURVEY_ARGS} split on |>)``
 ``members-out``           ``<number>``               ``Dial(Local/<number>@members-out/n)`` (agent first, then member)
 (Application)             ``Queue`` / ``AGI`` / ``Wait``  with ``Data`` as in Asterisk
 ========================  =========================  ==========================================
@@ -39,7 +39,7 @@ from cti.pbxsim.events import UNKNOWN, Channel
 if TYPE_CHECKING:
     from cti.pbxsim.sim import PbxSimulator
 
-LAB_EXTENS = {
+LAB_EXTENS: dict[str, tuple[str, float | None, float | None]] = {
     "answer": ("answer", 1.0, 8.0),
     "hold": ("answer", 0.0, 30.0),
     "noanswer": ("noanswer", None, None),
@@ -49,9 +49,9 @@ LAB_EXTENS = {
     "hangup": ("hangup", None, None),
     "userbusy": ("userbusy", None, None),
     "reject": ("reject", None, None),
-    "survey-dtmf": ("answer", 0.0, 15.0),
-    "survey-silent": ("answer", 0.0, 15.0),
-    "survey-hangup": ("answer", 0.0, 1.0),
+    "survey-dtmf": ("answer", 0.0, None),
+    "survey-silent": ("answer", 0.0, None),
+    "survey-hangup": ("answer", 0.0, None),
 }
 """The ``members-sim`` extensions of the lab dialplan: (outcome, ring s, talk s)."""
 
@@ -394,7 +394,7 @@ def resolve(
         return Step("agi", f"{base}/survey", (chan.variables.get("SURVEY_CASE", ""),))
     if context == "surveys":
         extra = chan.variables.get("SURVEY_ARGS", "")
-        return Step("agi", f"{base}/{exten}", tuple(a for a in extra.split(",") if a))
+        return Step("agi", f"{base}/{exten}", tuple(a for a in extra.split("|") if a))
     if context == "members-out":
         return Step("dial", exten)
     return Step("none")

@@ -94,6 +94,8 @@ class PbxSimulator:
         self._mono0 = time.monotonic()
         self.state = PbxState()
         self.calls: set[CallActor] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
         from cti.pbxsim.actions import ACTIONS
 
         self.actions: dict[str, ActionHandler] = ACTIONS
@@ -178,6 +180,23 @@ class PbxSimulator:
         for q in self.state.queues.values():
             for actor in list(q.waiting):
                 actor.post(Signal("wake"))
+
+    def call_started(self, actor: CallActor) -> None:
+        self.calls.add(actor)
+        self._idle.clear()
+
+    def call_ended(self, actor: CallActor) -> None:
+        self.calls.discard(actor)
+        if not self.calls:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait (real seconds) until no call is up; False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def active_calls(self) -> int:
         return len(self.calls)

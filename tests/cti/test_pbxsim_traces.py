@@ -95,10 +95,7 @@ async def drain(client: AmiClient, until: float = 0.15) -> list[Msg]:
 
 
 async def idle(sim: PbxSimulator, limit: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while sim.active_calls() and loop.time() < end:
-        await asyncio.sleep(0.01)
+    assert await sim.wait_idle(limit)
     assert sim.active_calls() == 0
 
 
@@ -197,7 +194,7 @@ async def test_originate_failure_matches_trace(
 
 
 async def test_originate_badtech(lab: tuple[PbxSimulator, AmiClient]) -> None:
-    sim, client = lab
+    _, client = lab
     aid = client.send(
         "Originate",
         ActionID="orig-43-badtech",
