@@ -190,10 +190,10 @@ class PbxSimulator:
         if not self.calls:
             self._idle.set()
 
-    async def wait_idle(self, timeout: float = 10.0) -> bool:
+    async def wait_idle(self, limit: float = 10.0) -> bool:
         """Wait (real seconds) until no call is up; False on timeout."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            await asyncio.wait_for(self._idle.wait(), limit)
         except TimeoutError:
             return False
         return True
