@@ -1,0 +1,63 @@
+"""``memberline report surveys --since DATE --by campaign|agent|week [--html FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from crm_bridge.db import make_engine, session_scope
+from memberline.cli import add_command
+from memberline.config import Config
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+def _surveys(args: argparse.Namespace, cfg: Config) -> int:
+    from surveys.report import format_table, survey_report
+    from surveys.report_html import render_html
+
+    engine = make_engine(cfg.database.url)
+    try:
+        with session_scope(engine) as s:
+            report = survey_report(s, args.since, args.by, args.until)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        rows = format_table(report)
+        table = Table(
+            title=f"Surveys since {args.since}" + (f" until {args.until}" if args.until else "")
+        )
+        for i, head in enumerate(rows[0]):
+            table.add_column(head, justify="left" if i == 0 else "right")
+        for row in rows[1:-1]:
+            table.add_row(*row)
+        table.add_row(*rows[-1], style="bold")
+        Console().print(table)
+    if args.html:
+        Path(args.html).write_text(render_html(report), encoding="utf-8")
+        print(f"HTML report written to {args.html}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = add_command(sub, "report", None, "supervisor reports")
+    rsub = parser.add_subparsers(dest="report_command", metavar="REPORT")
+    rsub.required = True
+    p = add_command(rsub, "surveys", _surveys, "CSAT, NPS, response and completion rates")
+    p.add_argument("--since", type=_date, required=True, metavar="DATE", help="YYYY-MM-DD (UTC)")
+    p.add_argument("--until", type=_date, default=None, metavar="DATE", help="exclusive end date")
+    p.add_argument("--by", choices=["campaign", "agent", "week"], default="campaign")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -1,0 +1,100 @@
+"""Render a survey's prompts to files Asterisk plays: 8 kHz, mono, 16-bit PCM WAV.
+
+Text-to-speech with espeak-ng (Mandarin voice ``cmn-latn-pinyin`` for zh-CN / zh-TW, ``en``
+for English; Debian package ``espeak-ng``), resampled from espeak-ng's 22 050 Hz with sox (package ``sox``).
+Layout: ``OUT/<asterisk language>/<audio>.wav`` (``zh_CN``, ``zh_TW``, ``en``), the
+``sounds/<lang>/`` layout Asterisk searches after ``CHANNEL(language)`` is set, so pointing
+``--out`` at ``/var/lib/asterisk/sounds`` installs them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+from surveys.agi import asterisk_language
+from surveys.definitions import Survey
+
+__all__ = ["ESPEAK_VOICES", "PromptToolMissing", "RenderedPrompt", "render_prompts"]
+
+ESPEAK_VOICES = {"zh-CN": "cmn-latn-pinyin", "zh-TW": "cmn-latn-pinyin", "en": "en"}
+"""espeak-ng voice per locale. Not plain ``cmn``: in Debian's espeak-ng 1.51 that voice
+("latin as English") turns 汉字 into tone-numbered pinyin and then reads the pinyin letters and
+digits as English ("gan three xie four ..."); ``cmn-latn-pinyin`` speaks Mandarin (checked with
+``espeak-ng -x``), for simplified and traditional characters alike."""
+SAMPLE_RATE = 8000
+
+
+class PromptToolMissing(RuntimeError):
+    """espeak-ng or sox is not installed."""
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    locale: str
+    audio: str
+    path: Path
+    seconds: float
+
+
+def _tool(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise PromptToolMissing(
+            f"{name} is not installed: install it with `apt-get install -y {package}` "
+            f"(Debian/Ubuntu package {package!r}) and run the command again"
+        )
+    return path
+
+
+def render_prompts(
+    survey: Survey, out_dir: Path, *, locales: tuple[str, ...] | None = None
+) -> list[RenderedPrompt]:
+    """Render every prompt of ``survey`` for each locale; return what was written."""
+    espeak = _tool("espeak-ng", "espeak-ng")
+    sox = _tool("sox", "sox")
+    rendered: list[RenderedPrompt] = []
+    seen: set[tuple[str, str]] = set()
+    with tempfile.TemporaryDirectory(prefix="memberline-tts-") as tmp:
+        raw = Path(tmp) / "tts.wav"
+        for locale in locales or survey.locales:
+            target_dir = out_dir / asterisk_language(locale)
+            target_dir.mkdir(parents=True, exist_ok=True)
+            for prompt in survey.prompts():
+                if (locale, prompt.audio) in seen:
+                    continue
+                seen.add((locale, prompt.audio))
+                target = target_dir / f"{prompt.audio}.wav"
+                subprocess.run(
+                    [espeak, "-v", ESPEAK_VOICES.get(locale, "en"), "-s", "150", "-w", str(raw)],
+                    input=prompt.text_for(locale).encode("utf-8"),
+                    check=True,
+                    capture_output=True,
+                    timeout=60,
+                )
+                subprocess.run(
+                    [
+                        sox,
+                        str(raw),
+                        "-r",
+                        str(SAMPLE_RATE),
+                        "-c",
+                        "1",
+                        "-b",
+                        "16",
+                        "-e",
+                        "signed-integer",
+                        str(target),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    timeout=60,
+                )
+                with wave.open(str(target)) as w:
+                    seconds = w.getnframes() / w.getframerate()
+                rendered.append(RenderedPrompt(locale, prompt.audio, target, seconds))
+    return rendered
