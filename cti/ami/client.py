@@ -261,9 +261,7 @@ class AmiClient:
         log.debug("%s: -> %s (ActionID %s)", self.name, name, action_id)
         proto.transport.write(data)
         try:
-            return await asyncio.wait_for(
-                fut, timeout if timeout is not None else self.action_timeout
-            )
+            return await asyncio.wait_for(fut, wait if wait is not None else self.action_timeout)
         except TimeoutError:
             raise AmiTimeout(f"{self.name}: no answer to {name} (ActionID {action_id})") from None
         finally:
