@@ -29,7 +29,9 @@ class AmdGovernorConfig:
     budget_fraction: float = 0.25
     """Share of the abandonment cap AMD false positives may use."""
     min_live: int = 150
-    """Live answers seen under AMD before the trial concludes."""
+    """Live answers seen under AMD before the trial may conclude."""
+    max_trial_live: int = 1500
+    """The trial ends (AMD off) if the estimate is still inconclusive after this many."""
     verify_fraction: float = 0.1
     """With AMD on: share of "machine" verdicts still passed to an agent (measurement)."""
     z: float = 2.0
@@ -82,7 +84,9 @@ class AmdGovernor:
         total = flagged_live + flagged_machine
         return flagged_live / total if total > 0 else 0.0
 
-    def record_verified(self, *, verdict_machine: bool, live: bool, verify_probability: float) -> None:
+    def record_verified(
+        self, *, verdict_machine: bool, live: bool, verify_probability: float
+    ) -> None:
         """An agent saw a call AMD analysed: was it live, and what had AMD said."""
         if not live:
             return
@@ -99,11 +103,15 @@ class AmdGovernor:
         fp, upper = self.false_positive_rate()
         budget = self.config.budget_fraction * self.cap
         cost = upper * (1.0 - self.config.verify_fraction)
+        lower = max(0.0, 2.0 * fp - upper)
         if self.state is AmdState.TRIAL and n >= self.config.min_live:
             if cost <= budget:
                 self.state = AmdState.ON
                 self.reason = f"AMD on: false positives {fp:.1%} (<= {upper:.1%}) fit {budget:.1%}"
-            else:
+            elif (
+                lower * (1.0 - self.config.verify_fraction) > budget
+                or n >= self.config.max_trial_live
+            ):
                 self.state = AmdState.OFF
                 self.reason = (
                     f"AMD off: false positives {fp:.1%} (>= {upper:.1%} upper) would abandon "

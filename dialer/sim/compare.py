@@ -18,17 +18,25 @@ LEVELS = [round(1.0 + 0.1 * i, 1) for i in range(21)]  # 1.0 .. 3.0
 
 
 def run_predictive(
-    sc: Scenario, amd: AmdMode = AmdMode.AUTO, config: PredictiveConfig | None = None, hours: float | None = None
+    sc: Scenario,
+    amd: AmdMode = AmdMode.AUTO,
+    config: PredictiveConfig | None = None,
+    hours: float | None = None,
 ) -> SimResult:
     return Simulation(sc, predictive_policy(config), amd, hours=hours).run()
 
 
-def run_progressive(sc: Scenario, amd: AmdMode = AmdMode.AUTO, hours: float | None = None) -> SimResult:
+def run_progressive(
+    sc: Scenario, amd: AmdMode = AmdMode.AUTO, hours: float | None = None
+) -> SimResult:
     return Simulation(sc, progressive_policy(), amd, hours=hours).run()
 
 
 def run_vicidial(
-    sc: Scenario, amd: AmdMode = AmdMode.AUTO, max_level: float = 3.0, name: str = "vicidial",
+    sc: Scenario,
+    amd: AmdMode = AmdMode.AUTO,
+    max_level: float = 3.0,
+    name: str = "vicidial",
     hours: float | None = None,
 ) -> SimResult:
     policy = VicidialPolicy(VicidialConfig(adaptive_maximum_level=max_level), name=name)
@@ -51,7 +59,9 @@ def vicidial_compliant(
     return last, None
 
 
-def compare(sc: Scenario, amd: AmdMode = AmdMode.AUTO, hours: float | None = None) -> dict[str, Any]:
+def compare(
+    sc: Scenario, amd: AmdMode = AmdMode.AUTO, hours: float | None = None
+) -> dict[str, Any]:
     pred = run_predictive(sc, amd, hours=hours)
     prog = run_progressive(sc, amd, hours=hours)
     vici = run_vicidial(sc, amd, hours=hours)

@@ -110,5 +110,3 @@ class VicidialPolicy:
                 hour = cfg.day_start_hour + sim.now / 3600.0
                 if cfg.adaptive_latest_server_time - hour < 10.0:
                     self.level = 1.0
-
-

@@ -145,9 +145,7 @@ def scenario_names() -> list[str]:
 def named_scenario(name: str) -> Scenario:
     """One of the scenarios shipped in ``dialer/sim/scenarios/``."""
     if name not in scenario_names():
-        raise ScenarioError(
-            f"unknown scenario {name!r}; known: {', '.join(scenario_names())}"
-        )
+        raise ScenarioError(f"unknown scenario {name!r}; known: {', '.join(scenario_names())}")
     res = resources.files("dialer.sim").joinpath("scenarios", f"{name}.toml")
     data = tomllib.loads(res.read_text(encoding="utf-8"))
     return scenario_from_mapping(data, name, f"scenario {name}")

@@ -1,0 +1,55 @@
+"""``memberline bench dialer``: every pacing algorithm on the same seeded scenario, as JSON.
+
+``--scenario NAME`` (a shipped scenario, or ``all``) or ``--scenario-file FILE.toml``;
+``--amd on|off|auto`` (default auto: the AMD governor), ``--hours H`` to shorten a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from dialer.pacing import AmdMode
+from dialer.sim.compare import compare
+from dialer.sim.scenario import ScenarioError, load_scenario_file, named_scenario, scenario_names
+from memberline.cli import add_command
+from memberline.config import Config
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = add_command(sub, "dialer", run, "predictive dialer vs progressive and VICIdial, simulated")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument(
+        "--scenario",
+        default="standard",
+        help=f"shipped scenario ({', '.join(scenario_names())}) or 'all' (default standard)",
+    )
+    src.add_argument("--scenario-file", metavar="FILE.toml", help="a scenario TOML file")
+    p.add_argument("--amd", choices=[m.value for m in AmdMode], default=AmdMode.AUTO.value)
+    p.add_argument("--hours", type=float, default=None, help="override the scenario's hours")
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    amd = AmdMode(args.amd)
+    try:
+        if args.scenario_file:
+            scenarios = [load_scenario_file(args.scenario_file)]
+        elif args.scenario == "all":
+            scenarios = [named_scenario(n) for n in scenario_names()]
+        else:
+            scenarios = [named_scenario(args.scenario)]
+    except ScenarioError as exc:
+        print(f"memberline bench dialer: {exc}", file=sys.stderr)
+        return 2
+    results: list[dict[str, Any]] = []
+    for sc in scenarios:
+        t0 = time.perf_counter()
+        res = compare(sc, amd, hours=args.hours)
+        res["elapsed_s"] = round(time.perf_counter() - t0, 2)
+        results.append(res)
+    out: dict[str, Any] = results[0] if len(results) == 1 else {"scenarios": results}
+    print(json.dumps(out, indent=2))
+    return 0
