@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import Any
 
 from crm_bridge.models import Member, OutboxMessage
-from dialer.fallback.email import EmailSettings, build_message
+from dialer.fallback.email import EmailSettings, OutgoingEmail, build_message
 from dialer.fallback.templates import render_email, render_sms
 from dialer.fallback.unsubscribe import unsubscribe_url
 
@@ -43,7 +42,7 @@ def sms_body(settings: ContentSettings, member: Member, row: OutboxMessage) -> s
 
 def email_message(
     settings: ContentSettings, member: Member, row: OutboxMessage, now: dt.datetime
-) -> EmailMessage:
+) -> OutgoingEmail:
     link = unsubscribe_url(settings.public_url, settings.unsubscribe_secret, member.id)
     rendered = render_email(row.purpose, row.locale, template_fields(settings, member, row), link)
     return build_message(settings.email, row.to_address, rendered, key=row.idempotency_key,

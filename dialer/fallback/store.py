@@ -24,7 +24,6 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, or_, select, update
@@ -39,6 +38,7 @@ from crm_bridge.models import (
     OutboxStatus,
 )
 from dialer.fallback.content import ContentSettings, email_message, sms_body
+from dialer.fallback.email import OutgoingEmail
 from dialer.fallback.outbox import ORDER_KEY, sibling_key
 from dialer.fallback.purposes import OrderPolicy
 from dialer.fallback.results import Outcome, SendResult
@@ -88,7 +88,7 @@ class Job:
     attempts: int
     """Attempts before this one."""
     sms_body: str | None = None
-    email: EmailMessage | None = None
+    email: OutgoingEmail | None = None
 
 
 def _audit(session: Session, action: str, member_id: int | None, actor: str, **details: Any) -> None:

@@ -29,7 +29,6 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from email.utils import parseaddr
 from typing import Protocol
 
 from sqlalchemy import Engine, func, select
@@ -38,7 +37,7 @@ from sqlalchemy.orm import Session
 from crm_bridge.db import run_db
 from crm_bridge.models import Channel, OutboxMessage, OutboxStatus, utcnow
 from dialer.fallback.content import ContentSettings
-from dialer.fallback.email import SmtpEmail, message_id_for
+from dialer.fallback.email import SmtpEmail, message_id_for, parse_sender
 from dialer.fallback.groupcommit import GroupCommitter
 from dialer.fallback.ratelimit import TokenBucket
 from dialer.fallback.results import Outcome, SendResult
@@ -220,7 +219,7 @@ class OutboxWorker:
                 return await self.sms.send(job.to, job.sms_body, job.id)
             if self.email is None or job.email is None:
                 return SendResult(Outcome.TRANSIENT, code="no-channel", detail="email channel not configured")
-            return await self.email.send(job.email, job.to)
+            return await self.email.send(job.email)
         except Exception as exc:  # a bug or an unexpected library error: never lose the row
             log.exception("outbox send of %s raised", job.id)
             return SendResult(Outcome.AMBIGUOUS, code="error", detail=f"{type(exc).__name__}: {exc}")
@@ -266,8 +265,7 @@ class OutboxWorker:
             return "review", None, f"in doubt: {len(sids)} matching messages at the provider"
         if self.mail_probe is None:
             return "review", None, "in doubt: the SMTP server cannot be asked; check and retry"
-        domain = parseaddr(self.content.email.sender)[1].rpartition("@")[2] or "memberline.local"
-        mid = message_id_for(row.key, domain)
+        mid = message_id_for(row.key, parse_sender(self.content.email.sender)[2])
         try:
             seen = await self.mail_probe.received(mid)
         except Exception as exc:

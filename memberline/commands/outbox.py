@@ -1,0 +1,289 @@
+"""``memberline outbox list|show|retry|work``: see what was sent and why not; run the worker.
+
+This module is also the composition root's mapping from :class:`MessagingConfig` to the
+fallback package's parameters (:func:`start_fallback`), used by ``serve`` and ``demo``::
+
+    rt = await start_fallback(cfg, engine)            # local sinks when no Twilio credentials
+    mount_webhooks(root_resource, rt.webhooks)        # /twilio/sms/..., /unsubscribe
+    task = asyncio.create_task(rt.run(stop))          # the delivery worker
+    ...; await rt.close()
+
+The unsubscribe-link HMAC secret comes from ``MEMBERLINE_UNSUBSCRIBE_SECRET``; without it a
+per-database secret is derived (fine for the demo; set the variable in production).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, desc, select
+from sqlalchemy.orm import Session
+
+from crm_bridge.db import make_engine, run_db, session_scope
+from crm_bridge.models import AuditLog, OutboxMessage, OutboxStatus, utcnow
+from dialer.fallback import (
+    ContentSettings,
+    EmailSettings,
+    OutboxWorker,
+    RetryPolicy,
+    RulesConfig,
+    SmsSettings,
+    SmtpEmail,
+    TwilioSms,
+    WebhookContext,
+    WorkerSettings,
+    parse_hhmm,
+    run_worker,
+)
+from dialer.fallback.sinks import LocalSinks
+from dialer.fallback.sinks.local import SinkMailProbe
+from dialer.fallback.store import retry_row
+from memberline.cli import add_command
+from memberline.config import Config
+from memberline.logs import register_secret
+
+log = logging.getLogger(__name__)
+SECRET_ENV = "MEMBERLINE_UNSUBSCRIBE_SECRET"
+
+
+# ------------------------------------------------------------------ config -> parameters
+def unsubscribe_secret(cfg: Config) -> bytes:
+    value = os.environ.get(SECRET_ENV)
+    if value:
+        register_secret(value)
+        return value.encode()
+    seed = f"memberline-unsubscribe:{cfg.database.url}:{cfg.messaging.twilio_auth_token.get()}"
+    return hashlib.sha256(seed.encode()).digest()
+
+
+def rules_config(cfg: Config) -> RulesConfig:
+    m = cfg.messaging
+    return RulesConfig(quiet_start=parse_hhmm(m.quiet_start), quiet_end=parse_hhmm(m.quiet_end),
+                       daily_cap=m.daily_cap_per_member)
+
+
+def email_settings(cfg: Config) -> EmailSettings:
+    m = cfg.messaging
+    if m.smtp_password:
+        register_secret(m.smtp_password.get())
+    return EmailSettings(host=m.smtp_host, port=m.smtp_port, tls=m.smtp_tls, username=m.smtp_username,
+                         password=m.smtp_password.get(), timeout_s=m.smtp_timeout_s, sender=m.email_from)
+
+
+@dataclass
+class FallbackRuntime:
+    """Everything the fallbacks need at run time, built from the config."""
+
+    worker: OutboxWorker
+    webhooks: WebhookContext
+    sinks: LocalSinks | None = None
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> dict[str, int]:
+        stats = await run_worker(self.worker, until_idle=until_idle, stop=stop)
+        return stats.as_dict()
+
+    async def close(self) -> None:
+        if self.sinks is not None:
+            await self.sinks.stop()
+
+
+async def start_fallback(
+    cfg: Config, engine: Engine, *, worker: WorkerSettings | None = None,
+    local_sinks: bool | None = None, mail_probe_url: str | None = None,
+) -> FallbackRuntime:
+    """Build the worker and the webhook context; start the local sinks when there are no
+    Twilio credentials (or ``local_sinks=True``). Call inside the running loop."""
+    m = cfg.messaging
+    sid, token, base_url = m.twilio_account_sid, m.twilio_auth_token.get(), m.twilio_base_url or None
+    email = email_settings(cfg)
+    sinks: LocalSinks | None = None
+    if local_sinks or (local_sinks is None and not (sid and token)):
+        sinks = await LocalSinks.start()
+        sid, token, base_url = sinks.sms.account_sid, sinks.sms.auth_token, sinks.sms.base_url
+        email = dataclasses.replace(email, host="127.0.0.1", port=sinks.mail.port, tls="none",
+                                    username="", password="")
+        mail_probe_url = mail_probe_url or sinks.sms.base_url
+        log.info("local sinks: SMS %s, SMTP 127.0.0.1:%d", sinks.sms.base_url, sinks.mail.port)
+    register_secret(token)
+    secret = unsubscribe_secret(cfg)
+    content = ContentSettings(public_url=m.public_url, unsubscribe_secret=secret, email=email)
+    sms = TwilioSms(SmsSettings(sid, token, m.sms_from, m.public_url, base_url=base_url))
+    probe = SinkMailProbe(mail_probe_url) if mail_probe_url else None
+    w = OutboxWorker(engine, content=content, rules=rules_config(cfg), settings=worker,
+                     sms=sms, email=SmtpEmail(email), mail_probe=probe)
+    ctx = WebhookContext(engine, token, m.public_url, secret,
+                         retry=(worker or WorkerSettings()).retry)
+    return FallbackRuntime(worker=w, webhooks=ctx, sinks=sinks)
+
+
+# ------------------------------------------------------------------ list / show / retry
+def _line(r: OutboxMessage) -> str:
+    when = (r.sent_at or r.next_attempt_at or r.created_at)
+    stamp = when.strftime("%Y-%m-%d %H:%M:%S") if when else "-"
+    why = (r.last_error or "")[:60]
+    return (f"{r.id:>7}  {r.status.value:<11} {r.channel.value:<5} {r.purpose:<22} "
+            f"m{r.member_id:<7} {r.attempts:>2}  {stamp}  {why}")
+
+
+def _list(args: argparse.Namespace, cfg: Config) -> int:
+    engine = make_engine(cfg.database.url)
+    with session_scope(engine) as s:
+        q = select(OutboxMessage).order_by(desc(OutboxMessage.id)).limit(args.limit)
+        if args.status:
+            q = q.where(OutboxMessage.status == OutboxStatus(args.status))
+        if args.member:
+            q = q.where(OutboxMessage.member_id == args.member)
+        if args.purpose:
+            q = q.where(OutboxMessage.purpose == args.purpose)
+        rows = list(s.scalars(q))
+        print(f"{'id':>7}  {'status':<11} {'chan':<5} {'purpose':<22} {'member':<8} {'#':>2}  "
+              f"{'when (UTC)':<19}  why")
+        for r in rows:
+            print(_line(r))
+    engine.dispose()
+    return 0
+
+
+def _show(args: argparse.Namespace, cfg: Config) -> int:
+    engine = make_engine(cfg.database.url)
+    with session_scope(engine) as s:
+        r = s.get(OutboxMessage, args.id)
+        if r is None:
+            print(f"no outbox message {args.id}", file=sys.stderr)
+            return 1
+        doc: dict[str, Any] = {
+            c.name: getattr(r, c.key) for c in OutboxMessage.__table__.columns
+        }
+        audits = s.scalars(select(AuditLog).where(AuditLog.member_id == r.member_id)
+                           .order_by(AuditLog.id.desc()).limit(10))
+        doc["member_audit"] = [f"{a.at:%Y-%m-%d %H:%M:%S} {a.actor} {a.action} {a.details}" for a in audits]
+        print(json.dumps(doc, default=str, ensure_ascii=False, indent=2))
+    engine.dispose()
+    return 0
+
+
+def _retry(args: argparse.Namespace, cfg: Config) -> int:
+    engine = make_engine(cfg.database.url)
+    actor = f"cli:{args.actor or os.environ.get('USER', 'unknown')}"
+    try:
+        with session_scope(engine) as s:
+            r = retry_row(s, args.id, actor, utcnow())
+            print(f"message {r.id} queued again ({r.last_error})")
+    except (LookupError, ValueError) as exc:
+        print(f"memberline outbox retry: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+# ------------------------------------------------------------------ work
+def _worker_settings(args: argparse.Namespace) -> WorkerSettings:
+    kw: dict[str, Any] = {
+        "concurrency": args.concurrency, "batch_size": args.batch_size,
+        "sms_rate": args.sms_rate, "email_rate": args.email_rate,
+        "retry": RetryPolicy(max_attempts=args.max_attempts, base_s=args.retry_base_s),
+    }
+    if args.worker_id:
+        kw["worker_id"] = args.worker_id
+    return WorkerSettings(**kw)
+
+
+async def _work(args: argparse.Namespace, cfg: Config) -> int:
+    from memberline.runtime import ensure_reactor_running
+
+    engine = make_engine(cfg.database.url)
+    rt = await start_fallback(cfg, engine, worker=_worker_settings(args),
+                              local_sinks=True if args.local_sinks else None,
+                              mail_probe_url=args.mail_probe_url)
+    port = None
+    if args.serve_webhooks:
+        from twisted.web.resource import Resource
+        from twisted.web.server import Site
+
+        from dialer.fallback import mount_webhooks
+
+        reactor = ensure_reactor_running()
+        root = Resource()
+        mount_webhooks(root, rt.webhooks)
+        port = reactor.listenTCP(cfg.messaging.webhook_port, Site(root), interface=cfg.messaging.webhook_bind)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        stats = await rt.run(stop, until_idle=args.until_idle)
+    finally:
+        if port is not None:
+            port.stopListening()
+        await rt.close()
+        engine.dispose()
+    if args.stats:
+        print(json.dumps(stats))
+    return 0
+
+
+def _work_entry(args: argparse.Namespace, cfg: Config) -> int:
+    from memberline.runtime import install_reactor
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    install_reactor(loop)
+    try:
+        return loop.run_until_complete(_work(args, cfg))
+    finally:
+        loop.close()
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    from sqlalchemy import func
+
+    return {str(status.value if hasattr(status, "value") else status): n for status, n in session.execute(
+        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))}
+
+
+async def outbox_counts(engine: Engine) -> dict[str, int]:
+    return await run_db(engine, count_by_status)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = add_command(sub, "outbox", None, "SMS/email outbox: list, show, retry, work")
+    o = parser.add_subparsers(dest="outbox_command", metavar="ACTION")
+    o.required = True
+    ls = add_command(o, "list", _list, "list outbox messages, newest first")
+    ls.add_argument("--status", choices=[s.value for s in OutboxStatus])
+    ls.add_argument("--member", type=int)
+    ls.add_argument("--purpose")
+    ls.add_argument("--limit", type=int, default=50)
+    sh = add_command(o, "show", _show, "show one message, why it was (not) sent, recent audit")
+    sh.add_argument("id", type=int)
+    rt = add_command(o, "retry", _retry, "queue a failed or review message again (audited)")
+    rt.add_argument("id", type=int)
+    rt.add_argument("--actor", help="who asks (recorded in the audit log)")
+    w = add_command(o, "work", _work_entry, "run the delivery worker")
+    w.add_argument("--until-idle", action="store_true", help="exit when nothing is left to send")
+    w.add_argument("--worker-id", help="stable id: a restart reclaims its own in-flight rows at once")
+    w.add_argument("--concurrency", type=int, default=64)
+    w.add_argument("--batch-size", type=int, default=200)
+    w.add_argument("--sms-rate", type=float, default=50.0, help="SMS per second (0 = unlimited)")
+    w.add_argument("--email-rate", type=float, default=100.0, help="emails per second (0 = unlimited)")
+    w.add_argument("--max-attempts", type=int, default=6)
+    w.add_argument("--retry-base-s", type=float, default=30.0)
+    w.add_argument("--local-sinks", action="store_true", help="send to in-process sinks")
+    w.add_argument("--mail-probe-url", help="a local sink's base URL (proves email delivery in recovery)")
+    w.add_argument("--serve-webhooks", action="store_true",
+                   help="also serve /twilio/sms/* and /unsubscribe on messaging.webhook_bind:port")
+    w.add_argument("--stats", action="store_true", help="print the worker's counters as JSON at exit")
