@@ -1,0 +1,68 @@
+"""Quiet hours and the daily cap window in the member's time zone (pure)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dialer.fallback.rules import (
+    RulesConfig,
+    in_quiet_hours,
+    local_day_start,
+    next_allowed,
+    next_day_allowed,
+    zone,
+)
+
+CFG = RulesConfig()
+SH, NY = zone("Asia/Shanghai"), zone("America/New_York")
+
+
+def utc(*a: int) -> dt.datetime:
+    return dt.datetime(*a, tzinfo=dt.UTC)
+
+
+def test_same_instant_quiet_in_one_zone_not_in_the_other() -> None:
+    now = utc(2026, 6, 1, 14, 0)  # 22:00 Shanghai, 10:00 New York (EDT)
+    assert in_quiet_hours(now, SH, CFG) and not in_quiet_hours(now, NY, CFG)
+    assert next_allowed(now, NY, CFG) == now
+    assert next_allowed(now, SH, CFG) == utc(2026, 6, 2, 1, 0)  # 09:00 Shanghai next day
+
+
+def test_after_midnight_defers_to_this_morning() -> None:
+    now = utc(2026, 6, 1, 19, 0)  # 03:00 Shanghai on 2 June
+    assert next_allowed(now, SH, CFG) == utc(2026, 6, 2, 1, 0)
+
+
+def test_dst_spring_forward_night_is_an_hour_shorter() -> None:
+    # New York springs forward on 8 March 2026 at 02:00: 09:00 is EDT (13:00 UTC) that day.
+    evening = utc(2026, 3, 8, 3, 0)  # 22:00 EST on 7 March
+    assert next_allowed(evening, NY, CFG) == utc(2026, 3, 8, 13, 0)
+    before = utc(2026, 3, 7, 3, 0)  # 22:00 EST on 6 March -> 09:00 EST = 14:00 UTC
+    assert next_allowed(before, NY, CFG) == utc(2026, 3, 7, 14, 0)
+
+
+def test_dst_fall_back() -> None:
+    evening = utc(2026, 11, 1, 2, 0)  # 22:00 EDT on 31 Oct -> 09:00 EST 1 Nov = 14:00 UTC
+    assert next_allowed(evening, NY, CFG) == utc(2026, 11, 1, 14, 0)
+
+
+def test_boundaries_and_disabled() -> None:
+    assert not in_quiet_hours(utc(2026, 6, 1, 1, 0), SH, CFG)  # exactly 09:00 local
+    assert in_quiet_hours(utc(2026, 6, 1, 13, 0), SH, CFG)  # exactly 21:00 local
+    off = RulesConfig(quiet_start=dt.time(0), quiet_end=dt.time(0))
+    assert not in_quiet_hours(utc(2026, 6, 1, 19, 0), SH, off)
+    daytime = RulesConfig(quiet_start=dt.time(12), quiet_end=dt.time(14))
+    assert in_quiet_hours(utc(2026, 6, 1, 5, 0), SH, daytime)  # 13:00 local
+    assert next_allowed(utc(2026, 6, 1, 5, 0), SH, daytime) == utc(2026, 6, 1, 6, 0)
+
+
+def test_cap_day_is_the_members_local_day() -> None:
+    now = utc(2026, 6, 1, 17, 0)  # 01:00 on 2 June in Shanghai, 13:00 on 1 June in New York
+    assert local_day_start(now, SH) == utc(2026, 6, 1, 16, 0)
+    assert local_day_start(now, NY) == utc(2026, 6, 1, 4, 0)
+    assert next_day_allowed(now, SH, CFG) == utc(2026, 6, 3, 1, 0)
+    assert next_day_allowed(now, NY, CFG) == utc(2026, 6, 2, 13, 0)
+
+
+def test_unknown_zone_falls_back() -> None:
+    assert zone("Not/AZone") == SH
