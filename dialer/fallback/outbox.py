@@ -68,14 +68,14 @@ def _insert(session: Session, values: dict[str, Any]) -> bool:
     dialect = session.get_bind().dialect.name
     ins: Any
     if dialect == "postgresql":
-        ins = postgresql.insert(OutboxMessage)
+        ins = postgresql.insert(OutboxMessage.__table__)
     elif dialect == "sqlite":
-        ins = sqlite.insert(OutboxMessage)
+        ins = sqlite.insert(OutboxMessage.__table__)
     else:  # pragma: no cover - only the two supported databases
         raise RuntimeError(f"unsupported database {dialect}")
-    stmt = ins.values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    result = session.execute(stmt)
-    return bool(getattr(result, "rowcount", 0))
+    stmt = (ins.values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(OutboxMessage.__table__.c.id))
+    return session.execute(stmt).first() is not None
 
 
 def enqueue(
