@@ -246,14 +246,40 @@ async def _run_inbound(
             patience = sim.scenario.inbound.patience.sample(sim.rng)
         result = await run_queue(actor, q, two, one, patience=patience)
         outcome = result.outcome
-        if result.outcome in ("agent", "timeout"):
+        after = q.spec.after_agent
+        if result.outcome == "agent" and after:
+            # dialplan after Queue() (e.g. a post-call survey): the caller goes on
+            if result.bridge_id:
+                sim.emit(ev.bridge_event("BridgeDestroy", result.bridge_id, 0))
+            context, _, exten = after.partition(",")
+            await _continue(actor, two, one, context, exten or "s", num)
+        elif result.outcome in ("agent", "timeout"):
             _hangup_pair_bridge(sim, two, one, result.bridge_id, result.peer_cdr_last)
+        elif result.outcome == "redirect" and result.redirect is not None:
+            sig = result.redirect
+            two.context, two.exten, two.priority = sig.context, sig.exten, sig.priority
+            await _continue(actor, two, one, sig.context, sig.exten, num)
     except asyncio.CancelledError:
         outcome = "killed"
         raise
+    except Exception:
+        log.exception("simulated inbound call failed")
+        outcome = "error"
     finally:
         if outcome != "killed":
             actor.finish(outcome)
+
+
+async def _continue(
+    actor: CallActor, chan: Channel, peer: Channel, context: str, exten: str, number: str
+) -> None:
+    """The inbound caller's channel runs more dialplan (a Redirect or after Queue())."""
+    from cti.pbxsim.originate import Callee, run_dialplan
+
+    ov = member_override(actor.sim, number)
+    survey = list(ov.survey) if ov.survey is not None else None
+    callee = Callee("answer", 0.0, ov.talk_time, survey)
+    await run_dialplan(actor, chan, peer, context, exten, "", "", callee)
 
 
 def _hangup_pair_bridge(

@@ -8,18 +8,14 @@ the agent's ``;1`` dials the member, and on answer both are bridged.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from cti.pbxsim import events as ev
 from cti.pbxsim.calls import CallActor, Signal, _cdr, _hangup_pair
 from cti.pbxsim.events import Channel
 
-if TYPE_CHECKING:
-    from cti.pbxsim.originate import OriginateRequest
-
 
 async def run_dial(
-    actor: CallActor, chan: Channel, peer: Channel, number: str, req: OriginateRequest
+    actor: CallActor, chan: Channel, peer: Channel, number: str, dial_timeout: float
 ) -> Signal | None:
     from cti.pbxsim.originate import _callee
 
@@ -28,7 +24,7 @@ async def run_dial(
     m1, m2 = sim.new_local_pair(number, "members-out", linkedid=chan.linkedid)
     actor.adopt(m1, m2)
     callee = _callee(sim, number, "members-out")
-    chan.application, chan.app_data = "Dial", f"Local/{number}@members-out/n,{int(req.timeout)}"
+    chan.application, chan.app_data = "Dial", f"Local/{number}@members-out/n,{int(dial_timeout)}"
     emit(ev.newchannel(m1))
     emit(ev.newchannel(m2))
     for c in (m1, m2):
@@ -68,7 +64,7 @@ async def run_dial(
     m1.state = ev.RINGING
     emit(ev.newstate(m1))
     emit(ev.dial_state(m1, "RINGING", caller=chan))
-    actor.timer(req.timeout, "dial_timeout")
+    actor.timer(dial_timeout, "dial_timeout")
     if kind in ("answer", "voicemail"):
         actor.timer(callee.ring, "member_answer")
     while True:

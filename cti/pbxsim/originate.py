@@ -20,6 +20,7 @@ anything else: the channel is hung up at once (no such extension).
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,8 @@ from cti.pbxsim.events import UNKNOWN, Channel
 
 if TYPE_CHECKING:
     from cti.pbxsim.sim import PbxSimulator
+
+log = logging.getLogger(__name__)
 
 LAB_EXTENS: dict[str, tuple[str, float | None, float | None]] = {
     "answer": ("answer", 1.0, 8.0),
@@ -227,12 +230,28 @@ async def _run(
         if not result.done():
             result.set_result(answered)
         if answered:
-            await run_dialplan(actor, req, one, two, callee)
+            one.context = req.context or one.context
+            one.exten = req.exten or one.exten
+            await run_dialplan(
+                actor,
+                one,
+                two,
+                req.context,
+                req.exten,
+                req.application,
+                req.data,
+                callee,
+                dial_timeout=req.timeout,
+            )
     except asyncio.CancelledError:
         outcome = "killed"
         if not result.done():
             result.set_result(False)
         raise
+    except Exception:
+        log.exception("simulated originate failed")
+        if not result.done():
+            result.set_result(False)
     finally:
         if outcome != "killed":
             actor.finish(outcome)
@@ -401,12 +420,20 @@ def resolve(
 
 
 async def run_dialplan(
-    actor: CallActor, req: OriginateRequest, one: Channel, two: Channel, callee: Callee
+    actor: CallActor,
+    one: Channel,
+    two: Channel,
+    context: str,
+    exten: str,
+    app: str,
+    data: str,
+    callee: Callee,
+    *,
+    dial_timeout: float = 30.0,
 ) -> None:
-    """The answered ;1 runs its extension while the callee (;2 side) may hang up."""
+    """``one`` runs ``context,exten`` (or ``app(data)``) while ``two``'s party may hang up."""
     sim = actor.sim
-    context, exten, app, data = req.context, req.exten, req.application, req.data
-    one.context, one.exten, one.priority = context or one.context, exten or one.exten, 2
+    one.priority = 2
     if callee.talk is not None:
         actor.timer(callee.talk, "callee_end")
     started = sim.now()
@@ -451,7 +478,7 @@ async def run_dialplan(
         if step.kind == "dial":
             from cti.pbxsim.dial import run_dial
 
-            sig = await run_dial(actor, one, two, step.arg, req)
+            sig = await run_dial(actor, one, two, step.arg, dial_timeout)
             if sig is not None:
                 context, exten, app, data = _redirect_target(one, sig)
                 continue

@@ -105,6 +105,9 @@ class QueueSpec:
     max_wait: float = 60.0
     members: tuple[str, ...] = ()
     """Agent extensions (static members, in order)."""
+    after_agent: str = ""
+    """``"context,exten"`` the caller continues at when the agent hangs up (dialplan
+    after ``Queue()``), e.g. ``"surveys,csat"`` for a post-call survey; empty: hang up."""
 
 
 @dataclass(frozen=True)

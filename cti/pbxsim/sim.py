@@ -320,8 +320,13 @@ class PbxSimulator:
     def spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("simulator task failed", exc_info=task.exception())
 
     async def _kill_calls(self, emit: bool) -> None:
         from cti.pbxsim.calls import kill_all
@@ -372,8 +377,12 @@ class PbxSimulator:
         spec = self.scenario.inbound
         rate_per_s = spec.rate_per_minute / 60.0
         callers = spec.callers or (None,)
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while self._running:
-            await self.sleep(self.rng.expovariate(rate_per_s))
+            # absolute schedule: a late wake-up does not lower the arrival rate
+            due += self.real(self.rng.expovariate(rate_per_s))
+            await asyncio.sleep(max(0.0, due - loop.time()))
             if not self._running or not self._listening.is_set():
                 continue
             caller = self.rng.choice(callers)
