@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from crm_bridge.db import make_engine, session_scope
 from memberline.cli import add_command
@@ -30,6 +32,13 @@ def _surveys(args: argparse.Namespace, cfg: Config) -> int:
     try:
         with session_scope(engine) as s:
             report = survey_report(s, args.since, args.by, args.until)
+    except DBAPIError as exc:
+        print(
+            f"memberline: cannot read the survey tables ({type(exc.orig).__name__}); "
+            "is the database migrated? run `memberline db upgrade`",
+            file=sys.stderr,
+        )
+        return 2
     finally:
         engine.dispose()
     if args.json:
@@ -44,7 +53,10 @@ def _surveys(args: argparse.Namespace, cfg: Config) -> int:
         for row in rows[1:-1]:
             table.add_row(*row)
         table.add_row(*rows[-1], style="bold")
-        Console().print(table)
+        console = Console()
+        if not console.is_terminal:  # piped or captured: don't squeeze the table to 80 columns
+            console = Console(width=160)
+        console.print(table)
     if args.html:
         Path(args.html).write_text(render_html(report), encoding="utf-8")
         print(f"HTML report written to {args.html}")
