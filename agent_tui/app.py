@@ -12,7 +12,8 @@ import datetime as dt
 import logging
 import ssl as ssl_mod
 from collections.abc import Callable
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from textual import work
@@ -26,6 +27,9 @@ from agent_tui.model import AgentState, CallState, ScreenPop, Session, Wallboard
 from cti.hubproto.client import HubClient
 from cti.hubproto.messages import ErrorCode, ProtocolError
 
+if TYPE_CHECKING:
+    from agent_tui.screens.home import HomeScreen
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
@@ -38,7 +42,8 @@ def _utcnow() -> dt.datetime:
 class ConsoleApp(App[None]):
     """``memberline console``: one agent's (or supervisor's) terminal."""
 
-    CSS_PATH = "theme.tcss"
+    CSS_PATH = Path(__file__).parent / "theme.tcss"
+    """Absolute, so subclasses defined elsewhere (the bench) find it too."""
     TITLE = "Memberline"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -78,6 +83,8 @@ class ConsoleApp(App[None]):
         self.book = CallBook()
         self.client: HubClient | None = None
         self._reconnect = (reconnect_initial, reconnect_max)
+        self.home: HomeScreen | None = None
+        """The home screen (with the call view), from login on."""
         self.offline = offline
         """Recorded mode (snapshot tests, demos): no hub; requests quietly give nothing."""
 
@@ -144,10 +151,11 @@ class ConsoleApp(App[None]):
         from agent_tui.screens.login import LoginScreen
 
         self.session = Session.parse(login_result)
+        self.home = HomeScreen()
         if isinstance(self.screen, LoginScreen):
-            self.switch_screen(HomeScreen())
+            self.switch_screen(self.home)
         else:
-            self.push_screen(HomeScreen())
+            self.push_screen(self.home)
 
     # -- requests ----------------------------------------------------------------
     async def request(self, cmd: str, **args: Any) -> dict[str, Any]:
@@ -191,33 +199,34 @@ class ConsoleApp(App[None]):
         else:
             log.debug("ignoring push %s", name)
 
-    def _call_screen(self, call_id: str) -> Any:
-        from agent_tui.screens.call import CallScreen
-
-        for screen in self.screen_stack:
-            if isinstance(screen, CallScreen) and screen.call_id == call_id:
-                return screen
-        return None
-
     def show_pop(self, pop: ScreenPop) -> None:
-        """Open (or refresh, keeping the notes) the call screen for a pop."""
-        from agent_tui.screens.call import CallScreen
-
+        """Show a pop on the home screen's call view; the same call again keeps the notes."""
         self.book.add_pop(pop)
-        existing = self._call_screen(pop.call_id)
-        if existing is not None:
-            existing.update_pop(pop)
+        home = self.home
+        if home is None:
             return
-        self.push_screen(CallScreen(pop))
+        if home.call_id == pop.call_id:
+            home.update_pop(pop)
+            return
+        self.open_call(pop)
+
+    def open_call(self, pop: ScreenPop) -> None:
+        """Bring the home screen to the top with ``pop`` in its call view."""
+        home = self.home
+        if home is None:
+            return
+        while self.screen is not home and len(self.screen_stack) > 1:
+            self.pop_screen()
+        home.load(pop)
 
     def _call_changed(self, call: CallState) -> None:
-        from agent_tui.screens.call import CallScreen
         from agent_tui.screens.wrapup import WrapUpScreen
 
         self.book.update_call(call)
-        screen = self._call_screen(call.call_id)
-        if screen is not None:
-            screen.call_changed(call)
+        home = self.home
+        showing = home is not None and home.call_id == call.call_id
+        if showing and home is not None:
+            home.call_changed(call)
         if call.state != "ended" or call.call_id in self.book.wrapped:
             return
         if any(
@@ -226,19 +235,16 @@ class ConsoleApp(App[None]):
             return
         if call.call_id not in self.book.pops and call.member_id is None:
             return  # not a call this console showed (e.g. a stray call_state)
-        wrap = WrapUpScreen(call.call_id)
-        if isinstance(self.screen, CallScreen) and self.screen.call_id == call.call_id:
-            self.switch_screen(wrap)
-        else:
-            self.push_screen(wrap)
+        self.push_screen(WrapUpScreen(call.call_id))
 
     def finish_call(self, call_id: str) -> None:
         """After wrap-up: forget the call and go back to the home screen."""
-        from agent_tui.screens.home import HomeScreen
-
         self.book.finish(call_id)
-        while len(self.screen_stack) > 1 and not isinstance(self.screen, HomeScreen):
+        home = self.home
+        while len(self.screen_stack) > 1 and self.screen is not home:
             self.pop_screen()
+        if home is not None and home.call_id == call_id:
+            home.clear_call()
 
     def member_tz(self, name: str) -> dt.tzinfo:
         try:

@@ -1,19 +1,26 @@
-"""The screen pop: who is calling, their file, notes, and the call controls.
+"""The screen pop, as the call half of the home screen.
+
+A pop must be on screen within 50 ms. Switching Textual screens re-applies CSS to
+every widget of the screen shown, which alone costs more than that, so the pop is not
+a screen of its own: the home screen holds a call view, built once at login, and a pop
+only fills it in and makes it visible (``display``, not a CSS class: no restyle).
 
 Besides the member keys (see :mod:`agent_tui.screens.member`):
 
 | key | action |
 |---|---|
-| F6 | blind transfer |
 | F8 | hang up |
+| F6 | blind transfer |
 | F9 | wrap-up (after the call ended) |
+| Esc / a | hide / show the call view (the call goes on) |
 
 The notes are mirrored into the app's :class:`~agent_tui.calls.CallBook` as they are
-typed, so a hub reconnect (which re-sends the pop) or a rebuilt screen keeps them.
+typed, so a hub reconnect (which re-sends the pop) keeps them.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 from rich.text import Text
@@ -21,87 +28,129 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Label, Static, TextArea
+from textual.message import Message
+from textual.widgets import Label, Static, TextArea
 
 from agent_tui.model import CallState, MemberSummary, Profile, ScreenPop, format_duration
 from agent_tui.screens.member import MemberScreen
 
+CALL_ACTIONS = frozenset({"hangup", "transfer", "wrapup", "hide_call"})
 
-class CallScreen(MemberScreen, inherit_bindings=False):
+
+class CallDesk(MemberScreen, inherit_bindings=False):
+    """A screen with a call view: load a pop into it, follow the call, act on it."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f8", "hangup", "Hang up"),
         Binding("f6", "transfer", "Transfer"),
         Binding("f9", "wrapup", "Wrap-up"),
-        *MemberScreen.BINDINGS,
+        Binding("f2", "inquiry", "Inquiry"),
+        Binding("f3", "complaint", "Complaint"),
+        Binding("f4", "callback", "Callback"),
+        Binding("f5", "redeem", "Redeem"),
+        Binding("f7", "dial", "Dial"),
+        Binding("escape", "hide_call", "Hide call"),
     ]
 
-    def __init__(self, pop: ScreenPop) -> None:
-        super().__init__(pop.profile)
-        self.pop = pop
-        self.call_id = pop.call_id
+    class PopShown(Message):
+        """Posted once a pop has been painted (after the refresh): pop latency ends here."""
+
+        def __init__(self, call_id: str) -> None:
+            super().__init__()
+            self.call_id = call_id
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.pop: ScreenPop | None = None
+        self.call_id = ""
         self._asked = False
 
-    def compose(self) -> ComposeResult:
-        yield from self.compose_top()
-        yield Static(id="call-bar")
-        yield from self.compose_member()
-        with Horizontal(id="call-body"):
-            yield self.history()
-            with Vertical(id="notes-box"):
-                yield Label("Notes")
-                yield TextArea(
-                    self.console.book.notes.get(self.call_id, ""),
-                    id="notes",
-                    soft_wrap=True,
-                    show_line_numbers=False,
-                )
-        yield Footer(compact=True)
+    def compose_call(self) -> ComposeResult:
+        with Vertical(id="call-view"):
+            yield Static(id="call-bar")
+            yield from self.compose_member()
+            with Horizontal(id="call-body"):
+                yield self.history()
+                with Vertical(id="notes-box"):
+                    yield Label("Notes")
+                    yield TextArea("", id="notes", soft_wrap=True, show_line_numbers=False)
 
     def on_mount(self) -> None:
-        self.set_profile(self.profile)
-        self._render_call()
+        self.query_one("#call-view").display = False
         self.set_interval(1.0, self._render_call)
-        if self.profile is None:
+
+    @property
+    def call_visible(self) -> bool:
+        return bool(self.query_one("#call-view").display)
+
+    def set_call_visible(self, visible: bool) -> None:
+        self.query_one("#call-view").display = visible
+        self.call_visibility_changed(visible)
+        # The footer is rebuilt after the pop has been painted, not before.
+        self.call_after_refresh(self.refresh_bindings)
+
+    def call_visibility_changed(self, visible: bool) -> None:
+        """Hook for the home screen (its idle panel)."""
+
+    # -- pops ------------------------------------------------------------------------------
+    def load(self, pop: ScreenPop) -> None:
+        """Show a new call: its caller, member and notes."""
+        self.pop = pop
+        self.call_id = pop.call_id
+        self.profile = pop.profile
+        self._asked = False
+        self.set_profile(pop.profile)
+        self.query_one("#notes", TextArea).text = self.console.book.notes.get(self.call_id, "")
+        self._render_call()
+        if not self.call_visible:
+            self.set_call_visible(True)
+        call_id = self.call_id
+        self.call_after_refresh(lambda: self.post_message(self.PopShown(call_id)))
+        if pop.profile is None:
             self.call_after_refresh(self._ask_member)
 
-    def caller_label(self) -> str:
-        return " ".join(p for p in (self.pop.caller_name, self.pop.caller_number) if p)
-
-    # -- pushes ----------------------------------------------------------------------
     def update_pop(self, pop: ScreenPop) -> None:
         """The hub re-sent the pop (e.g. after a reconnect): refresh, keep the notes."""
         self.pop = pop
         if pop.profile is not None:
-            self.profile = pop.profile
-        if self.is_mounted:
-            self.set_profile(self.profile)
-            self._render_call()
+            self.set_profile(pop.profile)
+        self._render_call()
 
     def call_changed(self, call: CallState) -> None:
-        if not self.is_mounted:
-            return  # on_mount renders from the call book
         self._render_call()
         self.refresh_bindings()
 
+    def caller_label(self) -> str:
+        if self.pop is None:
+            return ""
+        return " ".join(p for p in (self.pop.caller_name, self.pop.caller_number) if p)
+
     def _render_call(self) -> None:
+        if self.pop is None:
+            return
         call = self.console.book.calls.get(self.call_id)
         state = call.state if call is not None else "ringing"
         text = Text(f" {state.upper()} ", style="bold reverse")
         if call is not None and call.since is not None:
-            text.append(
-                f" {format_duration(self.console.clock().timestamp() - call.since.timestamp())}"
-            )
+            elapsed = self.console.clock().timestamp() - call.since.timestamp()
+            text.append(f" {format_duration(elapsed)}")
         origin = f"queue {self.pop.queue}" if self.pop.queue else "outbound"
         text.append(f"  {origin} · caller {self.caller_label() or '—'} · call {self.call_id}")
         self.query_one("#call-bar", Static).update(text)
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
-        if event.text_area.id == "notes":
+        if event.text_area.id == "notes" and self.call_id:
             self.console.book.notes[self.call_id] = event.text_area.text
 
-    # -- chooser / quick-create ----------------------------------------------------------
+    def clear_call(self) -> None:
+        """The call was wrapped up: empty the view."""
+        self.pop, self.call_id, self.profile = None, "", None
+        self.query_one("#notes", TextArea).text = ""
+        self.set_call_visible(False)
+
+    # -- chooser / quick-create ------------------------------------------------------------
     def _ask_member(self) -> None:
-        if self._asked:
+        if self._asked or self.pop is None or self.app.screen is not self:
             return
         self._asked = True
         if self.pop.kind == "chooser" and self.pop.matches:
@@ -130,25 +179,32 @@ class CallScreen(MemberScreen, inherit_bindings=False):
 
     @work(exclusive=True, exit_on_error=False, group="call-profile")
     async def _open_member(self, member_id: int) -> None:
+        call_id = self.call_id
         result = await self.console.call_hub("member_profile", member_id=member_id)
         if result is not None and isinstance(result.get("profile"), dict):
             profile = Profile.parse(result["profile"])
-            self.console.book.members[self.call_id] = profile.member_id
-            self.set_profile(profile)
+            self.console.book.members[call_id] = profile.member_id
+            pop = self.console.book.pops.get(call_id)
+            if pop is not None:
+                self.console.book.pops[call_id] = replace(pop, profile=profile)
+            if call_id == self.call_id:
+                self.set_profile(profile)
 
-    # -- call actions ----------------------------------------------------------------------
+    # -- call actions --------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        call = self.console.book.calls.get(self.call_id)
-        ended = call is not None and call.state == "ended"
-        if action in ("transfer", "hangup"):
-            return None if ended else True
-        if action == "wrapup":
-            return True if ended else None
+        if action in CALL_ACTIONS or action in self.MEMBER_ACTIONS:
+            if self.pop is None or not self.call_visible:
+                return False
+            call = self.console.book.calls.get(self.call_id)
+            ended = call is not None and call.state == "ended"
+            if action in ("transfer", "hangup"):
+                return None if ended else True
+            if action == "wrapup":
+                return True if ended else None
         return super().check_action(action, parameters)
 
-    def action_back(self) -> None:
-        # The call goes on: the home screen's "a" key brings this screen back.
-        self.app.pop_screen()
+    def action_hide_call(self) -> None:
+        self.set_call_visible(False)
 
     def action_hangup(self) -> None:
         self._call_cmd("hangup")
@@ -170,4 +226,4 @@ class CallScreen(MemberScreen, inherit_bindings=False):
     def action_wrapup(self) -> None:
         from agent_tui.screens.wrapup import WrapUpScreen
 
-        self.app.switch_screen(WrapUpScreen(self.call_id))
+        self.app.push_screen(WrapUpScreen(self.call_id))

@@ -1,36 +1,39 @@
-"""Home: the state bar, pause/unpause, queue login/logout, and the way to every other screen.
+"""Home: the state bar, pause/unpause, queue login/logout, the call view (the pop), and
+the way to every other screen.
 
-Bindings (supervisor ones are shown to supervisors only):
+Bindings while no call is shown (supervisor ones for supervisors only); the call keys
+are in :mod:`agent_tui.screens.call`:
 
 | key | action |
 |---|---|
 | p / u | pause (reason picker) / unpause |
 | l / o | join / leave the queue |
-| s | member search |
-| a | back to the current call |
+| s or / | member search |
+| a | show the current call (or its wrap-up) |
 | m c w v | maintainers, campaigns, wallboard, surveys (supervisors) |
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from agent_tui.screens.call import CallDesk
 from agent_tui.widgets.status import HubBanner, StateBar
 
 if TYPE_CHECKING:
-    from agent_tui.app import ConsoleApp
+    pass
 
 SUPERVISOR_ACTIONS = {"maintainers", "campaigns", "wallboard", "surveys"}
+HOME_ACTIONS = {"pause", "unpause", "queue_login", "queue_logout", "search", "current_call"}
 
 
-class HomeScreen(Screen[None]):
+class HomeScreen(CallDesk):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("p", "pause", "Pause"),
         Binding("u", "unpause", "Unpause"),
@@ -44,22 +47,25 @@ class HomeScreen(Screen[None]):
         Binding("v", "surveys", "Surveys"),
     ]
 
-    @property
-    def console(self) -> ConsoleApp:
-        return cast("ConsoleApp", self.app)
-
     def compose(self) -> ComposeResult:
         yield HubBanner()
         yield StateBar()
         yield Static(id="home-body")
+        yield from self.compose_call()
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        super().on_mount()
         self.watch(self.app, "agent_state", lambda _s: self._render_body())
         self._render_body()
 
     def on_screen_resume(self) -> None:
         self._render_body()
+
+    def call_visibility_changed(self, visible: bool) -> None:
+        self.query_one("#home-body").display = not visible
+        if not visible:
+            self._render_body()
 
     def _render_body(self) -> None:
         session = self.console.session
@@ -82,10 +88,14 @@ class HomeScreen(Screen[None]):
         self.query_one("#home-body", Static).update(text)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in SUPERVISOR_ACTIONS:
-            session = self.console.session
-            return session is not None and session.agent.is_supervisor
-        return True
+        if action in SUPERVISOR_ACTIONS or action in HOME_ACTIONS:
+            if self.call_visible:
+                return False  # during a call the footer shows the call keys
+            if action in SUPERVISOR_ACTIONS:
+                session = self.console.session
+                return session is not None and session.agent.is_supervisor
+            return True
+        return super().check_action(action, parameters)
 
     # -- agent actions -------------------------------------------------------------
     def action_pause(self) -> None:
@@ -120,22 +130,22 @@ class HomeScreen(Screen[None]):
         self.app.push_screen(SearchScreen())
 
     def action_current_call(self) -> None:
-        from agent_tui.screens.call import CallScreen
         from agent_tui.screens.wrapup import WrapUpScreen
 
         book = self.console.book
+        call = book.active_call()
+        if call is not None and self.pop is not None and call.call_id == self.call_id:
+            self.set_call_visible(True)
+            return
         waiting = book.awaiting_wrapup()
         if waiting:
             self.app.push_screen(WrapUpScreen(waiting[0]))
             return
-        call = book.active_call()
         pop = book.pops.get(call.call_id) if call is not None else None
-        if pop is None and book.pops:
-            pop = list(book.pops.values())[-1]
         if pop is None:
             self.notify("No current call.", timeout=2)
             return
-        self.app.push_screen(CallScreen(pop))
+        self.load(pop)
 
     # -- supervisor ----------------------------------------------------------------
     def action_maintainers(self) -> None:

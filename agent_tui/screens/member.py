@@ -63,11 +63,13 @@ class MemberScreen(Screen[None]):
         return ""
 
     def set_profile(self, profile: Profile | None) -> None:
+        had_member = self.profile is not None
         self.profile = profile
         self.query_one(ProfileHeader).show(profile, self.caller_label())
         self.query_one(NextBestAction).show(profile)
         self.query_one(HistoryTabs).show(profile)
-        self.refresh_bindings()
+        if had_member != (profile is not None):
+            self.refresh_bindings()  # rebuilds the footer: only when member keys change
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.MEMBER_ACTIONS and self.profile is None:

@@ -192,6 +192,8 @@ class HistoryTabs(Widget):
     def __init__(self, tz: dt.tzinfo, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tz = tz
+        self._profile: Profile | None = None
+        self._dirty: set[str] = set()
 
     def compose(self) -> ComposeResult:
         with TabbedContent(id="history"):
@@ -207,16 +209,31 @@ class HistoryTabs(Widget):
                         yield DataTable(id=f"table-{key}", cursor_type="row", zebra_stripes=True)
 
     def show(self, profile: Profile | None) -> None:
-        getters: dict[str, Callable[[Profile], Sequence[Record]]] = {
-            "purchases": lambda p: p.purchases,
-            "inquiries": lambda p: p.inquiries,
-            "complaints": lambda p: p.complaints,
-            "calls": lambda p: p.calls,
-            "surveys": lambda p: p.surveys,
-            "ledger": lambda p: p.ledger,
-        }
-        for key, (_title, cols) in TABS.items():
-            records = getters[key](profile) if profile is not None else ()
-            fill_table(self.query_one(f"#table-{key}", DataTable), cols, records, self.tz)
+        """Fill the visible tab now; the others when they are first opened (keeps pops fast)."""
+        self._profile = profile
+        self._dirty = set(TABS)
         balance = f"Balance {profile.points:,} points" if profile is not None else ""
         self.query_one("#points-balance", Static).update(balance)
+        active = self.query_one(TabbedContent).active.removeprefix("tab-")
+        self._fill(active or "purchases")
+
+    def _fill(self, key: str) -> None:
+        if key not in self._dirty:
+            return
+        self._dirty.discard(key)
+        _title, cols = TABS[key]
+        records = _RECORDS[key](self._profile) if self._profile is not None else ()
+        fill_table(self.query_one(f"#table-{key}", DataTable), cols, records, self.tz)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._fill(event.pane.id.removeprefix("tab-") if event.pane.id else "purchases")
+
+
+_RECORDS: dict[str, Callable[[Profile], Sequence[Record]]] = {
+    "purchases": lambda p: p.purchases,
+    "inquiries": lambda p: p.inquiries,
+    "complaints": lambda p: p.complaints,
+    "calls": lambda p: p.calls,
+    "surveys": lambda p: p.surveys,
+    "ledger": lambda p: p.ledger,
+}
