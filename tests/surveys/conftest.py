@@ -51,3 +51,8 @@ def seed(engine: Engine) -> Seed:
 @pytest.fixture
 def seeded(engine: Engine) -> Seed:
     return seed(engine)
+
+
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+"""For tests whose subject does not depend on the database engine (the pg runs of the same
+path are covered by their siblings): keeps the suite fast on a shared machine."""

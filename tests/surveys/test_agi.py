@@ -24,7 +24,7 @@ from tests.surveys.agi_client import (
     run_call,
     trace_header_block,
 )
-from tests.surveys.conftest import Seed
+from tests.surveys.conftest import Seed, sqlite_only
 
 pytestmark = pytest.mark.e2e
 
@@ -202,6 +202,7 @@ async def test_hangup_mid_survey_keeps_answers_partial(
         assert (task.agent_id, task.complaint_id) == (seeded.agent_id, complaint.id)
 
 
+@sqlite_only
 async def test_invalid_input_reprompts(agi: SurveyAgiServer, engine: Engine, seeded: Seed) -> None:
     side = AsteriskSide(
         behaviour=[Press("7"), Press("*"), Press("5"), Press("11"), Press("10"), Press("1")]
@@ -242,6 +243,7 @@ async def test_invalid_input_reprompts(agi: SurveyAgiServer, engine: Engine, see
     assert _count(engine, Complaint) == 0
 
 
+@sqlite_only
 async def test_timeouts_reprompt_then_end_partial(
     agi: SurveyAgiServer, engine: Engine, seeded: Seed
 ) -> None:
@@ -277,6 +279,7 @@ async def test_same_channel_twice_is_one_response(
     assert _count(engine, Complaint) == 1 and _count(engine, CallbackTask) == 1
 
 
+@sqlite_only
 async def test_garbage_and_early_eof_do_not_hang_the_server(
     agi: SurveyAgiServer, engine: Engine
 ) -> None:

@@ -12,7 +12,7 @@ from crm_bridge.models import CallbackTask, Complaint, Inquiry, Severity
 from surveys.escalation import escalate_with_retry
 from surveys.postcall import postcall_actions, redirect_action
 from surveys.store import CallContext, SurveyRecorder
-from tests.surveys.conftest import Seed
+from tests.surveys.conftest import Seed, sqlite_only
 
 NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 
@@ -98,6 +98,7 @@ async def test_callback_only_creates_inquiry_for_campaign_queue(
         )
 
 
+@sqlite_only
 async def test_good_scores_and_nps_boundary(engine: Engine, seeded: Seed) -> None:
     rec = SurveyRecorder(engine)
     await _answer(
@@ -108,6 +109,7 @@ async def test_good_scores_and_nps_boundary(engine: Engine, seeded: Seed) -> Non
     assert counts(engine) == (1, 0, 1)  # NPS 6 is a detractor
 
 
+@sqlite_only
 async def test_callback_first_then_low_score_links_the_task(engine: Engine, seeded: Seed) -> None:
     rec = SurveyRecorder(engine)
     await _answer(rec, "u5", seeded.member_id, None, {"q_callback": "1", "q_csat": "2"})
@@ -117,6 +119,7 @@ async def test_callback_first_then_low_score_links_the_task(engine: Engine, seed
         assert s.scalars(select(CallbackTask)).one().complaint_id == c.id
 
 
+@sqlite_only
 async def test_unknown_member_is_not_escalated(engine: Engine, seeded: Seed) -> None:
     rec = SurveyRecorder(engine)
     await _answer(rec, "u6", 999_999, None, {"q_csat": "1"})

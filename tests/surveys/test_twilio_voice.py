@@ -23,7 +23,7 @@ from crm_bridge.db import session_scope
 from crm_bridge.models import CallbackTask, Complaint, Inquiry, SurveyAnswer, SurveyResponse
 from surveys.store import SurveyRecorder
 from surveys.twilio_voice import SurveyVoiceResource, mount_survey_voice
-from tests.surveys.conftest import Seed
+from tests.surveys.conftest import Seed, sqlite_only
 
 pytestmark = pytest.mark.e2e
 
@@ -154,6 +154,7 @@ async def test_full_call_with_valid_signatures(site: Site_, engine: Engine, seed
     )
 
 
+@sqlite_only
 async def test_english_member_and_invalid_key(site: Site_, engine: Engine, seeded: Seed) -> None:
     start = f"{PUBLIC}/twilio/voice/survey/satisfaction?member={seeded.orphan_member_id}"
     twiml = await twilio_post(site, start, _call("CA2"))
@@ -164,6 +165,7 @@ async def test_english_member_and_invalid_key(site: Site_, engine: Engine, seede
 
 
 @pytest.mark.parametrize("signature", ["forged", None, "valid-for-other-url"])
+@sqlite_only
 async def test_forged_or_missing_signature_is_403(
     site: Site_,
     engine: Engine,
@@ -186,6 +188,7 @@ async def test_forged_or_missing_signature_is_403(
     assert _count(engine, SurveyResponse) == 0 and _count(engine, SurveyAnswer) == 0
 
 
+@sqlite_only
 async def test_body_params_are_signed_too(site: Site_, engine: Engine, seeded: Seed) -> None:
     """A valid signature with a changed Digits value (tampered body) is refused."""
     url = f"{PUBLIC}/twilio/voice/survey/satisfaction/answer?q=q_csat&a=1&lang=en"
