@@ -30,7 +30,7 @@ from crm_bridge.models import (
 )
 from cti.ami.client import AmiClient
 from cti.pbxsim import AgentSpec, Dist, NumberOverride, PbxSimulator, QueueSpec, Scenario
-from cti.tracker import Tracker
+from cti.tracker import AgentState, Tracker
 from dialer.rules import RetryPolicy
 from dialer.runner import CampaignRunner, RunnerSettings
 
@@ -93,8 +93,8 @@ async def rig(sqlite_url: str) -> AsyncIterator[Rig]:
         time_scale=0.1,
         queues=(QueueSpec("members", members=("1001", "1002")),),
         agents=(
-            AgentSpec("1001", talk_time=Dist("fixed", 5.0)),
-            AgentSpec("1002", talk_time=Dist("fixed", 5.0)),
+            AgentSpec("1001", talk_time=Dist("fixed", 40.0)),
+            AgentSpec("1002", talk_time=Dist("fixed", 40.0)),
         ),
         overrides={
             n: NumberOverride(outcome=o, ring_time=2.0, talk_time=30.0) for n, o in OUTCOMES.items()
@@ -219,7 +219,7 @@ async def test_hub_crash_mid_call_never_redials_the_attempt(rig: Rig) -> None:
     await wait_for(lambda: len(rig.tracker.agents()) >= 2)
     await rig.runner.start()
     # wait until the answered member is talking to an agent, then "kill" the hub abruptly
-    await wait_for(lambda: any(a.conversation_id for a in rig.tracker.agents()), timeout=10)
+    await wait_for(lambda: any(a.state is AgentState.ON_CALL for a in rig.tracker.agents()), timeout=10)
     assert rig.runner._task is not None
     rig.runner._task.cancel()
     rig.runner.flights.clear()  # everything in memory is lost, as with kill -9
