@@ -146,8 +146,8 @@ async def rig(sqlite_url: str) -> AsyncIterator[Rig]:
     engine.dispose()
 
 
-async def wait_for(pred: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(pred: Callable[[], bool], within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
     while not pred():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
@@ -219,7 +219,7 @@ async def test_hub_crash_mid_call_never_redials_the_attempt(rig: Rig) -> None:
     await wait_for(lambda: len(rig.tracker.agents()) >= 2)
     await rig.runner.start()
     # wait until the answered member is talking to an agent, then "kill" the hub abruptly
-    await wait_for(lambda: any(a.state is AgentState.ON_CALL for a in rig.tracker.agents()), timeout=10)
+    await wait_for(lambda: any(a.state is AgentState.ON_CALL for a in rig.tracker.agents()), within=10)
     assert rig.runner._task is not None
     rig.runner._task.cancel()
     rig.runner.flights.clear()  # everything in memory is lost, as with kill -9
