@@ -7,11 +7,12 @@ lives in :mod:`crm_bridge.profile` and is re-exported here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from crm_bridge.models import Member, MemberPhone
@@ -101,13 +102,17 @@ def find_members_by_phone(
     e164 = normalise(raw, region)
     if e164 is None:
         return []
-    stmt = (
+    return _summaries(session.connection().execute(_phone_statement(), {"e164": e164}))
+
+
+@functools.cache
+def _phone_statement() -> Any:
+    return (
         select(*_MEMBER_COLS, MemberPhone.e164)
         .join(MemberPhone, MemberPhone.member_id == Member.id)
-        .where(MemberPhone.e164 == e164)
+        .where(MemberPhone.e164 == bindparam("e164"))
         .order_by(Member.id)
     )
-    return _summaries(session.execute(stmt))
 
 
 def _first_phone() -> Any:

@@ -21,6 +21,7 @@ definitions:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Date,
     Integer,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -300,6 +302,26 @@ def refresh_rfm(session: Session, now: dt.datetime, period_days: int = RFM_PERIO
     return int(session.scalar(select(func.count()).select_from(MemberSegment)) or 0)
 
 
+@functools.cache
+def _member_statements() -> tuple[Any, Any]:
+    """The single-member queries, built once (bind parameters, no per-call SQL construction)."""
+    snap = select(MemberSegment.r_score, MemberSegment.f_score, MemberSegment.m_score,
+                  MemberSegment.computed_at).where(MemberSegment.member_id == bindparam("mid"))  # fmt: skip
+    t_mid = bindparam("t_mid", type_=UTCDateTime())
+    last = func.coalesce(
+        func.sum(case((Purchase.purchased_at > t_mid, Purchase.amount), else_=0)), 0
+    )
+    prev = func.coalesce(
+        func.sum(case((Purchase.purchased_at <= t_mid, Purchase.amount), else_=0)), 0
+    )
+    spend = select(last, prev).where(
+        Purchase.member_id == bindparam("mid"),
+        Purchase.purchased_at > bindparam("t_start", type_=UTCDateTime()),
+        Purchase.purchased_at <= bindparam("t_now", type_=UTCDateTime()),
+    )
+    return snap, spend
+
+
 def member_segment(
     session: Session,
     member_id: int,
@@ -308,17 +330,12 @@ def member_segment(
     last_purchase_at: dt.datetime | None,
 ) -> MemberSegmentInfo:
     """One member's segment in two indexed queries (RFM snapshot row + 180-day spend)."""
-    snap = session.execute(
-        select(
-            MemberSegment.r_score,
-            MemberSegment.f_score,
-            MemberSegment.m_score,
-            MemberSegment.computed_at,
-        ).where(MemberSegment.member_id == member_id)
-    ).first()
-    last, prev = _spend_columns(now)
-    spend = session.execute(
-        select(last, prev).where(Purchase.member_id == member_id, _spend_where(now))
+    snap_stmt, spend_stmt = _member_statements()
+    conn = session.connection()
+    snap = conn.execute(snap_stmt, {"mid": member_id}).first()
+    mid, start = _spend_windows(now)
+    spend = conn.execute(
+        spend_stmt, {"mid": member_id, "t_mid": mid, "t_start": start, "t_now": now}
     ).one()
     spend_last, spend_prev = Decimal(spend[0] or 0), Decimal(spend[1] or 0)
     days = None if last_purchase_at is None else (now - last_purchase_at).days

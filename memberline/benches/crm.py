@@ -1,0 +1,170 @@
+"""``memberline bench crm --db URL``: member lookup, screen-pop profile and list-builder speed.
+
+On a demo-data database (``memberline demo-data``). Lookups use real members' numbers in the
+forms a PBX sends (national ``138 0013 8000``, ``+852...``, ``00...``); each lookup and each
+profile runs in its own session/transaction like the hub's ``run_db`` calls (after a
+warm-up). The list builders run into throwaway campaigns inside one transaction that is
+rolled back, so the database is unchanged. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import random
+import time
+from typing import Any
+
+from sqlalchemy import func, select
+
+from crm_bridge.db import make_engine, session_scope, sessions
+from crm_bridge.lists import (
+    build_dormant_list,
+    build_post_purchase_list,
+    build_survey_list,
+    dormant_greeting_candidates,
+)
+from crm_bridge.lookup import build_profile, find_members_by_phone
+from crm_bridge.models import Campaign, CampaignKind, DialMode, Member, MemberPhone
+from memberline.cli import add_command
+from memberline.config import Config
+
+
+def _pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def _as_dialled(e164: str, rng: random.Random) -> str:
+    """How a PBX might present the number: national for +86, else international or 00."""
+    if e164.startswith("+86") and rng.random() < 0.7:
+        n = e164[3:]
+        return f"{n[:3]} {n[3:7]} {n[7:]}"
+    return e164 if rng.random() < 0.5 else "00" + e164[1:]
+
+
+def run(url: str, samples: int, seed: int, region: str, survey_size: int) -> dict[str, Any]:
+    engine = make_engine(url)
+    rng = random.Random(seed)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        with session_scope(engine) as s:
+            members = int(s.scalar(select(func.count()).select_from(Member)) or 0)
+            max_id = int(s.scalar(select(func.max(Member.id))) or 0)
+            if members == 0:
+                raise SystemExit(
+                    "memberline bench crm: the database has no members (run memberline demo-data)"
+                )
+            ids = sorted({rng.randint(1, max_id) for _ in range(samples * 2)})[: samples * 2]
+            rng.shuffle(ids)
+            ids = ids[:samples]
+            phones = [
+                p
+                for (p,) in s.execute(
+                    select(MemberPhone.e164)
+                    .where(MemberPhone.member_id.in_(ids))
+                    .order_by(MemberPhone.id)
+                )
+            ]
+        rng.shuffle(phones)
+        dialled = [_as_dialled(p, rng) for p in phones]
+        warm = min(200, len(dialled) // 5)
+
+        lookups: list[float] = []
+        found = 0
+        gc.collect()
+        for i, raw in enumerate(dialled):
+            t0 = time.perf_counter()
+            with session_scope(engine) as s:
+                res = find_members_by_phone(s, raw, region)
+            elapsed = time.perf_counter() - t0
+            if i >= warm:
+                lookups.append(elapsed * 1000)
+            found += bool(res)
+
+        profiles: list[float] = []
+        gc.collect()
+        for i, member_id in enumerate(ids):
+            t0 = time.perf_counter()
+            with session_scope(engine) as s:
+                build_profile(s, member_id, now)
+            elapsed = time.perf_counter() - t0
+            if i >= warm:
+                profiles.append(elapsed * 1000)
+
+        lists: dict[str, Any] = {}
+        session = sessions(engine)()
+        try:
+            tag = f"bench-{time.time_ns()}"
+            camps = {}
+            for kind in (
+                CampaignKind.POST_PURCHASE,
+                CampaignKind.DORMANT_WINBACK,
+                CampaignKind.SURVEY,
+            ):
+                c = Campaign(name=f"{tag}-{kind.value}", kind=kind, mode=DialMode.PROGRESSIVE)
+                session.add(c)
+                camps[kind] = c
+            session.flush()
+            for key, fn in (
+                ("post_purchase", lambda: build_post_purchase_list(session, camps[CampaignKind.POST_PURCHASE].id, now)),
+                ("dormant", lambda: build_dormant_list(session, camps[CampaignKind.DORMANT_WINBACK].id, now)),
+                ("survey", lambda: build_survey_list(session, camps[CampaignKind.SURVEY].id, now, survey_size, seed)),
+            ):  # fmt: skip
+                t0 = time.perf_counter()
+                result = fn()
+                lists[f"list_{key}_s"] = round(time.perf_counter() - t0, 3)
+                lists[f"list_{key}_rows"] = result.added
+                lists[f"list_{key}_routed"] = result.routed
+            t0 = time.perf_counter()
+            greetings = sum(1 for _ in dormant_greeting_candidates(session, now))
+            lists["greeting_candidates_s"] = round(time.perf_counter() - t0, 3)
+            lists["greeting_candidates"] = greetings
+        finally:
+            session.rollback()
+            session.close()
+    finally:
+        engine.dispose()
+    return {
+        "bench": "crm",
+        "dialect": engine.dialect.name,
+        "members": members,
+        "lookups": len(lookups),
+        "lookup_hit_rate": round(found / max(1, len(dialled)), 4),
+        "lookup_p50_ms": round(_pct(lookups, 0.50), 3),
+        "lookup_p99_ms": round(_pct(lookups, 0.99), 3),
+        "lookup_max_ms": round(max(lookups), 3),
+        "profiles": len(profiles),
+        "profile_p50_ms": round(_pct(profiles, 0.50), 3),
+        "profile_p99_ms": round(_pct(profiles, 0.99), 3),
+        "profile_max_ms": round(max(profiles), 3),
+        **lists,
+    }
+
+
+def _handler(args: argparse.Namespace, cfg: Config) -> int:
+    result = run(
+        cfg.database.url,
+        args.samples,
+        args.seed,
+        args.region or cfg.database.default_region,
+        args.survey_size,
+    )
+    print(json.dumps(result))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = add_command(
+        sub, "crm", _handler, "member lookup / profile / list-builder speed on a demo database"
+    )
+    p.add_argument(
+        "--samples", type=int, default=3000, help="members to look up and profile (default 3000)"
+    )
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--region", help="default region for national numbers (default: config, CN)")
+    p.add_argument(
+        "--survey-size", type=int, default=2000, help="survey sample size (default 2000)"
+    )
