@@ -335,8 +335,8 @@ class SurveyAgiServer:
         try:
             completed = await self._dialog(req, opened)
         finally:
-            # Runs on hang-up too: answers given so far are stored; the response stays partial.
-            await self.recorder.finish(opened.response_id, completed=completed)
+            # On hang-up too: every answer given so far is already stored, and the response
+            # stays "partial" (its initial status); only a completed survey is marked.
             log.info(
                 "survey response %s on %s: %s",
                 opened.response_id,
@@ -385,7 +385,8 @@ class SurveyAgiServer:
                 )
         assert isinstance(step.action, Finish)
         completed = step.action.completed
-        await self.recorder.finish(opened.response_id, completed=completed)
+        if completed:
+            await self.recorder.finish(opened.response_id, completed=True)
         await req.set_variable("SURVEY_STATUS", "complete" if completed else "partial")
         await self._play(req, survey.closing)
         return completed

@@ -3,12 +3,11 @@
 Both call paths (FastAGI and Twilio) use :class:`SurveyRecorder`, so an answer is stored
 the same way whichever way it came in: one ``survey_answers`` row per question (a re-answer
 overwrites), the response's ``csat`` / ``nps`` / ``callback_requested`` columns updated in the
-same transaction, then escalation (:mod:`surveys.escalation`) immediately after.
+same transaction, and escalation (:mod:`surveys.escalation`) in that transaction too.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from surveys.definitions import (
     parse_survey,
     sha256_of,
 )
-from surveys.escalation import Escalation, escalate_with_retry, needs_escalation
+from surveys.escalation import Escalation, escalate, needs_escalation
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +257,21 @@ def _record(
     return r.csat, r.nps, r.callback_requested
 
 
+def _record_and_escalate(
+    session: Session,
+    response_id: int,
+    question: Question,
+    value: str,
+    now: dt.datetime,
+    default_queue: str,
+) -> Escalation:
+    csat, nps, callback = _record(session, response_id, question, value, now)
+    if not needs_escalation(csat, nps, callback):
+        return Escalation()
+    session.flush()
+    return escalate(session, response_id, now, default_queue=default_queue)
+
+
 def _finish(session: Session, response_id: int, completed: bool, now: dt.datetime) -> None:
     r = session.get(SurveyResponse, response_id)
     if r is None:
@@ -290,14 +304,26 @@ class SurveyRecorder:
             return await run_db(self.engine, _open, self.catalog, survey_name, ctx)
 
     async def answer(self, response_id: int, question: Question, value: str) -> Escalation:
-        """Store one answer now, then escalate at once if it calls for it."""
+        """Store one answer and, when it calls for it, the complaint / inquiry and callback
+        task, in one transaction (a unique-key race with another writer is retried once: the
+        answer upsert and the escalation are both idempotent)."""
         now = utcnow()
-        csat, nps, callback = await run_db(self.engine, _record, response_id, question, value, now)
-        if not needs_escalation(csat, nps, callback):
-            return Escalation()
-        return await asyncio.to_thread(
-            escalate_with_retry, self.engine, response_id, now, default_queue=self.default_queue
-        )
+        for attempt in (1, 2):
+            try:
+                return await run_db(
+                    self.engine,
+                    _record_and_escalate,
+                    response_id,
+                    question,
+                    value,
+                    now,
+                    self.default_queue,
+                )
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                log.info("answer to response %s raced another writer; retrying", response_id)
+        raise AssertionError("unreachable")
 
     async def finish(self, response_id: int, *, completed: bool) -> None:
         await run_db(self.engine, _finish, response_id, completed, utcnow())

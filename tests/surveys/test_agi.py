@@ -15,6 +15,7 @@ from surveys.agi import SurveyAgiApplication, SurveyAgiRequest, SurveyAgiServer
 from surveys.agi_wire import parse_headers
 from surveys.store import SurveyRecorder
 from tests.surveys.agi_client import (
+    TRACE_HEADERS,
     TRACES,
     AsteriskSide,
     HangUp,
@@ -293,3 +294,7 @@ async def test_garbage_and_early_eof_do_not_hang_the_server(
     side = AsteriskSide()
     assert await run_call(agi.port, side, headers=header_block(script="nosuch")) == []
     assert not agi.app or not agi.app.connections
+
+
+def test_embedded_header_block_is_the_trace() -> None:
+    assert TRACE_HEADERS == trace_header_block("fastagi-survey")
