@@ -28,9 +28,14 @@ Job = Callable[[Session], None]
 
 
 class Writer:
-    def __init__(self, engine: Engine, max_batch: int = 200) -> None:
+    def __init__(
+        self, engine: Engine, max_batch: int = 200, gate: asyncio.Event | None = None
+    ) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        self.gate = gate
+        """When given, a batch waits until it is set (the hub clears it while screen-pop
+        lookups run, so a write never competes with a pop for the GIL and the disk)."""
         self._queue: asyncio.Queue[Job | asyncio.Future[None]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.written = 0
@@ -62,6 +67,11 @@ class Writer:
     async def _run(self) -> None:
         while True:
             first = await self._queue.get()
+            if self.gate is not None and not self.gate.is_set():
+                try:
+                    await asyncio.wait_for(self.gate.wait(), 0.5)
+                except TimeoutError:
+                    pass  # pops back to back: write anyway, never starve
             batch: list[Job | asyncio.Future[None]] = [first]
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())

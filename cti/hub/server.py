@@ -85,7 +85,10 @@ class HubServer:
         self.sessions = SessionRegistry()
         self.calls = CallBook()
         self.limiter = FailureLimiter(settings.login_attempts_per_minute, 60.0)
-        self.writer = Writer(engine)
+        self.pops_idle = asyncio.Event()
+        self.pops_idle.set()
+        self.pops_in_flight = 0
+        self.writer = Writer(engine, gate=self.pops_idle)
         self.stats = WallboardStats(settings.wallboard_window_s)
         self.handlers: dict[str, Handler] = HANDLERS
         self.pbx: PbxLink | None = None

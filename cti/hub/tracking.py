@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from crm_bridge.db import run_db
 from crm_bridge.models import Direction as DbDirection
 from crm_bridge.phones import normalise
 from cti.hub import actions
 from cti.hub.calls import CallRecord
 from cti.hub.persist import audit, upsert_call
+from cti.screenpop import Pop, build_pop
 from cti.tracker import (
     AgentRinging,
     AgentRingStopped,
@@ -143,27 +145,36 @@ class TrackerEvents:
         self._push(rec, agent.code)
 
     async def _pop(self, rec: CallRecord, agent: AgentInfo, ev: AgentRinging, t0: float) -> None:
-        from cti.screenpop import build_pop
-
         hub = self.hub
-        from crm_bridge.db import run_db
+        hub.pops_in_flight += 1
+        hub.pops_idle.clear()
+        try:
+            pop = await run_db(
+                hub.engine, build_pop, ev.caller_num, ev.caller_name, hub.settings.default_region
+            )
+            self._deliver(rec, agent, ev, pop, t0)
+        finally:
+            hub.pops_in_flight -= 1
+            if hub.pops_in_flight == 0:
+                hub.pops_idle.set()
 
-        pop = await run_db(
-            hub.engine, build_pop, ev.caller_num, ev.caller_name, hub.settings.default_region
-        )
-        data = pop.to_push(rec.call_id, ev.queue)
+    def _deliver(
+        self, rec: CallRecord, agent: AgentInfo, ev: AgentRinging, pop: Pop, t0: float
+    ) -> None:
+        hub = self.hub
         if agent.code not in rec.ringing:
             return  # stopped ringing while we looked it up
-        hub.pops[(rec.call_id, agent.code)] = data
-        hub.grant(agent.code, pop.member_ids)
-        if len(pop.member_ids) == 1 and rec.member_id is None:
-            rec.member_id = pop.member_ids[0]
-            self._persist(rec, member_id=rec.member_id)
+        data = pop.to_push(rec.call_id, ev.queue)
         sent = hub.sessions.push_to_agent(agent.code, "screen_pop", data)
+        hub.pops[(rec.call_id, agent.code)] = data
         hub.pops_pushed += sent
         hub.pop_latencies.append(time.perf_counter() - t0)
         if len(hub.pop_latencies) > 10_000:
             del hub.pop_latencies[:5_000]
+        hub.grant(agent.code, pop.member_ids)
+        if len(pop.member_ids) == 1 and rec.member_id is None:
+            rec.member_id = pop.member_ids[0]
+            self._persist(rec, member_id=rec.member_id)
         hub.writer.submit(
             audit(
                 agent.actor,
