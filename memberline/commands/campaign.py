@@ -1,0 +1,150 @@
+"""``memberline campaign create|start|pause|resume|stop|status|list`` (supervisors).
+
+The CLI changes the same rows the console's campaign screen does
+(:mod:`crm_bridge.campaigns`); a running hub's dialer follows ``campaigns.status``
+within a second. Every change is written to the audit log with actor ``cli:<user>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from crm_bridge import campaigns
+from crm_bridge.db import make_engine, session_scope
+from crm_bridge.models import Agent, Role
+from memberline.cli import add_command
+from memberline.config import Config
+
+
+def _actor(s: Any, as_code: str | None) -> tuple[str, int | None]:
+    if as_code:
+        agent = s.scalars(select(Agent).where(Agent.code == as_code)).one_or_none()
+        if agent is None or agent.role is not Role.SUPERVISOR:
+            raise campaigns.CampaignError("bad_request", f"{as_code} is not a supervisor")
+        return f"supervisor:{agent.code}", agent.id
+    return f"cli:{getpass.getuser()}", None
+
+
+def _fail(exc: campaigns.CampaignError) -> int:
+    print(f"memberline campaign: {exc.message}")
+    return 1
+
+
+def _create(args: argparse.Namespace, cfg: Config) -> int:
+    settings: dict[str, Any] = json.loads(args.settings) if args.settings else {}
+    if args.survey:
+        settings["survey_name"] = args.survey
+    engine = make_engine(cfg.database.url)
+    try:
+        with session_scope(engine) as s:
+            actor, agent_id = _actor(s, args.as_supervisor)
+            cid, n = campaigns.create_campaign(
+                s,
+                actor=actor,
+                agent_id=agent_id,
+                name=args.name,
+                kind=args.kind,
+                mode=args.mode,
+                settings=settings,
+                queue=args.queue or cfg.ami.queue,
+                abandon_cap=args.abandon_cap
+                if args.abandon_cap is not None
+                else cfg.calling.abandon_cap,
+            )
+    except campaigns.CampaignError as exc:
+        return _fail(exc)
+    print(
+        f"campaign {cid} {args.name!r} created with {n} entries (status draft; `memberline campaign start {cid}`)"
+    )
+    return 0
+
+
+def _control(action: str) -> Any:
+    def run(args: argparse.Namespace, cfg: Config) -> int:
+        engine = make_engine(cfg.database.url)
+        try:
+            with session_scope(engine) as s:
+                actor, _ = _actor(s, args.as_supervisor)
+                status = campaigns.control_campaign(
+                    s, actor=actor, campaign_id=args.campaign_id, action=action
+                )
+        except campaigns.CampaignError as exc:
+            return _fail(exc)
+        print(f"campaign {args.campaign_id}: {status}")
+        return 0
+
+    return run
+
+
+def _rows(cfg: Config) -> list[dict[str, Any]]:
+    engine = make_engine(cfg.database.url)
+    with session_scope(engine) as s:
+        return campaigns.list_campaigns(s)
+
+
+def _list(args: argparse.Namespace, cfg: Config) -> int:
+    rows = _rows(cfg)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    print(
+        f"{'id':>4}  {'name':<28} {'kind':<16} {'mode':<12} {'status':<9} {'entries':>8} {'progress':>8}"
+    )
+    for r in rows:
+        print(
+            f"{r['campaign_id']:>4}  {r['name'][:28]:<28} {r['kind']:<16} {r['mode']:<12} {r['status']:<9} "
+            f"{r['total']:>8} {r['progress']:>8.1%}"
+        )
+    return 0
+
+
+def _status(args: argparse.Namespace, cfg: Config) -> int:
+    rows = [r for r in _rows(cfg) if r["campaign_id"] == args.campaign_id]
+    if not rows:
+        print(f"memberline campaign: no campaign {args.campaign_id}")
+        return 1
+    print(json.dumps(rows[0], ensure_ascii=False, indent=2))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = add_command(
+        sub,
+        "campaign",
+        None,
+        "outbound campaigns: create, start, pause, resume, stop, status, list",
+    )
+    csub = parser.add_subparsers(dest="campaign_command", metavar="ACTION")
+    csub.required = True
+    create = add_command(
+        csub, "create", _create, "create a campaign from a list builder (status draft)"
+    )
+    create.add_argument("name")
+    create.add_argument("--kind", required=True, choices=campaigns.BUILDERS)
+    create.add_argument(
+        "--mode", default="predictive", choices=["preview", "progressive", "predictive", "ivr"]
+    )
+    create.add_argument("--queue", help="agent queue (default: ami.queue)")
+    create.add_argument("--survey", help="survey name for ivr campaigns")
+    create.add_argument(
+        "--abandon-cap", type=float, help="abandonment cap (default: calling.abandon_cap)"
+    )
+    create.add_argument(
+        "--settings", help='list-builder settings as JSON, e.g. \'{"size": 200, "seed": 1}\''
+    )
+    create.add_argument(
+        "--as", dest="as_supervisor", metavar="CODE", help="supervisor agent code for the audit log"
+    )
+    for action in ("start", "pause", "resume", "stop"):
+        p = add_command(csub, action, _control(action), f"{action} a campaign")
+        p.add_argument("campaign_id", type=int)
+        p.add_argument("--as", dest="as_supervisor", metavar="CODE")
+    st = add_command(csub, "status", _status, "one campaign's progress and outcomes (JSON)")
+    st.add_argument("campaign_id", type=int)
+    ls = add_command(csub, "list", _list, "every campaign")
+    ls.add_argument("--json", action="store_true")

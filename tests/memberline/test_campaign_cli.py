@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from crm_bridge.db import make_engine, session_scope
+from crm_bridge.models import AuditLog, Campaign, CampaignStatus, Member, MemberPhone
+from memberline.cli import main
+
+
+def test_campaign_lifecycle_from_the_cli(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    engine = make_engine(sqlite_url)
+    with session_scope(engine) as s:
+        m = Member(member_no="C1", name="周杰", joined_on=dt.date(2024, 1, 1), timezone="Asia/Shanghai")
+        m.phones.append(MemberPhone(e164="+8613911112222"))
+        s.add(m)
+    db = ["--db", sqlite_url]
+    assert main(["campaign", "create", "win", "--kind", "dormant_winback", *db]) == 0
+    assert "created with 1 entries" in capsys.readouterr().out
+    assert main(["campaign", "create", "win", "--kind", "dormant_winback", *db]) == 1
+    assert "exists" in capsys.readouterr().out
+    assert main(["campaign", "resume", "1", *db]) == 1  # a draft cannot be resumed
+    for action, status in (("start", "running"), ("pause", "paused"), ("resume", "running"), ("stop", "stopped")):
+        assert main(["campaign", action, "1", *db]) == 0
+        assert status in capsys.readouterr().out
+    assert main(["campaign", "list", *db]) == 0
+    assert "win" in capsys.readouterr().out
+    with session_scope(engine) as s:
+        assert s.scalars(select(Campaign)).one().status is CampaignStatus.STOPPED
+        actions = [a.action for a in s.scalars(select(AuditLog).order_by(AuditLog.id))]
+    assert actions == ["campaign.create", "campaign.start", "campaign.pause", "campaign.resume", "campaign.stop"]
+    engine.dispose()
+
+
+def test_bad_kind_is_a_clear_error(sqlite_url: str) -> None:
+    with pytest.raises(SystemExit):
+        main(["campaign", "create", "x", "--kind", "nonsense", "--db", sqlite_url])
