@@ -55,10 +55,16 @@ class PredictiveConfig:
     floor_live: float = 150.0
     """Pseudo-count of live answers: early in a window one abandon does not swing the budget."""
     hour_floor_live: float = 80.0
+    marginal_factor: float = 1.0
+    """The last call placed is the riskiest: its allowed risk is this x the target rate."""
+    budget_gain: float = 1.0
+    """How fast unspent (or overspent) budget raises (lowers) the allowed risk."""
     hard_brake: float = 0.97
     """At this fraction of the cap (window) or of 2 x cap (last hour): no call beyond progressive."""
     patience_s: int = 2
     """The 2-second rule: a live answer must reach an agent within this many seconds."""
+    step_s: int = 1
+    """Resolution of the look-ahead (seconds between the instants checked)."""
     max_calls_per_decision: int = 200
     supply_margin: float = 1.0
     """Hard guard: expected agent-bound answers never exceed expected agents free + this."""
@@ -68,10 +74,8 @@ class PredictiveConfig:
     """Memory of the observed / predicted abandons ratio that corrects the model's bias."""
     calibration_prior: float = 3.0
     """Pseudo-abandons predicted behind the calibration ratio (its weight)."""
-    calibration_start: float = 3.0
-    """Prior observed / predicted ratio. The model's overflow (worst look-ahead second, normal
-    approximation) misses timing mismatches between answers and agents, so it under-predicts;
-    simulation shows about 3-4x across team sizes. Starting high keeps the first hour safe."""
+    calibration_start: float = 1.0
+    """Prior observed / predicted ratio (1: trust the model until abandons say otherwise)."""
 
 
 def _eplus(mu: float, var: float) -> float:
@@ -134,13 +138,13 @@ class PredictivePacer:
         ab = snap.abandons
         cap = ab.cap
         target_w = cfg.target_fraction * cap
-        rho_w = target_w + (target_w * ab.window_live - ab.window_abandoned) / max(
-            ab.window_live, cfg.floor_live
-        )
+        rho_w = cfg.marginal_factor * target_w + cfg.budget_gain * (
+            target_w * ab.window_live - ab.window_abandoned
+        ) / max(ab.window_live, cfg.floor_live)
         target_h = cfg.hour_fraction * 2.0 * cap
-        rho_h = target_h + (target_h * ab.hour_live - ab.hour_abandoned) / max(
-            ab.hour_live, cfg.hour_floor_live
-        )
+        rho_h = cfg.marginal_factor * target_h + cfg.budget_gain * (
+            target_h * ab.hour_live - ab.hour_abandoned
+        ) / max(ab.hour_live, cfg.hour_floor_live)
         rho = max(0.0, min(rho_w, rho_h, 4.0 * cap))
         if ab.window_live > 0 and ab.window_rate >= cfg.hard_brake * cap:
             rho = 0.0  # over (or at) the cap: progressive until back under
@@ -169,7 +173,7 @@ class PredictivePacer:
         rho, why = self.allowed_rate(snap)
         c = self.calibration
         why += f", model calibration x{c:.2f}"
-        f = _Forecast(model, snap, cfg.patience_s)
+        f = _Forecast(model, snap, cfg.patience_s, cfg.step_s)
         n = floor
         base = f.abandons(n)
         raw = base
@@ -207,64 +211,71 @@ class PredictivePacer:
 
 
 class _Forecast:
-    """Per-epoch forecast arrays over look-ahead seconds ``k = 0..H``."""
+    """Per-epoch forecast arrays over look-ahead seconds ``k`` (every ``step`` s up to ``H``)."""
 
-    def __init__(self, model: PacingModel, snap: PacingSnapshot, patience: int):
+    def __init__(self, model: PacingModel, snap: PacingSnapshot, patience: int, step: int):
         h = model.horizon_s
         self.h = h
         self.live_share = model.live_fraction
+        free = snap.agents_free
         # Supply: agents free by k (index k), as mean and variance (independent Bernoullis).
-        sup_mu = [float(snap.agents_free)] * (h + 1)
-        sup_var = [0.0] * (h + 1)
         wf, wv, tf, tv = model.wrap_free, model.wrap_var, model.talk_free, model.talk_var
-        wi = [model.index(wf, e) for e in snap.wrap_elapsed_s]
-        ti = [model.index(tf, e) for e in snap.talk_elapsed_s]
-        rows = [wf[i] for i in wi] + [tf[i] for i in ti]
-        if rows:
+        nw, nt = len(wf) - 1, len(tf) - 1
+        wi = [min(int(e), nw) for e in snap.wrap_elapsed_s]
+        ti = [min(int(e), nt) for e in snap.talk_elapsed_s]
+        if wi or ti:
+            rows = [wf[i] for i in wi] + [tf[i] for i in ti]
             vrows = [wv[i] for i in wi] + [tv[i] for i in ti]
-            sup_mu = [snap.agents_free + s for s in map(sum, zip(*rows, strict=True))]
-            sup_var = list(map(sum, zip(*vrows, strict=True)))
+            sup_mu = [free + x for x in map(sum, zip(*rows))]
+            sup_var = list(map(sum, zip(*vrows)))
+        else:
+            sup_mu = [float(free)] * (h + 1)
+            sup_var = [0.0] * (h + 1)
         # Demand: calls needing an agent by k (queued now, plus each call in flight).
-        dem_mu = [float(snap.queued)] * (h + 1)
-        dem_var = [0.0] * (h + 1)
         rr, rv = model.reach_rows, model.reach_var
-        ri = [model.index(rr, e) for e in snap.inflight_elapsed_s]
+        nr = len(rr) - 1
+        ri = [min(int(e), nr) for e in snap.inflight_elapsed_s]
+        queued = snap.queued
         if ri:
-            dem_mu = [snap.queued + s for s in map(sum, zip(*[rr[i] for i in ri], strict=True))]
-            dem_var = list(map(sum, zip(*[rv[i] for i in ri], strict=True)))
-        q0 = model.inflight_reach(0)
-        self.q0 = q0
+            dem_mu = [queued + x for x in map(sum, zip(*[rr[i] for i in ri]))]
+            dem_var = list(map(sum, zip(*[rv[i] for i in ri])))
+        else:
+            dem_mu = [float(queued)] * (h + 1)
+            dem_var = [0.0] * (h + 1)
+        q0 = rr[0]
         # A machine taken by an agent frees them again after the machine handling time.
         shift = patience - round(model.machine_handle_s)
-        machine_share = 1.0 - self.live_share
-        self.ks = range(0, h - patience + 1)
-        self.base_mu: list[float] = []
-        self.base_var: list[float] = []
-        self.new_mu: list[float] = []
-        self.new_var: list[float] = []
-        for k in self.ks:
-            released = 0.0
-            released_new = 0.0
-            j = k + shift
-            if j >= 0:
-                released = machine_share * dem_mu[min(j, h)]
-                released_new = machine_share * q0[min(j, h)]
-            self.base_mu.append(dem_mu[k] - sup_mu[k + patience] - released)
-            self.base_var.append(dem_var[k] + sup_var[k + patience])
-            self.new_mu.append(q0[k] - released_new)
-            self.new_var.append(q0[k] * (1.0 - q0[k]))
+        m_share = 1.0 - self.live_share
+        ks = range(0, h - patience + 1, step)
+        rel = [m_share * dem_mu[min(k + shift, h)] if k + shift >= 0 else 0.0 for k in ks]
+        rel0 = [m_share * q0[min(k + shift, h)] if k + shift >= 0 else 0.0 for k in ks]
+        self.base_mu = [dem_mu[k] - sup_mu[k + patience] - r for k, r in zip(ks, rel, strict=True)]
+        self.base_var = [dem_var[k] + sup_var[k + patience] for k in ks]
+        self.new_mu = [q0[k] - r for k, r in zip(ks, rel0, strict=True)]
+        self.new_var = [q0[k] * (1.0 - q0[k]) for k in ks]
         self.supply_at_horizon = sup_mu[h]
         self.reach_inflight = dem_mu[h]
         self.q_end = q0[h]
+        # Overflow-seconds / patience: each abandoned call is about ``patience`` s of overflow.
+        self.scale = step / patience
 
     def abandons(self, n: int) -> float:
-        worst = 0.0
-        bm, bv, nm, nv = self.base_mu, self.base_var, self.new_mu, self.new_var
-        for i in range(len(bm)):
-            v = _eplus(bm[i] + n * nm[i], bv[i] + n * nv[i])
-            if v > worst:
-                worst = v
-        return self.live_share * worst
+        """Expected live abandons ~ live share x expected overflow-seconds / patience."""
+        total = 0.0
+        sqrt, exp, erf = math.sqrt, math.exp, math.erf
+        for bm, bv, nm, nv in zip(self.base_mu, self.base_var, self.new_mu, self.new_var, strict=True):
+            mu = bm + n * nm
+            var = bv + n * nv
+            if var <= 1e-12:
+                v = mu if mu > 0.0 else 0.0
+            else:
+                sd = sqrt(var)
+                z = mu / sd
+                if z < -7.0:
+                    continue
+                v = sd * _INV_SQRT_2PI * exp(-0.5 * z * z) + mu * 0.5 * (1.0 + erf(z / _SQRT2))
+            total += v
+        return self.live_share * total * self.scale
 
     def reach(self, n: int) -> float:
         return self.reach_inflight + n * self.q_end
