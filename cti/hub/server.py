@@ -113,6 +113,8 @@ class HubServer:
         from cti.hub.tracking import TrackerEvents
 
         self.events = TrackerEvents(self)
+        self.listeners: list[Callable[[DomainEvent], None]] = []
+        """Other services fed every domain event after the hub's own reactions (the dialer runner)."""
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, reactor: Any = None) -> None:
@@ -387,6 +389,11 @@ class HubServer:
                 self.events.handle(ev)
             except Exception:
                 log.exception("handling %s failed", type(ev).__name__)
+            for listener in self.listeners:
+                try:
+                    listener(ev)
+                except Exception:
+                    log.exception("listener failed on %s", type(ev).__name__)
 
     def agent_for_view(self, view: AgentView) -> AgentInfo | None:
         return self.agents_by_interface.get(view.interface)
