@@ -196,3 +196,22 @@ async def test_body_params_are_signed_too(site: Site_, engine: Engine, seeded: S
     status, _ = await asyncio.to_thread(_post, site, url, _call("CA4", Digits="1"), sig)
     assert status == 403
     assert _count(engine, SurveyResponse) == 0
+
+
+@sqlite_only
+async def test_start_survey_services_wires_agi_and_twilio(engine: Engine) -> None:
+    from surveys.service import start_survey_services
+
+    root = Resource()
+    services = await start_survey_services(
+        engine, agi_port=0, web_root=root, twilio_auth_token=TOKEN, public_url=PUBLIC
+    )
+    try:
+        assert root.children[b"twilio"].children[b"voice"].children[b"survey"] is services.voice
+        _reader, writer = await asyncio.open_connection("127.0.0.1", services.agi.port)
+        writer.close()
+    finally:
+        await services.close()
+    no_token = await start_survey_services(engine, agi_port=0, web_root=Resource())
+    assert no_token.voice is None
+    await no_token.close()
