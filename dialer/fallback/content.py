@@ -24,12 +24,16 @@ class ContentSettings:
 
 def member_fields(member: Member) -> dict[str, Any]:
     return {
-        "name": member.name, "member_no": member.member_no, "tier": member.tier.value,
+        "name": member.name,
+        "member_no": member.member_no,
+        "tier": member.tier.value,
         "points": member.points_balance,
     }
 
 
-def template_fields(settings: ContentSettings, member: Member, row: OutboxMessage) -> dict[str, Any]:
+def template_fields(
+    settings: ContentSettings, member: Member, row: OutboxMessage
+) -> dict[str, Any]:
     fields: dict[str, Any] = dict(settings.extra_fields)
     fields.update(member_fields(member))
     fields.update({k: v for k, v in (row.payload or {}).items() if not k.startswith("_")})
@@ -45,5 +49,11 @@ def email_message(
 ) -> OutgoingEmail:
     link = unsubscribe_url(settings.public_url, settings.unsubscribe_secret, member.id)
     rendered = render_email(row.purpose, row.locale, template_fields(settings, member, row), link)
-    return build_message(settings.email, row.to_address, rendered, key=row.idempotency_key,
-                         unsubscribe_url=link, date=now)
+    return build_message(
+        settings.email,
+        row.to_address,
+        rendered,
+        key=row.idempotency_key,
+        unsubscribe_url=link,
+        date=now,
+    )

@@ -35,7 +35,6 @@ from dialer.fallback.templates import RenderedEmail
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class EmailSettings:
     host: str = "127.0.0.1"
@@ -86,11 +85,16 @@ def _header(value: str) -> str:
 
 def _b64_lines(text: str) -> str:
     raw = base64.b64encode(text.encode("utf-8")).decode("ascii")
-    return "\r\n".join(raw[i:i + 76] for i in range(0, len(raw), 76))
+    return "\r\n".join(raw[i : i + 76] for i in range(0, len(raw), 76))
 
 
 def build_message(
-    settings: EmailSettings, to: str, rendered: RenderedEmail, *, key: str, unsubscribe_url: str,
+    settings: EmailSettings,
+    to: str,
+    rendered: RenderedEmail,
+    *,
+    key: str,
+    unsubscribe_url: str,
     date: dt.datetime | None = None,
 ) -> OutgoingEmail:
     """Assemble multipart/alternative bytes directly (the ``email`` package's EmailMessage
@@ -115,8 +119,10 @@ def build_message(
     ]
     parts = []
     for subtype, body in (("plain", rendered.text), ("html", rendered.html)):
-        parts.append(f"--{boundary}\r\nContent-Type: text/{subtype}; charset=\"utf-8\"\r\n"
-                     f"Content-Transfer-Encoding: base64\r\n\r\n{_b64_lines(body)}\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+            f"Content-Transfer-Encoding: base64\r\n\r\n{_b64_lines(body)}\r\n"
+        )
     text = "\r\n".join(headers) + "\r\n\r\n" + "".join(parts) + f"--{boundary}--\r\n"
     return OutgoingEmail(message_id=message_id, to=to, data=text.encode("ascii"))
 
@@ -125,8 +131,9 @@ def _reply_result(code: int, message: str, *, about_recipient: bool) -> SendResu
     detail = f"smtp {code} {message}"
     if 400 <= code < 500:
         return SendResult(Outcome.TRANSIENT, code=f"smtp:{code}", detail=detail)
-    return SendResult(Outcome.PERMANENT, code=f"smtp:{code}", detail=detail,
-                      flag_address=about_recipient)
+    return SendResult(
+        Outcome.PERMANENT, code=f"smtp:{code}", detail=detail, flag_address=about_recipient
+    )
 
 
 class SmtpEmail:
@@ -140,10 +147,16 @@ class SmtpEmail:
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
         return aiosmtplib.SMTP(
-            hostname=s.host, port=s.port, timeout=s.timeout_s, local_hostname=self._ehlo_name,
-            use_tls=s.tls == "implicit", start_tls=True if s.tls == "starttls" else False,
-            username=s.username or None, password=s.password or None,
-            validate_certs=s.validate_certs, cert_bundle=s.cert_bundle,
+            hostname=s.host,
+            port=s.port,
+            timeout=s.timeout_s,
+            local_hostname=self._ehlo_name,
+            use_tls=s.tls == "implicit",
+            start_tls=True if s.tls == "starttls" else False,
+            username=s.username or None,
+            password=s.password or None,
+            validate_certs=s.validate_certs,
+            cert_bundle=s.cert_bundle,
         )
 
     async def _acquire(self) -> tuple[aiosmtplib.SMTP, bool]:
@@ -167,11 +180,15 @@ class SmtpEmail:
             client, reused = await self._acquire()
         except aiosmtplib.SMTPAuthenticationError as exc:
             log.error("SMTP authentication failed (%s): check smtp username/password", exc.code)
-            return SendResult(Outcome.TRANSIENT, code=f"smtp:{exc.code}", detail="authentication failed")
+            return SendResult(
+                Outcome.TRANSIENT, code=f"smtp:{exc.code}", detail="authentication failed"
+            )
         except aiosmtplib.SMTPResponseException as exc:
             return _reply_result(exc.code, exc.message, about_recipient=False)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            return SendResult(Outcome.TRANSIENT, code="connect", detail=f"{type(exc).__name__}: {exc}")
+            return SendResult(
+                Outcome.TRANSIENT, code="connect", detail=f"{type(exc).__name__}: {exc}"
+            )
         in_data = False
         try:
             try:
@@ -195,8 +212,12 @@ class SmtpEmail:
                 mine = refused[to]
                 return _reply_result(mine.code, mine.message, about_recipient=True)
             for rcpt, other in refused.items():
-                log.warning("archive recipient %s refused (%s %s); sending to the member only",
-                            rcpt, other.code, other.message)
+                log.warning(
+                    "archive recipient %s refused (%s %s); sending to the member only",
+                    rcpt,
+                    other.code,
+                    other.message,
+                )
             in_data = True
             response = await client.data(msg.data)
             in_data = False
@@ -212,8 +233,11 @@ class SmtpEmail:
             outcome = Outcome.AMBIGUOUS if in_data else Outcome.TRANSIENT
             return SendResult(outcome, code="io", detail=f"{type(exc).__name__}: {exc}")
         self._release(client)
-        return SendResult(Outcome.SENT, provider_id=msg.message_id,
-                          detail=f"smtp {response.code} {response.message}")
+        return SendResult(
+            Outcome.SENT,
+            provider_id=msg.message_id,
+            detail=f"smtp {response.code} {response.message}",
+        )
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []

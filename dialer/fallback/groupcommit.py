@@ -22,8 +22,12 @@ R = TypeVar("R")
 
 
 class GroupCommitter(Generic[I, R]):
-    def __init__(self, engine: Engine, apply: Callable[[Session, Sequence[I]], Sequence[R]],
-                 max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        apply: Callable[[Session, Sequence[I]], Sequence[R]],
+        max_batch: int = 500,
+    ) -> None:
         self._engine = engine
         self._apply = apply
         self._max = max_batch

@@ -5,8 +5,22 @@ from __future__ import annotations
 import enum
 import unicodedata
 
-OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE",
-                     "OPTOUT", "退订", "退訂", "TD", "T"})
+OPT_OUT = frozenset(
+    {
+        "STOP",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "REVOKE",
+        "OPTOUT",
+        "退订",
+        "退訂",
+        "TD",
+        "T",
+    }
+)
 OPT_IN = frozenset({"START", "YES", "UNSTOP"})
 _STRIP = " \t\r\n.,!?;:'\"()[]，。！？；：、“”‘’（）【】"
 

@@ -13,21 +13,26 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm_bridge.models import Channel, Member, MemberPhone, OutboxMessage, OutboxStatus, utcnow
 from dialer.fallback.purposes import DEFAULT_POLICIES, OrderPolicy, Purpose
 
+_TABLE = cast(Table, OutboxMessage.__table__)
 ORDER_KEY = "_order"
 """Payload key holding the row's :class:`OrderPolicy` (email rows with an SMS sibling)."""
 
 
 def idempotency_key(
-    purpose: str, member_id: int, channel: Channel | str, *, campaign_id: int | None = None,
+    purpose: str,
+    member_id: int,
+    channel: Channel | str,
+    *,
+    campaign_id: int | None = None,
     ref: str | None = None,
 ) -> str:
     if campaign_id is not None and ref is not None:
@@ -68,13 +73,16 @@ def _insert(session: Session, values: dict[str, Any]) -> bool:
     dialect = session.get_bind().dialect.name
     ins: Any
     if dialect == "postgresql":
-        ins = postgresql.insert(OutboxMessage.__table__)
+        ins = postgresql.insert(_TABLE)
     elif dialect == "sqlite":
-        ins = sqlite.insert(OutboxMessage.__table__)
+        ins = sqlite.insert(_TABLE)
     else:  # pragma: no cover - only the two supported databases
         raise RuntimeError(f"unsupported database {dialect}")
-    stmt = (ins.values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(OutboxMessage.__table__.c.id))
+    stmt = (
+        ins.values(**values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(_TABLE.c.id)
+    )
     return session.execute(stmt).first() is not None
 
 
@@ -125,13 +133,25 @@ def enqueue(
         elif channel is Channel.EMAIL and sms_pending and policy is not OrderPolicy.BOTH:
             body[ORDER_KEY] = policy.value
             next_at = None  # held until the SMS sibling has an outcome (see purposes.py)
-        created = _insert(session, {
-            "idempotency_key": key, "purpose": purpose.value, "campaign_id": campaign_id,
-            "member_id": member_id, "channel": channel, "to_address": address or "",
-            "locale": member.locale, "payload": body, "status": status, "attempts": 0,
-            "next_attempt_at": next_at, "last_error": error, "created_at": now,
-            "updated_at": now,
-        })
+        created = _insert(
+            session,
+            {
+                "idempotency_key": key,
+                "purpose": purpose.value,
+                "campaign_id": campaign_id,
+                "member_id": member_id,
+                "channel": channel,
+                "to_address": address or "",
+                "locale": member.locale,
+                "payload": body,
+                "status": status,
+                "attempts": 0,
+                "next_attempt_at": next_at,
+                "last_error": error,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
         if channel is Channel.SMS and status is OutboxStatus.PENDING and created:
             sms_pending = True
         results.append(Enqueued(key, channel, created))

@@ -10,8 +10,9 @@ from collections.abc import Callable
 class TokenBucket:
     """``rate`` tokens per second, up to ``burst``; ``rate <= 0`` means unlimited."""
 
-    def __init__(self, rate: float, burst: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.burst = burst if burst is not None else max(1.0, rate / 10)
         self._clock = clock

@@ -33,6 +33,7 @@ class SendResult:
 
 # Twilio error codes (send time and status callback) and what they mean for us.
 TWILIO_FLAG_PHONE = frozenset({"21211", "21614", "30005", "30006"})
-TWILIO_PERMANENT = frozenset({"21211", "21614", "21610", "30005", "30006", "21408", "21612",
-                              "30004", "30007"})
+TWILIO_PERMANENT = frozenset(
+    {"21211", "21614", "21610", "30005", "30006", "21408", "21612", "30004", "30007"}
+)
 TWILIO_TRANSIENT = frozenset({"30003", "30001", "30008", "20429"})

@@ -61,12 +61,15 @@ def classify_twilio_error(exc: TwilioRestException) -> SendResult:
     if code == "21610":
         return SendResult(Outcome.PERMANENT, code=code, detail=detail, revoke_consent=True)
     if code in TWILIO_PERMANENT:
-        return SendResult(Outcome.PERMANENT, code=code, detail=detail,
-                          flag_address=code in TWILIO_FLAG_PHONE)
+        return SendResult(
+            Outcome.PERMANENT, code=code, detail=detail, flag_address=code in TWILIO_FLAG_PHONE
+        )
     if exc.status == 429 or exc.status >= 500:
         return SendResult(Outcome.TRANSIENT, code=code or str(exc.status), detail=detail)
     if exc.status in (401, 403):
-        log.error("Twilio rejected our credentials (HTTP %s): check account sid/auth token", exc.status)
+        log.error(
+            "Twilio rejected our credentials (HTTP %s): check account sid/auth token", exc.status
+        )
         return SendResult(Outcome.TRANSIENT, code=code or str(exc.status), detail=detail)
     return SendResult(Outcome.PERMANENT, code=code or str(exc.status), detail=detail)
 
@@ -84,7 +87,9 @@ class TwilioSms:
     async def send(self, to: str, body: str, outbox_id: int) -> SendResult:
         try:
             msg = await self.client.messages.create_async(
-                to=to, from_=self.settings.from_number, body=body,
+                to=to,
+                from_=self.settings.from_number,
+                body=body,
                 status_callback=status_callback_url(self.settings.public_url, outbox_id),
             )
         except TwilioRestException as exc:
@@ -98,8 +103,10 @@ class TwilioSms:
     async def find_sent(self, to: str, body: str, since: dt.datetime) -> list[str]:
         """Sids of messages to ``to`` with exactly ``body`` sent since ``since`` (recovery)."""
         msgs = await self.client.messages.list_async(
-            to=to, from_=self.settings.from_number,
-            date_sent_after=since - dt.timedelta(minutes=5), page_size=100,
+            to=to,
+            from_=self.settings.from_number,
+            date_sent_after=since - dt.timedelta(minutes=5),
+            page_size=100,
         )
         return [m.sid for m in msgs if m.body == body and m.sid]
 

@@ -56,8 +56,13 @@ T = cast(Table, OutboxMessage.__table__)
 BODY_KEY = "_body"
 """Payload key: the SMS text as sent (recovery matches the provider's copy against it)."""
 
-COUNTED = (OutboxStatus.LEASED, OutboxStatus.SENDING, OutboxStatus.SENT,
-           OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED)
+COUNTED = (
+    OutboxStatus.LEASED,
+    OutboxStatus.SENDING,
+    OutboxStatus.SENT,
+    OutboxStatus.DELIVERED,
+    OutboxStatus.UNDELIVERED,
+)
 """Statuses that count towards the member's daily cap (by ``sent_at``)."""
 OPEN = (OutboxStatus.PENDING, OutboxStatus.LEASED, OutboxStatus.SENDING)
 
@@ -91,40 +96,59 @@ class Job:
     email: OutgoingEmail | None = None
 
 
-def _audit(session: Session, action: str, member_id: int | None, actor: str, **details: Any) -> None:
+def _audit(
+    session: Session, action: str, member_id: int | None, actor: str, **details: Any
+) -> None:
     session.add(AuditLog(actor=actor, action=action, member_id=member_id, details=details))
 
 
 # ---------------------------------------------------------------- leasing and rules
 def lease_batch(
-    session: Session, owner: str, now: dt.datetime, limit: int, lease_s: float,
-    rules: RulesConfig, content: ContentSettings,
+    session: Session,
+    owner: str,
+    now: dt.datetime,
+    limit: int,
+    lease_s: float,
+    rules: RulesConfig,
+    content: ContentSettings,
 ) -> list[Job]:
     """Lease up to ``limit`` due rows for ``owner`` (a unique batch token), apply the rules."""
     expires = now + dt.timedelta(seconds=lease_s)
     pg = session.get_bind().dialect.name == "postgresql"
     due = and_(T.c.status == OutboxStatus.PENDING.value, T.c.next_attempt_at <= now)
     if pg:
-        ids = list(session.scalars(
-            select(OutboxMessage.id).where(due).order_by(T.c.next_attempt_at).limit(limit)
-            .with_for_update(skip_locked=True)
-        ))
+        ids = list(
+            session.scalars(
+                select(OutboxMessage.id)
+                .where(due)
+                .order_by(T.c.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
         if not ids:
             return []
-        session.execute(update(T).where(T.c.id.in_(ids)).values(
-            status=OutboxStatus.LEASED.value, lease_owner=owner, lease_expires_at=expires))
+        session.execute(
+            update(T)
+            .where(T.c.id.in_(ids))
+            .values(status=OutboxStatus.LEASED.value, lease_owner=owner, lease_expires_at=expires)
+        )
     else:
         sub = select(T.c.id).where(due).order_by(T.c.next_attempt_at).limit(limit).scalar_subquery()
-        res = session.execute(update(T).where(T.c.id.in_(sub), T.c.status == OutboxStatus.PENDING.value)
-                              .values(status=OutboxStatus.LEASED.value, lease_owner=owner,
-                                      lease_expires_at=expires))
+        res = session.execute(
+            update(T)
+            .where(T.c.id.in_(sub), T.c.status == OutboxStatus.PENDING.value)
+            .values(status=OutboxStatus.LEASED.value, lease_owner=owner, lease_expires_at=expires)
+        )
         if not getattr(res, "rowcount", 0):
             return []
-    rows = list(session.scalars(
-        select(OutboxMessage).where(OutboxMessage.lease_owner == owner,
-                                    OutboxMessage.status == OutboxStatus.LEASED)
-        .order_by(OutboxMessage.id)
-    ))
+    rows = list(
+        session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.lease_owner == owner, OutboxMessage.status == OutboxStatus.LEASED)
+            .order_by(OutboxMessage.id)
+        )
+    )
     if not rows:
         return []
     member_ids = sorted({r.member_id for r in rows})
@@ -133,24 +157,37 @@ def lease_batch(
         q = q.with_for_update()
     members = {m.id: m for m in session.scalars(q)}
     bad_phones = {
-        (p.member_id, p.e164) for p in session.scalars(
-            select(MemberPhone).where(MemberPhone.member_id.in_(member_ids), MemberPhone.invalid.is_(True)))
+        (p.member_id, p.e164)
+        for p in session.scalars(
+            select(MemberPhone).where(
+                MemberPhone.member_id.in_(member_ids), MemberPhone.invalid.is_(True)
+            )
+        )
     }
     sent_times: dict[int, list[dt.datetime]] = defaultdict(list)
     row_ids = {r.id for r in rows}
     for mid, rid, at in session.execute(
         select(T.c.member_id, T.c.id, T.c.sent_at).where(
-            T.c.member_id.in_(member_ids), T.c.status.in_([s.value for s in COUNTED]),
-            T.c.sent_at >= now - dt.timedelta(days=2))
+            T.c.member_id.in_(member_ids),
+            T.c.status.in_([s.value for s in COUNTED]),
+            T.c.sent_at >= now - dt.timedelta(days=2),
+        )
     ):
         if rid not in row_ids and at is not None:
             sent_times[mid].append(at if at.tzinfo else at.replace(tzinfo=dt.UTC))
     siblings: dict[str, OutboxMessage] = {}
-    gated = [sibling_key(r.idempotency_key, Channel.SMS) for r in rows
-             if r.channel is Channel.EMAIL and (r.payload or {}).get(ORDER_KEY)]
+    gated = [
+        sibling_key(r.idempotency_key, Channel.SMS)
+        for r in rows
+        if r.channel is Channel.EMAIL and (r.payload or {}).get(ORDER_KEY)
+    ]
     if gated:
-        siblings = {s.idempotency_key: s for s in session.scalars(
-            select(OutboxMessage).where(OutboxMessage.idempotency_key.in_(gated)))}
+        siblings = {
+            s.idempotency_key: s
+            for s in session.scalars(
+                select(OutboxMessage).where(OutboxMessage.idempotency_key.in_(gated))
+            )
+        }
     jobs: list[Job] = []
     skipped_sms: list[OutboxMessage] = []
     for row in rows:
@@ -176,20 +213,42 @@ def lease_batch(
         if row.channel is Channel.SMS:
             body = sms_body(content, member, row)
             row.payload = {**(row.payload or {}), BODY_KEY: body}
-            jobs.append(Job(row.id, row.idempotency_key, row.channel, row.member_id,
-                            row.to_address, row.attempts, sms_body=body))
+            jobs.append(
+                Job(
+                    row.id,
+                    row.idempotency_key,
+                    row.channel,
+                    row.member_id,
+                    row.to_address,
+                    row.attempts,
+                    sms_body=body,
+                )
+            )
         else:
             msg = email_message(content, member, row, now)
-            jobs.append(Job(row.id, row.idempotency_key, row.channel, row.member_id,
-                            row.to_address, row.attempts, email=msg))
+            jobs.append(
+                Job(
+                    row.id,
+                    row.idempotency_key,
+                    row.channel,
+                    row.member_id,
+                    row.to_address,
+                    row.attempts,
+                    email=msg,
+                )
+            )
     if skipped_sms:
         release_email_siblings(session, [r.idempotency_key for r in skipped_sms], now)
     return jobs
 
 
 def _decide(
-    row: OutboxMessage, member: Member | None, now: dt.datetime, rules: RulesConfig,
-    bad_phones: set[tuple[int, str]], sent_times: dict[int, list[dt.datetime]],
+    row: OutboxMessage,
+    member: Member | None,
+    now: dt.datetime,
+    rules: RulesConfig,
+    bad_phones: set[tuple[int, str]],
+    sent_times: dict[int, list[dt.datetime]],
     siblings: dict[str, OutboxMessage],
 ) -> tuple[str, dt.datetime | None, str] | None:
     """None = send now; else ("skip" | "defer" | "hold", when, reason)."""
@@ -223,8 +282,11 @@ def _decide(
 
 
 def _gate(
-    row: OutboxMessage, order: OrderPolicy, siblings: dict[str, OutboxMessage],
-    now: dt.datetime, rules: RulesConfig,
+    row: OutboxMessage,
+    order: OrderPolicy,
+    siblings: dict[str, OutboxMessage],
+    now: dt.datetime,
+    rules: RulesConfig,
 ) -> tuple[str, dt.datetime | None, str] | None:
     sms = siblings.get(sibling_key(row.idempotency_key, Channel.SMS))
     if sms is None or order is OrderPolicy.BOTH:
@@ -249,10 +311,15 @@ def release_email_siblings(session: Session, sms_keys: Iterable[str], now: dt.da
     keys = [sibling_key(k, Channel.EMAIL) for k in sms_keys]
     if not keys:
         return
-    session.execute(update(T).where(
-        T.c.idempotency_key.in_(keys), T.c.status == OutboxStatus.PENDING.value,
-        or_(T.c.next_attempt_at.is_(None), T.c.next_attempt_at > now),
-    ).values(next_attempt_at=now))
+    session.execute(
+        update(T)
+        .where(
+            T.c.idempotency_key.in_(keys),
+            T.c.status == OutboxStatus.PENDING.value,
+            or_(T.c.next_attempt_at.is_(None), T.c.next_attempt_at > now),
+        )
+        .values(next_attempt_at=now)
+    )
 
 
 # ---------------------------------------------------------------- sending and results
@@ -263,18 +330,30 @@ def mark_sending(
     if not ids:
         return set()
     res = session.execute(
-        update(T).where(T.c.id.in_(list(ids)), T.c.status == OutboxStatus.LEASED.value,
-                        T.c.lease_owner.like(f"{owner_prefix}%"))
-        .values(status=OutboxStatus.SENDING.value, attempts=T.c.attempts + 1, sent_at=now,
-                lease_expires_at=now + dt.timedelta(seconds=lease_s), updated_at=now)
+        update(T)
+        .where(
+            T.c.id.in_(list(ids)),
+            T.c.status == OutboxStatus.LEASED.value,
+            T.c.lease_owner.like(f"{owner_prefix}%"),
+        )
+        .values(
+            status=OutboxStatus.SENDING.value,
+            attempts=T.c.attempts + 1,
+            sent_at=now,
+            lease_expires_at=now + dt.timedelta(seconds=lease_s),
+            updated_at=now,
+        )
         .returning(T.c.id)
     )
     return {r[0] for r in res}
 
 
 def record_results(
-    session: Session, results: Sequence[tuple[Job, SendResult]], now: dt.datetime,
-    retry: RetryPolicy, rng: random.Random | None = None,
+    session: Session,
+    results: Sequence[tuple[Job, SendResult]],
+    now: dt.datetime,
+    retry: RetryPolicy,
+    rng: random.Random | None = None,
 ) -> None:
     """Apply provider outcomes in one transaction (grouped: one executemany per kind)."""
     sent: list[dict[str, Any]] = []
@@ -291,53 +370,101 @@ def record_results(
                 if job.channel is Channel.SMS:
                     released.append(job.key)
             else:
-                session.execute(update(T).where(T.c.id == job.id, T.c.status == OutboxStatus.SENDING.value)
-                                .values(status=OutboxStatus.PENDING.value, lease_owner=None,
-                                        lease_expires_at=None, last_error=result.detail, updated_at=now,
-                                        next_attempt_at=now + dt.timedelta(seconds=retry.delay(attempts, rng))))
+                session.execute(
+                    update(T)
+                    .where(T.c.id == job.id, T.c.status == OutboxStatus.SENDING.value)
+                    .values(
+                        status=OutboxStatus.PENDING.value,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        last_error=result.detail,
+                        updated_at=now,
+                        next_attempt_at=now + dt.timedelta(seconds=retry.delay(attempts, rng)),
+                    )
+                )
         elif result.outcome is Outcome.PERMANENT:
             _fail(session, job, result.detail, now)
             apply_permanent(session, job.member_id, job.channel, job.to, result, now)
             if job.channel is Channel.SMS:
                 released.append(job.key)
         else:  # AMBIGUOUS: stays SENDING, lease expired at once so recovery asks the provider
-            session.execute(update(T).where(T.c.id == job.id, T.c.status == OutboxStatus.SENDING.value)
-                            .values(lease_expires_at=now, last_error=f"in doubt: {result.detail}",
-                                    updated_at=now))
+            session.execute(
+                update(T)
+                .where(T.c.id == job.id, T.c.status == OutboxStatus.SENDING.value)
+                .values(
+                    lease_expires_at=now, last_error=f"in doubt: {result.detail}", updated_at=now
+                )
+            )
     if sent:
         conn = session.connection()
-        conn.execute(update(T).where(T.c.id == bindparam("b_id"), T.c.status == OutboxStatus.SENDING.value)
-                     .values(status=OutboxStatus.SENT.value, provider_id=bindparam("b_pid"),
-                             last_error=bindparam("b_err"), lease_owner=None, lease_expires_at=None,
-                             updated_at=now), sent)
+        conn.execute(
+            update(T)
+            .where(T.c.id == bindparam("b_id"), T.c.status == OutboxStatus.SENDING.value)
+            .values(
+                status=OutboxStatus.SENT.value,
+                provider_id=bindparam("b_pid"),
+                last_error=bindparam("b_err"),
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            ),
+            sent,
+        )
         # A status callback may have overtaken us (row already delivered): keep its status,
         # but make sure the provider id is recorded.
-        conn.execute(update(T).where(T.c.id == bindparam("b_id"), T.c.provider_id.is_(None))
-                     .values(provider_id=bindparam("b_pid")), sent)
+        conn.execute(
+            update(T)
+            .where(T.c.id == bindparam("b_id"), T.c.provider_id.is_(None))
+            .values(provider_id=bindparam("b_pid")),
+            sent,
+        )
     if released:
         release_email_siblings(session, released, now)
 
 
 def _fail(session: Session, job: Job, reason: str, now: dt.datetime) -> None:
-    session.execute(update(T).where(T.c.id == job.id, T.c.status == OutboxStatus.SENDING.value)
-                    .values(status=OutboxStatus.FAILED.value, lease_owner=None, lease_expires_at=None,
-                            next_attempt_at=None, last_error=reason, updated_at=now))
+    session.execute(
+        update(T)
+        .where(T.c.id == job.id, T.c.status == OutboxStatus.SENDING.value)
+        .values(
+            status=OutboxStatus.FAILED.value,
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=None,
+            last_error=reason,
+            updated_at=now,
+        )
+    )
 
 
 def apply_permanent(
-    session: Session, member_id: int, channel: Channel, address: str, result: SendResult,
+    session: Session,
+    member_id: int,
+    channel: Channel,
+    address: str,
+    result: SendResult,
     now: dt.datetime,
 ) -> None:
     """Flag the address or revoke consent after a permanent failure (audited)."""
     if result.revoke_consent and channel is Channel.SMS:
-        set_sms_consent_for_phone(session, address, False, actor="system",
-                                  reason=f"twilio {result.code}: recipient opted out")
+        set_sms_consent_for_phone(
+            session,
+            address,
+            False,
+            actor="system",
+            reason=f"twilio {result.code}: recipient opted out",
+        )
     if not result.flag_address:
         return
     if channel is Channel.SMS:
-        session.execute(update(MemberPhone).where(MemberPhone.member_id == member_id,
-                                                  MemberPhone.e164 == address).values(invalid=True))
-        _audit(session, "member.phone_flagged", member_id, "system", phone=address, code=result.code)
+        session.execute(
+            update(MemberPhone)
+            .where(MemberPhone.member_id == member_id, MemberPhone.e164 == address)
+            .values(invalid=True)
+        )
+        _audit(
+            session, "member.phone_flagged", member_id, "system", phone=address, code=result.code
+        )
     else:
         session.execute(update(Member).where(Member.id == member_id).values(email_invalid=True))
         _audit(session, "member.email_flagged", member_id, "system", code=result.code)
@@ -345,8 +472,13 @@ def apply_permanent(
 
 # ---------------------------------------------------------------- status callbacks
 def apply_status_callback(
-    session: Session, outbox_id: int | None, sid: str, status: str, error_code: str | None,
-    now: dt.datetime, retry: RetryPolicy,
+    session: Session,
+    outbox_id: int | None,
+    sid: str,
+    status: str,
+    error_code: str | None,
+    now: dt.datetime,
+    retry: RetryPolicy,
 ) -> str:
     """Move a row on a Twilio status callback; returns what happened (for logs/tests)."""
     row: OutboxMessage | None = None
@@ -379,8 +511,12 @@ def apply_status_callback(
             return "already final"
         row.lease_owner = row.lease_expires_at = None
         row.last_error = f"{status} {code}".strip()
-        result = SendResult(Outcome.PERMANENT, code=code, detail=row.last_error,
-                            flag_address=code in ("30005", "30006"))
+        result = SendResult(
+            Outcome.PERMANENT,
+            code=code,
+            detail=row.last_error,
+            flag_address=code in ("30005", "30006"),
+        )
         if code == "30003" and row.attempts < retry.max_attempts:
             # Unreachable handset: Twilio advises retrying later; a resend is not a duplicate
             # for the member because the first one never reached the phone.
@@ -399,14 +535,22 @@ def set_sms_consent_for_phone(
     session: Session, phone: str, consent: bool, *, actor: str, reason: str
 ) -> list[int]:
     """Revoke/grant SMS consent of every member with ``phone``; returns their ids (audited)."""
-    ids = sorted(set(session.scalars(select(MemberPhone.member_id).where(MemberPhone.e164 == phone))))
+    ids = sorted(
+        set(session.scalars(select(MemberPhone.member_id).where(MemberPhone.e164 == phone)))
+    )
     for mid in ids:
         member = session.get(Member, mid)
         if member is None or member.consent_sms == consent:
             continue
         member.consent_sms = consent
-        _audit(session, "consent.sms_granted" if consent else "consent.sms_revoked", mid, actor,
-               phone=phone, reason=reason)
+        _audit(
+            session,
+            "consent.sms_granted" if consent else "consent.sms_revoked",
+            mid,
+            actor,
+            phone=phone,
+            reason=reason,
+        )
     return ids
 
 
@@ -437,36 +581,72 @@ def expire_leased(session: Session, now: dt.datetime, owner_prefix: str | None =
     cond = T.c.lease_expires_at < now
     if owner_prefix is not None:
         cond = or_(cond, T.c.lease_owner.like(f"{owner_prefix}%"))
-    res = session.execute(update(T).where(T.c.status == OutboxStatus.LEASED.value, cond)
-                          .values(status=OutboxStatus.PENDING.value, lease_owner=None,
-                                  lease_expires_at=None, next_attempt_at=now))
+    res = session.execute(
+        update(T)
+        .where(T.c.status == OutboxStatus.LEASED.value, cond)
+        .values(
+            status=OutboxStatus.PENDING.value,
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=now,
+        )
+    )
     return int(getattr(res, "rowcount", 0) or 0)
 
 
 def claim_in_doubt(
-    session: Session, owner: str, now: dt.datetime, lease_s: float, owner_prefix: str | None = None,
+    session: Session,
+    owner: str,
+    now: dt.datetime,
+    lease_s: float,
+    owner_prefix: str | None = None,
     limit: int = 500,
 ) -> list[InDoubt]:
     """Claim SENDING rows whose lease expired (or that our previous incarnation left)."""
     cond = T.c.lease_expires_at < now
     if owner_prefix is not None:
         cond = or_(cond, and_(T.c.lease_owner.like(f"{owner_prefix}%"), T.c.lease_owner != owner))
-    ids = list(session.scalars(select(T.c.id).where(T.c.status == OutboxStatus.SENDING.value, cond)
-                               .order_by(T.c.id).limit(limit)))
+    ids = list(
+        session.scalars(
+            select(T.c.id)
+            .where(T.c.status == OutboxStatus.SENDING.value, cond)
+            .order_by(T.c.id)
+            .limit(limit)
+        )
+    )
     if not ids:
         return []
-    claimed = set(session.scalars(
-        update(T).where(T.c.id.in_(ids), T.c.status == OutboxStatus.SENDING.value, cond)
-        .values(lease_owner=owner, lease_expires_at=now + dt.timedelta(seconds=lease_s))
-        .returning(T.c.id)))
+    claimed = set(
+        session.scalars(
+            update(T)
+            .where(T.c.id.in_(ids), T.c.status == OutboxStatus.SENDING.value, cond)
+            .values(lease_owner=owner, lease_expires_at=now + dt.timedelta(seconds=lease_s))
+            .returning(T.c.id)
+        )
+    )
     rows = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(claimed)))
-    return [InDoubt(r.id, r.channel, r.to_address, r.idempotency_key, r.provider_id,
-                    (r.payload or {}).get(BODY_KEY), r.sent_at) for r in rows]
+    return [
+        InDoubt(
+            r.id,
+            r.channel,
+            r.to_address,
+            r.idempotency_key,
+            r.provider_id,
+            (r.payload or {}).get(BODY_KEY),
+            r.sent_at,
+        )
+        for r in rows
+    ]
 
 
 def resolve_in_doubt(
-    session: Session, row_id: int, owner: str, verdict: str, now: dt.datetime,
-    provider_id: str | None = None, reason: str = "",
+    session: Session,
+    row_id: int,
+    owner: str,
+    verdict: str,
+    now: dt.datetime,
+    provider_id: str | None = None,
+    reason: str = "",
 ) -> None:
     """verdict: ``sent`` (proved), ``pending`` (proved not sent), ``review`` (unknown)."""
     values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
@@ -475,12 +655,21 @@ def resolve_in_doubt(
         if provider_id:
             values["provider_id"] = provider_id
     elif verdict == "pending":
-        values.update(status=OutboxStatus.PENDING.value, next_attempt_at=now,
-                      last_error=reason or "recovered: provider has no copy, resending")
+        values.update(
+            status=OutboxStatus.PENDING.value,
+            next_attempt_at=now,
+            last_error=reason or "recovered: provider has no copy, resending",
+        )
     else:
-        values.update(status=OutboxStatus.REVIEW.value, last_error=reason or "in doubt: needs review")
-    res = session.execute(update(T).where(T.c.id == row_id, T.c.status == OutboxStatus.SENDING.value,
-                                          T.c.lease_owner == owner).values(**values).returning(T.c.idempotency_key, T.c.channel))
+        values.update(
+            status=OutboxStatus.REVIEW.value, last_error=reason or "in doubt: needs review"
+        )
+    res = session.execute(
+        update(T)
+        .where(T.c.id == row_id, T.c.status == OutboxStatus.SENDING.value, T.c.lease_owner == owner)
+        .values(**values)
+        .returning(T.c.idempotency_key, T.c.channel)
+    )
     hit = res.first()
     if hit is not None and hit[1] == Channel.SMS.value and verdict in ("sent", "review"):
         release_email_siblings(session, [hit[0]], now)
@@ -492,8 +681,9 @@ def retry_row(session: Session, row_id: int, actor: str, now: dt.datetime) -> Ou
     if row is None:
         raise LookupError(f"no outbox message {row_id}")
     if row.status not in (OutboxStatus.FAILED, OutboxStatus.REVIEW):
-        raise ValueError(f"message {row_id} is {row.status.value}: only failed or review "
-                         "messages can be retried")
+        raise ValueError(
+            f"message {row_id} is {row.status.value}: only failed or review messages can be retried"
+        )
     previous = row.status.value
     row.status = OutboxStatus.PENDING
     row.next_attempt_at = now

@@ -74,8 +74,12 @@ def _finish(request: Request, code: int, body: bytes, ctype: bytes) -> None:
     request.finish()
 
 
-def _run(ctx: WebhookContext, request: Request, coro: Coroutine[Any, Any, Any],
-         done: Callable[[Any], tuple[int, bytes, bytes]]) -> object:
+def _run(
+    ctx: WebhookContext,
+    request: Request,
+    coro: Coroutine[Any, Any, Any],
+    done: Callable[[Any], tuple[int, bytes, bytes]],
+) -> object:
     task = asyncio.ensure_future(coro)
     ctx.tasks.add(task)
     task.add_done_callback(ctx.tasks.discard)
@@ -104,9 +108,15 @@ class _Signed(Resource):
         raw = request.getHeader(b"x-twilio-signature")
         signature = raw.decode("ascii", "replace") if raw else ""
         url = self.ctx.url_of(request)
-        if not signature or not RequestValidator(self.ctx.auth_token).validate(url, params, signature):
-            log.warning("rejected %s webhook from %s: %s Twilio signature", request.path.decode(),
-                        request.getClientAddress(), "missing" if not signature else "invalid")
+        if not signature or not RequestValidator(self.ctx.auth_token).validate(
+            url, params, signature
+        ):
+            log.warning(
+                "rejected %s webhook from %s: %s Twilio signature",
+                request.path.decode(),
+                request.getClientAddress(),
+                "missing" if not signature else "invalid",
+            )
             return None
         return params
 
@@ -128,8 +138,14 @@ class SmsInbound(_Signed):
             request.setHeader(b"content-type", b"text/xml")
             return twiml
         consent = kind is Keyword.OPT_IN
-        coro = run_db(self.ctx.engine, set_sms_consent_for_phone, phone, consent,
-                      actor="sms", reason=f"inbound SMS {body.strip()[:20]!r}")
+        coro = run_db(
+            self.ctx.engine,
+            set_sms_consent_for_phone,
+            phone,
+            consent,
+            actor="sms",
+            reason=f"inbound SMS {body.strip()[:20]!r}",
+        )
 
         def done(ids: list[int]) -> tuple[int, bytes, bytes]:
             log.info("inbound %s from a member phone: %d member(s) updated", kind.value, len(ids))
@@ -149,8 +165,16 @@ class SmsStatus(_Signed):
         outbox_id = int(oid) if oid.isdigit() else None
         sid = params.get("MessageSid") or params.get("SmsSid") or ""
         status = params.get("MessageStatus") or params.get("SmsStatus") or ""
-        coro = run_db(self.ctx.engine, apply_status_callback, outbox_id, sid, status,
-                      params.get("ErrorCode") or None, utcnow(), self.ctx.retry)
+        coro = run_db(
+            self.ctx.engine,
+            apply_status_callback,
+            outbox_id,
+            sid,
+            status,
+            params.get("ErrorCode") or None,
+            utcnow(),
+            self.ctx.retry,
+        )
 
         def done(outcome: str) -> tuple[int, bytes, bytes]:
             log.debug("status callback %s %s -> %s", sid, status, outcome)
@@ -173,8 +197,14 @@ class Unsubscribe(Resource):
     def _member(self, request: Request) -> int | None:
         q = parse_qs(request.uri.decode().partition("?")[2])
         mid, token = q.get("m", [""])[0], q.get("t", [""])[0]
-        if not mid.isdigit() or not token or not verify_token(self.ctx.unsubscribe_secret, int(mid), token):
-            log.warning("rejected unsubscribe request with a bad token from %s", request.getClientAddress())
+        if (
+            not mid.isdigit()
+            or not token
+            or not verify_token(self.ctx.unsubscribe_secret, int(mid), token)
+        ):
+            log.warning(
+                "rejected unsubscribe request with a bad token from %s", request.getClientAddress()
+            )
             return None
         return int(mid)
 
@@ -182,13 +212,17 @@ class Unsubscribe(Resource):
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         if self._member(request) is None:
             request.setResponseCode(403)
-            return _PAGE.format(title="Invalid link", text="退订链接无效 / This link is not valid.",
-                                form="").encode()
+            return _PAGE.format(
+                title="Invalid link", text="退订链接无效 / This link is not valid.", form=""
+            ).encode()
         action = html.escape(request.uri.decode(), quote=True)
-        form = (f'<form method="post" action="{action}"><button type="submit">'
-                "确认退订 / Unsubscribe</button></form>")
-        return _PAGE.format(title="Unsubscribe", text="退订会员邮件？/ Stop membership emails?",
-                            form=form).encode()
+        form = (
+            f'<form method="post" action="{action}"><button type="submit">'
+            "确认退订 / Unsubscribe</button></form>"
+        )
+        return _PAGE.format(
+            title="Unsubscribe", text="退订会员邮件？/ Stop membership emails?", form=form
+        ).encode()
 
     def render_POST(self, request: Request) -> object:
         member_id = self._member(request)
@@ -196,13 +230,20 @@ class Unsubscribe(Resource):
             request.setResponseCode(403)
             return b"forbidden\n"
         one_click = _body_params(request).get("List-Unsubscribe") == "One-Click"
-        coro = run_db(self.ctx.engine, revoke_email_consent, member_id, actor="email-link",
-                      reason="one-click unsubscribe" if one_click else "unsubscribe link")
+        coro = run_db(
+            self.ctx.engine,
+            revoke_email_consent,
+            member_id,
+            actor="email-link",
+            reason="one-click unsubscribe" if one_click else "unsubscribe link",
+        )
 
         def done(found: bool) -> tuple[int, bytes, bytes]:
             if not found:
                 return 404, b"unknown member\n", b"text/plain"
-            page = _PAGE.format(title="Unsubscribed", text="您已退订 / You are unsubscribed.", form="")
+            page = _PAGE.format(
+                title="Unsubscribed", text="您已退订 / You are unsubscribed.", form=""
+            )
             return 200, page.encode(), b"text/html; charset=utf-8"
 
         return _run(self.ctx, request, coro, done)

@@ -91,9 +91,15 @@ class WorkerStats:
 
 class OutboxWorker:
     def __init__(
-        self, engine: Engine, *, content: ContentSettings, rules: RulesConfig,
-        settings: WorkerSettings | None = None, sms: TwilioSms | None = None,
-        email: SmtpEmail | None = None, mail_probe: MailProbe | None = None,
+        self,
+        engine: Engine,
+        *,
+        content: ContentSettings,
+        rules: RulesConfig,
+        settings: WorkerSettings | None = None,
+        sms: TwilioSms | None = None,
+        email: SmtpEmail | None = None,
+        mail_probe: MailProbe | None = None,
     ) -> None:
         self.engine = engine
         self.content = content
@@ -107,26 +113,33 @@ class OutboxWorker:
         self._recovery_owner = f"{self._prefix}r{uuid.uuid4().hex[:8]}"
         self._batch_no = 0
         self._sem = asyncio.Semaphore(self.settings.concurrency)
-        self._buckets = {Channel.SMS: TokenBucket(self.settings.sms_rate),
-                         Channel.EMAIL: TokenBucket(self.settings.email_rate)}
+        self._buckets = {
+            Channel.SMS: TokenBucket(self.settings.sms_rate),
+            Channel.EMAIL: TokenBucket(self.settings.email_rate),
+        }
         self._tasks: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
         self._recover_now = asyncio.Event()
         self._marker: GroupCommitter[int, bool] = GroupCommitter(engine, self._apply_sending)
         self._recorder: GroupCommitter[tuple[Job, SendResult], None] = GroupCommitter(
-            engine, self._apply_results)
+            engine, self._apply_results
+        )
 
     # -- group-committed writes
     def _apply_sending(self, session: Session, ids: Sequence[int]) -> list[bool]:
         ok = mark_sending(session, ids, self._prefix, utcnow(), self.settings.lease_s)
         return [i in ok for i in ids]
 
-    def _apply_results(self, session: Session, items: Sequence[tuple[Job, SendResult]]) -> list[None]:
+    def _apply_results(
+        self, session: Session, items: Sequence[tuple[Job, SendResult]]
+    ) -> list[None]:
         record_results(session, items, utcnow(), self.settings.retry)
         return [None] * len(items)
 
     # -- main loop
-    async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None) -> WorkerStats:
+    async def run(
+        self, *, until_idle: bool = False, stop: asyncio.Event | None = None
+    ) -> WorkerStats:
         stop = stop or asyncio.Event()
         self._marker.start()
         self._recorder.start()
@@ -154,10 +167,16 @@ class OutboxWorker:
                     break
                 self._changed.clear()
                 with contextlib.suppress(TimeoutError):
-                    waits = [asyncio.create_task(self._changed.wait()), asyncio.create_task(stop.wait())]
+                    waits = [
+                        asyncio.create_task(self._changed.wait()),
+                        asyncio.create_task(stop.wait()),
+                    ]
                     try:
-                        await asyncio.wait(waits, timeout=self.settings.poll_interval_s,
-                                           return_when=asyncio.FIRST_COMPLETED)
+                        await asyncio.wait(
+                            waits,
+                            timeout=self.settings.poll_interval_s,
+                            return_when=asyncio.FIRST_COMPLETED,
+                        )
                     finally:
                         for w in waits:
                             w.cancel()
@@ -179,17 +198,33 @@ class OutboxWorker:
 
     def _busy(self, session: Session) -> bool:
         horizon = utcnow() + dt.timedelta(seconds=self.settings.idle_horizon_s)
-        n = session.scalar(select(func.count()).select_from(OutboxMessage).where(
-            ((OutboxMessage.status == OutboxStatus.PENDING) & (OutboxMessage.next_attempt_at <= horizon))
-            | OutboxMessage.status.in_([OutboxStatus.LEASED, OutboxStatus.SENDING])))
+        n = session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(
+                (
+                    (OutboxMessage.status == OutboxStatus.PENDING)
+                    & (OutboxMessage.next_attempt_at <= horizon)
+                )
+                | OutboxMessage.status.in_([OutboxStatus.LEASED, OutboxStatus.SENDING])
+            )
+        )
         return bool(n)
 
     async def _lease(self, limit: int) -> list[Job]:
         self._batch_no += 1
         owner = f"{self._prefix}{self._batch_no}"
         try:
-            jobs = await run_db(self.engine, lease_batch, owner, utcnow(), limit,
-                                self.settings.lease_s, self.rules, self.content)
+            jobs = await run_db(
+                self.engine,
+                lease_batch,
+                owner,
+                utcnow(),
+                limit,
+                self.settings.lease_s,
+                self.rules,
+                self.content,
+            )
         except Exception:
             log.exception("outbox lease failed; retrying shortly")
             await asyncio.sleep(self.settings.poll_interval_s)
@@ -215,14 +250,20 @@ class OutboxWorker:
         try:
             if job.channel is Channel.SMS:
                 if self.sms is None or job.sms_body is None:
-                    return SendResult(Outcome.TRANSIENT, code="no-channel", detail="SMS channel not configured")
+                    return SendResult(
+                        Outcome.TRANSIENT, code="no-channel", detail="SMS channel not configured"
+                    )
                 return await self.sms.send(job.to, job.sms_body, job.id)
             if self.email is None or job.email is None:
-                return SendResult(Outcome.TRANSIENT, code="no-channel", detail="email channel not configured")
+                return SendResult(
+                    Outcome.TRANSIENT, code="no-channel", detail="email channel not configured"
+                )
             return await self.email.send(job.email)
         except Exception as exc:  # a bug or an unexpected library error: never lose the row
             log.exception("outbox send of %s raised", job.id)
-            return SendResult(Outcome.AMBIGUOUS, code="error", detail=f"{type(exc).__name__}: {exc}")
+            return SendResult(
+                Outcome.AMBIGUOUS, code="error", detail=f"{type(exc).__name__}: {exc}"
+            )
 
     # -- recovery
     async def recover(self, *, startup: bool) -> Counter[str]:
@@ -232,14 +273,28 @@ class OutboxWorker:
         prefix = self._prefix if startup else None
         done["expired_leases"] = await run_db(self.engine, expire_leased, now, prefix)
         while True:
-            rows = await run_db(self.engine, claim_in_doubt, self._recovery_owner, utcnow(),
-                                self.settings.lease_s, prefix)
+            rows = await run_db(
+                self.engine,
+                claim_in_doubt,
+                self._recovery_owner,
+                utcnow(),
+                self.settings.lease_s,
+                prefix,
+            )
             if not rows:
                 break
             verdicts = await asyncio.gather(*(self._verdict(r) for r in rows))
             for row, (verdict, pid, reason) in zip(rows, verdicts, strict=True):
-                await run_db(self.engine, resolve_in_doubt, row.id, self._recovery_owner, verdict,
-                             utcnow(), pid, reason)
+                await run_db(
+                    self.engine,
+                    resolve_in_doubt,
+                    row.id,
+                    self._recovery_owner,
+                    verdict,
+                    utcnow(),
+                    pid,
+                    reason,
+                )
                 done[verdict] += 1
                 self.stats.counts[f"recovered_{verdict}"] += 1
             if len(rows) < 500:
@@ -272,12 +327,16 @@ class OutboxWorker:
             return "review", None, f"in doubt: mail probe failed ({type(exc).__name__})"
         if seen is None:
             return "review", None, "in doubt: the mail server does not know"
-        return ("sent", mid, "recovered: mail server has it") if seen else (
-            "pending", None, "recovered: mail server has no copy, resending")
+        return (
+            ("sent", mid, "recovered: mail server has it")
+            if seen
+            else ("pending", None, "recovered: mail server has no copy, resending")
+        )
 
 
-async def run_worker(worker: OutboxWorker, *, until_idle: bool = False,
-                     stop: asyncio.Event | None = None) -> WorkerStats:
+async def run_worker(
+    worker: OutboxWorker, *, until_idle: bool = False, stop: asyncio.Event | None = None
+) -> WorkerStats:
     """Run ``worker`` and close its channels afterwards."""
     try:
         return await worker.run(until_idle=until_idle, stop=stop)

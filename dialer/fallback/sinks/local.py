@@ -17,7 +17,9 @@ class LocalSinks:
     mail: SmtpSink
 
     @classmethod
-    async def start(cls, *, sms: TwilioSink | None = None, mail: SmtpSink | None = None) -> LocalSinks:
+    async def start(
+        cls, *, sms: TwilioSink | None = None, mail: SmtpSink | None = None
+    ) -> LocalSinks:
         mail = await (mail or SmtpSink()).start()
         sms = sms or TwilioSink()
         sms.mail = mail
@@ -37,7 +39,10 @@ class SinkMailProbe:
         self.url = sink_base_url.rstrip("/") + "/_sink/mail"
 
     async def received(self, message_id: str) -> bool | None:
-        async with aiohttp.ClientSession() as s, s.get(self.url, params={"message_id": message_id}) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(self.url, params={"message_id": message_id}) as r,
+        ):
             r.raise_for_status()
             value = json.loads(await r.text()).get("received")
             return None if value is None else bool(value)

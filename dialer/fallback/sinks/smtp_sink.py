@@ -55,8 +55,12 @@ class SmtpSink:
 
     async def start(self, port: int = 0) -> SmtpSink:
         loop = asyncio.get_running_loop()
-        kwargs: dict[str, Any] = {"hostname": "sink.local", "enable_SMTPUTF8": True,
-                                  "auth_require_tls": False, "timeout": 30}
+        kwargs: dict[str, Any] = {
+            "hostname": "sink.local",
+            "enable_SMTPUTF8": True,
+            "auth_require_tls": False,
+            "timeout": 30,
+        }
         if self.username:
             kwargs.update(auth_required=True, authenticator=self._authenticate)
 
@@ -89,10 +93,14 @@ class SmtpSink:
         return dict(self._ids)
 
     # -- aiosmtpd hooks
-    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
-                      auth_data: Any) -> AuthResult:
-        ok = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == self.username
-              and auth_data.password.decode() == self.password)
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == self.username
+            and auth_data.password.decode() == self.password
+        )
         return AuthResult(success=ok)
 
     @staticmethod
@@ -102,8 +110,14 @@ class SmtpSink:
             return fault.pop(0) if fault else None
         return fault
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         fault = self._take(self.rcpt_faults, address)
         if fault == "disconnect":
             assert server.transport is not None
@@ -135,6 +149,8 @@ class SmtpSink:
                 mid = line.split(b":", 1)[1].strip().decode(errors="replace")
                 break
         with self._lock:
-            self.mails.append(StoredMail(str(envelope.mail_from), tuple(envelope.rcpt_tos), mid, data))
+            self.mails.append(
+                StoredMail(str(envelope.mail_from), tuple(envelope.rcpt_tos), mid, data)
+            )
             self._ids[mid] = self._ids.get(mid, 0) + 1
         return "250 2.0.0 stored"

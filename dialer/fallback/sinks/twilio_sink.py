@@ -69,12 +69,23 @@ class SinkMessage:
     def resource(self) -> dict[str, Any]:
         date = format_datetime(self.created, usegmt=True)
         return {
-            "sid": self.sid, "account_sid": self.account_sid, "api_version": "2010-04-01",
-            "to": self.to, "from": self.from_, "body": self.body, "status": self.status,
-            "direction": "outbound-api", "num_segments": "1", "num_media": "0",
-            "date_created": date, "date_updated": date, "date_sent": date,
+            "sid": self.sid,
+            "account_sid": self.account_sid,
+            "api_version": "2010-04-01",
+            "to": self.to,
+            "from": self.from_,
+            "body": self.body,
+            "status": self.status,
+            "direction": "outbound-api",
+            "num_segments": "1",
+            "num_media": "0",
+            "date_created": date,
+            "date_updated": date,
+            "date_sent": date,
             "error_code": int(self.error_code) if self.error_code else None,
-            "error_message": None, "price": None, "price_unit": "USD",
+            "error_message": None,
+            "price": None,
+            "price_unit": "USD",
             "messaging_service_sid": None,
             "uri": f"{API}/Accounts/{self.account_sid}/Messages/{self.sid}.json",
             "subresource_uris": {},
@@ -82,8 +93,15 @@ class SinkMessage:
 
 
 def _twilio_error(status: int, code: int, message: str) -> web.Response:
-    return web.json_response({"code": code, "message": message, "status": status,
-                              "more_info": f"https://www.twilio.com/docs/errors/{code}"}, status=status)
+    return web.json_response(
+        {
+            "code": code,
+            "message": message,
+            "status": status,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        },
+        status=status,
+    )
 
 
 @dataclass
@@ -183,7 +201,11 @@ class TwilioSink:
         if not self._auth_ok(request, sid):
             return _twilio_error(401, 20003, "Authenticate")
         form = await request.post()
-        to, from_, body = str(form.get("To", "")), str(form.get("From", "")), str(form.get("Body", ""))
+        to, from_, body = (
+            str(form.get("To", "")),
+            str(form.get("From", "")),
+            str(form.get("Body", "")),
+        )
         if not to:
             return _twilio_error(400, 21604, "A 'To' phone number is required.")
         if not body:
@@ -196,9 +218,15 @@ class TwilioSink:
             code = {"429": 20429, "500": 20500}.get(fault, int(fault))
             return _twilio_error(status, code, text.format(to=to))
         callback = form.get("StatusCallback")
-        msg = SinkMessage(sid="SM" + uuid.uuid4().hex, account_sid=sid, to=to, from_=from_,
-                          body=body, status_callback=str(callback) if callback else None,
-                          created=dt.datetime.now(dt.UTC).replace(microsecond=0))
+        msg = SinkMessage(
+            sid="SM" + uuid.uuid4().hex,
+            account_sid=sid,
+            to=to,
+            from_=from_,
+            body=body,
+            status_callback=str(callback) if callback else None,
+            created=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        )
         self.messages.append(msg)
         self._by_sid[msg.sid] = msg
         final_error = fault if fault in _CALLBACK_ERRORS else None
@@ -235,20 +263,26 @@ class TwilioSink:
         msgs.sort(key=lambda m: m.created, reverse=True)
         size = max(1, min(1000, int(q.get("PageSize", "50"))))
         page = int(q.get("Page", "0"))
-        chunk = msgs[page * size:(page + 1) * size]
+        chunk = msgs[page * size : (page + 1) * size]
         base = f"{API}/Accounts/{sid}/Messages.json"
         params = {k: v for k, v in q.items() if k not in ("Page", "PageToken")}
 
         def uri(p: int) -> str:
             return f"{base}?{urlencode({**params, 'PageSize': size, 'Page': p})}"
 
-        return web.json_response({
-            "messages": [m.resource() for m in chunk], "page": page, "page_size": size,
-            "start": page * size, "end": page * size + max(0, len(chunk) - 1),
-            "uri": uri(page), "first_page_uri": uri(0),
-            "next_page_uri": uri(page + 1) if (page + 1) * size < len(msgs) else None,
-            "previous_page_uri": uri(page - 1) if page > 0 else None,
-        })
+        return web.json_response(
+            {
+                "messages": [m.resource() for m in chunk],
+                "page": page,
+                "page_size": size,
+                "start": page * size,
+                "end": page * size + max(0, len(chunk) - 1),
+                "uri": uri(page),
+                "first_page_uri": uri(0),
+                "next_page_uri": uri(page + 1) if (page + 1) * size < len(msgs) else None,
+                "previous_page_uri": uri(page - 1) if page > 0 else None,
+            }
+        )
 
     async def _fetch(self, request: web.Request) -> web.Response:
         sid = request.match_info["sid"]
@@ -271,19 +305,31 @@ class TwilioSink:
 
     async def _post(self, url: str, params: dict[str, str]) -> int:
         assert self._session is not None
-        async with self._session.post(url, data=params, headers=self.signed_headers(url, params)) as r:
+        async with self._session.post(
+            url, data=params, headers=self.signed_headers(url, params)
+        ) as r:
             await r.read()
             return r.status
 
     async def _callbacks(self, msg: SinkMessage, final_error: str | None) -> None:
         assert msg.status_callback is not None
         await asyncio.sleep(self.callback_delay_s)
-        steps = [("sent", None), ("undelivered", final_error) if final_error else ("delivered", None)]
+        steps = [
+            ("sent", None),
+            ("undelivered", final_error) if final_error else ("delivered", None),
+        ]
         for status, code in steps:
             msg.status, msg.error_code = status, code
-            params = {"MessageSid": msg.sid, "SmsSid": msg.sid, "AccountSid": msg.account_sid,
-                      "MessageStatus": status, "SmsStatus": status, "To": msg.to, "From": msg.from_,
-                      "ApiVersion": "2010-04-01"}
+            params = {
+                "MessageSid": msg.sid,
+                "SmsSid": msg.sid,
+                "AccountSid": msg.account_sid,
+                "MessageStatus": status,
+                "SmsStatus": status,
+                "To": msg.to,
+                "From": msg.from_,
+                "ApiVersion": "2010-04-01",
+            }
             if code:
                 params["ErrorCode"] = code
             for attempt in range(3):
@@ -295,11 +341,18 @@ class TwilioSink:
                 self.callback_results.append((status, answered))
                 break
 
-    async def send_inbound(self, url: str, from_: str, to: str, body: str,
-                           *, signature: str | None = "valid") -> int:
+    async def send_inbound(
+        self, url: str, from_: str, to: str, body: str, *, signature: str | None = "valid"
+    ) -> int:
         """Deliver a member's SMS to our inbound webhook as Twilio would; returns HTTP status."""
-        params = {"MessageSid": "SM" + uuid.uuid4().hex, "AccountSid": self.account_sid,
-                  "From": from_, "To": to, "Body": body, "NumMedia": "0"}
+        params = {
+            "MessageSid": "SM" + uuid.uuid4().hex,
+            "AccountSid": self.account_sid,
+            "From": from_,
+            "To": to,
+            "Body": body,
+            "NumMedia": "0",
+        }
         assert self._session is not None
         headers = self.signed_headers(url, params)
         if signature is None:

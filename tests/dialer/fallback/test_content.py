@@ -18,8 +18,15 @@ from dialer.fallback.unsubscribe import unsubscribe_token, unsubscribe_url, veri
 @pytest.mark.parametrize("purpose", list(Purpose))
 @pytest.mark.parametrize("locale", ["zh-CN", "zh-TW", "en"])
 def test_every_purpose_and_locale_renders(purpose: Purpose, locale: str) -> None:
-    fields = {"name": "Ann", "points": 120, "hotline": "400", "survey_url": "https://s",
-              "callback_at": "10:00", "item": "Mug", "points_used": 50}
+    fields = {
+        "name": "Ann",
+        "points": 120,
+        "hotline": "400",
+        "survey_url": "https://s",
+        "callback_at": "10:00",
+        "item": "Mug",
+        "points_used": 50,
+    }
     sms = render_sms(purpose, locale, fields)
     mail = render_email(purpose, locale, fields, "https://u/unsubscribe?m=1&t=x")
     assert "Ann" in sms and "Ann" in mail.text and "Ann" in mail.html
@@ -41,22 +48,38 @@ def test_locale_fallbacks() -> None:
 
 def test_mime_message_parses_with_both_parts_and_headers() -> None:
     settings = EmailSettings(sender="会员中心 <care@memberline.example>")
-    rendered = render_email(Purpose.BIRTHDAY, "zh-CN", {"name": "王芳"}, "https://h/unsubscribe?m=1&t=a")
-    out = build_message(settings, "w@example.com", rendered, key="birthday:2026:1:email",
-                        unsubscribe_url="https://h/unsubscribe?m=1&t=a",
-                        date=dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
+    rendered = render_email(
+        Purpose.BIRTHDAY, "zh-CN", {"name": "王芳"}, "https://h/unsubscribe?m=1&t=a"
+    )
+    out = build_message(
+        settings,
+        "w@example.com",
+        rendered,
+        key="birthday:2026:1:email",
+        unsubscribe_url="https://h/unsubscribe?m=1&t=a",
+        date=dt.datetime(2026, 6, 1, tzinfo=dt.UTC),
+    )
     msg = message_from_bytes(out.data, policy=policy.default)
     assert msg["Subject"] == "生日快乐，王芳"
     assert msg["From"].addresses[0].display_name == "会员中心"
-    assert msg["Message-ID"] == out.message_id == message_id_for("birthday:2026:1:email", "memberline.example")
+    assert (
+        msg["Message-ID"]
+        == out.message_id
+        == message_id_for("birthday:2026:1:email", "memberline.example")
+    )
     assert msg["List-Unsubscribe"] == "<https://h/unsubscribe?m=1&t=a>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     plain, html = msg.get_body(("plain",)), msg.get_body(("html",))
     assert plain is not None and "王芳" in plain.get_content()
     assert html is not None and "<p>" in html.get_content()
-    again = build_message(settings, "w@example.com", rendered, key="birthday:2026:1:email",
-                          unsubscribe_url="https://h/unsubscribe?m=1&t=a",
-                          date=dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
+    again = build_message(
+        settings,
+        "w@example.com",
+        rendered,
+        key="birthday:2026:1:email",
+        unsubscribe_url="https://h/unsubscribe?m=1&t=a",
+        date=dt.datetime(2026, 6, 1, tzinfo=dt.UTC),
+    )
     assert again.data == out.data  # deterministic: a retry carries the same Message-ID
 
 
@@ -67,8 +90,26 @@ def test_unsubscribe_tokens() -> None:
     assert unsubscribe_url("https://h/", b"k", 42) == f"https://h/unsubscribe?m=42&t={token}"
 
 
-@pytest.mark.parametrize("body", ["STOP", "stop", " Stop. ", "UNSUBSCRIBE", "cancel", "END", "quit",
-                                  "REVOKE", "optout", "STOPALL", "退订", "退订。", "退訂", "td", "ＴＤ"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "STOP",
+        "stop",
+        " Stop. ",
+        "UNSUBSCRIBE",
+        "cancel",
+        "END",
+        "quit",
+        "REVOKE",
+        "optout",
+        "STOPALL",
+        "退订",
+        "退订。",
+        "退訂",
+        "td",
+        "ＴＤ",
+    ],
+)
 def test_opt_out_keywords(body: str) -> None:
     assert classify(body) is Keyword.OPT_OUT
 

@@ -19,20 +19,35 @@ pytestmark = pytest.mark.e2e
 
 def email_row(engine: Engine, mid: int) -> OutboxMessage:
     with session_scope(engine) as s:
-        return s.scalars(select(OutboxMessage).where(OutboxMessage.member_id == mid,
-                                                     OutboxMessage.channel == "email")).one()
+        return s.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.member_id == mid, OutboxMessage.channel == "email"
+            )
+        ).one()
 
 
-async def send_one(stack: Stack, address: str, *, rcpt: object = None, data: object = None,
-                   probe: bool = True, bcc: str | None = None) -> tuple[int, OutboxMessage]:
+async def send_one(
+    stack: Stack,
+    address: str,
+    *,
+    rcpt: object = None,
+    data: object = None,
+    probe: bool = True,
+    bcc: str | None = None,
+) -> tuple[int, OutboxMessage]:
     mid = add_member(stack.engine, phone=None, email=address)
     if rcpt is not None:
         stack.sinks.mail.rcpt_faults[address] = rcpt  # type: ignore[assignment]
     if data is not None:
         stack.sinks.mail.data_faults[address] = data  # type: ignore[assignment]
     with session_scope(stack.engine) as s:
-        enqueue(s, Purpose.POINTS_REDEMPTION, mid, ref="p1",
-                payload={"points_used": 500, "item": "保温杯"})
+        enqueue(
+            s,
+            Purpose.POINTS_REDEMPTION,
+            mid,
+            ref="p1",
+            payload={"points_used": 500, "item": "保温杯"},
+        )
     await run_worker(stack.worker(probe=probe, bcc=bcc), until_idle=True)
     return mid, email_row(stack.engine, mid)
 
@@ -91,8 +106,9 @@ async def test_partial_refusal_of_the_archive_copy_still_sends(stack: Stack) -> 
 
 
 async def test_partial_refusal_of_the_member_fails_even_if_archive_accepted(stack: Stack) -> None:
-    mid, row = await send_one(stack, "gone@example.com", rcpt="550 5.1.1 gone",
-                              bcc="archive@example.com")
+    mid, row = await send_one(
+        stack, "gone@example.com", rcpt="550 5.1.1 gone", bcc="archive@example.com"
+    )
     assert row.status is OutboxStatus.FAILED and flagged(stack.engine, mid)
     assert stack.sinks.mail.mails == []
 
@@ -102,7 +118,9 @@ async def test_auth_and_direct_send_results() -> None:
     try:
         rendered = render_email(Purpose.BIRTHDAY, "en", {"name": "Ann"}, "https://u/x")
         good = EmailSettings(port=sink.port, username="ml", password="pw", timeout_s=2)
-        msg = build_message(good, "ann@example.com", rendered, key="k1", unsubscribe_url="https://u/x")
+        msg = build_message(
+            good, "ann@example.com", rendered, key="k1", unsubscribe_url="https://u/x"
+        )
         client = SmtpEmail(good)
         assert (await client.send(msg)).outcome is Outcome.SENT
         await client.close()

@@ -21,7 +21,9 @@ def test_key_shape() -> None:
 def test_second_enqueue_is_a_noop_and_the_transaction_survives(engine: Engine) -> None:
     mid = add_member(engine)
     with session_scope(engine) as s:
-        s.add(Campaign(name="winback", kind=CampaignKind.DORMANT_WINBACK, mode=DialMode.PROGRESSIVE))
+        s.add(
+            Campaign(name="winback", kind=CampaignKind.DORMANT_WINBACK, mode=DialMode.PROGRESSIVE)
+        )
         s.flush()
         cid = s.scalar(select(Campaign.id))
         first = enqueue(s, Purpose.EXHAUSTED, mid, campaign_id=cid)
@@ -33,7 +35,10 @@ def test_second_enqueue_is_a_noop_and_the_transaction_survives(engine: Engine) -
         assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 2
         assert s.scalar(select(func.count()).select_from(Campaign)) == 2  # caller's work committed
     with session_scope(engine) as s:  # and in a later transaction too
-        assert [e.created for e in enqueue(s, Purpose.EXHAUSTED, mid, campaign_id=cid)] == [False, False]
+        assert [e.created for e in enqueue(s, Purpose.EXHAUSTED, mid, campaign_id=cid)] == [
+            False,
+            False,
+        ]
 
 
 def test_sms_then_email_holds_the_email(engine: Engine) -> None:

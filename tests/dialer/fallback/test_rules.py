@@ -17,8 +17,8 @@ CFG = RulesConfig()
 SH, NY = zone("Asia/Shanghai"), zone("America/New_York")
 
 
-def utc(*a: int) -> dt.datetime:
-    return dt.datetime(*a, tzinfo=dt.UTC)
+def utc(y: int, mo: int, d: int, h: int, mi: int = 0) -> dt.datetime:
+    return dt.datetime(y, mo, d, h, mi, tzinfo=dt.UTC)
 
 
 def test_same_instant_quiet_in_one_zone_not_in_the_other() -> None:

@@ -16,12 +16,17 @@ pytestmark = pytest.mark.e2e
 
 def sms_row(engine: Engine, mid: int) -> OutboxMessage:
     with session_scope(engine) as s:
-        row = s.scalars(select(OutboxMessage).where(OutboxMessage.member_id == mid,
-                                                    OutboxMessage.channel == "sms")).one()
+        row = s.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.member_id == mid, OutboxMessage.channel == "sms"
+            )
+        ).one()
         return row
 
 
-async def send_one(stack: Stack, phone: str, fault: str | list[str] | None) -> tuple[int, OutboxMessage]:
+async def send_one(
+    stack: Stack, phone: str, fault: str | list[str] | None
+) -> tuple[int, OutboxMessage]:
     mid = add_member(stack.engine, phone=phone, email=None)
     if fault is not None:
         stack.sinks.sms.faults[phone] = fault
@@ -35,9 +40,13 @@ async def send_one(stack: Stack, phone: str, fault: str | list[str] | None) -> t
 @pytest.mark.parametrize("code", ["21211", "21614"])
 async def test_invalid_number_fails_and_flags_the_phone(stack: Stack, code: str) -> None:
     mid, row = await send_one(stack, "+8613900000001", code)
-    assert row.status is OutboxStatus.FAILED and row.attempts == 1 and code in (row.last_error or "")
+    assert (
+        row.status is OutboxStatus.FAILED and row.attempts == 1 and code in (row.last_error or "")
+    )
     with session_scope(stack.engine) as s:
-        assert s.scalars(select(MemberPhone.invalid).where(MemberPhone.member_id == mid)).one() is True
+        assert (
+            s.scalars(select(MemberPhone.invalid).where(MemberPhone.member_id == mid)).one() is True
+        )
     assert stack.sinks.sms.messages == []
 
 
@@ -68,7 +77,9 @@ async def test_undelivered_callback_marks_undelivered_and_flags(stack: Stack, co
     mid, row = await send_one(stack, "+8613900000005", code)
     assert row.status is OutboxStatus.UNDELIVERED and row.last_error == f"undelivered {code}"
     with session_scope(stack.engine) as s:
-        assert s.scalars(select(MemberPhone.invalid).where(MemberPhone.member_id == mid)).one() is True
+        assert (
+            s.scalars(select(MemberPhone.invalid).where(MemberPhone.member_id == mid)).one() is True
+        )
 
 
 async def test_30003_is_retried_later_and_then_delivered(stack: Stack) -> None:
