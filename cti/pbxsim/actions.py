@@ -390,7 +390,7 @@ async def queue_status(s: AmiSession, a: AmiMessage) -> None:
                 ("CallerIDName", chan.cid_name),
                 ("ConnectedLineNum", chan.conn_num),
                 ("ConnectedLineName", chan.conn_name),
-                ("Wait", str(int(now - chan.created))),
+                ("Wait", str(int(now - (actor.joined or chan.created)))),
                 ("Priority", "0"),
             ]
             if aid is not None:

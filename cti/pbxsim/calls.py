@@ -66,6 +66,8 @@ class CallActor:
         self.task: asyncio.Task[None] | None = None
         self.handle: CallHandle | None = None
         self.interfaces: set[str] = set()
+        self.joined: float | None = None
+        """When this call joined its current queue (simulated time)."""
         sim.call_started(self)
 
     def adopt(self, *chans: Channel) -> None:
@@ -433,11 +435,11 @@ def _drop_ringing(ctx: _QueueCtx, r: Ringing, cause: int) -> None:
     _qms(sim, r.member_iface, only_last=True)
 
 
-def _ring_no_answer(ctx: _QueueCtx) -> None:
-    """Queue timeout for every ringing member (a2 trace)."""
+def _ring_no_answer(ctx: _QueueCtx, only: Ringing | None = None) -> None:
+    """Queue timeout for every ringing member (a2 trace), or one member that rejected."""
     sim = ctx.actor.sim
     now = sim.now()
-    for r in ctx.ringing:
+    for r in [only] if only is not None else list(ctx.ringing):
         ring_ms = round((now - r.started) * 1000)
         sim.emit(
             ev.agent_event(
@@ -461,7 +463,7 @@ def _ring_no_answer(ctx: _QueueCtx) -> None:
         sim.emit(ev.hangup_request(r.two, 16, soft=True))
         sim.emit(ev.hangup(r.two, 0))
         r.two.hungup = True
-    ctx.ringing.clear()
+        ctx.ringing.remove(r)
 
 
 def _cancel_all(ctx: _QueueCtx, cause: int) -> None:
@@ -506,6 +508,7 @@ async def run_queue(
     q.waiting.append(actor)
     position = len(q.waiting)
     ctx = _QueueCtx(actor, q, chan, peer, sim.now(), position)
+    actor.joined = ctx.joined
     sim.emit(ev.queue_caller("QueueCallerJoin", chan, q.name, position, len(q.waiting)))
     sim.emit(ev.channel_event("MusicOnHoldStart", chan, [("Class", "default")]))
     if patience is not None:
@@ -552,6 +555,14 @@ async def run_queue(
         if sig.kind == "hangup":
             if sig.channel in (chan.name, peer.name):
                 return _leave_unanswered(ctx, "abandon")
+            rejected = next(
+                (r for r in ctx.ringing if sig.channel in (r.one.name, r.two.name)), None
+            )
+            if rejected is not None:  # the agent's phone declined the call
+                _ring_no_answer(ctx, rejected)
+                if not ctx.ringing and state == "ringing":
+                    state = "retry"
+                    actor.timer(q.spec.retry, "retry")
             continue
         if sig.kind == "redirect" and sig.channel == chan.name:
             _cancel_all(ctx, 0)

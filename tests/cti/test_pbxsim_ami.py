@@ -444,5 +444,39 @@ async def test_originate_to_agent_then_member(sim: PbxSimulator, client: AmiClie
         ends.append(dict(await client.event("DialEnd")))
     member_end = next(e for e in ends if e.get("Channel") == resp["Channel"])
     assert member_end["DialStatus"] in ("ANSWER", "NOANSWER", "BUSY", "CONGESTION")
-    bridge = dict(await client.event("BridgeDestroy")) if member_end["DialStatus"] == "ANSWER" else {}
+    bridge = (
+        dict(await client.event("BridgeDestroy")) if member_end["DialStatus"] == "ANSWER" else {}
+    )
     assert bridge or member_end["DialStatus"] != "ANSWER"
+
+
+async def test_agent_rejects_ringing_call_then_queue_retries() -> None:
+    sc = scenario(
+        queues=(QueueSpec("members", exten="8000", members=("1001",), retry=1),),
+        agents=(AgentSpec("1001", auto_answer=False, auto_hangup=False),),
+    )
+    sim = PbxSimulator(sc)
+    await sim.start()
+    c = await AmiClient.connect(sim.port)
+    try:
+        await c.login()
+        handle = await sim.inbound_call("+8613800138000", "Li Wei", patience=600)
+        first = dict(await c.event("AgentCalled"))
+        aid = c.send("Hangup", Channel=first["DestChannel"])
+        await c.response(aid)
+        rna = dict(await c.event("AgentRingNoAnswer"))
+        assert rna["Interface"] == "Local/1001@agents/n"
+        again = dict(await c.event("AgentCalled"))
+        assert again["DestChannel"] != first["DestChannel"]
+        aid = c.send("QueueStatus", Queue="members")
+        items = await c.collect_list(aid, "QueueStatusComplete")
+        entry = dict(next(m for m in items if name_of(m) == "QueueEntry"))
+        assert entry["Channel"] == handle.queue_channel and int(entry["Wait"]) >= 1
+        assert await sim.agent_answer("Local/1001@agents/n")
+        await c.event("AgentConnect")
+        assert await sim.agent_hangup("Local/1001@agents/n")
+        assert dict(await c.event("AgentComplete"))["Reason"] == "agent"
+        assert await asyncio.wait_for(handle.done, 5) == "agent"
+    finally:
+        await c.close()
+        await sim.stop()
