@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,19 @@ def confirm_redemption(session: Session, done: Redemption) -> None:
     )
 
 
+def survey_figures(session: Session, since: dt.date) -> dict[str, Any]:
+    """survey_summary's data: the same report as ``memberline report surveys``."""
+    from surveys.report import survey_figures as figures
+
+    return figures(session, since)
+
+
+def postcall_actions(channel: str, **kw: Any) -> list[dict[str, str]]:
+    from surveys.postcall import postcall_actions as actions
+
+    return actions(channel, **kw)
+
+
 @dataclass
 class Running:
     """Handles of the started services; ``stop()`` shuts them down in order."""
@@ -138,6 +152,8 @@ async def start_hub_services(
     ami.subscribe(hub.on_ami_message)
     hub.attach_pbx(ami)
     hub.redemption_hook = confirm_redemption
+    hub.survey_report = survey_figures
+    hub.postcall = postcall_actions
     await hub.start(reactor)
 
     async def connect() -> None:

@@ -39,7 +39,11 @@ class CallRecord:
     since: float = 0.0
     hangup_by: str | None = None
     action_id: str | None = None
-    wrapped_up: bool = False
+    owners: list[str] = field(default_factory=list)
+    """Every agent who answered it, in order (a transfer adds one); each may wrap up."""
+    wrapped_up: set[str] = field(default_factory=set)
+    """Agents who have wrapped it up."""
+    survey_sent: bool = False
     ended_at: float | None = None
 
     @property
@@ -80,6 +84,11 @@ class CallBook:
         self._calls[rec.call_id] = rec
         return rec
 
+    def reopened(self, rec: CallRecord) -> None:
+        """An ended call is offered again (transferred into a queue)."""
+        rec.ended_at = None
+        self._ended.pop(rec.call_id, None)
+
     def ended(self, rec: CallRecord, now: float) -> None:
         rec.ended_at = now
         self._ended[rec.call_id] = now
@@ -103,7 +112,7 @@ class CallBook:
         out = []
         for rec in self._calls.values():
             if rec.state == "ended":
-                if rec.agent_code == code and not rec.wrapped_up:
+                if code in rec.owners and code not in rec.wrapped_up:
                     out.append(rec)
             elif rec.concerns(code):
                 out.append(rec)

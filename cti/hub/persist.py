@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from crm_bridge.db import run_db
-from crm_bridge.models import AuditLog, CallAttempt, Direction
+from crm_bridge.models import AuditLog, CallAttempt, Direction, MemberPhone
 
 log = logging.getLogger(__name__)
 
@@ -137,5 +137,22 @@ def upsert_call(key: str, direction: Direction, started: float, **fields: Any) -
 def audit(actor: str, action: str, member_id: int | None, details: dict[str, Any]) -> Job:
     def job(s: Session) -> None:
         s.add(AuditLog(actor=actor, action=action, member_id=member_id, details=details))
+
+    return job
+
+
+def link_member(key: str, e164: str) -> Job:
+    """Set the row's member when exactly one member has this number (one indexed query), so
+    calls that pop on no console (simulated or logged-out agents) still name their member."""
+
+    def job(s: Session) -> None:
+        ids = list(
+            s.scalars(select(MemberPhone.member_id).where(MemberPhone.e164 == e164).limit(2))
+        )
+        if len(set(ids)) != 1:
+            return
+        row = s.scalars(select(CallAttempt).where(CallAttempt.attempt_key == key)).one_or_none()
+        if row is not None and row.member_id is None:
+            row.member_id = ids[0]
 
     return job

@@ -18,6 +18,7 @@ arrive (screen-pop lookups are tasks kept in ``_tasks``).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from crm_bridge.db import run_db
 from cti.ami.message import AmiMessage
@@ -65,6 +67,9 @@ class Ctx:
 
 
 Handler = Callable[[Ctx, dict[str, Any]], Awaitable[dict[str, Any]]]
+SurveyReportFn = Callable[[Session, dt.date], dict[str, Any]]
+PostcallFn = Callable[..., list[dict[str, str]]]
+"""``postcall(channel, *, survey, member_id, agent_id, context, exten) -> [action, ...]``"""
 
 
 class HubServer:
@@ -102,6 +107,11 @@ class HubServer:
         """agent code -> [calls today, talk seconds today]."""
         self.redemption_hook: RedemptionHook | None = None
         """Runs in a confirmed redemption's transaction (outbox confirmation; set by the wiring)."""
+        self.survey_report: SurveyReportFn | None = None
+        """survey_summary's data (``surveys.report.survey_figures``; set by the wiring)."""
+        self.postcall: PostcallFn | None = None
+        """AMI actions that move a member's channel into the post-call survey
+        (``surveys.postcall.postcall_actions``; without it a plain Redirect is used)."""
         self.pending_dials: dict[str, str] = {}
         """Originate ActionID -> call id (click-to-dial)."""
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -394,6 +404,30 @@ class HubServer:
                     listener(ev)
                 except Exception:
                     log.exception("listener failed on %s", type(ev).__name__)
+
+    def postcall_actions(self, rec: CallRecord) -> list[dict[str, str]] | None:
+        """The actions that send this call's member to the post-call survey, or None."""
+        s = self.settings
+        if rec.queue not in s.postcall_survey_queues or not rec.member_channel or rec.survey_sent:
+            return None
+        agent = self.agents_by_code.get(rec.agent_code or "")
+        if self.postcall is not None:
+            return self.postcall(
+                rec.member_channel,
+                survey=s.survey_name,
+                member_id=rec.member_id,
+                agent_id=agent.id if agent else None,
+                context=s.survey_context,
+                exten=s.survey_exten,
+            )
+        from cti.hub import actions
+
+        return [actions.redirect(rec.member_channel, s.survey_context, s.survey_exten)]
+
+    async def send_postcall(self, rec: CallRecord, acts: list[dict[str, str]]) -> None:
+        rec.survey_sent = True
+        for action in acts:
+            await self.send_action(action)
 
     def agent_for_view(self, view: AgentView) -> AgentInfo | None:
         return self.agents_by_interface.get(view.interface)

@@ -42,7 +42,10 @@ class HubSettings:
     postcall_survey_queues: tuple[str, ...] = ()
     """Queues whose callers go to the post-call survey when the agent hangs up."""
     survey_context: str = "survey"
-    survey_exten: str = "postcall"
+    survey_exten: str = "start"
+    survey_name: str = "satisfaction"
+    transfer_context: str = "agents"
+    """Where a blind transfer sends the member (``Redirect`` to ``<target>@<transfer_context>``)."""
 
     wallboard_period_s: float = 1.0
     wallboard_window_s: float = 3600.0

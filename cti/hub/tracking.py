@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any
 from crm_bridge.db import run_db
 from crm_bridge.models import Direction as DbDirection
 from crm_bridge.phones import normalise
-from cti.hub import actions
 from cti.hub.calls import CallRecord
-from cti.hub.persist import audit, upsert_call
+from cti.hub.persist import audit, link_member, upsert_call
 from cti.screenpop import Pop, build_pop
 from cti.tracker import (
     AgentRinging,
@@ -111,11 +110,10 @@ class TrackerEvents:
                 )
             )
         hub.stats.offered(ev.at)
-        self._persist(
-            rec,
-            phone_e164=normalise(ev.caller_num, hub.settings.default_region),
-            linkedid=ev.conversation_id,
-        )
+        e164 = normalise(ev.caller_num, hub.settings.default_region)
+        self._persist(rec, phone_e164=e164, linkedid=ev.conversation_id)
+        if e164 is not None:
+            hub.writer.submit(link_member(rec.attempt_key, e164))
 
     def on_ringing(self, ev: AgentRinging) -> None:
         hub = self.hub
@@ -139,6 +137,11 @@ class TrackerEvents:
         rec.ringing.add(agent.code)
         rec.agent_channels[agent.code] = ev.agent_channel
         if rec.state in ("queued", "ringing"):
+            self._set_state(rec, "ringing", ev.at)
+        elif rec.state == "ended" and rec.ended_at is not None:
+            # Transferred into a queue: offered again, to this agent now.
+            hub.calls.reopened(rec)
+            rec.hangup_by = None
             self._set_state(rec, "ringing", ev.at)
         if hub.sessions.logged_in(agent.code):
             hub.spawn(self._pop(rec, agent, ev, time.perf_counter()), f"pop-{rec.call_id}")
@@ -212,6 +215,9 @@ class TrackerEvents:
         if agent is not None:
             hub.pops.pop((rec.call_id, agent.code), None)
             rec.agent_code = agent.code
+            if agent.code not in rec.owners:
+                rec.owners.append(agent.code)
+        rec.hangup_by = None
         self._set_state(rec, "up", ev.at)
         hub.stats.answered(ev.at)
         self._persist(
@@ -233,20 +239,13 @@ class TrackerEvents:
         hub.calls.ended(rec, ev.at)
         self._persist(rec, ended_at=ev.at, hangup_by=rec.hangup_by)
         self._push(rec, rec.agent_code)
-        if (
-            ev.hung_up_by is Party.AGENT
-            and rec.queue in hub.settings.postcall_survey_queues
-            and rec.member_channel
-        ):
-            hub.spawn(self._to_survey(rec), f"survey-{rec.call_id}")
+        acts = hub.postcall_actions(rec) if ev.hung_up_by is Party.AGENT else None
+        if acts:
+            hub.spawn(self._to_survey(rec, acts), f"survey-{rec.call_id}")
 
-    async def _to_survey(self, rec: CallRecord) -> None:
-        s = self.hub.settings
-        assert rec.member_channel is not None
+    async def _to_survey(self, rec: CallRecord, acts: list[dict[str, str]]) -> None:
         try:
-            await self.hub.send_action(
-                actions.redirect(rec.member_channel, s.survey_context, s.survey_exten)
-            )
+            await self.hub.send_postcall(rec, acts)
         except Exception as exc:
             log.info("post-call survey redirect of %s failed: %s", rec.call_id, exc)
 

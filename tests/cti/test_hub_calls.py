@@ -195,3 +195,54 @@ async def test_pause_with_reason_and_queue_membership(engine: Engine) -> None:
         await c1.wait_for(
             "agent_state", lambda d: d["state"] == "available" and len(c1.of("agent_state")) > 4
         )
+
+
+async def test_blind_transfer_to_a_queue_pops_for_the_next_agent(engine: Engine) -> None:
+    ids = seed(engine)
+    async with (
+        pbx_stack(engine, transfer_context="queues") as st,
+        Console(st.hub, "1001") as c1,
+        Console(st.hub, "1002") as c2,
+    ):
+        call = await st.sim.inbound_call(LI_WEI, "Li Wei", queue="members")
+        await c1.wait_for("screen_pop", lambda d: d["call_id"] == call.linkedid)
+        await st.sim.agent_answer(IFACE["1001"])
+        await c1.wait_for("call_state", lambda d: d["state"] == "up")
+        with pytest.raises(ProtocolError) as err:
+            await c1.request("transfer", call_id=call.linkedid, target="support;rm -rf")
+        assert err.value.code is ErrorCode.BAD_REQUEST
+        await c1.request("transfer", call_id=call.linkedid, target="support")
+        # The member lands in queue "support": 1002 gets the same member's pop.
+        pop = await c2.wait_for("screen_pop", lambda d: d["call_id"] == call.linkedid)
+        assert pop["profile"]["member"]["id"] == ids.members["liwei"]
+        await c1.wait_for("call_state", lambda d: d["state"] == "ended")
+        await st.sim.agent_answer(IFACE["1002"])
+        await c2.wait_for("call_state", lambda d: d["state"] == "up")
+        # Both agents wrap up their part; 1001 may no longer hang the call up.
+        await c1.request("wrapup", call_id=call.linkedid, disposition="inquiry", notes="to support")
+        with pytest.raises(ProtocolError):
+            await c1.request("hangup", call_id=call.linkedid)
+        await c2.request("hangup", call_id=call.linkedid)
+        await c2.wait_for("call_state", lambda d: d["state"] == "ended")
+        await c2.request("wrapup", call_id=call.linkedid, disposition="satisfied")
+        await st.hub.writer.flush()
+    rows = _rows(engine)
+    assert len(rows) == 1 and rows[0].agent_id == ids.agents["1002"]
+    assert rows[0].disposition == "satisfied"
+
+
+async def test_postcall_survey_redirect_on_agent_hangup(engine: Engine) -> None:
+    seed(engine)
+    async with (
+        pbx_stack(engine, postcall_survey_queues=("members",)) as st,
+        Console(st.hub, "1001") as c1,
+    ):
+        call = await st.sim.inbound_call(LI_WEI, "Li Wei", queue="members")
+        await c1.wait_for("screen_pop", lambda d: d["call_id"] == call.linkedid)
+        await st.sim.agent_answer(IFACE["1001"])
+        await c1.wait_for("call_state", lambda d: d["state"] == "up")
+        await c1.request("hangup", call_id=call.linkedid)
+        await c1.wait_for("call_state", lambda d: d["state"] == "ended")
+        rec = st.hub.calls.get(call.linkedid)
+        assert rec is not None and rec.survey_sent
+        assert await call.done == "redirect"

@@ -41,6 +41,9 @@ async def test_start_hub_services_pops_and_confirms_redemptions(engine: Engine) 
                 "points_redeem", member_id=ids.members["liwei"], item_code="MUG", confirm=True
             )
             assert done["balance_after"] == 3800
+        async with Console(running.hub, "9001") as sup:
+            report = await sup.request("survey_summary", since="2020-01-01")
+            assert report["rows"] == report["weekly"] and "total" in report
     finally:
         await running.stop()
         await sim.stop()

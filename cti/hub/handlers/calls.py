@@ -53,6 +53,7 @@ async def dial(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
             caller_name=name,
             member_id=member_id,
             agent_code=agent.code,
+            owners=[agent.code],
             action_id=action_id,
             state="ringing",
         )
@@ -114,16 +115,11 @@ async def hangup(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     hub = ctx.hub
     rec = _own_call(ctx, args["call_id"])
     owner = rec.agent_code or ctx.agent.code
-    s = hub.settings
     member_channel = _member_channel(ctx, rec)
-    if (
-        rec.direction == "inbound"
-        and rec.queue in s.postcall_survey_queues
-        and rec.state in ("up", "hold")
-        and member_channel
-    ):
+    acts = hub.postcall_actions(rec) if rec.state in ("up", "hold") else None
+    if rec.direction == "inbound" and acts:
         # Post-call survey: moving the member away ends the agent's bridge too.
-        await hub.send_action(actions.redirect(member_channel, s.survey_context, s.survey_exten))
+        await hub.send_postcall(rec, acts)
         return {}
     channel = rec.agent_channels.get(owner) or member_channel
     if channel is None:
@@ -141,7 +137,7 @@ async def transfer(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     channel = _member_channel(ctx, rec)
     if channel is None or rec.state not in ("up", "hold"):
         raise ProtocolError(ErrorCode.NOT_FOUND, "the call is not connected")
-    await hub.send_action(actions.redirect(channel, hub.settings.agent_context, target))
+    await hub.send_action(actions.redirect(channel, hub.settings.transfer_context, target))
     return {}
 
 
@@ -156,7 +152,7 @@ async def wrapup(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         callback_at = dt.datetime.fromisoformat(args["callback_at"]).astimezone(dt.UTC)
     rec = hub.calls.get(call_id)
     if rec is not None:
-        if rec.agent_code != agent.code and not agent.is_supervisor:
+        if agent.code not in rec.owners and not agent.is_supervisor:
             raise ProtocolError(ErrorCode.FORBIDDEN, "not your call")
     else:
         found, owner_id = await run_db(hub.engine, hubdb.call_owner, call_id)
@@ -179,6 +175,6 @@ async def wrapup(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     if attempt_id is None:
         raise ProtocolError(ErrorCode.NOT_FOUND, f"no call {call_id}")
     if rec is not None:
-        rec.wrapped_up = True
+        rec.wrapped_up.add(agent.code)
     hub.dispatch_events(hub.tracker.end_wrap_up(agent.interface, hub.clock()))
     return {"attempt_id": attempt_id}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from cti.hub import campaigndb, memberdb
@@ -72,4 +73,16 @@ async def wallboard_subscribe(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
 
 
 async def survey_summary(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
-    raise ProtocolError(ErrorCode.CONFLICT, "survey summary not available in this hub yet")
+    """The survey report's data: ``rows`` = the weekly figures, plus groups/total/distributions."""
+    report = ctx.hub.survey_report
+    if report is None:
+        raise ProtocolError(ErrorCode.CONFLICT, "survey reports are not available in this hub")
+    if args.get("since"):
+        try:
+            since = dt.date.fromisoformat(args["since"])
+        except ValueError:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "since: expected YYYY-MM-DD") from None
+    else:
+        since = dt.datetime.now(dt.UTC).date() - dt.timedelta(weeks=12)
+    data = await _db(ctx, report, since)
+    return {"rows": data.get("weekly", []), **data}
