@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import ssl
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -245,3 +248,58 @@ async def test_campaigns_and_wallboard(engine: Engine) -> None:
     with session_scope(engine) as s:
         assert s.scalar(select(Campaign.status).where(Campaign.id == cid)).value == "running"  # type: ignore[union-attr]
         assert len(list(s.scalars(select(CallListEntry.id)))) == made["entries"]
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "hub.crt", tmp / "hub.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_tls_link(sqlite_url: str, tmp_path: Path) -> None:
+    pytest.importorskip("OpenSSL", reason="TLS for the hub needs pyOpenSSL")
+    from crm_bridge.db import make_engine
+
+    engine = make_engine(sqlite_url)
+    seed(engine)
+    cert, key = _self_signed(tmp_path)
+    async with running_hub(engine, tls_cert=str(cert), tls_key=str(key)) as hub:
+        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx.check_hostname = False
+        client = HubClient("127.0.0.1", hub.port, "1001", "s3cret-pw", ssl=ctx)
+        session = await client.start()
+        assert session["agent"]["code"] == "1001"
+        assert (await client.request("state"))["agent_state"]["state"] == "logged_out"
+        await client.close()
+        # A plain-text client gets nothing it can read as a hello answer.
+        plain = HubClient("127.0.0.1", hub.port, "1001", "s3cret-pw", request_timeout=1.0)
+        with pytest.raises((TimeoutError, ConnectionError, OSError)):
+            await plain.start()
+        await plain.close()
+    engine.dispose()
