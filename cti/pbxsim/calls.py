@@ -170,14 +170,28 @@ async def kill_all(sim: PbxSimulator, emit: bool) -> None:
                 await actor.task
     if emit:
         live = [c for a in actors for c in a.channels if not c.hungup]
-        for c in live:
+        for c in reversed(live):
             sim.emit(ev.hangup_request(c, 4, soft=True))
-        for c in live:
-            if not c.hungup:
-                sim.emit(ev.hangup_request(c, 0))
-                sim.emit(ev.hangup(c, 0))
-                _cdr(sim, c)
-                c.hungup = True
+        for a in actors:  # per Local pair, f-core-restart-with-call order
+            chans = a.channels
+            for i in range(0, len(chans) - 1, 2):
+                one, two = chans[i], chans[i + 1]
+                if one.hungup or two.hungup:
+                    continue
+                sim.emit(ev.hangup_request(two, 16, soft=True))
+                sim.emit(ev.hangup_request(one, 0))
+                sim.emit(ev.hangup(two, 0))
+                sim.emit(ev.hangup_request(one, 16, soft=True))
+                _cdr(sim, two)
+                sim.emit(ev.hangup(one, 0))
+                _cdr(sim, one)
+                one.hungup = two.hungup = True
+            for c in chans:
+                if not c.hungup:
+                    sim.emit(ev.hangup_request(c, 0))
+                    sim.emit(ev.hangup(c, 0))
+                    _cdr(sim, c)
+                    c.hungup = True
     for actor in actors:
         actor.finish("killed")
 

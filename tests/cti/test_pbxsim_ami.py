@@ -391,7 +391,11 @@ async def test_restart_drops_clients_and_comes_back(sim: PbxSimulator, client: A
         ("Restart", "True"),
     ]
     before = [name_of(m) for m in client.messages]
-    assert "Hangup" in before[before.index("OriginateResponse") :]
+    ours = [n for n in before[before.index("OriginateResponse") + 1 :] if n != "Newstate"]
+    trace = [name_of(m) for m in trace_messages("f-core-restart-with-call") if m[0][0] == "Event"]
+    theirs = trace[trace.index("SoftHangupRequest") :]
+    theirs = [n for n in theirs if n in set(ours)]
+    assert ours[ours.index("SoftHangupRequest") :] == theirs
     with pytest.raises(EOFError):
         await client.read_message(2)
     # while restarting: refused, or accepted and reset without a banner
@@ -480,3 +484,37 @@ async def test_agent_rejects_ringing_call_then_queue_retries() -> None:
     finally:
         await c.close()
         await sim.stop()
+
+
+async def test_garbage_lf_and_split_utf8_input(sim: PbxSimulator, client: AmiClient) -> None:
+    client.send_raw(b"\x00\xff\xfe not a header\r\n\r\n")
+    client.send_raw(b"Action: Ping\nActionID: lf-only\n\n")
+    assert dict(await client.response("lf-only"))["Ping"] == "Pong"
+    data = "Action: UserEvent\r\nActionID: u8\r\nUserEvent: Hello\r\nName: 李伟\r\n\r\n".encode()
+    cut = data.index("李".encode()) + 1  # in the middle of a UTF-8 character
+    client.send_raw(data[:cut])
+    await client.writer.drain()
+    await asyncio.sleep(0.05)
+    client.send_raw(data[cut:])
+    await client.response("u8")
+    event = dict(await client.event("UserEvent"))
+    assert event["Name"] == "李伟" and event["ActionID"] == "u8"
+    aid = client.send("Events", EventMask="off")
+    assert dict(await client.response(aid))["Events"] == "Off"
+    aid = client.send("Ping")
+    await client.response(aid)
+    aid = client.send("Events", EventMask="on")
+    assert dict(await client.response(aid))["Events"] == "On"
+
+
+async def test_oversized_frame_drops_only_that_client(sim: PbxSimulator, client: AmiClient) -> None:
+    other = await AmiClient.connect(sim.port)
+    try:
+        other.send_raw(b"Action: Ping\r\nX: " + b"a" * (2 << 20))
+        with pytest.raises((EOFError, ConnectionError)):
+            while True:
+                await other.read_message(5)
+    finally:
+        await other.close()
+    aid = client.send("Ping")
+    assert dict(await client.response(aid))["Ping"] == "Pong"
