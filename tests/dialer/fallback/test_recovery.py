@@ -16,6 +16,8 @@ from dialer.fallback.store import lease_batch, mark_sending, retry_row
 from .conftest import NO_QUIET, Stack, add_member
 
 pytestmark = pytest.mark.e2e
+ACCEPTED = (OutboxStatus.SENT, OutboxStatus.DELIVERED)
+"""An SMS the provider took; its delivery receipt may arrive before the assertion."""
 OWNER = "test-worker#"  # the stack's worker id: a restart reclaims these rows at once
 
 
@@ -64,7 +66,7 @@ async def test_sms_never_accepted_is_sent_once_after_asking(stack: Stack) -> Non
     worker = stack.worker()
     await run_worker(worker, until_idle=True)
     r = row(stack.engine, rid)
-    assert r.status is OutboxStatus.SENT and r.attempts == 2
+    assert r.status in ACCEPTED and r.attempts == 2
     assert worker.stats.counts["recovered_pending"] == 1 and len(stack.sinks.sms.messages) == 1
 
 
@@ -105,7 +107,7 @@ async def test_expired_lease_of_another_worker_is_recovered(stack: Stack) -> Non
             .values(lease_owner="other-host#3", lease_expires_at=utcnow() - dt.timedelta(seconds=1))
         )
     await run_worker(stack.worker(worker_id="someone-else"), until_idle=True)
-    assert row(stack.engine, rid).status is OutboxStatus.SENT
+    assert row(stack.engine, rid).status in ACCEPTED
     assert len(stack.sinks.sms.messages) == 1
 
 
@@ -164,4 +166,4 @@ async def test_leased_but_never_sent_rows_return_to_pending(stack: Stack) -> Non
         )
     await run_worker(stack.worker(), until_idle=True)
     r = row(stack.engine, job.id)
-    assert r.status is OutboxStatus.SENT and r.attempts == 1 and len(stack.sinks.sms.messages) == 1
+    assert r.status in ACCEPTED and r.attempts == 1 and len(stack.sinks.sms.messages) == 1
