@@ -279,14 +279,34 @@ def build_post_purchase_list(
     return _insert(session, campaign_id, now, stmt)
 
 
+WINBACK_MAX_DAYS = 365
+
+
 def build_dormant_list(
-    session: Session, campaign_id: int, now: dt.datetime, days: int = LAPSED_DAYS
+    session: Session,
+    campaign_id: int,
+    now: dt.datetime,
+    days: int = LAPSED_DAYS,
+    max_days: int | None = WINBACK_MAX_DAYS,
 ) -> ListResult:
-    """Win-back calls: members with no purchase for >= ``days`` (180; never bought: since
-    joining). One INSERT ... SELECT over ``ix_members_last_purchase_at``."""
-    stmt = select(*_entry_columns(campaign_id, now)).where(
-        dormant_condition(now, days), *_callable(campaign_id)
+    """Win-back calls ("call at 6 months without purchase"): members with no purchase for
+    >= ``days`` (180; never bought: since joining) but < ``max_days`` (365; None: no limit --
+    members gone longer are a reactivation-offer audience, not a call list), who were not put
+    on a win-back campaign since their last purchase (so each lapse gets one call campaign,
+    not one per run). One INSERT ... SELECT over ``ix_members_last_purchase_at``.
+    """
+    winback_entry = aliased(CallListEntry)
+    winback_campaign = aliased(Campaign)
+    called_since = exists().where(
+        winback_entry.member_id == Member.id,
+        winback_campaign.id == winback_entry.campaign_id,
+        winback_campaign.kind == CampaignKind.DORMANT_WINBACK,
+        or_(Member.last_purchase_at.is_(None), winback_entry.created_at > Member.last_purchase_at),
     )
+    conds = [dormant_condition(now, days), ~called_since, *_callable(campaign_id)]
+    if max_days is not None:
+        conds.append(~dormant_condition(now, max_days))
+    stmt = select(*_entry_columns(campaign_id, now)).where(*conds)
     return _insert(session, campaign_id, now, stmt)
 
 

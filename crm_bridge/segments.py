@@ -125,10 +125,13 @@ def _ts(value: dt.datetime) -> ColumnElement[Any]:
 
 
 def dormant_condition(now: dt.datetime, days: int) -> ColumnElement[bool]:
-    """``members`` rows with no purchase for at least ``days`` (never bought: since joining)."""
+    """``members`` rows with no purchase for at least ``days`` (never bought: since joining).
+
+    NULL-safe (never NULL itself), so ``~dormant_condition(...)`` is exactly the complement.
+    """
     at, on = _cutoff_dates(now, days)
     return or_(
-        Member.last_purchase_at <= _ts(at),
+        and_(Member.last_purchase_at.is_not(None), Member.last_purchase_at <= _ts(at)),
         and_(Member.last_purchase_at.is_(None), Member.joined_on <= literal(on, Date())),
     )
 

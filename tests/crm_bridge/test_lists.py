@@ -151,15 +151,30 @@ def test_dormant_call_list_boundaries(engine: Engine) -> None:
 
         cm = s.scalars(select(Member).where(Member.name == "d200_complaint")).one()
         complaint(s, cm, owner)
+        mk("d364", 364)
+        mk("d365", 365)
+        mk("called_before", 250)
+        mk("called_then_bought", 200)
+        cb = s.scalars(select(Member).where(Member.name == "called_before")).one()
+        ctb = s.scalars(select(Member).where(Member.name == "called_then_bought")).one()
+        earlier = campaign(s, CampaignKind.DORMANT_WINBACK)
+        for m, days_ago in ((cb, 40), (ctb, 230)):
+            s.add(CallListEntry(campaign_id=earlier.id, member_id=m.id, phone_e164="+8613800000000",
+                                created_at=NOW - dt.timedelta(days=days_ago)))  # fmt: skip
         camp = campaign(s, CampaignKind.DORMANT_WINBACK).id
+        unlimited = campaign(s, CampaignKind.DORMANT_WINBACK).id
     with session_scope(engine) as s:
         result = build_dormant_list(s, camp, NOW)
     got = entries(engine, camp)
-    assert set(got) == {"d180", "d400", "never_old", "d200_complaint"}
+    assert set(got) == {"d180", "never_old", "d200_complaint", "d364", "called_then_bought"}
     assert got["d200_complaint"][0] == "routed"
-    assert (result.added, result.routed) == (4, 1)
+    assert (result.added, result.routed) == (5, 1)
     with session_scope(engine) as s:
         assert build_dormant_list(s, camp, NOW).added == 0
+        assert (
+            build_dormant_list(s, unlimited, NOW, max_days=None).added == 2
+        )  # d365, d400 (others: called)
+    assert set(entries(engine, unlimited)) == {"d365", "d400"}
 
 
 def test_dormant_greeting_candidates(engine: Engine) -> None:
@@ -180,6 +195,8 @@ def test_dormant_greeting_candidates(engine: Engine) -> None:
         mk("no_channel", 120, consent_sms=False, consent_email=False, email="c@example.com")
         mk("bad_email", 120, phone=False, email="d@example.com", email_invalid=True)
         mk("email_only", 120, phone=False, email="e@example.com")
+        member(s, "never_bought_joined120", phones=("+8613811112222",), joined_days_ago=120)
+        member(s, "never_bought_joined200", phones=("+8613811113333",), joined_days_ago=200)
         mk("complaint", 120)
         from crm_bridge.models import Member
 
@@ -190,7 +207,14 @@ def test_dormant_greeting_candidates(engine: Engine) -> None:
         got = {
             names[c.member_id]: (c.channel, c.address) for c in dormant_greeting_candidates(s, NOW)
         }
-    assert set(got) == {"d90", "d179", "no_sms_consent", "dnc_email", "email_only"}
+    assert set(got) == {
+        "d90",
+        "d179",
+        "no_sms_consent",
+        "dnc_email",
+        "email_only",
+        "never_bought_joined120",
+    }
     assert got["d90"][0] == "sms" and got["d90"][1].startswith("+86138")
     assert got["no_sms_consent"] == ("email", "a@example.com")
     assert got["dnc_email"] == ("email", "b@example.com")
