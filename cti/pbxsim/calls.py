@@ -267,14 +267,13 @@ async def _run_inbound(
             # dialplan after Queue() (e.g. a post-call survey): the caller goes on
             if result.bridge_id:
                 sim.emit(ev.bridge_event("BridgeDestroy", result.bridge_id, 0))
-            context, _, exten = after.partition(",")
-            await _continue(actor, two, one, context, exten or "s", num)
+            await _continue(actor, two, one, *parse_target(after), num)
         elif result.outcome in ("agent", "timeout"):
             _hangup_pair_bridge(sim, two, one, result.bridge_id, result.peer_cdr_last)
         elif result.outcome == "redirect" and result.redirect is not None:
             sig = result.redirect
             two.context, two.exten, two.priority = sig.context, sig.exten, sig.priority
-            await _continue(actor, two, one, sig.context, sig.exten, num)
+            await _continue(actor, two, one, sig.context, sig.exten, "", "", num)
     except asyncio.CancelledError:
         outcome = "killed"
         raise
@@ -286,8 +285,25 @@ async def _run_inbound(
             actor.finish(outcome)
 
 
+def parse_target(target: str) -> tuple[str, str, str, str]:
+    """``"context,exten"`` or ``"App(data)"`` -> (context, exten, app, data)."""
+    target = target.strip()
+    if target.endswith(")") and "(" in target:
+        app, _, data = target[:-1].partition("(")
+        return "", "", app.strip(), data
+    context, _, exten = target.partition(",")
+    return context.strip(), (exten.strip() or "s"), "", ""
+
+
 async def _continue(
-    actor: CallActor, chan: Channel, peer: Channel, context: str, exten: str, number: str
+    actor: CallActor,
+    chan: Channel,
+    peer: Channel,
+    context: str,
+    exten: str,
+    app: str,
+    data: str,
+    number: str,
 ) -> None:
     """The inbound caller's channel runs more dialplan (a Redirect or after Queue())."""
     from cti.pbxsim.originate import Callee, run_dialplan
@@ -295,7 +311,7 @@ async def _continue(
     ov = member_override(actor.sim, number)
     survey = list(ov.survey) if ov.survey is not None else None
     callee = Callee("answer", 0.0, ov.talk_time, survey)
-    await run_dialplan(actor, chan, peer, context, exten, "", "", callee)
+    await run_dialplan(actor, chan, peer, context, exten, app, data, callee)
 
 
 def _hangup_pair_bridge(

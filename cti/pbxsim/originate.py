@@ -9,7 +9,7 @@ context                   exten                      runs
 ``outbound``              ``agent-queue``            ``Queue(members)`` (lab dialplan)
 ``outbound``              ``park``                   ``Wait(30)``
 ``queues``                ``<queue name>``           ``Queue(<queue name>)``
-``survey``                ``start`` / ``start-case`` ``AGI(agi://<agi_host>:<agi_port>/survey[,${SURVEY_CASE}])``
+``survey``                ``start`` / ``start-case`` ``AGI(agi://<agi_host>:<agi_port>/<survey_agi_path>[,${SURVEY_CASE}])``
 ``surveys``               ``<script>``               ``AGI(agi://<agi_host>:<agi_port>/<script>,<${SURVEY_ARGS} split on |>)``
 ``members-out``           ``<number>``               ``Dial(Local/<number>@members-out/n)`` (agent first, then member)
 (Application)             ``Queue`` / ``AGI`` / ``Wait``  with ``Data`` as in Asterisk
@@ -33,6 +33,7 @@ from cti.pbxsim.calls import (
     _hangup_pair,
     _hangup_pair_bridge,
     member_override,
+    parse_target,
     run_queue,
 )
 from cti.pbxsim.events import UNKNOWN, Channel
@@ -408,9 +409,11 @@ def resolve(
     if context == "queues":
         return Step("queue", exten)
     if context == "survey" and exten == "start":
-        return Step("agi", f"{base}/survey")
+        return Step("agi", f"{base}/{sim.survey_agi_path}")
     if context == "survey" and exten == "start-case":
-        return Step("agi", f"{base}/survey", (chan.variables.get("SURVEY_CASE", ""),))
+        return Step(
+            "agi", f"{base}/{sim.survey_agi_path}", (chan.variables.get("SURVEY_CASE", ""),)
+        )
     if context == "surveys":
         extra = chan.variables.get("SURVEY_ARGS", "")
         return Step("agi", f"{base}/{exten}", tuple(a for a in extra.split("|") if a))
@@ -452,6 +455,12 @@ async def run_dialplan(
                 patience=sim.scenario.inbound.patience.sample(sim.rng),
                 caller_talk=remaining,
             )
+            after = sim.state.queues[step.arg].spec.after_agent
+            if res.outcome == "agent" and after:
+                if res.bridge_id:
+                    sim.emit(ev.bridge_event("BridgeDestroy", res.bridge_id, 0))
+                context, exten, app, data = parse_target(after)
+                continue
             if res.outcome in ("agent", "timeout"):
                 _hangup_pair_bridge(sim, one, two, res.bridge_id, res.peer_cdr_last)
                 return

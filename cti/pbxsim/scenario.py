@@ -106,8 +106,9 @@ class QueueSpec:
     members: tuple[str, ...] = ()
     """Agent extensions (static members, in order)."""
     after_agent: str = ""
-    """``"context,exten"`` the caller continues at when the agent hangs up (dialplan
-    after ``Queue()``), e.g. ``"surveys,csat"`` for a post-call survey; empty: hang up."""
+    """Dialplan after ``Queue()`` when the agent hung up: ``"context,exten"`` (e.g.
+    ``"survey,start"``) or an application (``"Wait(5)"``: the caller's channel stays up
+    5 s so a Redirect into a post-call survey finds it). Empty: hang up at once."""
 
 
 @dataclass(frozen=True)

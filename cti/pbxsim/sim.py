@@ -64,6 +64,7 @@ class PbxSimulator:
         ami_users: dict[str, str] | None = None,
         agi_host: str = "127.0.0.1",
         agi_port: int = 4573,
+        survey_agi_path: str = "survey",
         auth_fail_delay: float = 1.0,
         restart_gap: float = 0.2,
         restart_ghost_accept: bool = True,
@@ -73,6 +74,8 @@ class PbxSimulator:
         self.ami_users = dict(ami_users or {"memberline": "secret"})
         self.agi_host = agi_host
         self.agi_port = agi_port
+        self.survey_agi_path = survey_agi_path
+        """Script (and query) that ``survey,start`` runs, e.g. ``survey?name=satisfaction``."""
         self.auth_fail_delay = auth_fail_delay
         self.restart_gap = restart_gap
         self.restart_ghost_accept = restart_ghost_accept

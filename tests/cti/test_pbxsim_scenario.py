@@ -237,3 +237,46 @@ async def test_cli_simulate_pbx(tmp_path: Path) -> None:
     assert proc.returncode == 0
     stats = json.loads(out)
     assert stats["inbound_calls"] >= 1
+
+
+async def test_postcall_wait_then_setvar_and_redirect_to_survey() -> None:
+    """docs/surveys.md flow: Queue() then Wait(5); the hub Setvars and Redirects to survey,start."""
+    got: list[bytes] = []
+    done = asyncio.Event()
+
+    async def agi(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.append(await reader.readuntil(b"\n\n"))
+        writer.write(b"GET VARIABLE MEMBER_ID\n")
+        got.append(await reader.readline())
+        writer.close()
+        done.set()
+
+    server = await asyncio.start_server(agi, "127.0.0.1", 0)
+    sc = Scenario(
+        time_scale=0.01,
+        queues=(QueueSpec("members", exten="8000", members=("1001",), after_agent="Wait(5)"),),
+        agents=(AgentSpec("1001", ring_time=Dist("fixed", 1.0), talk_time=Dist("fixed", 2.0)),),
+    )
+    sim = PbxSimulator(
+        sc, agi_port=server.sockets[0].getsockname()[1], survey_agi_path="survey?name=satisfaction"
+    )
+    await sim.start()
+    c = await AmiClient.connect(sim.port)
+    try:
+        await c.login()
+        handle = await sim.inbound_call("+8613800138000", "Li Wei", patience=60)
+        await c.event("AgentComplete")
+        aid = c.send("Setvar", Channel=handle.queue_channel, Variable="MEMBER_ID", Value="42")
+        assert dict(await c.response(aid))["Message"] == "Variable Set"
+        aid = c.send(
+            "Redirect", Channel=handle.queue_channel, Context="survey", Exten="start", Priority="1"
+        )
+        assert dict(await c.response(aid))["Message"] == "Redirect successful"
+        await asyncio.wait_for(done.wait(), 5)
+        await asyncio.wait_for(handle.done, 5)
+    finally:
+        await c.close()
+        await sim.stop()
+        server.close()
+    assert b"agi_network_script: survey?name=satisfaction\n" in got[0]
+    assert got[1] == b"200 result=1 (42)\n"
