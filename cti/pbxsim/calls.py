@@ -532,6 +532,7 @@ async def run_queue(
     *,
     patience: float | None = None,
     caller_talk: float | None = None,
+    max_wait: float | None = None,
 ) -> QueueResult:
     """``Queue(<q>)`` on ``chan`` (``peer`` = the other Local half, the far end)."""
     sim = actor.sim
@@ -543,7 +544,7 @@ async def run_queue(
     sim.emit(ev.channel_event("MusicOnHoldStart", chan, [("Class", "default")]))
     if patience is not None:
         actor.timer(patience, "abandon")
-    actor.timer(q.spec.max_wait, "maxwait")
+    actor.timer(q.spec.max_wait if max_wait is None else max_wait, "maxwait")
     state = "idle"  # idle | ringing | retry
     connected: Ringing | None = None
 

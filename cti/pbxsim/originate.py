@@ -3,18 +3,20 @@
 Where an answered ``;1`` goes (Originate ``Context``/``Exten``, or
 ``Application``/``Data``) -- see :func:`resolve`:
 
-========================  =========================  ==========================================
-context                   exten                      runs
-========================  =========================  ==========================================
-``outbound``              ``agent-queue``            ``Queue(members)`` (lab dialplan)
-``outbound``              ``park``                   ``Wait(30)``
-``queues``                ``<queue name>``           ``Queue(<queue name>)``
-``survey``                ``start`` / ``start-case`` ``AGI(agi://<agi_host>:<agi_port>/<survey_agi_path>[,${SURVEY_CASE}])``
-``surveys``               ``<script>``               ``AGI(agi://<agi_host>:<agi_port>/<script>,<${SURVEY_ARGS} split on |>)``
-``members-out``           ``<number>``               ``Dial(Local/<number>@members-out/n)`` (agent first, then member)
-(Application)             ``Queue`` / ``AGI`` / ``Wait``  with ``Data`` as in Asterisk
-========================  =========================  ==========================================
-anything else: the channel is hung up at once (no such extension).
+* ``outbound,agent-queue``: ``Queue(members)`` (the lab dialplan of the traces);
+* ``outbound,park``: ``Wait(30)``;
+* ``queues,<queue>``: ``Queue(<queue>)``;
+* ``campaign,<queue>``: ``Queue(<queue>,,,,2)`` then ``Playback(safe-harbour)``
+  (the dialer's 2-second rule: no agent within 2 s -> message, hang up);
+* ``survey,start`` / ``survey,start-case``:
+  ``AGI(agi://<agi_host>:<agi_port>/<survey_agi_path>[,${SURVEY_CASE}])``;
+* ``surveys,<name>``: ``AGI(agi://<agi_host>:<agi_port>/survey?name=<name>,<args>)``
+  with the args from ``${SURVEY_ARGS}`` split on ``|``;
+* ``members-out,<number>`` and ``outbound,<number>``:
+  ``Dial(Local/<number>@members-out/n)`` (click-to-dial: agent first, then member);
+* ``Application: Queue|AGI|Wait`` with ``Data`` as in Asterisk.
+
+Anything else: the channel is hung up at once (no such extension).
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ LAB_EXTENS: dict[str, tuple[str, float | None, float | None]] = {
     "survey-hangup": ("answer", 0.0, None),
 }
 """The ``members-sim`` extensions of the lab dialplan: (outcome, ring s, talk s)."""
+
+SAFE_HARBOUR_S = 2.0
+"""``campaign`` context: seconds in queue before the call counts as abandoned."""
+SAFE_HARBOUR_MESSAGE_S = 6.0
+"""Length of the safe-harbour message (business name and callback number)."""
 
 LAB_SURVEY = {"survey-dtmf": ("4",), "survey-silent": ("timeout",), "survey-hangup": ("hangup",)}
 
@@ -408,6 +415,9 @@ def resolve(
         return Step("wait", seconds=30.0)
     if context == "queues":
         return Step("queue", exten)
+    if context == "campaign":
+        # Queue(<queue>,,,,2) then Playback(safe-harbour): the 2-second rule
+        return Step("queue", exten, seconds=SAFE_HARBOUR_S)
     if context == "survey" and exten == "start":
         return Step("agi", f"{base}/{sim.survey_agi_path}")
     if context == "survey" and exten == "start-case":
@@ -416,8 +426,8 @@ def resolve(
         )
     if context == "surveys":
         extra = chan.variables.get("SURVEY_ARGS", "")
-        return Step("agi", f"{base}/{exten}", tuple(a for a in extra.split("|") if a))
-    if context == "members-out":
+        return Step("agi", f"{base}/survey?name={exten}", tuple(a for a in extra.split("|") if a))
+    if context == "members-out" or context == "outbound":
         return Step("dial", exten)
     return Step("none")
 
@@ -454,7 +464,16 @@ async def run_dialplan(
                 two,
                 patience=sim.scenario.inbound.patience.sample(sim.rng),
                 caller_talk=remaining,
+                max_wait=step.seconds or None,
             )
+            if res.outcome == "timeout" and step.seconds:
+                # no agent in time: the safe-harbour message, then hang up
+                one.application, one.app_data = "Playback", "safe-harbour"
+                sig = await wait_on_call(actor, one, two, SAFE_HARBOUR_MESSAGE_S)
+                if sig is not None:
+                    context, exten, app, data = _redirect_target(one, sig)
+                    continue
+                return
             after = sim.state.queues[step.arg].spec.after_agent
             if res.outcome == "agent" and after:
                 if res.bridge_id:

@@ -206,7 +206,7 @@ async def test_survey_over_panoramisk_fastagi(script: tuple[str, ...], want: lis
     async def route(request: Request) -> None:
         await _survey_route(log, request)
 
-    app.add_route("csat", route)
+    app.add_route("survey?name=csat", route)
     server = await asyncio.start_server(app.handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     number = "+8613800138000"
@@ -243,7 +243,7 @@ async def test_survey_over_panoramisk_fastagi(script: tuple[str, ...], want: lis
     else:
         assert log.replies == want
     h = log.headers
-    assert h["agi_network_script"] == "csat" and h["agi_uniqueid"] == "att-1"
+    assert h["agi_network_script"] == "survey?name=csat" and h["agi_uniqueid"] == "att-1"
     assert h["agi_arg_1"] == "campaign-7" and h["agi_arg_2"] == "42"
     assert h["agi_callerid"] == "4001" and h["agi_context"] == "surveys"
     assert h["agi_channel"].startswith(f"Local/{number}@members-out-")

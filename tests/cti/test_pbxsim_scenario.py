@@ -201,7 +201,7 @@ async def test_redirect_queue_caller_into_survey() -> None:
         await c.close()
         await sim.stop()
         server.close()
-    assert b"agi_network_script: csat\n" in got[0]
+    assert b"agi_network_script: survey?name=csat\n" in got[0]
 
 
 async def test_cli_simulate_pbx(tmp_path: Path) -> None:
@@ -280,3 +280,41 @@ async def test_postcall_wait_then_setvar_and_redirect_to_survey() -> None:
         server.close()
     assert b"agi_network_script: survey?name=satisfaction\n" in got[0]
     assert got[1] == b"200 result=1 (42)\n"
+
+
+@pytest.mark.parametrize(("ring", "connects"), [(1.0, True), (5.0, False)])
+async def test_campaign_context_two_second_rule(ring: float, connects: bool) -> None:
+    number = "+8613800138000"
+    sc = Scenario(
+        time_scale=0.01,
+        queues=(QueueSpec("members", exten="8000", members=("1001",)),),
+        agents=(AgentSpec("1001", ring_time=Dist("fixed", ring), talk_time=Dist("fixed", 3.0)),),
+        overrides={number: NumberOverride("answer", ring_time=1.0, talk_time=30.0)},
+    )
+    sim = PbxSimulator(sc)
+    await sim.start()
+    c = await AmiClient.connect(sim.port)
+    try:
+        await c.login()
+        aid = c.send(
+            "Originate",
+            Channel=f"Local/{number}@members-out/n",
+            Context="campaign",
+            Exten="members",
+            Async="true",
+            ChannelId="att-9",
+        )
+        assert dict(await c.event("OriginateResponse", ActionID=aid))["Reason"] == "4"
+        await c.event("QueueCallerLeave", Linkedid="att-9")
+        assert await sim.wait_idle(5)
+    finally:
+        await c.close()
+        await sim.stop()
+    names = [m.name for m in sim.events if m.get("Linkedid") in ("att-9", None)]
+    assert ("AgentConnect" in names) is connects
+    if not connects:
+        leave = next(m for m in sim.events if m.name == "QueueCallerLeave")
+        last = [m for m in sim.events if m.name == "Hangup"][-1]
+        last_hangup = len(names) - 1 - names[::-1].index("Hangup")
+        assert names.index("QueueCallerLeave") < last_hangup
+        assert last.get("Uniqueid") == "att-9" and leave.get("Count") == "0"
