@@ -44,6 +44,7 @@ class AmiSession:
         self.closed = False
         AmiSession._next_id += 0x10
         self.session_id = hex(AmiSession._next_id)
+        self.login_at = 0.0
 
     @property
     def authenticated(self) -> bool:
@@ -107,6 +108,7 @@ class AmiSession:
             return
         if not self.authenticated:
             self.send(response(action, "Error", ("Message", "Permission denied")))
+            self._security("RequestNotAllowed", "", f"Action: {name}")
             return
         if not name:
             self.send(response(action, "Error", ("Message", "Missing action in request")))
@@ -124,6 +126,7 @@ class AmiSession:
                     ),
                 )
             )
+            self._security("RequestBadFormat", self.user or "", f"Action: {name}")
             return
         try:
             await handler(self, action)
@@ -131,17 +134,55 @@ class AmiSession:
             log.exception("simulator action %s failed", name)
             self.send(response(action, "Error", ("Message", "Internal simulator error")))
 
+    def _security(self, name: str, account: str, request: str) -> None:
+        """Security-class events as in f-login-failure-observer / e-queue-actions."""
+        sock = self.writer.get_extra_info("sockname") or ("127.0.0.1", 0)
+        peer = self.writer.get_extra_info("peername") or ("127.0.0.1", 0)
+        session_tv = ev.event_tv(self.login_at) if self.login_at else "1970-01-01T00:00:00.000+0000"
+        head: Pairs = [
+            ("Event", name),
+            ("Privilege", "security,all"),
+            ("EventTV", ev.event_tv(self.sim.now())),
+            ("Severity", "Error"),
+            ("Service", "AMI"),
+            ("EventVersion", "2" if name == "InvalidPassword" else "1"),
+        ]
+        addr: Pairs = [
+            ("SessionID", self.session_id),
+            ("LocalAddress", f"IPV4/TCP/{sock[0]}/{sock[1]}"),
+            ("RemoteAddress", f"IPV4/TCP/{peer[0]}/{peer[1]}"),
+        ]
+        if name == "RequestBadFormat":
+            pairs = (
+                head
+                + addr
+                + [("RequestType", request), ("SessionTV", session_tv), ("AccountID", account)]
+            )
+        elif name == "RequestNotAllowed":
+            pairs = [
+                *head,
+                ("AccountID", account),
+                *addr,
+                ("RequestType", request),
+                ("SessionTV", session_tv),
+            ]
+        else:
+            pairs = [*head, ("AccountID", account), *addr, ("SessionTV", session_tv)]
+        self.sim.emit(pairs)
+
     async def _login(self, action: AmiMessage) -> None:
         user = action.get("Username") or ""
         secret = action.get("Secret") or ""
         expected = self.sim.ami_users.get(user)
         if expected is None or expected != secret:
             self.sim.stats.login_failures += 1
+            self._security("InvalidAccountID" if expected is None else "InvalidPassword", user, "")
             await asyncio.sleep(self.sim.auth_fail_delay)
             self.send(response(action, "Error", ("Message", "Authentication failed")))
             self.close()
             return
         self.user = user
+        self.login_at = self.sim.now()
         events = (action.get("Events") or "on").strip().lower()
         self.events_on = events not in ("off", "no", "false", "0")
         self.send(response(action, "Success", ("Message", "Authentication accepted")))

@@ -518,3 +518,28 @@ async def test_oversized_frame_drops_only_that_client(sim: PbxSimulator, client:
         await other.close()
     aid = client.send("Ping")
     assert dict(await client.response(aid))["Ping"] == "Pong"
+
+
+async def test_security_events_seen_by_an_observer(sim: PbxSimulator, client: AmiClient) -> None:
+    """f-login-failure-observer: RequestNotAllowed, InvalidPassword, InvalidAccountID."""
+    for user in ("lab", "nosuchuser"):
+        bad = await AmiClient.connect(sim.port)
+        bad.send("Ping")
+        bad.send("Login", Username=user, Secret="wrong")
+        with pytest.raises(EOFError):
+            while True:
+                await bad.read_message(3)
+        await bad.close()
+    theirs = {
+        name_of(m): keys(m)
+        for m in trace_messages("f-login-failure-observer")
+        if m[0][0] == "Event"
+    }
+    for name in ("RequestNotAllowed", "InvalidPassword", "InvalidAccountID"):
+        ours = await client.event(name)
+        assert keys(ours) == theirs[name]
+    aid = client.send("NoSuchAction")
+    await client.response(aid)
+    bad_format = await client.event("RequestBadFormat")
+    assert keys(bad_format) == keys(trace_first("e-queue-actions", "RequestBadFormat"))
+    assert dict(bad_format)["RequestType"] == "Action: NoSuchAction"
