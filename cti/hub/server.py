@@ -32,6 +32,7 @@ from crm_bridge.db import run_db
 from cti.ami.message import AmiMessage
 from cti.hub import db as hubdb
 from cti.hub.calls import CallBook, CallRecord, iso
+from cti.hub.lookups import PopLookups
 from cti.hub.memberdb import RedemptionHook
 from cti.hub.persist import Writer
 from cti.hub.ratelimit import FailureLimiter
@@ -94,6 +95,7 @@ class HubServer:
         self.pops_idle.set()
         self.pops_in_flight = 0
         self.writer = Writer(engine, gate=self.pops_idle)
+        self.lookups = PopLookups(self)
         self.stats = WallboardStats(settings.wallboard_window_s)
         self.handlers: dict[str, Handler] = HANDLERS
         self.pbx: PbxLink | None = None

@@ -109,6 +109,9 @@ class SessionRegistry:
     def of_agent(self, code: str) -> set[Connection]:
         return self._by_agent.get(code, set())
 
+    def agent_codes(self) -> list[str]:
+        return list(self._by_agent)
+
     def logged_in(self, code: str) -> bool:
         return bool(self._by_agent.get(code))
 

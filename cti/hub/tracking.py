@@ -13,12 +13,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from crm_bridge.db import run_db
 from crm_bridge.models import Direction as DbDirection
 from crm_bridge.phones import normalise
 from cti.hub.calls import CallRecord
 from cti.hub.persist import audit, link_member, upsert_call
-from cti.screenpop import Pop, build_pop
+from cti.screenpop import Pop
 from cti.tracker import (
     AgentRinging,
     AgentRingStopped,
@@ -71,6 +70,16 @@ class TrackerEvents:
     def _agent(self, interface: str) -> AgentInfo | None:
         return self.hub.agents_by_interface.get(interface)
 
+    def _console_serves(self, queue: str) -> bool:
+        """Is an agent with a console logged in and a member of ``queue``?"""
+        hub = self.hub
+        for code in hub.sessions.agent_codes():
+            info = hub.agents_by_code.get(code)
+            view = hub.tracker.agent(info.interface) if info is not None else None
+            if view is not None and queue in view.queues:
+                return True
+        return False
+
     def _persist(self, rec: CallRecord, **fields: Any) -> None:
         direction = DbDirection.OUTBOUND if rec.direction == "outbound" else DbDirection.INBOUND
         self.hub.writer.submit(upsert_call(rec.attempt_key, direction, rec.started, **fields))
@@ -110,6 +119,8 @@ class TrackerEvents:
                 )
             )
         hub.stats.offered(ev.at)
+        if self._console_serves(ev.queue):
+            hub.lookups.prefetch(rec.call_id, ev.caller_num, ev.caller_name)
         e164 = normalise(ev.caller_num, hub.settings.default_region)
         self._persist(rec, phone_e164=e164, linkedid=ev.conversation_id)
         if e164 is not None:
@@ -148,28 +159,20 @@ class TrackerEvents:
         self._push(rec, agent.code)
 
     async def _pop(self, rec: CallRecord, agent: AgentInfo, ev: AgentRinging, t0: float) -> None:
-        hub = self.hub
-        hub.pops_in_flight += 1
-        hub.pops_idle.clear()
-        try:
-            pop = await run_db(
-                hub.engine, build_pop, ev.caller_num, ev.caller_name, hub.settings.default_region
-            )
-            self._deliver(rec, agent, ev, pop, t0)
-        finally:
-            hub.pops_in_flight -= 1
-            if hub.pops_in_flight == 0:
-                hub.pops_idle.set()
+        pop = await self.hub.lookups.get(rec.call_id, ev.caller_num, ev.caller_name)
+        self._deliver(rec, agent, ev, pop, t0)
 
     def _deliver(
         self, rec: CallRecord, agent: AgentInfo, ev: AgentRinging, pop: Pop, t0: float
     ) -> None:
         hub = self.hub
-        if agent.code not in rec.ringing:
-            return  # stopped ringing while we looked it up
+        ringing = agent.code in rec.ringing
+        if not ringing and rec.agent_code != agent.code:
+            return  # stopped ringing while we looked it up (another agent took it)
         data = pop.to_push(rec.call_id, ev.queue)
         sent = hub.sessions.push_to_agent(agent.code, "screen_pop", data)
-        hub.pops[(rec.call_id, agent.code)] = data
+        if ringing:
+            hub.pops[(rec.call_id, agent.code)] = data
         hub.pops_pushed += sent
         hub.pop_latencies.append(time.perf_counter() - t0)
         if len(hub.pop_latencies) > 10_000:
@@ -203,6 +206,7 @@ class TrackerEvents:
 
     def on_answered(self, ev: CallAnswered) -> None:
         hub = self.hub
+        hub.lookups.forget(ev.conversation_id)
         rec = hub.calls.get(ev.conversation_id)
         agent = self._agent(ev.interface)
         if rec is None:
@@ -283,6 +287,7 @@ class TrackerEvents:
 
     def on_ended(self, ev: ConversationEnded) -> None:
         hub = self.hub
+        hub.lookups.forget(ev.conversation_id)
         rec = hub.calls.get(ev.conversation_id)
         if rec is None:
             return

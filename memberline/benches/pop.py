@@ -5,7 +5,8 @@ On the given (demo-data) database: a PBX simulator (a real AMI server on loopbac
 started by :func:`memberline.services.start_hub_services` (AMI client, tracker, hub) and one
 console (``HubClient``) logged in as the rung agent. For each pop the bench writes a
 queue call's events for a caller whose number is a real member's (Newchannel,
-QueueCallerJoin), then, timed, the ``AgentCalled`` frame, and waits for the matching
+QueueCallerJoin) and, right behind them as on a real Asterisk (same millisecond), the
+timed ``AgentCalled`` frame, and waits for the matching
 ``screen_pop``; then it ends the call (AgentRingNoAnswer, QueueCallerAbandon, Hangup) so the
 tracker and the hub stay at a steady size. The time runs from just before the AgentCalled
 bytes are handed to the simulator's socket to the console's push callback (same process,
@@ -119,7 +120,6 @@ async def _run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
             )
             sim.emit(ev.newchannel(caller))
             sim.emit(ev.queue_caller("QueueCallerJoin", caller, "members", 1, 1))
-            await asyncio.sleep(0.002)
             fut: asyncio.Future[None] = loop.create_future()
             waiters[caller.linkedid] = fut
             called = ev.agent_event(

@@ -50,13 +50,13 @@ def seed(engine: Engine) -> Seed:
             s.add(a)
             s.flush()
             out.agents[code] = a.id
-        today = dt.date(2024, 1, 1)
+        joined = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=200)  # dormant, win-back age
 
         def member(key: str, name: str, phone: str, agent: str | None, points: int = 0) -> None:
             m = Member(
                 member_no=f"M{len(out.members) + 1:06d}",
                 name=name,
-                joined_on=today,
+                joined_on=joined,
                 tier=Tier.GOLD,
                 points_balance=points,
                 email=f"{key}@example.com",
