@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 
@@ -543,3 +544,63 @@ async def test_security_events_seen_by_an_observer(sim: PbxSimulator, client: Am
     bad_format = await client.event("RequestBadFormat")
     assert keys(bad_format) == keys(trace_first("e-queue-actions", "RequestBadFormat"))
     assert dict(bad_format)["RequestType"] == "Action: NoSuchAction"
+
+
+async def test_random_action_storm_keeps_the_server_sane(
+    sim: PbxSimulator, client: AmiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    rng = random.Random(11)
+    chans = [
+        "Local/hold@members-sim",
+        "Local/busy@members-sim",
+        "Local/+8613800138000@members-out/n",
+        "PJSIP/1",
+    ]
+    actions = []
+    for _ in range(120):
+        kind = rng.choice(
+            [
+                "Originate",
+                "Hangup",
+                "Redirect",
+                "QueuePause",
+                "QueueAdd",
+                "QueueRemove",
+                "Status",
+                "Bogus",
+            ]
+        )
+        live = list(sim.state.channels)
+        target = rng.choice(live) if live and rng.random() < 0.7 else "Local/none-00000000;1"
+        if kind == "Originate":
+            aid = client.send(
+                kind,
+                Channel=rng.choice(chans),
+                Context=rng.choice(["outbound", "queues", "nowhere"]),
+                Exten=rng.choice(["park", "members", "agent-queue", "x"]),
+                Async=rng.choice(["true", "false"]),
+                Timeout="3000",
+            )
+        elif kind in ("Hangup", "Status"):
+            aid = client.send(kind, Channel=target)
+        elif kind == "Redirect":
+            aid = client.send(kind, Channel=target, Context="outbound", Exten="park", Priority="1")
+        elif kind.startswith("Queue"):
+            aid = client.send(
+                kind,
+                Queue=rng.choice(["members", "nope"]),
+                Interface=rng.choice(["Local/1001@agents/n", "Local/7@agents/n"]),
+                Paused=rng.choice(["true", "false"]),
+            )
+        else:
+            aid = client.send(kind)
+        actions.append(aid)
+        if rng.random() < 0.3:
+            await asyncio.sleep(0.005)
+    for aid in actions:
+        await client.response(aid, wait=10)
+    assert await sim.wait_idle(10)
+    aid = client.send("Ping")
+    assert dict(await client.response(aid))["Ping"] == "Pong"
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert not sim.state.channels and not sim.state.busy
