@@ -71,6 +71,7 @@ def test_distributions() -> None:
     assert Dist("fixed", 7.0).sample(rng) == 7.0
 
 
+@pytest.mark.e2e
 async def test_poisson_arrivals_use_supplied_callers() -> None:
     callers = (Caller("+8613800138000", "李伟"), Caller("+14155550100", "Mary Smith"))
     sc = Scenario(
@@ -204,6 +205,7 @@ async def test_redirect_queue_caller_into_survey() -> None:
     assert b"agi_network_script: survey?name=csat\n" in got[0]
 
 
+@pytest.mark.e2e
 async def test_cli_simulate_pbx(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
