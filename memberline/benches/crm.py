@@ -4,7 +4,9 @@ On a demo-data database (``memberline demo-data``). Lookups use real members' nu
 forms a PBX sends (national ``138 0013 8000``, ``+852...``, ``00...``); each lookup and each
 profile runs in its own session/transaction like the hub's ``run_db`` calls (after a
 warm-up). The list builders run into throwaway campaigns inside one transaction that is
-rolled back, so the database is unchanged. Prints one JSON object.
+rolled back, so the database is unchanged. ``list_dormant_s`` is a first-ever win-back run
+(the whole 180-365-day backlog); ``list_dormant_weekly_s`` is a steady-state weekly run
+(members who crossed 180 days in the last week). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import random
 import time
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from crm_bridge.db import make_engine, session_scope, sessions
 from crm_bridge.lists import (
@@ -27,7 +29,7 @@ from crm_bridge.lists import (
     dormant_greeting_candidates,
 )
 from crm_bridge.lookup import build_profile, find_members_by_phone
-from crm_bridge.models import Campaign, CampaignKind, DialMode, Member, MemberPhone
+from crm_bridge.models import CallListEntry, Campaign, CampaignKind, DialMode, Member, MemberPhone
 from memberline.cli import add_command
 from memberline.config import Config
 
@@ -118,6 +120,25 @@ def run(url: str, samples: int, seed: int, region: str, survey_size: int) -> dic
                 lists[f"list_{key}_s"] = round(time.perf_counter() - t0, 3)
                 lists[f"list_{key}_rows"] = result.added
                 lists[f"list_{key}_routed"] = result.routed
+            # Steady state: a weekly win-back run only meets members who lapsed in the last week
+            # (everyone lapsed earlier is already on a win-back campaign); the full run above is
+            # the first-ever backlog. Measured in a savepoint, into a fresh campaign.
+            nested = session.begin_nested()
+            weekly = Campaign(
+                name=f"{tag}-weekly", kind=CampaignKind.DORMANT_WINBACK, mode=DialMode.PROGRESSIVE
+            )
+            session.add(weekly)
+            session.flush()
+            session.execute(
+                delete(CallListEntry).where(
+                    CallListEntry.campaign_id == camps[CampaignKind.DORMANT_WINBACK].id
+                )
+            )
+            t0 = time.perf_counter()
+            result = build_dormant_list(session, weekly.id, now, max_days=187)
+            lists["list_dormant_weekly_s"] = round(time.perf_counter() - t0, 3)
+            lists["list_dormant_weekly_rows"] = result.added
+            nested.rollback()
             t0 = time.perf_counter()
             greetings = sum(1 for _ in dormant_greeting_candidates(session, now))
             lists["greeting_candidates_s"] = round(time.perf_counter() - t0, 3)
