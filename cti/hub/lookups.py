@@ -60,13 +60,10 @@ class PopLookups:
 
     async def _lookup(self, caller_num: str, caller_name: str) -> Pop:
         hub = self.hub
-        hub.pops_in_flight += 1
-        hub.pops_idle.clear()
+        hub.pop_started()
         try:
             return await run_db(
                 hub.engine, build_pop, caller_num, caller_name, hub.settings.default_region
             )
         finally:
-            hub.pops_in_flight -= 1
-            if hub.pops_in_flight == 0:
-                hub.pops_idle.set()
+            hub.pop_finished()

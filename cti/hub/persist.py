@@ -34,6 +34,7 @@ class Writer:
         self.engine = engine
         self.max_batch = max_batch
         self.gate = gate
+        self.settle_s = 0.005
         """When given, a batch waits until it is set (the hub clears it while screen-pop
         lookups run, so a write never competes with a pop for the GIL and the disk)."""
         self._queue: asyncio.Queue[Job | asyncio.Future[None]] = asyncio.Queue()
@@ -70,6 +71,8 @@ class Writer:
             if self.gate is not None and not self.gate.is_set():
                 try:
                     await asyncio.wait_for(self.gate.wait(), 0.5)
+                    # Let the pop's bytes leave (and a console in this process read them).
+                    await asyncio.sleep(self.settle_s)
                 except TimeoutError:
                     pass  # pops back to back: write anyway, never starve
             batch: list[Job | asyncio.Future[None]] = [first]

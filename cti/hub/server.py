@@ -431,6 +431,17 @@ class HubServer:
         for action in acts:
             await self.send_action(action)
 
+    def pop_started(self) -> None:
+        """A screen-pop lookup or delivery is under way: the call-row writer holds back."""
+        self.pops_in_flight += 1
+        self.pops_idle.clear()
+
+    def pop_finished(self) -> None:
+        self.pops_in_flight -= 1
+        if self.pops_in_flight <= 0:
+            self.pops_in_flight = 0
+            self.pops_idle.set()
+
     def agent_for_view(self, view: AgentView) -> AgentInfo | None:
         return self.agents_by_interface.get(view.interface)
 

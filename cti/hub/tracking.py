@@ -159,8 +159,12 @@ class TrackerEvents:
         self._push(rec, agent.code)
 
     async def _pop(self, rec: CallRecord, agent: AgentInfo, ev: AgentRinging, t0: float) -> None:
-        pop = await self.hub.lookups.get(rec.call_id, ev.caller_num, ev.caller_name)
-        self._deliver(rec, agent, ev, pop, t0)
+        self.hub.pop_started()  # until delivered, not only looked up
+        try:
+            pop = await self.hub.lookups.get(rec.call_id, ev.caller_num, ev.caller_name)
+            self._deliver(rec, agent, ev, pop, t0)
+        finally:
+            self.hub.pop_finished()
 
     def _deliver(
         self, rec: CallRecord, agent: AgentInfo, ev: AgentRinging, pop: Pop, t0: float
