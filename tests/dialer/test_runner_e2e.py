@@ -86,15 +86,16 @@ def seed(engine: Engine, numbers: list[str], dnc: set[str] = frozenset()) -> int
 
 
 @pytest.fixture
-async def rig(sqlite_url: str) -> AsyncIterator[Rig]:
+async def rig(sqlite_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    answer_prob = float(getattr(request, "param", {}).get("answer_prob", 1.0))
     engine = make_engine(sqlite_url)
     scenario = Scenario(
         seed=7,
         time_scale=0.1,
         queues=(QueueSpec("members", members=("1001", "1002")),),
         agents=(
-            AgentSpec("1001", talk_time=Dist("fixed", 40.0)),
-            AgentSpec("1002", talk_time=Dist("fixed", 40.0)),
+            AgentSpec("1001", talk_time=Dist("fixed", 40.0), answer_prob=answer_prob),
+            AgentSpec("1002", talk_time=Dist("fixed", 40.0), answer_prob=answer_prob),
         ),
         overrides={
             n: NumberOverride(outcome=o, ring_time=2.0, talk_time=30.0) for n, o in OUTCOMES.items()
@@ -124,7 +125,6 @@ async def rig(sqlite_url: str) -> AsyncIterator[Rig]:
             owner="hub-e2e",
             tick_s=0.2,
             ring_timeout_s=10,
-            campaign_context="queues",
             policy=RetryPolicy(max_attempts=2, busy_s=3600),
         ),
         live_channels=live_channels,
@@ -219,7 +219,9 @@ async def test_hub_crash_mid_call_never_redials_the_attempt(rig: Rig) -> None:
     await wait_for(lambda: len(rig.tracker.agents()) >= 2)
     await rig.runner.start()
     # wait until the answered member is talking to an agent, then "kill" the hub abruptly
-    await wait_for(lambda: any(a.state is AgentState.ON_CALL for a in rig.tracker.agents()), within=10)
+    await wait_for(
+        lambda: any(a.state is AgentState.ON_CALL for a in rig.tracker.agents()), within=10
+    )
     assert rig.runner._task is not None
     rig.runner._task.cancel()
     rig.runner.flights.clear()  # everything in memory is lost, as with kill -9
@@ -267,3 +269,22 @@ async def test_hub_crash_mid_call_never_redials_the_attempt(rig: Rig) -> None:
     assert rig.sim.stats.calls_originated == len(keys)
     assert placed_before <= len(keys)
     assert outcomes(rig.engine)["+8613900000001"][0] == "answered"
+
+
+@pytest.mark.parametrize("rig", [{"answer_prob": 0.0}], indirect=True)
+async def test_two_second_rule_abandons_and_blocks_redial(rig: Rig) -> None:
+    """Agents who never pick up: the answered member hears the safe-harbour message after 2 s."""
+    await wait_for(lambda: len(rig.tracker.agents()) >= 2)
+    await rig.runner.start()
+    await wait_for(lambda: "abandoned" in outcomes(rig.engine).get("+8613900000001", []))
+    assert rig.runner.stats["abandoned"] >= 1
+    camp = rig.runner.campaigns[rig.campaign_id]
+    assert camp.window_live >= 1 and camp.window_abandoned >= 1
+    with session_scope(rig.engine) as s:
+        e = s.scalars(
+            select(CallListEntry).where(CallListEntry.phone_e164 == "+8613900000001")
+        ).one()
+        # no redial within 72 h of an abandoned call
+        assert e.next_attempt_at is not None
+        assert e.next_attempt_at.timestamp() - rig.clock() > 71 * 3600
+    assert any(m.name == "QueueCallerLeave" for m in rig.sim.events)
