@@ -69,6 +69,23 @@ def _seed(url: str, members: int, channels: tuple[str, ...]) -> None:
     engine.dispose()
 
 
+async def _spawn(cmd: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(*cmd, env=env, stdout=asyncio.subprocess.PIPE)
+
+
+async def _worker_stats(procs: list[asyncio.subprocess.Process]) -> dict[str, int]:
+    """Sum the ``--stats`` JSON lines of workers that exited normally."""
+    total: dict[str, int] = {}
+    for proc in procs:
+        assert proc.stdout is not None
+        out = await proc.stdout.read()
+        for line in out.decode().splitlines():
+            if line.startswith("{"):
+                for k, v in json.loads(line).items():
+                    total[k] = total.get(k, 0) + int(v)
+    return total
+
+
 def _cpu(who: int) -> float:
     ru = resource.getrusage(who)
     return ru.ru_utime + ru.ru_stime
@@ -142,6 +159,7 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
             "10",
             "--log-level",
             "ERROR",
+            "--stats",
         ]
         if os.environ.get("MEMBERLINE_BENCH_PROFILE"):  # profile a worker: cProfile output file
             cmd[1:1] = [
@@ -158,7 +176,7 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
     child_cpu0 = _cpu(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     ids = [f"bench-worker-{i}" for i in range(args.workers)]
-    procs = {wid: await asyncio.create_subprocess_exec(*command(wid), env=env) for wid in ids}
+    procs = {wid: await _spawn(command(wid), env) for wid in ids}
     try:
         while any(p.returncode is None for p in procs.values()):
             n = received()
@@ -173,7 +191,7 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
                     await victim.wait()
                     kills += 1
                     # restarted with the same id: it reclaims its own in-flight rows at once
-                    procs[ids[0]] = await asyncio.create_subprocess_exec(*command(ids[0]), env=env)
+                    procs[ids[0]] = await _spawn(command(ids[0]), env)
             await asyncio.sleep(0.01)
             if time.perf_counter() - start > args.timeout_s:
                 for p in procs.values():
@@ -182,6 +200,7 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
                         await p.wait()
                 raise SystemExit(f"bench timed out after {args.timeout_s} s")
         end = received_at[-1] if len(received_at) > 1 else time.perf_counter()
+        wstats = await _worker_stats(list(procs.values()))
         sink_cpu = _cpu(resource.RUSAGE_SELF) - self_cpu0
         worker_cpu = _cpu(resource.RUSAGE_CHILDREN) - child_cpu0
         wall = time.perf_counter() - start
@@ -221,6 +240,11 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
             "review": statuses.get("review", 0),
             "statuses": statuses,
             "kills": kills,
+            "recovered": {
+                k.removeprefix("recovered_"): v
+                for k, v in wstats.items()
+                if k.startswith("recovered_")
+            },
             "workers": args.workers,
             "transient_failure_rate": args.transient_failure_rate,
             "worker_cpu_s": round(worker_cpu, 2),
