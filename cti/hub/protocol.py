@@ -37,7 +37,9 @@ class ConsoleProtocol(Protocol):
         transport: Any = self.transport
         peer = transport.getPeer()
         host = getattr(peer, "host", str(peer))
-        self.conn = self.hub.connection_made(host, transport.write, transport.loseConnection)
+        self.conn = self.hub.connection_made(
+            host, transport.write, transport.abortConnection, lambda: _queued(transport)
+        )
 
     def dataReceived(self, data: bytes) -> None:
         conn = self.conn
@@ -59,6 +61,13 @@ class ConsoleProtocol(Protocol):
         if self.conn is not None:
             self.hub.connection_lost(self.conn)
             self.conn = None
+
+
+def _queued(transport: Any) -> int:
+    """Bytes written to a Twisted transport and not yet sent (TCP; TLS wraps a TCP one)."""
+    inner = getattr(transport, "transport", None)
+    t = inner if inner is not None and hasattr(inner, "dataBuffer") else transport
+    return len(getattr(t, "dataBuffer", b"")) + int(getattr(t, "_tempDataLen", 0))
 
 
 class ConsoleFactory(Factory):

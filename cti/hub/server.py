@@ -238,9 +238,13 @@ class HubServer:
 
     # ------------------------------------------------------------------ connections
     def connection_made(
-        self, peer: str, write: Callable[[bytes], None], close: Callable[[], None]
+        self,
+        peer: str,
+        write: Callable[[bytes], None],
+        close: Callable[[], None],
+        backlog: Callable[[], int] | None = None,
     ) -> Connection:
-        conn = Connection(peer, write, close)
+        conn = Connection(peer, write, close, backlog, self.settings.max_backlog_bytes)
         self.sessions.add(conn)
         conn.worker = self.spawn(self._serve(conn), f"console-{peer}")
         return conn

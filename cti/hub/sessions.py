@@ -43,11 +43,20 @@ class Connection:
     """One console's TCP connection and its session state."""
 
     def __init__(
-        self, peer: str, write: Callable[[bytes], None], close: Callable[[], None]
+        self,
+        peer: str,
+        write: Callable[[bytes], None],
+        close: Callable[[], None],
+        backlog: Callable[[], int] | None = None,
+        max_backlog: int = 16 * 1024 * 1024,
     ) -> None:
         self.peer = peer
         self._write = write
         self._close = close
+        self._backlog = backlog
+        self.max_backlog = max_backlog
+        """A console that stops reading is dropped once this many bytes wait for it (it
+        reconnects and gets its state again) instead of growing the hub's memory."""
         self.open = True
         self.hello_done = False
         self.agent: AgentInfo | None = None
@@ -58,6 +67,15 @@ class Connection:
 
     def send(self, message: dict[str, Any]) -> None:
         if not self.open:
+            return
+        if self._backlog is not None and self._backlog() > self.max_backlog:
+            log.warning(
+                "console %s is not reading (%d bytes queued): dropping it",
+                self.peer,
+                self._backlog(),
+            )
+            self.open = False
+            self._close()
             return
         try:
             self._write(encode(message))

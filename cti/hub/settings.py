@@ -16,6 +16,8 @@ class HubSettings:
     login_attempts_per_minute: int = 5
     max_pending_requests: int = 64
     """Per console connection; past it requests are refused with ``rate_limited``."""
+    max_backlog_bytes: int = 16 * 1024 * 1024
+    """Bytes queued for a console that does not read before the hub drops it."""
     server_name: str = "memberline-hub/0.1"
 
     queue: str = "members"

@@ -303,3 +303,39 @@ async def test_tls_link(sqlite_url: str, tmp_path: Path) -> None:
             await plain.start()
         await plain.close()
     engine.dispose()
+
+
+async def test_console_that_stops_reading_is_dropped(engine: Engine) -> None:
+    import socket
+
+    seed(engine)
+    async with running_hub(engine, wallboard_period_s=0.001, max_backlog_bytes=64 * 1024) as hub:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", hub.port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        try:
+            await _roundtrip(
+                reader,
+                writer,
+                encode({"id": 1, "cmd": "hello", "args": {"protocol": 1, "client": "t"}}),
+            )
+            r = await _roundtrip(
+                reader,
+                writer,
+                encode(
+                    {"id": 2, "cmd": "login", "args": {"agent": "9001", "password": "s3cret-pw"}}
+                ),
+            )
+            assert r["ok"]
+            writer.write(encode({"id": 3, "cmd": "wallboard_subscribe"}))
+            await writer.drain()
+            # Never read again: the hub queues wallboards until the backlog limit, then drops us.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while len(hub.sessions) and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            assert len(hub.sessions) == 0
+        finally:
+            writer.close()
