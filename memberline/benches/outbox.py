@@ -275,7 +275,7 @@ def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument(
         "--kill-once", action="store_true", help="SIGKILL the worker once mid-run, restart it"
     )
-    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--concurrency", type=int, default=128)
     p.add_argument("--workers", type=int, default=2, help="worker processes sharing the outbox")
     p.add_argument("--channels", choices=["both", "sms", "email"], default="both")
     p.add_argument("--timeout-s", type=float, default=600.0)

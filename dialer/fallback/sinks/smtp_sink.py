@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ class SmtpSink:
     data_faults: dict[str, str | list[str]] = field(default_factory=dict)
     mails: list[StoredMail] = field(default_factory=list)
     port: int = 0
+    tls_context: ssl.SSLContext | None = None
+    """Server-side TLS: offered with STARTTLS, or from the first byte with ``implicit_tls``."""
+    implicit_tls: bool = False
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -63,13 +67,17 @@ class SmtpSink:
         }
         if self.username:
             kwargs.update(auth_required=True, authenticator=self._authenticate)
+        if self.tls_context is not None and not self.implicit_tls:
+            kwargs.update(tls_context=self.tls_context, require_starttls=True)
 
         def factory() -> SMTP:
             proto = SMTP(self, **kwargs)
             self._protocols.add(proto)
             return proto
 
-        self._server = await loop.create_server(factory, "127.0.0.1", port)
+        self._server = await loop.create_server(
+            factory, "127.0.0.1", port, ssl=self.tls_context if self.implicit_tls else None
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
