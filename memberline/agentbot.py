@@ -70,7 +70,11 @@ class AgentBot:
                 c for c in codes if c not in ("do-not-call", "wrong-number")
             ] or codes
         if queue_login:
-            await self.client.request("queue_login")
+            try:
+                await self.client.request("queue_login")
+            except ProtocolError as exc:
+                if "already there" not in exc.message.lower():  # static members are logged in already
+                    raise
 
     async def stop(self) -> None:
         for t in list(self._tasks):

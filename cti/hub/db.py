@@ -121,12 +121,10 @@ def fail_dial_attempt(s: Session, call_id: str, outcome: str) -> None:
 
 
 def call_owner(s: Session, call_id: str) -> tuple[bool, int | None]:
-    row = s.execute(
-        select(CallAttempt.id, CallAttempt.agent_id).where(
-            CallAttempt.attempt_key == f"call:{call_id}"
-        )
-    ).one_or_none()
-    return (False, None) if row is None else (True, row[1])
+    from cti.hub.persist import call_row
+
+    row = call_row(s, call_id)
+    return (False, None) if row is None else (True, row.agent_id)
 
 
 def store_wrapup(
@@ -146,10 +144,9 @@ def store_wrapup(
     or None when the call has no row.
     """
     from crm_bridge.models import AuditLog, CallbackTask, TaskStatus
+    from cti.hub.persist import call_row
 
-    row = s.scalars(
-        select(CallAttempt).where(CallAttempt.attempt_key == f"call:{call_id}")
-    ).one_or_none()
+    row = call_row(s, call_id)
     if row is None:
         return None
     row.disposition = disposition

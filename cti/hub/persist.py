@@ -112,8 +112,25 @@ def _utc(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
+def call_row(s: Session, call_id: str) -> CallAttempt | None:
+    """The row of a call the hub knows by its conversation id (Linkedid).
+
+    Dialer attempts were written by the campaign runner before their Originate, keyed
+    ``entry:<id>:<n>`` with ``channel_id`` = the preset ChannelId = the Linkedid: the hub
+    updates that row (agent, times, disposition) instead of writing a second one.
+    """
+    row = s.scalars(select(CallAttempt).where(CallAttempt.attempt_key == f"call:{call_id}")).one_or_none()
+    if row is None:
+        row = s.scalars(select(CallAttempt).where(CallAttempt.channel_id == call_id)).one_or_none()
+    return row
+
+
+RUNNER_OWNED = frozenset({"outcome"})
+"""Fields of a dialer attempt that only the campaign runner sets (it decides abandoned vs answered)."""
+
+
 def _row(s: Session, key: str, direction: Direction, started: float) -> CallAttempt:
-    row = s.scalars(select(CallAttempt).where(CallAttempt.attempt_key == key)).one_or_none()
+    row = call_row(s, key.removeprefix("call:"))
     if row is None:
         row = CallAttempt(attempt_key=key, direction=direction, started_at=_utc(started))
         s.add(row)
@@ -128,7 +145,7 @@ def upsert_call(key: str, direction: Direction, started: float, **fields: Any) -
     def job(s: Session) -> None:
         row = _row(s, key, direction, started)
         for name, value in fields.items():
-            if value is None:
+            if value is None or (row.entry_id is not None and name in RUNNER_OWNED):
                 continue
             if name.endswith("_at") and isinstance(value, (int, float)):
                 value = _utc(value)

@@ -1,0 +1,198 @@
+"""The whole hub process, wired: what ``memberline serve`` and ``memberline demo`` run.
+
+    stack = await start_stack(config)      # inside the running asyncio loop
+    ...
+    await stack.stop()
+
+Start order (each step needs the one before):
+
+1. the database engine;
+2. the SMS/email fallback (:func:`memberline.commands.outbox.start_fallback`): outbox
+   worker, webhook context, and the local SMS/SMTP sinks when no Twilio credentials
+   are configured;
+3. one twisted.web site (``messaging.webhook_bind``/``webhook_port``) carrying the SMS
+   webhooks, the unsubscribe link and the Twilio voice survey endpoint;
+4. the survey FastAGI server (``agi.bind``/``agi.port``);
+5. the AMI client, tracker and console hub (:func:`memberline.services.start_hub_services`);
+6. the campaign runner, fed every tracker domain event by the hub, with exhausted
+   entries handed to the outbox in the same transaction;
+7. the outbox worker loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from crm_bridge.db import make_engine
+from crm_bridge.models import CallListEntry
+from cti.hub import HubSettings
+from dialer.fallback.outbox import enqueue
+from dialer.fallback.purposes import Purpose
+from dialer.rules import CallingWindow, RetryPolicy
+from dialer.runner import CampaignRunner, RunnerSettings
+from memberline.commands.outbox import FallbackRuntime, start_fallback
+from memberline.config import Config
+from memberline.runtime import ensure_reactor_running
+from memberline.services import Running, start_hub_services
+from surveys.service import SurveyServices, start_survey_services
+
+log = logging.getLogger(__name__)
+
+
+def retry_policy(config: Config) -> RetryPolicy:
+    c = config.calling
+    return RetryPolicy(
+        busy_s=c.retry_busy_s,
+        no_answer_s=c.retry_no_answer_s,
+        machine_s=c.retry_machine_s,
+        failed_s=c.retry_failed_s,
+        max_attempts=c.max_attempts,
+        max_attempts_per_member_per_day=c.max_attempts_per_member_per_day,
+        no_redial_after_abandon_s=c.no_redial_after_abandon_s,
+    )
+
+
+def runner_settings(config: Config, owner: str) -> RunnerSettings:
+    return RunnerSettings(
+        owner=owner,
+        window=CallingWindow.parse(config.calling.window_start, config.calling.window_end),
+        policy=retry_policy(config),
+        trunk=config.ami.trunk,
+    )
+
+
+def hand_to_fallback(session: Session, entry: CallListEntry) -> None:
+    """An entry ran out of attempts: queue the SMS (then email) in the same transaction."""
+    enqueue(
+        session,
+        Purpose.EXHAUSTED,
+        entry.member_id,
+        campaign_id=entry.campaign_id,
+        ref=f"entry:{entry.id}",
+    )
+
+
+@dataclass
+class Stack:
+    config: Config
+    engine: Engine
+    hub: Running
+    runner: CampaignRunner
+    surveys: SurveyServices
+    fallback: FallbackRuntime
+    web: Any
+    """The twisted.web listening port."""
+    worker_stop: asyncio.Event = field(default_factory=asyncio.Event)
+    worker_task: asyncio.Task[Any] | None = None
+    runner_start: asyncio.Task[Any] | None = None
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def web_port(self) -> int:
+        return int(self.web.getHost().port)
+
+    async def stop(self) -> None:
+        if self.runner_start is not None:
+            self.runner_start.cancel()
+        self.worker_stop.set()
+        if self.worker_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.worker_task, 10)
+        with contextlib.suppress(Exception):
+            await self.runner.stop()
+        await self.hub.stop()
+        with contextlib.suppress(Exception):
+            await self.surveys.close()
+        with contextlib.suppress(Exception):
+            await self.web.stopListening()
+        with contextlib.suppress(Exception):
+            await self.fallback.close()
+        self.engine.dispose()
+
+
+async def start_stack(
+    config: Config,
+    *,
+    engine: Engine | None = None,
+    hub_overrides: dict[str, Any] | None = None,
+    runner: RunnerSettings | None = None,
+    local_sinks: bool | None = None,
+    owner: str = "hub-1",
+) -> Stack:
+    reactor = ensure_reactor_running()
+    engine = engine or make_engine(config.database.url)
+    from twisted.internet import endpoints
+
+    from dialer.fallback.webhooks import mount_webhooks
+
+    m = config.messaging
+    root = Resource()
+    endpoint = endpoints.TCP4ServerEndpoint(reactor, m.webhook_port, interface=m.webhook_bind)
+    web = await endpoint.listen(Site(root)).asFuture(asyncio.get_running_loop())
+    port = web.getHost().port
+    if m.webhook_port == 0 and m.public_url.startswith("http://127.0.0.1"):
+        # Loopback (demo, tests): the public URL is wherever we actually listen.
+        m = dataclasses.replace(m, public_url=f"http://127.0.0.1:{port}")
+        config = dataclasses.replace(config, messaging=m)
+    fallback = await start_fallback(config, engine, local_sinks=local_sinks)
+    mount_webhooks(root, fallback.webhooks)
+    token = fallback.webhooks.auth_token
+    surveys = await start_survey_services(
+        engine,
+        agi_host=config.agi.bind,
+        agi_port=config.agi.port,
+        web_root=root,
+        twilio_auth_token=token,
+        public_url=config.messaging.public_url,
+        default_queue=config.ami.queue,
+    )
+    settings: HubSettings | None = None
+    if hub_overrides:
+        from memberline.services import hub_settings
+
+        settings = hub_settings(config, **hub_overrides)
+    hub = await start_hub_services(config, engine=engine, settings=settings, reactor=reactor)
+    hub.own_engine = False
+
+    async def live_channels() -> list[str]:
+        msgs = await hub.ami.send_action({"Action": "CoreShowChannels"})
+        return [m.get("Uniqueid") or "" for m in msgs if m.name == "CoreShowChannel"]
+
+    camp_runner = CampaignRunner(
+        engine,
+        hub.ami.send_action,
+        hub.tracker.agents,
+        runner or runner_settings(config, owner),
+        live_channels=live_channels,
+        on_exhausted=hand_to_fallback,
+    )
+    hub.hub.listeners.append(camp_runner.on_event)
+    stack = Stack(config, engine, hub, camp_runner, surveys, fallback, web)
+
+    async def start_runner() -> None:
+        # Recovery needs the PBX: wait for the first AMI login (the client retries forever).
+        ready = asyncio.Event()
+        hub.ami.on_state(lambda state: ready.set() if state == "connected" else None)
+        if hub.ami.connected:
+            ready.set()
+        await ready.wait()
+        await asyncio.sleep(0.3)  # let the resync reach the tracker first
+        await camp_runner.start()
+
+    stack.runner_start = asyncio.create_task(start_runner(), name="runner-start")
+    stack.worker_task = asyncio.create_task(fallback.run(stack.worker_stop), name="outbox-worker")
+    log.info(
+        "memberline stack up: hub %d, FastAGI %d, webhooks %d", hub.hub.port, surveys.agi.port, port
+    )
+    return stack
