@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import itertools
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,12 +14,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from crm_bridge.db import session_scope
+from crm_bridge.db import normalise_url, session_scope
 from crm_bridge.models import Member, MemberPhone
 from crm_bridge.testing import (
     drop_pg_database,
@@ -132,18 +134,41 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.fixture(scope="session")
+def _pg_template() -> Iterator[str | None]:
+    server = pg_server_url()
+    if server is None:
+        yield None
+        return
+    url = fresh_pg_database(server)
+    yield url
+    drop_pg_database(server, url)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, _sqlite_template: Path) -> Iterator[str]:
-    """Like the shared fixture, but SQLite databases are copies of one migrated template."""
+def db_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    _sqlite_template: Path,
+    _pg_template: str | None,
+) -> Iterator[str]:
+    """Like the shared fixture, but every database is a copy of one migrated template
+    (a file copy for SQLite, ``CREATE DATABASE … TEMPLATE`` for PostgreSQL)."""
     if request.param == "sqlite":
         target = tmp_path / "fallback.db"
         shutil.copyfile(_sqlite_template, target)
         yield f"sqlite:///{target}"
         return
     server = pg_server_url()
-    if server is None:
+    if server is None or _pg_template is None:
         pytest.skip(PG_SKIP_REASON)
-    url = fresh_pg_database(server)
+    template = make_url(_pg_template).database
+    name = f"ml_fb_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(server), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    admin.dispose()
+    url = make_url(_pg_template).set(database=name).render_as_string(hide_password=False)
     yield url
     drop_pg_database(server, url)
 
