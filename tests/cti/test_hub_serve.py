@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
 
 from crm_bridge.db import session_scope
 from crm_bridge.models import OutboxMessage
+from cti.hubproto.client import HubClient
 from cti.pbxsim import PbxSimulator
 from memberline.config import AmiConfig, Config, DatabaseConfig, HubConfig, Secret
 from memberline.services import hub_settings, start_hub_services
@@ -53,3 +61,58 @@ async def test_start_hub_services_pops_and_confirms_redemptions(engine: Engine) 
         ("points_redemption", "sms", "Mug"),
         ("points_redemption", "email", "Mug"),
     ]
+
+
+async def test_memberline_serve_process_and_graceful_stop(sqlite_url: str, tmp_path: Path) -> None:
+    """`memberline serve --config FILE` as a real process: logs in to the PBX, serves a
+    console, never logs the AMI secret, stops cleanly on SIGTERM."""
+    from crm_bridge.db import make_engine
+
+    engine = make_engine(sqlite_url)
+    seed(engine)
+    engine.dispose()
+    sim = PbxSimulator(scenario(), ami_users={"memberline": AMI_SECRET}, auth_fail_delay=0.05)
+    await sim.start("127.0.0.1", 0)
+    with socket.socket() as s:  # a free port for the hub
+        s.bind(("127.0.0.1", 0))
+        hub_port = s.getsockname()[1]
+    conf = tmp_path / "memberline.toml"
+    conf.write_text(
+        f'[database]\nurl = "{sqlite_url}"\n[ami]\nport = {sim.port}\n[hub]\nport = {hub_port}\n',
+        encoding="utf-8",
+    )
+    env = {**os.environ, "MEMBERLINE_AMI_SECRET": AMI_SECRET}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "memberline", "serve", "--config", str(conf), "--log-level", "DEBUG",
+        stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        client = HubClient("127.0.0.1", hub_port, "1001", "s3cret-pw")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while True:
+            try:
+                await client.start()
+                break
+            except OSError:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+        logged_in = lambda: any(e.get("Event") == "SuccessfulAuth" for e in sim.events)  # noqa: E731
+        await asyncio.wait_for(_until(logged_in), 10)
+        call = await sim.inbound_call(LI_WEI, "Li Wei", queue="members")
+        pops: list[dict[str, object]] = []
+        client.on_push(lambda n, d: pops.append(d) if n == "screen_pop" else None)
+        await asyncio.wait_for(_until(lambda: any(p["call_id"] == call.linkedid for p in pops)), 10)
+        await client.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+        await sim.stop()
+    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    assert AMI_SECRET.encode() not in err
+
+
+async def _until(pred: Callable[[], bool]) -> None:
+    while not pred():
+        await asyncio.sleep(0.02)
