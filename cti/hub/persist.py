@@ -119,7 +119,9 @@ def call_row(s: Session, call_id: str) -> CallAttempt | None:
     ``entry:<id>:<n>`` with ``channel_id`` = the preset ChannelId = the Linkedid: the hub
     updates that row (agent, times, disposition) instead of writing a second one.
     """
-    row = s.scalars(select(CallAttempt).where(CallAttempt.attempt_key == f"call:{call_id}")).one_or_none()
+    row = s.scalars(
+        select(CallAttempt).where(CallAttempt.attempt_key == f"call:{call_id}")
+    ).one_or_none()
     if row is None:
         row = s.scalars(select(CallAttempt).where(CallAttempt.channel_id == call_id)).one_or_none()
     return row

@@ -334,7 +334,7 @@ async def test_console_that_stops_reading_is_dropped(engine: Engine) -> None:
             # Never read again: the hub queues wallboards until the backlog limit, then drops us.
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 20
-            while len(hub.sessions) and loop.time() < deadline:
+            while len(hub.sessions) and loop.time() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             assert len(hub.sessions) == 0
         finally:

@@ -114,5 +114,6 @@ async def test_memberline_serve_process_and_graceful_stop(sqlite_url: str, tmp_p
 
 
 async def _until(pred: Callable[[], bool]) -> None:
-    while not pred():
+    """Poll state owned by another process or library (nothing to await on here)."""
+    while not pred():  # noqa: ASYNC110
         await asyncio.sleep(0.02)
