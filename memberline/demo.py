@@ -53,6 +53,7 @@ from cti.pbxsim import (
     PbxSimulator,
     QueueSpec,
     Scenario,
+    SurveySpec,
 )
 from dialer.fallback.outbox import enqueue
 from dialer.fallback.purposes import Purpose
@@ -105,6 +106,10 @@ def _scenario(callers: list[Caller], opts: DemoOptions) -> Scenario:
             queue="members",
             callers=tuple(callers),
             patience=Dist("lognormal", 60.0, 30.0, 10.0),
+        ),
+        survey=SurveySpec(
+            digits=("5", "5", "4", "4", "4", "3", "2", "1"),
+            nps_digits=("10", "10", "9", "9", "8", "8", "7", "6", "3", "0"),
         ),
         outbound=OutboundSpec(
             p_answer=0.55,
@@ -291,6 +296,11 @@ def _free_port(preferred: int) -> int:
 def _summary(engine: Any, setup: dict[str, Any], since: dt.datetime) -> dict[str, Any]:
     """Counts of what happened since the demo started (the seeded history is left out)."""
     with session_scope(engine) as s:
+        per_campaign = s.execute(
+            select(CallAttempt.campaign_id, CallAttempt.outcome, func.count())
+            .where(CallAttempt.campaign_id.is_not(None), CallAttempt.started_at >= since)
+            .group_by(CallAttempt.campaign_id, CallAttempt.outcome)
+        ).all()
         out_attempts = s.execute(
             select(CallAttempt.outcome, func.count())
             .where(CallAttempt.campaign_id.is_not(None), CallAttempt.started_at >= since)
@@ -332,13 +342,16 @@ def _summary(engine: Any, setup: dict[str, Any], since: dt.datetime) -> dict[str
     for c, st, n in msgs:
         key = f"{c.value}:{st.value}"
         outbox[key] = outbox.get(key, 0) + int(n)
-    live = answered + abandoned
+    agent_campaign = setup["post_purchase"]["id"]
+    pp = {str(o): int(n) for cid, o, n in per_campaign if cid == agent_campaign}
+    live = pp.get("answered", 0) + pp.get("abandoned", 0)
     return {
         "campaigns": setup,
         "calls_placed": placed,
         "calls_answered": answered,
         "calls_abandoned": abandoned,
-        "abandonment_rate": round(abandoned / live, 4) if live else 0.0,
+        "abandonment_rate": round(pp.get("abandoned", 0) / live, 4) if live else 0.0,
+        "abandonment_rate_campaign": "post_purchase (agent campaign; IVR calls cannot be abandoned)",
         "outbound_outcomes": by_outcome,
         "inbound_calls": inbound,
         "dispositions_stored": int(dispositions),

@@ -213,6 +213,11 @@ class SurveyAgiApplication(Application):
             )
             try:
                 await route(request)
+            except asyncio.CancelledError:
+                # close() cancels live dialogs; answers so far are stored and the response
+                # stays partial. Returning (not re-raising) keeps asyncio's stream callback quiet.
+                log.info("FastAGI %s: dialog cancelled at shutdown", info.uniqueid)
+                return
             except ChannelHungUp as exc:
                 log.info("FastAGI %s: channel hung up (%s)", info.uniqueid, exc)
             except Exception:

@@ -94,7 +94,7 @@ class _Member:
         if r < spec.p_hangup + spec.p_silence + spec.p_invalid:
             return rng.choice(spec.invalid_keys)
         if maxdigits >= 2:
-            return str(rng.randint(0, 10))
+            return rng.choice(spec.nps_digits)
         return rng.choice(spec.digits)
 
 

@@ -150,6 +150,9 @@ class SurveySpec:
     p_silence: float = 0.05
     p_invalid: float = 0.03
     digits: tuple[str, ...] = ("1", "2", "3", "4", "5")
+    """Keys pressed for one-digit questions (repeat a key to weight it)."""
+    nps_digits: tuple[str, ...] = tuple(str(i) for i in range(11))
+    """Answers to multi-digit (0-10) questions (repeat a value to weight it)."""
     invalid_keys: tuple[str, ...] = ("9", "*", "0")
     response_time: Dist = field(default_factory=lambda: Dist("lognormal", 1.5, 0.8, 0.3, 8.0))
 
