@@ -51,19 +51,19 @@ class PopLookups:
         return len(self._by_call)
 
     def _start(self, call_id: str, caller_num: str, caller_name: str) -> asyncio.Task[Pop]:
-        task = self.hub.spawn(self._lookup(caller_num, caller_name), f"lookup-{call_id}")
+        task = self.hub.spawn(self._lookup(call_id, caller_num, caller_name), f"lookup-{call_id}")
         self._by_call[call_id] = (self.hub.clock(), caller_num, task)
         self._by_call.move_to_end(call_id)
         while len(self._by_call) > self.max_entries:
             self._by_call.popitem(last=False)
         return task
 
-    async def _lookup(self, caller_num: str, caller_name: str) -> Pop:
+    async def _lookup(self, call_id: str, caller_num: str, caller_name: str) -> Pop:
         hub = self.hub
         hub.pop_started()
         try:
             return await run_db(
-                hub.engine, build_pop, caller_num, caller_name, hub.settings.default_region
+                hub.engine, build_pop, caller_num, caller_name, hub.settings.default_region, call_id
             )
         finally:
             hub.pop_finished()

@@ -318,6 +318,12 @@ class HubServer:
         pop = self.current_pop(info.code)
         if pop is not None:
             conn.push("screen_pop", pop)
+            return
+        for rec in self.calls.of_agent(info.code):
+            if info.code in rec.ringing and rec.state == "ringing":
+                # Rung before this agent had a console: look the caller up now.
+                self.events.start_pop(rec, info, rec.caller_num, rec.caller_name, rec.queue or "")
+                break
 
     def current_pop(self, code: str) -> dict[str, Any] | None:
         for (call_id, agent_code), pop in self.pops.items():

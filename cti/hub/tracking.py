@@ -155,25 +155,40 @@ class TrackerEvents:
             rec.hangup_by = None
             self._set_state(rec, "ringing", ev.at)
         if hub.sessions.logged_in(agent.code):
-            hub.spawn(self._pop(rec, agent, ev, time.perf_counter()), f"pop-{rec.call_id}")
+            self.start_pop(rec, agent, ev.caller_num, ev.caller_name, ev.queue)
         self._push(rec, agent.code)
 
-    async def _pop(self, rec: CallRecord, agent: AgentInfo, ev: AgentRinging, t0: float) -> None:
+    def start_pop(
+        self, rec: CallRecord, agent: AgentInfo, caller_num: str, caller_name: str, queue: str
+    ) -> None:
+        """Look the caller up (shared, maybe prefetched) and push the pop to the agent."""
+        t0 = time.perf_counter()
+        self.hub.spawn(
+            self._pop(rec, agent, caller_num, caller_name, queue, t0), f"pop-{rec.call_id}"
+        )
+
+    async def _pop(
+        self,
+        rec: CallRecord,
+        agent: AgentInfo,
+        caller_num: str,
+        caller_name: str,
+        queue: str,
+        t0: float,
+    ) -> None:
         self.hub.pop_started()  # until delivered, not only looked up
         try:
-            pop = await self.hub.lookups.get(rec.call_id, ev.caller_num, ev.caller_name)
-            self._deliver(rec, agent, ev, pop, t0)
+            pop = await self.hub.lookups.get(rec.call_id, caller_num, caller_name)
+            self._deliver(rec, agent, queue, pop, t0)
         finally:
             self.hub.pop_finished()
 
-    def _deliver(
-        self, rec: CallRecord, agent: AgentInfo, ev: AgentRinging, pop: Pop, t0: float
-    ) -> None:
+    def _deliver(self, rec: CallRecord, agent: AgentInfo, queue: str, pop: Pop, t0: float) -> None:
         hub = self.hub
         ringing = agent.code in rec.ringing
         if not ringing and rec.agent_code != agent.code:
             return  # stopped ringing while we looked it up (another agent took it)
-        data = pop.to_push(rec.call_id, ev.queue)
+        data = pop.to_push(rec.call_id, queue)
         sent = hub.sessions.push_to_agent(agent.code, "screen_pop", data)
         if ringing:
             hub.pops[(rec.call_id, agent.code)] = data
@@ -190,7 +205,7 @@ class TrackerEvents:
                 agent.actor,
                 "profile.pop" if pop.kind == "member" else f"pop.{pop.kind}",
                 pop.member_ids[0] if len(pop.member_ids) == 1 else None,
-                {"call_id": rec.call_id, "members": pop.member_ids, "queue": ev.queue},
+                {"call_id": rec.call_id, "members": pop.member_ids, "queue": queue},
             )
         )
 

@@ -137,3 +137,15 @@ async def test_two_consoles_of_one_agent_and_reconnect_state(engine: Engine) -> 
             assert ended["state"] == "ended"
             await late.request("wrapup", call_id=call.linkedid, disposition="satisfied")
         await desk.wait_for("agent_state", lambda d: d["state"] == "available")
+
+
+async def test_agent_logging_in_while_rung_gets_the_pop(engine: Engine) -> None:
+    seed(engine)
+    async with pbx_stack(engine) as st:
+        call = await st.sim.inbound_call(LI_WEI, "Li Wei", queue="members")
+        await st.wait(
+            lambda: (r := st.hub.calls.get(call.linkedid)) is not None and "1001" in r.ringing
+        )
+        async with Console(st.hub, "1001") as c1:
+            pop = await c1.wait_for("screen_pop", lambda d: d["call_id"] == call.linkedid)
+            assert pop["kind"] == "member"
