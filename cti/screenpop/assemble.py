@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm_bridge.models import CallAttempt
 from crm_bridge.phones import normalise
 from cti.screenpop import crm
 from cti.screenpop.mask import mask_phone, mask_tree
@@ -44,7 +46,40 @@ class Pop:
         }
 
 
-def build_pop(s: Session, caller_num: str, caller_name: str, region: str) -> Pop:
+def _dialled_member(s: Session, call_id: str) -> tuple[int, str | None] | None:
+    """(member, number) of a call our dialer placed: its Linkedid is the preset ChannelId.
+
+    Asterisk shows the campaign's own CallerID on an originated call that reaches a queue,
+    so for those calls the number says nothing about the member; the attempt row does.
+    """
+    row = s.execute(
+        select(CallAttempt.member_id, CallAttempt.phone_e164).where(
+            CallAttempt.channel_id == call_id
+        )
+    ).one_or_none()
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]), row[1]
+
+
+def build_pop(
+    s: Session, caller_num: str, caller_name: str, region: str, call_id: str | None = None
+) -> Pop:
+    if call_id is not None:
+        dialled = _dialled_member(s, call_id)
+        if dialled is not None:
+            member_id, number = dialled
+            profile = crm.profile(s, member_id)
+            if profile is not None:
+                name = str((profile.get("member") or {}).get("name") or caller_name)
+                return Pop(
+                    "member",
+                    number or caller_num,
+                    name,
+                    number,
+                    [member_id],
+                    profile=mask_tree(profile),
+                )
     e164 = normalise(caller_num, region)
     if e164 is None:
         return Pop("unknown", caller_num, caller_name, None)
