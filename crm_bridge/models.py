@@ -445,7 +445,7 @@ class CallAttempt(Base):
     id: Mapped[intpk]
     attempt_key: Mapped[str] = mapped_column(String(96), unique=True)
     """Idempotency key: ``entry:<id>:<n>`` for dialer attempts, ``call:<linkedid>`` for others."""
-    entry_id: Mapped[int | None] = mapped_column(ForeignKey("call_list_entries.id"))
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("call_list_entries.id"), index=True)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))

@@ -334,6 +334,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_call_attempts_linkedid'), ['linkedid'], unique=False)
         batch_op.create_index('ix_call_attempts_member_time', ['member_id', 'started_at'], unique=False)
         batch_op.create_index('ix_call_attempts_started_at', ['started_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_call_attempts_entry_id'), ['entry_id'], unique=False)
 
     op.create_table('survey_responses',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -383,6 +384,7 @@ def downgrade() -> None:
 
     op.drop_table('survey_responses')
     with op.batch_alter_table('call_attempts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_call_attempts_entry_id'))
         batch_op.drop_index('ix_call_attempts_started_at')
         batch_op.drop_index('ix_call_attempts_member_time')
         batch_op.drop_index(batch_op.f('ix_call_attempts_linkedid'))
