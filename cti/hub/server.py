@@ -106,7 +106,7 @@ class HubServer:
         self.grants: dict[str, dict[int, float]] = {}
         """agent code -> member id -> expiry: members a call put within the agent's reach."""
         self.day_stats: dict[str, list[int]] = {}
-        """agent code -> [calls today, talk seconds today]."""
+        """agent code -> [UTC day ordinal, calls that day, talk seconds that day]."""
         self.redemption_hook: RedemptionHook | None = None
         """Runs in a confirmed redemption's transaction (outbox confirmation; set by the wiring)."""
         self.survey_report: SurveyReportFn | None = None
@@ -214,10 +214,18 @@ class HubServer:
         self.agents_by_code[info.code] = info
         self.agents_by_interface[info.interface] = info
 
+    def today_stats(self, code: str) -> list[int]:
+        """The agent's [day, calls, talk s] for today (UTC), reset when the day changes."""
+        today = dt.datetime.fromtimestamp(self.clock(), dt.UTC).date().toordinal()
+        st = self.day_stats.get(code)
+        if st is None or st[0] != today:
+            st = self.day_stats[code] = [today, 0, 0]
+        return st
+
     def agent_view(self, info: AgentInfo) -> dict[str, Any]:
         view = self.tracker.agent(info.interface)
         now = self.clock()
-        calls, talk = self.day_stats.get(info.code, [0, 0])
+        _, calls, talk = self.today_stats(info.code)
         if view is None:
             state, reason, since = AgentState.LOGGED_OUT.value, None, now
         else:

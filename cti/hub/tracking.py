@@ -255,9 +255,9 @@ class TrackerEvents:
             return
         rec.hangup_by = _PARTY.get(ev.hung_up_by) if ev.hung_up_by else rec.hangup_by
         if rec.agent_code is not None:
-            st = hub.day_stats.setdefault(rec.agent_code, [0, 0])
-            st[0] += 1
-            st[1] += ev.talk_time
+            st = hub.today_stats(rec.agent_code)
+            st[1] += 1
+            st[2] += ev.talk_time
         self._set_state(rec, "ended", ev.at)
         hub.calls.ended(rec, ev.at)
         self._persist(rec, ended_at=ev.at, hangup_by=rec.hangup_by)

@@ -76,7 +76,8 @@ async def test_inbound_pop_answer_hangup_wrapup(sqlite_url: str) -> None:
             callback_at=due,
         )
         assert again == res
-        await c1.wait_for("agent_state", lambda d: d["state"] == "available")
+        avail = await c1.wait_for("agent_state", lambda d: d["state"] == "available")
+        assert avail["calls_today"] == 1 and avail["talk_s_today"] >= 0
         with pytest.raises(ProtocolError) as err:
             await c1.request("wrapup", call_id=call.linkedid, disposition="no-such-code")
         assert err.value.code is ErrorCode.BAD_REQUEST

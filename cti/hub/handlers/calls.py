@@ -59,6 +59,8 @@ async def dial(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         )
     )
     hub.pending_dials[action_id] = call_id
+    while len(hub.pending_dials) > 10_000:  # results lost in a PBX restart: forget the oldest
+        hub.pending_dials.pop(next(iter(hub.pending_dials)))
     hub.grant(agent.code, [member_id])
     action = actions.originate_click_to_dial(
         interface=agent.interface,

@@ -43,10 +43,11 @@ async def login(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         raise ProtocolError(ErrorCode.BAD_CREDENTIALS, "wrong agent id or password")
     hub.limiter.succeed(keys[0])
     hub.remember_agent(info)
-    if info.code not in hub.day_stats:
-        midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = dt.datetime.fromtimestamp(hub.clock(), dt.UTC).date()
+    if hub.day_stats.get(info.code, [0])[0] != today.toordinal():
+        midnight = dt.datetime(today.year, today.month, today.day, tzinfo=dt.UTC)
         calls, talk = await run_db(hub.engine, hubdb.agent_day_stats, info.id, midnight)
-        hub.day_stats[info.code] = [calls, talk]
+        hub.day_stats[info.code] = [today.toordinal(), calls, talk]
     hub.sessions.bind(conn, info)
     ctx.after.append(lambda: hub.push_full_state(conn))
     s = hub.settings
