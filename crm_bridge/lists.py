@@ -404,12 +404,20 @@ def build_survey_list(
             survey_campaign.kind == CampaignKind.SURVEY,
         ),
     )
-    stmt = (
-        select(*_entry_columns(campaign_id, now))
+    # Sample the ids first, then compute the entry columns (phone, complaint routing) for the
+    # sample only: a sorter would otherwise evaluate them for every candidate.
+    sample = (
+        select(Member.id.label("member_id"))
         .select_from(contacts)
         .join(Member, Member.id == contacts.c.member_id)
         .where(~recently_surveyed, *_callable(campaign_id))
         .order_by(_sample_key(seed), Member.id)
         .limit(remaining)
+        .subquery("sample")
+    )
+    stmt = (
+        select(*_entry_columns(campaign_id, now))
+        .select_from(sample)
+        .join(Member, Member.id == sample.c.member_id)
     )
     return _insert(session, campaign_id, now, stmt)

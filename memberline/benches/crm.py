@@ -3,7 +3,8 @@
 On a demo-data database (``memberline demo-data``). Lookups use real members' numbers in the
 forms a PBX sends (national ``138 0013 8000``, ``+852...``, ``00...``); each lookup and each
 profile runs in its own session/transaction like the hub's ``run_db`` calls (after a
-warm-up). The list builders run into throwaway campaigns inside one transaction that is
+warm-up); ``*_cpu_*`` are the same operations in process CPU time (what they cost when the
+machine is not shared; wall-clock percentiles include waiting for a core). The list builders run into throwaway campaigns inside one transaction that is
 rolled back, so the database is unchanged. ``list_dormant_s`` is a first-ever win-back run
 (the whole 180-365-day backlog); ``list_dormant_weekly_s`` is a steady-state weekly run
 (members who crossed 180 days in the last week). Prints one JSON object.
@@ -15,6 +16,7 @@ import argparse
 import datetime as dt
 import gc
 import json
+import os
 import random
 import time
 from typing import Any
@@ -75,26 +77,30 @@ def run(url: str, samples: int, seed: int, region: str, survey_size: int) -> dic
         warm = min(200, len(dialled) // 5)
 
         lookups: list[float] = []
+        lookups_cpu: list[float] = []
         found = 0
         gc.collect()
         for i, raw in enumerate(dialled):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             with session_scope(engine) as s:
                 res = find_members_by_phone(s, raw, region)
-            elapsed = time.perf_counter() - t0
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
             if i >= warm:
                 lookups.append(elapsed * 1000)
+                lookups_cpu.append(cpu * 1000)
             found += bool(res)
 
         profiles: list[float] = []
+        profiles_cpu: list[float] = []
         gc.collect()
         for i, member_id in enumerate(ids):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             with session_scope(engine) as s:
                 build_profile(s, member_id, now)
-            elapsed = time.perf_counter() - t0
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
             if i >= warm:
                 profiles.append(elapsed * 1000)
+                profiles_cpu.append(cpu * 1000)
 
         lists: dict[str, Any] = {}
         session = sessions(engine)()
@@ -149,10 +155,15 @@ def run(url: str, samples: int, seed: int, region: str, survey_size: int) -> dic
         "lookup_p50_ms": round(_pct(lookups, 0.50), 3),
         "lookup_p99_ms": round(_pct(lookups, 0.99), 3),
         "lookup_max_ms": round(max(lookups), 3),
+        "lookup_cpu_p50_ms": round(_pct(lookups_cpu, 0.50), 3),
+        "lookup_cpu_p99_ms": round(_pct(lookups_cpu, 0.99), 3),
         "profiles": len(profiles),
         "profile_p50_ms": round(_pct(profiles, 0.50), 3),
         "profile_p99_ms": round(_pct(profiles, 0.99), 3),
         "profile_max_ms": round(max(profiles), 3),
+        "profile_cpu_p50_ms": round(_pct(profiles_cpu, 0.50), 3),
+        "profile_cpu_p99_ms": round(_pct(profiles_cpu, 0.99), 3),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
         **lists,
     }
 
