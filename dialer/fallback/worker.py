@@ -272,6 +272,7 @@ class OutboxWorker:
         now = utcnow()
         prefix = self._prefix if startup else None
         done["expired_leases"] = await run_db(self.engine, expire_leased, now, prefix)
+        self.stats.counts["recovered_leased"] += done["expired_leases"]
         while True:
             rows = await run_db(
                 self.engine,

@@ -69,16 +69,26 @@ def unsubscribe_secret(cfg: Config) -> bytes:
 
 def rules_config(cfg: Config) -> RulesConfig:
     m = cfg.messaging
-    return RulesConfig(quiet_start=parse_hhmm(m.quiet_start), quiet_end=parse_hhmm(m.quiet_end),
-                       daily_cap=m.daily_cap_per_member)
+    return RulesConfig(
+        quiet_start=parse_hhmm(m.quiet_start),
+        quiet_end=parse_hhmm(m.quiet_end),
+        daily_cap=m.daily_cap_per_member,
+    )
 
 
 def email_settings(cfg: Config) -> EmailSettings:
     m = cfg.messaging
     if m.smtp_password:
         register_secret(m.smtp_password.get())
-    return EmailSettings(host=m.smtp_host, port=m.smtp_port, tls=m.smtp_tls, username=m.smtp_username,
-                         password=m.smtp_password.get(), timeout_s=m.smtp_timeout_s, sender=m.email_from)
+    return EmailSettings(
+        host=m.smtp_host,
+        port=m.smtp_port,
+        tls=m.smtp_tls,
+        username=m.smtp_username,
+        password=m.smtp_password.get(),
+        timeout_s=m.smtp_timeout_s,
+        sender=m.email_from,
+    )
 
 
 @dataclass
@@ -90,7 +100,9 @@ class FallbackRuntime:
     sinks: LocalSinks | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> dict[str, int]:
+    async def run(
+        self, stop: asyncio.Event | None = None, *, until_idle: bool = False
+    ) -> dict[str, int]:
         stats = await run_worker(self.worker, until_idle=until_idle, stop=stop)
         return stats.as_dict()
 
@@ -100,20 +112,29 @@ class FallbackRuntime:
 
 
 async def start_fallback(
-    cfg: Config, engine: Engine, *, worker: WorkerSettings | None = None,
-    local_sinks: bool | None = None, mail_probe_url: str | None = None,
+    cfg: Config,
+    engine: Engine,
+    *,
+    worker: WorkerSettings | None = None,
+    local_sinks: bool | None = None,
+    mail_probe_url: str | None = None,
 ) -> FallbackRuntime:
     """Build the worker and the webhook context; start the local sinks when there are no
     Twilio credentials (or ``local_sinks=True``). Call inside the running loop."""
     m = cfg.messaging
-    sid, token, base_url = m.twilio_account_sid, m.twilio_auth_token.get(), m.twilio_base_url or None
+    sid, token, base_url = (
+        m.twilio_account_sid,
+        m.twilio_auth_token.get(),
+        m.twilio_base_url or None,
+    )
     email = email_settings(cfg)
     sinks: LocalSinks | None = None
     if local_sinks or (local_sinks is None and not (sid and token)):
         sinks = await LocalSinks.start()
         sid, token, base_url = sinks.sms.account_sid, sinks.sms.auth_token, sinks.sms.base_url
-        email = dataclasses.replace(email, host="127.0.0.1", port=sinks.mail.port, tls="none",
-                                    username="", password="")
+        email = dataclasses.replace(
+            email, host="127.0.0.1", port=sinks.mail.port, tls="none", username="", password=""
+        )
         mail_probe_url = mail_probe_url or sinks.sms.base_url
         log.info("local sinks: SMS %s, SMTP 127.0.0.1:%d", sinks.sms.base_url, sinks.mail.port)
     register_secret(token)
@@ -121,20 +142,30 @@ async def start_fallback(
     content = ContentSettings(public_url=m.public_url, unsubscribe_secret=secret, email=email)
     sms = TwilioSms(SmsSettings(sid, token, m.sms_from, m.public_url, base_url=base_url))
     probe = SinkMailProbe(mail_probe_url) if mail_probe_url else None
-    w = OutboxWorker(engine, content=content, rules=rules_config(cfg), settings=worker,
-                     sms=sms, email=SmtpEmail(email), mail_probe=probe)
-    ctx = WebhookContext(engine, token, m.public_url, secret,
-                         retry=(worker or WorkerSettings()).retry)
+    w = OutboxWorker(
+        engine,
+        content=content,
+        rules=rules_config(cfg),
+        settings=worker,
+        sms=sms,
+        email=SmtpEmail(email),
+        mail_probe=probe,
+    )
+    ctx = WebhookContext(
+        engine, token, m.public_url, secret, retry=(worker or WorkerSettings()).retry
+    )
     return FallbackRuntime(worker=w, webhooks=ctx, sinks=sinks)
 
 
 # ------------------------------------------------------------------ list / show / retry
 def _line(r: OutboxMessage) -> str:
-    when = (r.sent_at or r.next_attempt_at or r.created_at)
+    when = r.sent_at or r.next_attempt_at or r.created_at
     stamp = when.strftime("%Y-%m-%d %H:%M:%S") if when else "-"
     why = (r.last_error or "")[:60]
-    return (f"{r.id:>7}  {r.status.value:<11} {r.channel.value:<5} {r.purpose:<22} "
-            f"m{r.member_id:<7} {r.attempts:>2}  {stamp}  {why}")
+    return (
+        f"{r.id:>7}  {r.status.value:<11} {r.channel.value:<5} {r.purpose:<22} "
+        f"m{r.member_id:<7} {r.attempts:>2}  {stamp}  {why}"
+    )
 
 
 def _list(args: argparse.Namespace, cfg: Config) -> int:
@@ -148,8 +179,10 @@ def _list(args: argparse.Namespace, cfg: Config) -> int:
         if args.purpose:
             q = q.where(OutboxMessage.purpose == args.purpose)
         rows = list(s.scalars(q))
-        print(f"{'id':>7}  {'status':<11} {'chan':<5} {'purpose':<22} {'member':<8} {'#':>2}  "
-              f"{'when (UTC)':<19}  why")
+        print(
+            f"{'id':>7}  {'status':<11} {'chan':<5} {'purpose':<22} {'member':<8} {'#':>2}  "
+            f"{'when (UTC)':<19}  why"
+        )
         for r in rows:
             print(_line(r))
     engine.dispose()
@@ -163,12 +196,16 @@ def _show(args: argparse.Namespace, cfg: Config) -> int:
         if r is None:
             print(f"no outbox message {args.id}", file=sys.stderr)
             return 1
-        doc: dict[str, Any] = {
-            c.name: getattr(r, c.key) for c in OutboxMessage.__table__.columns
-        }
-        audits = s.scalars(select(AuditLog).where(AuditLog.member_id == r.member_id)
-                           .order_by(AuditLog.id.desc()).limit(10))
-        doc["member_audit"] = [f"{a.at:%Y-%m-%d %H:%M:%S} {a.actor} {a.action} {a.details}" for a in audits]
+        doc: dict[str, Any] = {c.name: getattr(r, c.key) for c in OutboxMessage.__table__.columns}
+        audits = s.scalars(
+            select(AuditLog)
+            .where(AuditLog.member_id == r.member_id)
+            .order_by(AuditLog.id.desc())
+            .limit(10)
+        )
+        doc["member_audit"] = [
+            f"{a.at:%Y-%m-%d %H:%M:%S} {a.actor} {a.action} {a.details}" for a in audits
+        ]
         print(json.dumps(doc, default=str, ensure_ascii=False, indent=2))
     engine.dispose()
     return 0
@@ -192,8 +229,10 @@ def _retry(args: argparse.Namespace, cfg: Config) -> int:
 # ------------------------------------------------------------------ work
 def _worker_settings(args: argparse.Namespace) -> WorkerSettings:
     kw: dict[str, Any] = {
-        "concurrency": args.concurrency, "batch_size": args.batch_size,
-        "sms_rate": args.sms_rate, "email_rate": args.email_rate,
+        "concurrency": args.concurrency,
+        "batch_size": args.batch_size,
+        "sms_rate": args.sms_rate,
+        "email_rate": args.email_rate,
         "retry": RetryPolicy(max_attempts=args.max_attempts, base_s=args.retry_base_s),
     }
     if args.worker_id:
@@ -205,9 +244,13 @@ async def _work(args: argparse.Namespace, cfg: Config) -> int:
     from memberline.runtime import ensure_reactor_running
 
     engine = make_engine(cfg.database.url)
-    rt = await start_fallback(cfg, engine, worker=_worker_settings(args),
-                              local_sinks=True if args.local_sinks else None,
-                              mail_probe_url=args.mail_probe_url)
+    rt = await start_fallback(
+        cfg,
+        engine,
+        worker=_worker_settings(args),
+        local_sinks=True if args.local_sinks else None,
+        mail_probe_url=args.mail_probe_url,
+    )
     port = None
     if args.serve_webhooks:
         from twisted.web.resource import Resource
@@ -218,7 +261,9 @@ async def _work(args: argparse.Namespace, cfg: Config) -> int:
         reactor = ensure_reactor_running()
         root = Resource()
         mount_webhooks(root, rt.webhooks)
-        port = reactor.listenTCP(cfg.messaging.webhook_port, Site(root), interface=cfg.messaging.webhook_bind)
+        port = reactor.listenTCP(
+            cfg.messaging.webhook_port, Site(root), interface=cfg.messaging.webhook_bind
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -251,8 +296,12 @@ def _work_entry(args: argparse.Namespace, cfg: Config) -> int:
 def count_by_status(session: Session) -> dict[str, int]:
     from sqlalchemy import func
 
-    return {str(status.value if hasattr(status, "value") else status): n for status, n in session.execute(
-        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))}
+    return {
+        str(status.value if hasattr(status, "value") else status): n
+        for status, n in session.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        )
+    }
 
 
 async def outbox_counts(engine: Engine) -> dict[str, int]:
@@ -275,15 +324,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rt.add_argument("--actor", help="who asks (recorded in the audit log)")
     w = add_command(o, "work", _work_entry, "run the delivery worker")
     w.add_argument("--until-idle", action="store_true", help="exit when nothing is left to send")
-    w.add_argument("--worker-id", help="stable id: a restart reclaims its own in-flight rows at once")
+    w.add_argument(
+        "--worker-id", help="stable id: a restart reclaims its own in-flight rows at once"
+    )
     w.add_argument("--concurrency", type=int, default=64)
     w.add_argument("--batch-size", type=int, default=200)
     w.add_argument("--sms-rate", type=float, default=50.0, help="SMS per second (0 = unlimited)")
-    w.add_argument("--email-rate", type=float, default=100.0, help="emails per second (0 = unlimited)")
+    w.add_argument(
+        "--email-rate", type=float, default=100.0, help="emails per second (0 = unlimited)"
+    )
     w.add_argument("--max-attempts", type=int, default=6)
     w.add_argument("--retry-base-s", type=float, default=30.0)
     w.add_argument("--local-sinks", action="store_true", help="send to in-process sinks")
-    w.add_argument("--mail-probe-url", help="a local sink's base URL (proves email delivery in recovery)")
-    w.add_argument("--serve-webhooks", action="store_true",
-                   help="also serve /twilio/sms/* and /unsubscribe on messaging.webhook_bind:port")
-    w.add_argument("--stats", action="store_true", help="print the worker's counters as JSON at exit")
+    w.add_argument(
+        "--mail-probe-url", help="a local sink's base URL (proves email delivery in recovery)"
+    )
+    w.add_argument(
+        "--serve-webhooks",
+        action="store_true",
+        help="also serve /twilio/sms/* and /unsubscribe on messaging.webhook_bind:port",
+    )
+    w.add_argument(
+        "--stats", action="store_true", help="print the worker's counters as JSON at exit"
+    )
