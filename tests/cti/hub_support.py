@@ -104,12 +104,18 @@ class Console:
     def of(self, name: str) -> list[dict[str, Any]]:
         return [d for n, d in self.pushes if n == name]
 
-    async def wait_for(self, name: str, pred: Any = None, within: float = 5.0) -> dict[str, Any]:
+    def mark(self) -> int:
+        """A position in the push history: ``wait_for(..., after=mark)`` ignores older pushes."""
+        return len(self.pushes)
+
+    async def wait_for(
+        self, name: str, pred: Any = None, within: float = 5.0, after: int = 0
+    ) -> dict[str, Any]:
         import asyncio
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        seen = 0
+        seen = after
         while True:
             for n, d in self.pushes[seen:]:
                 if n == name and (pred is None or pred(d)):

@@ -76,8 +76,10 @@ async def test_inbound_pop_answer_hangup_wrapup(sqlite_url: str) -> None:
             callback_at=due,
         )
         assert again == res
-        avail = await c1.wait_for("agent_state", lambda d: d["state"] == "available")
-        assert avail["calls_today"] == 1 and avail["talk_s_today"] >= 0
+        avail = await c1.wait_for(
+            "agent_state", lambda d: d["state"] == "available" and d["calls_today"] == 1
+        )
+        assert avail["talk_s_today"] >= 0
         with pytest.raises(ProtocolError) as err:
             await c1.request("wrapup", call_id=call.linkedid, disposition="no-such-code")
         assert err.value.code is ErrorCode.BAD_REQUEST
@@ -179,23 +181,23 @@ async def test_pause_with_reason_and_queue_membership(engine: Engine) -> None:
         with pytest.raises(ProtocolError) as err:
             await c1.request("unpause")
         assert err.value.code is ErrorCode.CONFLICT
+        mark = c1.mark()
         await c1.request("pause", reason="lunch")
-        st_ = await c1.wait_for("agent_state", lambda d: d["state"] == "paused")
+        st_ = await c1.wait_for("agent_state", lambda d: d["state"] == "paused", after=mark)
         assert st_["reason"] == "lunch"
         assert any(
             e.get("Event") == "QueueMemberPause" and e.get("PausedReason") == "lunch"
             for e in st.sim.events
         )
+        mark = c1.mark()
         await c1.request("unpause")
-        await c1.wait_for(
-            "agent_state", lambda d: d["state"] == "available" and d["reason"] is None
-        )
+        back = await c1.wait_for("agent_state", lambda d: d["state"] != "paused", after=mark)
+        assert back["state"] == "available" and back["reason"] is None
         await c1.request("queue_logout")
         await c1.wait_for("agent_state", lambda d: d["state"] == "logged_out")
+        mark = c1.mark()
         await c1.request("queue_login")
-        await c1.wait_for(
-            "agent_state", lambda d: d["state"] == "available" and len(c1.of("agent_state")) > 4
-        )
+        await c1.wait_for("agent_state", lambda d: d["state"] == "available", after=mark)
 
 
 async def test_blind_transfer_to_a_queue_pops_for_the_next_agent(engine: Engine) -> None:

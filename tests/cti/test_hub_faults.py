@@ -136,7 +136,9 @@ async def test_two_consoles_of_one_agent_and_reconnect_state(engine: Engine) -> 
             ended = await late.wait_for("call_state", lambda d: d["call_id"] == call.linkedid)
             assert ended["state"] == "ended"
             await late.request("wrapup", call_id=call.linkedid, disposition="satisfied")
-        await desk.wait_for("agent_state", lambda d: d["state"] == "available")
+        await desk.wait_for(
+            "agent_state", lambda d: d["state"] == "available" and d["calls_today"] == 1
+        )
 
 
 async def test_agent_logging_in_while_rung_gets_the_pop(engine: Engine) -> None:
