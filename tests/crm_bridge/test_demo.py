@@ -35,19 +35,19 @@ def dump(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
 
 
 def test_demo_data_is_deterministic_and_realistic(db_url: str, tmp_path: Path) -> None:
-    summary = seed_demo(db_url, members=600, seed=42, now=NOW)
-    assert summary.members == 600 and summary.purchases > 1000 and summary.complaints > 0
+    summary = seed_demo(db_url, members=300, seed=42, now=NOW)
+    assert summary.members == 300 and summary.purchases > 500 and summary.complaints > 0
     other = f"sqlite:///{tmp_path / 'again.db'}"
-    seed_demo(other, members=600, seed=42, now=NOW)
+    seed_demo(other, members=300, seed=42, now=NOW)
     third = f"sqlite:///{tmp_path / 'other-seed.db'}"
-    seed_demo(third, members=600, seed=43, now=NOW)
+    seed_demo(third, members=300, seed=43, now=NOW)
     e1, e2, e3 = make_engine(db_url), make_engine(other), make_engine(third)
     try:
         d1, d2 = dump(e1), dump(e2)
         for t in TABLES:
-            if t in ("members", "purchases"):
-                # Same content, compared database-independently on stable columns.
-                assert len(d1[t]) == len(d2[t]), t
+            assert len(d1[t]) == len(d2[t]), t
+            if e1.dialect.name == "sqlite":  # same dialect: every row identical
+                assert d1[t] == d2[t], t
         with session_scope(e1) as s1, session_scope(e2) as s2, session_scope(e3) as s3:
             q = select(Member.member_no, Member.name, Member.tier, Member.points_balance, Member.timezone,
                        Member.last_purchase_at).order_by(Member.id)  # fmt: skip
@@ -59,7 +59,7 @@ def test_demo_data_is_deterministic_and_realistic(db_url: str, tmp_path: Path) -
             assert sum(normalise(p) == p for p in phones) >= 0.99 * len(phones)
             names = s1.scalars(select(Member.name).where(Member.locale == "zh-TW")).all()
             assert names and any(ch in "".join(names) for ch in "陳黃張劉楊許鄭謝蘇葉莊呂蕭羅")
-            assert s1.scalar(select(func.count()).where(Member.locale == "en")) > 0
+            assert (s1.scalar(select(func.count()).where(Member.locale == "en")) or 0) > 0
             assert {tz for (tz,) in s1.execute(select(Member.timezone).distinct())} >= {
                 "Asia/Shanghai"
             }
