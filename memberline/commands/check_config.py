@@ -1,0 +1,55 @@
+"""``memberline check-config [--config FILE]``: validate the file, then try every connection.
+
+The file itself is validated by :func:`memberline.config.load_config` before this
+handler runs (a bad file exits 2 with the key named). Then: the database (connect,
+schema at the Alembic head), AMI (TCP, banner, Login/Logoff), the hub, FastAGI and
+webhook listen addresses, SMTP (connect, EHLO, STARTTLS/login when configured) and
+Twilio (the account, when a sid is set). One line per check; exit 1 if any failed.
+Secrets are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from memberline.checks import Check, run_checks
+from memberline.cli import add_command
+from memberline.config import Config
+
+
+def format_checks(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    return "\n".join(
+        f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.message}" for c in checks
+    )
+
+
+def handler(args: argparse.Namespace, config: Config) -> int:
+    checks = asyncio.run(run_checks(config, limit_s=args.timeout))
+    failed = [c for c in checks if not c.ok]
+    if args.json:
+        print(
+            json.dumps(
+                {"ok": not failed, "checks": [c.__dict__ for c in checks]}, ensure_ascii=False
+            )
+        )
+    else:
+        print(f"configuration: {getattr(args, 'config', None) or '(built-in defaults)'} is valid")
+        print(format_checks(checks))
+        print(f"{len(failed)} problem(s)" if failed else "all checks passed")
+    return 1 if failed else 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = add_command(
+        sub,
+        "check-config",
+        handler,
+        "validate the configuration and try every connection (DB, AMI, binds, SMTP, Twilio)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=5.0, metavar="S", help="per-check timeout (default 5 s)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
