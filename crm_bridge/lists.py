@@ -62,7 +62,7 @@ from crm_bridge.models import (
     Tier,
     UTCDateTime,
 )
-from crm_bridge.segments import DORMANT_DAYS, LAPSED_DAYS, dormant_condition
+from crm_bridge.segments import DORMANT_DAYS, LAPSED_DAYS, dormant_between
 
 __all__ = [
     "GreetingCandidate",
@@ -303,10 +303,9 @@ def build_dormant_list(
         winback_campaign.kind == CampaignKind.DORMANT_WINBACK,
         or_(Member.last_purchase_at.is_(None), winback_entry.created_at > Member.last_purchase_at),
     )
-    conds = [dormant_condition(now, days), ~called_since, *_callable(campaign_id)]
-    if max_days is not None:
-        conds.append(~dormant_condition(now, max_days))
-    stmt = select(*_entry_columns(campaign_id, now)).where(*conds)
+    stmt = select(*_entry_columns(campaign_id, now)).where(
+        dormant_between(now, days, max_days), ~called_since, *_callable(campaign_id)
+    )
     return _insert(session, campaign_id, now, stmt)
 
 
@@ -329,12 +328,10 @@ def dormant_greeting_candidates(
         Member.email_invalid.is_(False),
     )  # fmt: skip
     conds: list[ColumnElement[bool]] = [
-        dormant_condition(now, days),
+        dormant_between(now, days, until_days),
         ~_has_open_complaint(),
         or_(sms_ok, email_ok),
     ]
-    if until_days is not None:
-        conds.append(~dormant_condition(now, until_days))
     stmt = (
         select(
             Member.id,

@@ -57,6 +57,7 @@ __all__ = [
     "Rfm",
     "classify_lifecycle",
     "declining_members",
+    "dormant_between",
     "dormant_condition",
     "is_declining",
     "lifecycle_counts",
@@ -133,6 +134,23 @@ def dormant_condition(now: dt.datetime, days: int) -> ColumnElement[bool]:
     return or_(
         and_(Member.last_purchase_at.is_not(None), Member.last_purchase_at <= _ts(at)),
         and_(Member.last_purchase_at.is_(None), Member.joined_on <= literal(on, Date())),
+    )
+
+
+def dormant_between(now: dt.datetime, days: int, max_days: int | None) -> ColumnElement[bool]:
+    """``dormant_condition(now, days) AND NOT dormant_condition(now, max_days)``, written as
+    two bounded ranges so the database scans only that slice of ``ix_members_last_purchase_at``."""
+    if max_days is None:
+        return dormant_condition(now, days)
+    at, on = _cutoff_dates(now, days)
+    at_max, on_max = _cutoff_dates(now, max_days)
+    return or_(
+        and_(Member.last_purchase_at > _ts(at_max), Member.last_purchase_at <= _ts(at)),
+        and_(
+            Member.last_purchase_at.is_(None),
+            Member.joined_on > literal(on_max, Date()),
+            Member.joined_on <= literal(on, Date()),
+        ),
     )
 
 
