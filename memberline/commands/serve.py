@@ -1,4 +1,10 @@
-"""``memberline serve --config memberline.toml``: the production hub process."""
+"""``memberline serve --config memberline.toml``: the production hub process.
+
+Runs the whole stack (:mod:`memberline.stack`): AMI client and call tracker, console hub,
+campaign runner, survey FastAGI, webhooks (SMS, unsubscribe, Twilio voice survey) and the
+outbox worker. ``--hub-name`` names this hub when several share one database (it is the
+lease owner of the call-list entries and outbox rows it takes).
+"""
 
 from __future__ import annotations
 
@@ -14,20 +20,24 @@ from memberline.runtime import install_reactor
 log = logging.getLogger(__name__)
 
 
-async def _serve(config: Config) -> int:
-    from memberline.services import start_hub_services
+async def _serve(config: Config, hub_name: str) -> int:
+    from memberline.stack import start_stack
 
-    running = await start_hub_services(config)
+    stack = await start_stack(config, owner=hub_name)
+    running = stack.hub
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info(
-        "memberline serve: hub on %s:%d, AMI %s:%d",
+        "memberline serve (%s): hub on %s:%d, AMI %s:%d, FastAGI %d, webhooks %d",
+        hub_name,
         config.hub.bind,
         running.hub.port,
         config.ami.host,
         config.ami.port,
+        stack.surveys.agi.port,
+        stack.web_port,
     )
     try:
         await stop.wait()
@@ -35,7 +45,7 @@ async def _serve(config: Config) -> int:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await running.stop()
+        await stack.stop()
     return 0
 
 
@@ -44,10 +54,11 @@ def handler(args: argparse.Namespace, config: Config) -> int:
     asyncio.set_event_loop(loop)
     install_reactor(loop)
     try:
-        return loop.run_until_complete(_serve(config))
+        return loop.run_until_complete(_serve(config, args.hub_name))
     finally:
         loop.close()
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    add_command(sub, "serve", handler, "run the hub: AMI, call tracking, screen pops, consoles")
+    p = add_command(sub, "serve", handler, "run the hub: AMI, screen pops, consoles, dialer, surveys, outbox")
+    p.add_argument("--hub-name", default="hub-1", help="this hub's name when several share a database")
