@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from crm_bridge.db import run_db
 from cti.ami.message import AmiMessage
+from cti.hub import actions
 from cti.hub import db as hubdb
 from cti.hub.calls import CallBook, CallRecord, iso
 from cti.hub.lookups import PopLookups
@@ -125,6 +126,8 @@ class HubServer:
         from cti.hub.tracking import TrackerEvents
 
         self.events = TrackerEvents(self)
+        self.wrap_paused: set[str] = set()
+        """Agents the hub paused for wrap-up (and will unpause)."""
         self.listeners: list[Callable[[DomainEvent], None]] = []
         """Other services fed every domain event after the hub's own reactions (the dialer runner)."""
 
@@ -401,6 +404,22 @@ class HubServer:
                 ErrorCode.PBX_ERROR, f"{action.get('Action')}: {first.get('Message') or 'error'}"
             )
         return replies
+
+    async def wrapup_pause(self, agent: AgentInfo, paused: bool) -> None:
+        """Pause (reason ``wrap-up``) or unpause an agent around their wrap-up."""
+        if paused:
+            self.wrap_paused.add(agent.code)
+        elif agent.code not in self.wrap_paused:
+            return
+        else:
+            self.wrap_paused.discard(agent.code)
+            view = self.tracker.agent(agent.interface)
+            if view is not None and view.pause_reason and view.pause_reason != "wrap-up":
+                return  # the agent paused themselves meanwhile (break, lunch...): leave it
+        try:
+            await self.send_action(actions.queue_pause(agent.interface, paused, "wrap-up" if paused else ""))
+        except ProtocolError as exc:
+            log.info("wrap-up %s of %s failed: %s", "pause" if paused else "unpause", agent.code, exc.message)
 
     # ------------------------------------------------------------------ AMI feed
     def on_ami_message(self, msg: AmiMessage) -> None:

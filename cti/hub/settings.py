@@ -40,6 +40,10 @@ class HubSettings:
         ("d", "do-not-call"),
     )
     abandon_cap: float = 0.03
+    wrapup_pause: bool = True
+    """Pause an agent (reason ``wrap-up``) in the queue when their call ends, until they
+    send ``wrapup`` or the tracker's wrap-up timeout passes — so the queue does not ring a
+    person who is still writing notes. Off for PBXs that enforce ``wrapuptime`` themselves."""
 
     postcall_survey_queues: tuple[str, ...] = ()
     """Queues whose callers go to the post-call survey when the agent hangs up."""

@@ -21,6 +21,7 @@ from cti.screenpop import Pop
 from cti.tracker import (
     AgentRinging,
     AgentRingStopped,
+    AgentState,
     AgentStateChanged,
     CallAbandoned,
     CallAnswered,
@@ -262,6 +263,9 @@ class TrackerEvents:
         hub.calls.ended(rec, ev.at)
         self._persist(rec, ended_at=ev.at, hangup_by=rec.hangup_by)
         self._push(rec, rec.agent_code)
+        agent = self._agent(ev.interface)
+        if agent is not None and hub.settings.wrapup_pause and hub.sessions.logged_in(agent.code):
+            hub.spawn(hub.wrapup_pause(agent, True), f"wrapup-pause-{agent.code}")
         acts = hub.postcall_actions(rec) if ev.hung_up_by is Party.AGENT else None
         if acts:
             hub.spawn(self._to_survey(rec, acts), f"survey-{rec.call_id}")
@@ -334,4 +338,7 @@ class TrackerEvents:
     def on_agent_state(self, ev: AgentStateChanged) -> None:
         agent = self._agent(ev.interface)
         if agent is not None:
+            if ev.previous is AgentState.WRAP_UP and agent.code in self.hub.wrap_paused:
+                # Wrap-up timed out without a disposition: give the agent back to the queue.
+                self.hub.spawn(self.hub.wrapup_pause(agent, False), f"wrapup-unpause-{agent.code}")
             self.hub.push_agent_state(agent)

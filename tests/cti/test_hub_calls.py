@@ -80,6 +80,13 @@ async def test_inbound_pop_answer_hangup_wrapup(sqlite_url: str) -> None:
             "agent_state", lambda d: d["state"] == "available" and d["calls_today"] == 1
         )
         assert avail["talk_s_today"] >= 0
+        # While wrapping up the agent was paused in the queue (reason wrap-up), then unpaused.
+        pauses = [
+            (m.get("Paused"), m.get("PausedReason") or m.get("Reason") or "")
+            for m in st.sim.events
+            if m.name == "QueueMemberPause" and m.get("Interface") == IFACE["1001"]
+        ]
+        assert ("1", "wrap-up") in pauses and pauses[-1][0] == "0"
         with pytest.raises(ProtocolError) as err:
             await c1.request("wrapup", call_id=call.linkedid, disposition="no-such-code")
         assert err.value.code is ErrorCode.BAD_REQUEST

@@ -179,4 +179,6 @@ async def wrapup(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     if rec is not None:
         rec.wrapped_up.add(agent.code)
     hub.dispatch_events(hub.tracker.end_wrap_up(agent.interface, hub.clock()))
+    if agent.code in hub.wrap_paused:
+        await hub.wrapup_pause(agent, False)
     return {"attempt_id": attempt_id}
