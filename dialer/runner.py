@@ -349,8 +349,10 @@ class CampaignRunner:
         wrap: list[float] = []
         talk: list[float] = []
         for a in self.agents():
-            if camp.queue not in a.queues or camp.queue in a.paused_queues:
+            if camp.queue not in a.queues:
                 continue
+            if camp.queue in a.paused_queues and a.state is not AgentState.WRAP_UP:
+                continue  # paused for a reason of their own; a wrap-up pause ends by itself
             if a.state is AgentState.AVAILABLE:
                 free += 1
             elif a.state is AgentState.WRAP_UP:
