@@ -240,7 +240,9 @@ class Profile:
     def parse(cls, data: Record) -> Profile:
         member = data.get("member") if isinstance(data.get("member"), Mapping) else data
         assert isinstance(member, Mapping)
-        phones = _first(member, "phones_masked", "phones")
+        phones = _first(data, "phones_masked", "phones")
+        if phones is None:
+            phones = _first(member, "phones_masked", "phones")
         if isinstance(phones, list):
             phone_list = tuple(
                 _str(p.get("number_masked") or p.get("e164") or p.get("masked"))

@@ -69,6 +69,11 @@ class RedeemDialog(ModalScreen[dict[str, Any] | None]):
             cost = int(item.get("points_cost", 0))
             options.add_option(Option(f"{cost:>7,}  {name}", id=code, disabled=cost > self.balance))
         self.query_one("#quote", Static).update("Pick an item (Enter) for a quote.")
+        enabled = [
+            i for i in range(options.option_count) if not options.get_option_at_index(i).disabled
+        ]
+        if enabled:
+            options.highlighted = enabled[0]
         options.focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

@@ -22,7 +22,7 @@ from crm_bridge.purchases import record_purchase
 from cti.ami.client import AmiClient
 from cti.hub import HubServer, HubSettings
 from cti.pbxsim import AgentSpec, InboundSpec, PbxSimulator, QueueSpec, Scenario
-from cti.pbxsim.scenario import fixed
+from cti.pbxsim.scenario import NumberOverride, fixed
 from cti.tracker import Tracker
 
 PASSWORD = "consolepw1"
@@ -81,7 +81,9 @@ def seed(engine: Engine) -> Seed:
         member("zhang", "Zhang San", "+8613600136000", "1002", points=100)
         s.add(RewardItem(code="MUG", name="Mug", name_zh="杯子", points_cost=1200))
         s.flush()
-        record_purchase(s, liwei, Decimal("399.00"), now - dt.timedelta(days=8), "外套", "上海南京西路店")
+        record_purchase(
+            s, liwei, Decimal("399.00"), now - dt.timedelta(days=8), "外套", "上海南京西路店"
+        )
     return out
 
 
@@ -93,9 +95,12 @@ def scenario() -> Scenario:
     )
     return Scenario(
         time_scale=0.2,
-        queues=(QueueSpec("members", exten="8000", members=("1001",), timeout=60.0, max_wait=600.0),),
+        queues=(
+            QueueSpec("members", exten="8000", members=("1001",), timeout=60.0, max_wait=600.0),
+        ),
         agents=agents,
         inbound=InboundSpec(patience=fixed(600.0)),
+        overrides={LI_WEI: NumberOverride(outcome="answer", ring_time=0.3, talk_time=600.0)},
     )
 
 
@@ -151,7 +156,9 @@ async def until(pred: Callable[[], Any], within: float = 10.0, what: str = "") -
         await asyncio.sleep(0.02)
 
 
-async def settle(pilot: Pilot[Any], pred: Callable[[], Any], within: float = 10.0, what: str = "") -> None:
+async def settle(
+    pilot: Pilot[Any], pred: Callable[[], Any], within: float = 10.0, what: str = ""
+) -> None:
     """Wait for a condition while the app processes messages (bounded)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -159,6 +166,11 @@ async def settle(pilot: Pilot[Any], pred: Callable[[], Any], within: float = 10.
         if loop.time() > deadline:
             raise TimeoutError(f"timed out waiting for {what or pred}")
         await pilot.pause(0.02)
+
+
+async def type_text(pilot: Pilot[Any], text: str) -> None:
+    """Type ASCII text key by key (spaces included)."""
+    await pilot.press(*("space" if ch == " " else ch for ch in text))
 
 
 async def log_in(pilot: Pilot[Any], agent: str, password: str = PASSWORD) -> None:
