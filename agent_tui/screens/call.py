@@ -76,7 +76,7 @@ class CallDesk(MemberScreen, inherit_bindings=False):
                     yield TextArea("", id="notes", soft_wrap=True, show_line_numbers=False)
 
     def on_mount(self) -> None:
-        self.query_one("#call-view").display = False
+        # Hidden by the theme (#call-view { display: none }) until the first pop.
         self.set_interval(1.0, self._render_call)
 
     @property

@@ -47,8 +47,11 @@ async def test_pop_notes_reconnect_inquiry_redeem_wrapup(stack: Stack) -> None:
         assert app.screen is home  # shown in place: no screen switch
 
         # Notes typed while ringing survive the hub dropping us.
+        notes = home.query_one("#notes", TextArea)
+        await settle(pilot, lambda: notes.region.width > 0, what="notes laid out")
         await pilot.click("#notes")
         await type_text(pilot, "wants a mug")
+        await settle(pilot, lambda: app.book.notes.get(call.linkedid) == "wants a mug")
         statuses: list[str] = []
         assert app.client is not None
         app.client.on_status(statuses.append)
@@ -60,7 +63,6 @@ async def test_pop_notes_reconnect_inquiry_redeem_wrapup(stack: Stack) -> None:
         await settle(pilot, lambda: app.hub_status == "connected", what="reconnected")
         assert not home.query_one(HubBanner).has_class("-down")
         await pilot.pause(0.2)  # the hub re-pushes state and calls after login
-        notes = home.query_one("#notes", TextArea)
         assert notes.text == "wants a mug"
         await type_text(pilot, " later")
         assert app.book.notes[call.linkedid] == "wants a mug later"

@@ -17,7 +17,7 @@ def _text(widget: object) -> str:
     from rich.text import Text
 
     assert isinstance(widget, StateBar | HubBanner | Static)
-    rendered = widget.render() if not isinstance(widget, Static) else widget.render()
+    rendered = widget.render()
     return rendered.plain if isinstance(rendered, Text) else str(rendered)
 
 
