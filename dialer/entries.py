@@ -262,8 +262,13 @@ def finish_attempt(
     return True
 
 
-def in_flight(session: Session, campaign_id: int | None = None) -> list[tuple[int, str]]:
-    """(entry id, channel id) of attempts recorded but without an outcome yet."""
+def in_flight(
+    session: Session, campaign_id: int | None = None, owner: str | None = None
+) -> list[tuple[int, str]]:
+    """(entry id, channel id) of attempts recorded but without an outcome yet.
+
+    ``owner``: only those of entries this hub leased (other hubs' calls are on other PBXs).
+    """
     stmt = select(CallAttempt.entry_id, CallAttempt.channel_id).where(
         CallAttempt.direction == Direction.OUTBOUND,
         CallAttempt.outcome.is_(None),
@@ -272,6 +277,10 @@ def in_flight(session: Session, campaign_id: int | None = None) -> list[tuple[in
     )
     if campaign_id is not None:
         stmt = stmt.where(CallAttempt.campaign_id == campaign_id)
+    if owner is not None:
+        stmt = stmt.join(CallListEntry, CallListEntry.id == CallAttempt.entry_id).where(
+            CallListEntry.lease_owner == owner
+        )
     return [(e, c) for e, c in session.execute(stmt) if e is not None and c is not None]
 
 
@@ -281,14 +290,17 @@ def recover_interrupted(
     now: dt.datetime,
     policy: RetryPolicy,
     on_exhausted: ExhaustedHook | None = None,
+    owner: str | None = None,
 ) -> list[str]:
     """After a restart: attempts whose channel is not alive on the PBX become ``interrupted``.
 
     Returns the channel ids still alive (the caller keeps tracking those). Never redials.
+    ``owner``: only this hub's attempts — with several hubs, another hub's live call is
+    not on our PBX and must not be declared interrupted (None = every attempt).
     """
     live = set(live_channel_ids)
     still_alive: list[str] = []
-    for _entry_id, channel_id in in_flight(session):
+    for _entry_id, channel_id in in_flight(session, owner=owner):
         prefix_alive = any(c == channel_id or c.startswith(channel_id) for c in live)
         if prefix_alive:
             still_alive.append(channel_id)

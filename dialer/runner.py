@@ -203,6 +203,7 @@ class CampaignRunner:
             now,
             self.settings.policy,
             self.on_exhausted,
+            self.settings.owner,
         )
         if alive:
             talking = {a.conversation_id: a.interface for a in self.agents() if a.conversation_id}

@@ -93,6 +93,8 @@ class Stack:
     fallback: FallbackRuntime
     web: Any
     """The twisted.web listening port."""
+    bus: Any = None
+    """The cross-hub LISTEN/NOTIFY bus (:class:`cti.hub.bus.HubBus`), on PostgreSQL only."""
     worker_stop: asyncio.Event = field(default_factory=asyncio.Event)
     worker_task: asyncio.Task[Any] | None = None
     runner_start: asyncio.Task[Any] | None = None
@@ -111,6 +113,8 @@ class Stack:
                 await asyncio.wait_for(self.worker_task, 10)
         with contextlib.suppress(Exception):
             await self.runner.stop()
+        if self.bus is not None:
+            await self.bus.stop()
         await self.hub.stop()
         with contextlib.suppress(Exception):
             await self.surveys.close()
@@ -179,6 +183,12 @@ async def start_stack(
     )
     hub.hub.listeners.append(camp_runner.on_event)
     stack = Stack(config, engine, hub, camp_runner, surveys, fallback, web)
+    if engine.dialect.name == "postgresql":
+        # Scale-out: pops for consoles on other hubs and the whole-centre wallboard.
+        from cti.hub.bus import BusSettings, HubBus, libpq_url
+
+        stack.bus = HubBus(hub.hub, libpq_url(engine.url), BusSettings(hub_name=owner))
+        stack.bus.start()
 
     async def start_runner() -> None:
         # Recovery needs the PBX: wait for the first AMI login (the client retries forever).

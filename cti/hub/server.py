@@ -130,6 +130,8 @@ class HubServer:
         """Agents the hub paused for wrap-up (and will unpause)."""
         self.listeners: list[Callable[[DomainEvent], None]] = []
         """Other services fed every domain event after the hub's own reactions (the dialer runner)."""
+        self.wallboard_merge: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        """Adds other hubs' slices to the wallboard (set by the cross-hub bus)."""
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, reactor: Any = None) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cti.hubproto.framing import encode
 
@@ -94,12 +94,22 @@ class Connection:
         return f"<Connection {self.peer} agent={who}>"
 
 
+class RemoteSessions(Protocol):
+    """Consoles on other hubs (scale-out: :class:`cti.hub.bus.HubBus`)."""
+
+    def present(self, code: str) -> bool: ...
+
+    def forward(self, code: str, name: str, data: dict[str, Any]) -> bool: ...
+
+
 class SessionRegistry:
     """Every open connection, and the logged-in ones by agent code."""
 
     def __init__(self) -> None:
         self._all: set[Connection] = set()
         self._by_agent: dict[str, set[Connection]] = {}
+        self.remote: RemoteSessions | None = None
+        """Set by the cross-hub bus: pushes for agents with no console here go there."""
 
     def add(self, conn: Connection) -> None:
         self._all.add(conn)
@@ -133,9 +143,15 @@ class SessionRegistry:
     def logged_in(self, code: str) -> bool:
         return bool(self._by_agent.get(code))
 
+    def logged_in_anywhere(self, code: str) -> bool:
+        """Here, or (with a cross-hub bus) on another hub."""
+        return self.logged_in(code) or (self.remote is not None and self.remote.present(code))
+
     def push_to_agent(self, code: str, name: str, data: dict[str, Any]) -> int:
         conns = self._by_agent.get(code)
         if not conns:
+            if self.remote is not None:
+                self.remote.forward(code, name, data)
             return 0
         for c in list(conns):
             c.push(name, data)

@@ -155,7 +155,7 @@ class TrackerEvents:
             hub.calls.reopened(rec)
             rec.hangup_by = None
             self._set_state(rec, "ringing", ev.at)
-        if hub.sessions.logged_in(agent.code):
+        if hub.sessions.logged_in_anywhere(agent.code):
             self.start_pop(rec, agent, ev.caller_num, ev.caller_name, ev.queue)
         self._push(rec, agent.code)
 

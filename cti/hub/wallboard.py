@@ -99,7 +99,7 @@ def wallboard_push(hub: HubServer) -> dict[str, Any]:
         hub.agent_view(info) for info in sorted(hub.agents_by_code.values(), key=lambda a: a.code)
     ]
     hist = list(hub.stats.history)
-    return {
+    data: dict[str, Any] = {
         **fig,
         "agents": agents,
         "abandon_cap": hub.settings.abandon_cap,
@@ -111,3 +111,4 @@ def wallboard_push(hub: HubServer) -> dict[str, Any]:
             "utilization": [h["utilization"] for h in hist],
         },
     }
+    return hub.wallboard_merge(data) if hub.wallboard_merge is not None else data
