@@ -44,7 +44,7 @@ async def wrapup_screen(pilot: Pilot[Any]) -> None:
     await pop_screen(pilot)
     app = pilot.app
     assert isinstance(app, ConsoleApp)
-    app.book.notes[R.CALL_UP["call_id"]] = "会员询问冬季外套预售；已说明积分抵扣规则。"
+    app.book.notes[str(R.CALL_UP["call_id"])] = "会员询问冬季外套预售；已说明积分抵扣规则。"
     app.handle_push("agent_state", {**R.AGENT_AVAILABLE, "state": "wrap_up", "since": R.at(23)})
     app.handle_push("call_state", R.CALL_ENDED)
     await pilot.pause()

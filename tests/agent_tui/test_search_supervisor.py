@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 from textual.widgets import DataTable, Input, Static
 
+from agent_tui.screens.campaigns import CampaignsScreen
 from agent_tui.screens.home import HomeScreen
 from agent_tui.screens.profile import ProfileScreen
 from agent_tui.screens.search import SearchScreen
@@ -83,18 +84,19 @@ async def test_supervisor_wallboard_campaigns_reassign_surveys(stack: Stack) -> 
 
         await pilot.press("c")
         await settle(pilot, lambda: app.screen.__class__.__name__ == "CampaignsScreen")
-        campaigns = app.screen
+        assert isinstance(app.screen, CampaignsScreen)
+        campaigns: CampaignsScreen = app.screen
         await pilot.press("n")
         await settle(pilot, lambda: app.screen.__class__.__name__ == "CampaignDialog")
         await type_text(pilot, "Follow up week")
         await pilot.press("ctrl+s")
         await settle(pilot, lambda: app.screen is campaigns and campaigns.campaigns, what="list")
-        assert campaigns.campaigns[0].name == "Follow up week"  # type: ignore[attr-defined]
-        assert campaigns.campaigns[0].status == "draft"  # type: ignore[attr-defined]
+        assert campaigns.campaigns[0].name == "Follow up week"
+        assert campaigns.campaigns[0].status == "draft"
         await pilot.press("s")
-        await settle(pilot, lambda: campaigns.campaigns[0].status == "running", what="started")  # type: ignore[attr-defined]
+        await settle(pilot, lambda: campaigns.campaigns[0].status == "running", what="started")
         await pilot.press("p")
-        await settle(pilot, lambda: campaigns.campaigns[0].status == "paused", what="paused")  # type: ignore[attr-defined]
+        await settle(pilot, lambda: campaigns.campaigns[0].status == "paused", what="paused")
         await pilot.press("escape")
 
         # Agent 1002 leaves: every member of theirs goes to 1001, after a confirmation.
