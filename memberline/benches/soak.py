@@ -70,6 +70,13 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid``."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _slope_per_min(points: list[tuple[float, float]]) -> float:
     """Least-squares slope (MiB per minute) of (seconds, MiB) points."""
     if len(points) < 2:
@@ -332,6 +339,7 @@ async def soak(args: argparse.Namespace, db: SoakDb, workdir: Path) -> dict[str,
         end = t0 + args.minutes * 60.0
         lag.read_new(since=float("inf"))  # drop start-up (login hashing) lag
         rtt_seen = 0
+        cpu_prev, t_prev = _cpu_s(proc.pid), t0
         next_sample = t0 + args.sample_s
         while True:
             await asyncio.sleep(max(0.0, min(next_sample, end) - time.monotonic()))
@@ -341,10 +349,15 @@ async def soak(args: argparse.Namespace, db: SoakDb, workdir: Path) -> dict[str,
             window = lag.read_new(since=t0)
             rtts = consoles.rtts_ms[rtt_seen:]
             rtt_seen = len(consoles.rtts_ms)
+            cpu_now = _cpu_s(proc.pid)
+            hub_cpu = round(100.0 * (cpu_now - cpu_prev) / max(1e-6, now - t_prev), 1)
+            cpu_prev, t_prev = cpu_now, now
             samples.append(
                 {
                     "t_s": round(now - t0, 1),
                     "rss_mib": _rss_mib(proc.pid),
+                    "hub_cpu_pct": hub_cpu,
+                    "load_avg_1m": round(os.getloadavg()[0], 2),
                     "loop_lag_p99_ms": _p(window, 0.99),
                     "loop_lag_max_ms": max(window) if window else None,
                     "state_rtt_p99_ms": _p(rtts, 0.99),
