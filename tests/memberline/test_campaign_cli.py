@@ -13,7 +13,8 @@ from memberline.cli import main
 def test_campaign_lifecycle_from_the_cli(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     engine = make_engine(sqlite_url)
     with session_scope(engine) as s:
-        m = Member(member_no="C1", name="周杰", joined_on=dt.date(2024, 1, 1), timezone="Asia/Shanghai")
+        joined = dt.date.today() - dt.timedelta(days=200)  # dormant 180-365 days: the win-back call list
+        m = Member(member_no="C1", name="周杰", joined_on=joined, timezone="Asia/Shanghai")
         m.phones.append(MemberPhone(e164="+8613911112222"))
         s.add(m)
     db = ["--db", sqlite_url]
