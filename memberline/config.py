@@ -95,6 +95,12 @@ class AmiConfig:
     """Dialplan context for member legs of click-to-dial and campaigns."""
     trunk: str = "Local/{number}@members-out/n"
     """Dial string template for calling a member's number."""
+    transfer_context: str = "agents"
+    """Dialplan context a blind transfer's target extension is dialled in."""
+    campaign_context: str = "campaign"
+    """Where answered dialer calls go: ``Queue(<queue>,,,,2)`` then the safe-harbour message."""
+    survey_context: str = "surveys"
+    """Where answered IVR-campaign calls go: exten = survey name, runs the survey FastAGI."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,8 @@ class CallingConfig:
     retry_failed_s: int = 86400
     no_redial_after_abandon_s: int = 72 * 3600
     max_attempts_per_member_per_day: int = 2
+    postcall_survey_queues: tuple[str, ...] = ()
+    """Queues whose callers are transferred into the satisfaction survey when the agent hangs up."""
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ def hub_settings(config: Config, **overrides: Any) -> HubSettings:
         pause_reasons=c.pause_reasons,
         dispositions=c.dispositions,
         abandon_cap=c.abandon_cap,
+        transfer_context=a.transfer_context,
+        postcall_survey_queues=c.postcall_survey_queues,
     )
     return dataclasses.replace(settings, **overrides) if overrides else settings
 

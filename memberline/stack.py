@@ -69,6 +69,8 @@ def runner_settings(config: Config, owner: str) -> RunnerSettings:
         window=CallingWindow.parse(config.calling.window_start, config.calling.window_end),
         policy=retry_policy(config),
         trunk=config.ami.trunk,
+        campaign_context=config.ami.campaign_context,
+        ivr_context=config.ami.survey_context,
     )
 
 
