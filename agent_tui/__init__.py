@@ -1,1 +1,20 @@
-"""agent_tui."""
+"""The agent / supervisor console (Textual): ``memberline console --hub HOST:PORT``.
+
+Talks only to the hub, through :mod:`cti.hubproto` (no database, no AMI).
+
+Layout: :mod:`agent_tui.app` (connection worker, push routing), ``screens/`` (login,
+home + call view, profile, wrap-up, search, supervisor screens), ``dialogs/``
+(``ModalScreen[T]`` forms), ``widgets/`` (status bar and banner, member profile, charts),
+:mod:`agent_tui.model` and :mod:`agent_tui.calls` (pure data), ``theme.tcss`` (the one
+theme, theme variables only).
+
+Keys (the footer shows those that apply):
+
+- home: p pause (reason picker), u unpause, l / o queue in / out, s or / search,
+  a current call; supervisors also m maintainers, c campaigns, w wallboard, v surveys
+- call (pop): F8 hang up, F6 transfer, F9 wrap-up, F2 inquiry, F3 complaint,
+  F4 callback, F5 redeem points, F7 dial, Esc hide the call view
+- wrap-up: the configured disposition hotkeys (or Enter), F4 callback
+- search: Enter search / open profile, F7 dial, ctrl+f search box, Esc back
+- everywhere: ctrl+q quit, ctrl+t light/dark theme; dialogs: ctrl+s save, Esc cancel
+"""
