@@ -53,6 +53,30 @@ from dialer.fallback.rules import (
 log = logging.getLogger(__name__)
 
 T = cast(Table, OutboxMessage.__table__)
+M = cast(Table, Member.__table__)
+P = cast(Table, MemberPhone.__table__)
+_ROW_COLS = (
+    T.c.id,
+    T.c.idempotency_key,
+    T.c.purpose,
+    T.c.member_id,
+    T.c.channel,
+    T.c.to_address,
+    T.c.locale,
+    T.c.payload,
+    T.c.attempts,
+)
+_MEMBER_COLS = (
+    M.c.id,
+    M.c.name,
+    M.c.member_no,
+    M.c.tier,
+    M.c.points_balance,
+    M.c.timezone,
+    M.c.consent_sms,
+    M.c.consent_email,
+    M.c.email_invalid,
+)
 BODY_KEY = "_body"
 """Payload key: the SMS text as sent (recovery matches the provider's copy against it)."""
 
@@ -142,25 +166,24 @@ def lease_batch(
         )
         if not getattr(res, "rowcount", 0):
             return []
-    rows = list(
-        session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.lease_owner == owner, OutboxMessage.status == OutboxStatus.LEASED)
-            .order_by(OutboxMessage.id)
-        )
-    )
+    # Core reads and executemany writes: no ORM objects, no unit-of-work flush per row.
+    rows = session.execute(
+        select(*_ROW_COLS)
+        .where(T.c.lease_owner == owner, T.c.status == OutboxStatus.LEASED.value)
+        .order_by(T.c.id)
+    ).all()
     if not rows:
         return []
     member_ids = sorted({r.member_id for r in rows})
-    q = select(Member).where(Member.id.in_(member_ids)).order_by(Member.id)
+    q = select(*_MEMBER_COLS).where(M.c.id.in_(member_ids)).order_by(M.c.id)
     if pg:
         q = q.with_for_update()
-    members = {m.id: m for m in session.scalars(q)}
+    members: dict[int, Any] = {m.id: m for m in session.execute(q)}
     bad_phones = {
-        (p.member_id, p.e164)
-        for p in session.scalars(
-            select(MemberPhone).where(
-                MemberPhone.member_id.in_(member_ids), MemberPhone.invalid.is_(True)
+        (mid, e164)
+        for mid, e164 in session.execute(
+            select(P.c.member_id, P.c.e164).where(
+                P.c.member_id.in_(member_ids), P.c.invalid.is_(True)
             )
         )
     }
@@ -175,7 +198,7 @@ def lease_batch(
     ):
         if rid not in row_ids and at is not None:
             sent_times[mid].append(at if at.tzinfo else at.replace(tzinfo=dt.UTC))
-    siblings: dict[str, OutboxMessage] = {}
+    siblings: dict[str, Any] = {}
     gated = [
         sibling_key(r.idempotency_key, Channel.SMS)
         for r in rows
@@ -184,35 +207,39 @@ def lease_batch(
     if gated:
         siblings = {
             s.idempotency_key: s
-            for s in session.scalars(
-                select(OutboxMessage).where(OutboxMessage.idempotency_key.in_(gated))
+            for s in session.execute(
+                select(T.c.idempotency_key, T.c.status, T.c.sent_at).where(
+                    T.c.idempotency_key.in_(gated)
+                )
             )
         }
     jobs: list[Job] = []
-    skipped_sms: list[OutboxMessage] = []
+    skipped_sms: list[str] = []
+    undecided: list[dict[str, Any]] = []
+    sms_sent: list[dict[str, Any]] = []
+    email_sent: list[dict[str, Any]] = []
     for row in rows:
         member = members.get(row.member_id)
         verdict = _decide(row, member, now, rules, bad_phones, sent_times, siblings)
         if verdict is not None:
             kind, when, reason = verdict
-            row.lease_owner = None
-            row.lease_expires_at = None
-            row.last_error = reason
-            if kind == "skip":
-                row.status = OutboxStatus.SKIPPED
-                row.next_attempt_at = None
-                if row.channel is Channel.SMS:
-                    skipped_sms.append(row)
-            else:
-                row.status = OutboxStatus.PENDING
-                row.next_attempt_at = when
+            skip = kind == "skip"
+            undecided.append(
+                {
+                    "b_id": row.id,
+                    "b_status": (OutboxStatus.SKIPPED if skip else OutboxStatus.PENDING).value,
+                    "b_next": None if skip else when,
+                    "b_err": reason,
+                }
+            )
+            if skip and row.channel is Channel.SMS:
+                skipped_sms.append(row.idempotency_key)
             continue
         assert member is not None
-        row.sent_at = now  # counts towards today's cap from now on
-        sent_times[member.id].append(now)
+        sent_times[member.id].append(now)  # counts towards today's cap from now on
         if row.channel is Channel.SMS:
             body = sms_body(content, member, row)
-            row.payload = {**(row.payload or {}), BODY_KEY: body}
+            sms_sent.append({"b_id": row.id, "b_payload": {**(row.payload or {}), BODY_KEY: body}})
             jobs.append(
                 Job(
                     row.id,
@@ -226,6 +253,7 @@ def lease_batch(
             )
         else:
             msg = email_message(content, member, row, now)
+            email_sent.append({"b_id": row.id})
             jobs.append(
                 Job(
                     row.id,
@@ -237,21 +265,48 @@ def lease_batch(
                     email=msg,
                 )
             )
+    conn = session.connection()
+    by_id = T.c.id == bindparam("b_id")
+    if undecided:
+        conn.execute(
+            update(T)
+            .where(by_id)
+            .values(
+                status=bindparam("b_status"),
+                next_attempt_at=bindparam("b_next"),
+                last_error=bindparam("b_err"),
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            ),
+            undecided,
+        )
+    if sms_sent:
+        conn.execute(
+            update(T)
+            .where(by_id)
+            .values(sent_at=now, payload=bindparam("b_payload"), updated_at=now),
+            sms_sent,
+        )
+    if email_sent:
+        conn.execute(update(T).where(by_id).values(sent_at=now, updated_at=now), email_sent)
     if skipped_sms:
-        release_email_siblings(session, [r.idempotency_key for r in skipped_sms], now)
+        release_email_siblings(session, skipped_sms, now)
     return jobs
 
 
 def _decide(
-    row: OutboxMessage,
-    member: Member | None,
+    row: Any,
+    member: Any,
     now: dt.datetime,
     rules: RulesConfig,
     bad_phones: set[tuple[int, str]],
     sent_times: dict[int, list[dt.datetime]],
-    siblings: dict[str, OutboxMessage],
+    siblings: dict[str, Any],
 ) -> tuple[str, dt.datetime | None, str] | None:
-    """None = send now; else ("skip" | "defer" | "hold", when, reason)."""
+    """``row``: an outbox row (ORM object or Core row), ``member``: a members row or None.
+
+    None = send now; else ("skip" | "defer" | "hold", when, reason)."""
     if member is None:
         return ("skip", None, "member gone")
     if row.channel is Channel.SMS:
@@ -282,9 +337,9 @@ def _decide(
 
 
 def _gate(
-    row: OutboxMessage,
+    row: Any,
     order: OrderPolicy,
-    siblings: dict[str, OutboxMessage],
+    siblings: dict[str, Any],
     now: dt.datetime,
     rules: RulesConfig,
 ) -> tuple[str, dt.datetime | None, str] | None:
