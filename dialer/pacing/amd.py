@@ -53,6 +53,8 @@ class AmdGovernor:
         }[mode]
         self._live_passed = 0.0  # live answers AMD called "human" (agents confirm)
         self._live_flagged = 0.0  # live answers AMD called "machine", weighted by 1/verify prob
+        self._flagged_verified = 0  # "machine" verdicts an agent saw
+        self._flagged_live = 0  # ... that were live people
         self.reason = f"AMD {mode.value}"
 
     @property
@@ -74,15 +76,10 @@ class AmdGovernor:
         upper = p + self.config.z * math.sqrt(p * (1.0 - p) / (n + 2.0))
         return p, upper
 
-    def live_given_machine_verdict(self, machine_share: float) -> float:
-        """Estimated P(live | verdict machine): how much an un-verified hang-up counts as an
-        abandon. ``machine_share`` is the measured share of machines among answers."""
-        fp, _ = self.false_positive_rate()
-        live_share = 1.0 - machine_share
-        flagged_live = fp * live_share
-        flagged_machine = machine_share * 0.9  # assume a decent detector; only a weight
-        total = flagged_live + flagged_machine
-        return flagged_live / total if total > 0 else 0.0
+    def live_given_machine_verdict(self) -> float:
+        """Estimated P(live | "machine" verdict), from the verdicts agents verified: how much an
+        un-verified hang-up counts as an abandoned live call (Beta(1, 1) prior)."""
+        return (self._flagged_live + 1.0) / (self._flagged_verified + 2.0)
 
     def record_verified(
         self, *, verdict_machine: bool, live: bool, verify_probability: float

@@ -226,8 +226,8 @@ class _Forecast:
         if wi or ti:
             rows = [wf[i] for i in wi] + [tf[i] for i in ti]
             vrows = [wv[i] for i in wi] + [tv[i] for i in ti]
-            sup_mu = [free + x for x in map(sum, zip(*rows))]
-            sup_var = list(map(sum, zip(*vrows)))
+            sup_mu: list[float] = [free + x for x in map(sum, zip(*rows, strict=False))]
+            sup_var: list[float] = list(map(sum, zip(*vrows, strict=False)))
         else:
             sup_mu = [float(free)] * (h + 1)
             sup_var = [0.0] * (h + 1)
@@ -237,8 +237,10 @@ class _Forecast:
         ri = [min(int(e), nr) for e in snap.inflight_elapsed_s]
         queued = snap.queued
         if ri:
-            dem_mu = [queued + x for x in map(sum, zip(*[rr[i] for i in ri]))]
-            dem_var = list(map(sum, zip(*[rv[i] for i in ri])))
+            dem_mu: list[float] = [
+                queued + x for x in map(sum, zip(*[rr[i] for i in ri], strict=False))
+            ]
+            dem_var: list[float] = list(map(sum, zip(*[rv[i] for i in ri], strict=False)))
         else:
             dem_mu = [float(queued)] * (h + 1)
             dem_var = [0.0] * (h + 1)
@@ -263,7 +265,9 @@ class _Forecast:
         """Expected live abandons ~ live share x expected overflow-seconds / patience."""
         total = 0.0
         sqrt, exp, erf = math.sqrt, math.exp, math.erf
-        for bm, bv, nm, nv in zip(self.base_mu, self.base_var, self.new_mu, self.new_var, strict=True):
+        for bm, bv, nm, nv in zip(
+            self.base_mu, self.base_var, self.new_mu, self.new_var, strict=True
+        ):
             mu = bm + n * nm
             var = bv + n * nv
             if var <= 1e-12:

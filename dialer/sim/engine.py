@@ -249,8 +249,7 @@ class Simulation:
             del self.inflight[cid]
             del self.calls[cid]
             self.estimator.record_attempt(reached_queue=False)
-            machine_share = 1.0 - self.estimator.live.mean
-            est = gov.live_given_machine_verdict(machine_share)
+            est = gov.live_given_machine_verdict()
             self._count(est, est)
             if call.outcome == _LIVE:
                 idx = call.live_index
