@@ -183,8 +183,8 @@ def merge_wallboard(local: dict[str, Any], slices: list[RemoteSlice]) -> dict[st
 def _member_ids(data: dict[str, Any]) -> list[int]:
     ids: list[int] = []
     profile = data.get("profile")
-    if isinstance(profile, dict):
-        mid = profile.get("member_id", profile.get("id"))
+    if isinstance(profile, dict) and isinstance(profile.get("member"), dict):
+        mid = profile["member"].get("id")
         if isinstance(mid, int):
             ids.append(mid)
     for m in data.get("matches") or []:
