@@ -275,7 +275,7 @@ class HubServer:
         conn.requests.put_nowait(msg)
 
     async def _serve(self, conn: Connection) -> None:
-        while True:
+        while conn.open:  # not `True`: a cancel swallowed by 3.11's wait_for must not leak us
             msg = await conn.requests.get()
             await self.handle_request(conn, msg)
 
