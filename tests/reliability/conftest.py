@@ -1,0 +1,18 @@
+"""The reliability suite runs on SQLite only (the faults it injects are not engine-specific;
+PostgreSQL behaviour is covered by the package suites)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+
+from crm_bridge.db import make_engine
+
+
+@pytest.fixture
+def engine(sqlite_url: str) -> Iterator[Engine]:
+    eng = make_engine(sqlite_url)
+    yield eng
+    eng.dispose()
