@@ -20,6 +20,7 @@ typed, so a hub reconnect (which re-sends the pop) keeps them.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import ClassVar
 
@@ -33,6 +34,7 @@ from textual.widgets import Label, Static, TextArea
 
 from agent_tui.model import CallState, MemberSummary, Profile, ScreenPop, format_duration
 from agent_tui.screens.member import MemberScreen
+from agent_tui.widgets.member import HistoryTabs
 
 CALL_ACTIONS = frozenset({"hangup", "transfer", "wrapup", "hide_call"})
 
@@ -53,11 +55,14 @@ class CallDesk(MemberScreen, inherit_bindings=False):
     ]
 
     class PopShown(Message):
-        """Posted once a pop has been painted (after the refresh): pop latency ends here."""
+        """A pop's first frame is on screen (``painted_at``, perf_counter); its history
+        table follows in the next frame (``history_at``)."""
 
-        def __init__(self, call_id: str) -> None:
+        def __init__(self, call_id: str, painted_at: float, history_at: float) -> None:
             super().__init__()
             self.call_id = call_id
+            self.painted_at = painted_at
+            self.history_at = history_at
 
     def __init__(self) -> None:
         super().__init__(None)
@@ -99,15 +104,26 @@ class CallDesk(MemberScreen, inherit_bindings=False):
         self.call_id = pop.call_id
         self.profile = pop.profile
         self._asked = False
-        self.set_profile(pop.profile)
+        # Header, next best action, call bar and notes go out in the first frame; the
+        # history table (the costliest part to draw) is emptied now and filled right after.
+        self.set_profile(pop.profile, defer_history=True)
         self.query_one("#notes", TextArea).text = self.console.book.notes.get(self.call_id, "")
         self._render_call()
         if not self.call_visible:
             self.set_call_visible(True)
-        call_id = self.call_id
-        self.call_after_refresh(lambda: self.post_message(self.PopShown(call_id)))
+        self.call_after_refresh(self._after_first_frame, pop)
+
+    def _after_first_frame(self, pop: ScreenPop) -> None:
+        painted_at = time.perf_counter()
+        if pop is not self.pop:
+            return
+        history = self.query_one(HistoryTabs)
+        history.fill_visible()
+        self.call_after_refresh(
+            lambda: self.post_message(self.PopShown(pop.call_id, painted_at, time.perf_counter()))
+        )
         if pop.profile is None:
-            self.call_after_refresh(self._ask_member)
+            self._ask_member()
 
     def update_pop(self, pop: ScreenPop) -> None:
         """The hub re-sent the pop (e.g. after a reconnect): refresh, keep the notes."""

@@ -62,12 +62,12 @@ class MemberScreen(Screen[None]):
     def caller_label(self) -> str:
         return ""
 
-    def set_profile(self, profile: Profile | None) -> None:
+    def set_profile(self, profile: Profile | None, *, defer_history: bool = False) -> None:
         had_member = self.profile is not None
         self.profile = profile
         self.query_one(ProfileHeader).show(profile, self.caller_label())
         self.query_one(NextBestAction).show(profile)
-        self.query_one(HistoryTabs).show(profile)
+        self.query_one(HistoryTabs).show(profile, defer=defer_history)
         if had_member != (profile is not None):
             self.refresh_bindings()  # rebuilds the footer: only when member keys change
 

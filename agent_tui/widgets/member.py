@@ -208,12 +208,21 @@ class HistoryTabs(Widget):
                     else:
                         yield DataTable(id=f"table-{key}", cursor_type="row", zebra_stripes=True)
 
-    def show(self, profile: Profile | None) -> None:
-        """Fill the visible tab now; the others when they are first opened (keeps pops fast)."""
+    def show(self, profile: Profile | None, *, defer: bool = False) -> None:
+        """Show a profile's history: the visible tab now (or, with ``defer``, emptied now
+        and filled by :meth:`fill_visible` once the pop's first frame is out), the other
+        tabs when they are first opened. Never shows a previous caller's rows."""
         self._profile = profile
         self._dirty = set(TABS)
         balance = f"Balance {profile.points:,} points" if profile is not None else ""
         self.query_one("#points-balance", Static).update(balance)
+        if defer:
+            for table in self.query(DataTable):
+                table.clear()
+        else:
+            self.fill_visible()
+
+    def fill_visible(self) -> None:
         active = self.query_one(TabbedContent).active.removeprefix("tab-")
         self._fill(active or "purchases")
 
