@@ -60,7 +60,8 @@ class VicidialPolicy:
     ``level = clamp(level * (1 + m), 1.0, max)``; over 20 calls in the last minute with more
     than half dropped: halve; over 50 calls today and the drop % since the start of the day
     above the limit: the taper (nothing before 11:00, the level pinned to 1.0 after).
-    Every 2.5 s: ``goal = round(level * (ready + in-call agents)) - calls in progress``.
+    Every 2.5 s: ``goal = round(level * (ready + in-call agents)) - calls in progress`` (calls
+    ringing, waiting, or connected to an agent).
     Its drop % sees only calls that reached the agent queue (AMD hang-ups are not drops).
     """
 
@@ -86,7 +87,9 @@ class VicidialPolicy:
         if self._ticks * cfg.place_every_s >= cfg.update_every_s:
             self._update(sim)
             self._ticks = 0
-        progress = len(sim.inflight) + waiting
+        # VICIdial's active calls include those already talking to an agent (its
+        # vicidial_auto_calls rows), so at level 1.0 this is one line per ready agent.
+        progress = len(sim.inflight) + waiting + in_call
         goal = round(self.level * (ready + in_call)) - progress
         return max(0, goal)
 
