@@ -1,5 +1,5 @@
-"""The reliability suite runs on SQLite only (the faults it injects are not engine-specific;
-PostgreSQL behaviour is covered by the package suites)."""
+"""``sqlite_engine``: a migrated SQLite database for the reliability tests whose faults are not
+engine-specific (PostgreSQL behaviour is covered by the package suites)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from crm_bridge.db import make_engine
 
 
 @pytest.fixture
-def engine(sqlite_url: str) -> Iterator[Engine]:
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
     eng = make_engine(sqlite_url)
     yield eng
     eng.dispose()

@@ -143,7 +143,10 @@ async def _wait(pred: object, within: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_fifty_consoles_with_reconnects_lose_no_pop_and_no_wrapup(engine: Engine) -> None:
+async def test_fifty_consoles_with_reconnects_lose_no_pop_and_no_wrapup(
+    sqlite_engine: Engine,
+) -> None:
+    engine = sqlite_engine
     members = seed_agents(engine)
     rng = random.Random(5)
     async with pbx_stack(engine, churn_scenario()) as stack:
@@ -225,6 +228,7 @@ async def test_fifty_consoles_with_reconnects_lose_no_pop_and_no_wrapup(engine: 
             await c.__aexit__(None, None, None)
         await proxy.stop()
         await _wait(lambda: len(hub.sessions) == 0, 10, "sessions back to 0")
+
         def leftovers() -> list[asyncio.Task[object]]:
             return [t for t in hub._tasks if t.get_name().startswith("console-")]
 
@@ -232,17 +236,20 @@ async def test_fifty_consoles_with_reconnects_lose_no_pop_and_no_wrapup(engine: 
             await _wait(lambda: not leftovers(), 5, "console worker tasks to end")
         except TimeoutError:
             import io
+
             out = io.StringIO()
             for t in leftovers():
                 t.print_stack(file=out)
-            raise AssertionError(f"{len(leftovers())} console workers left:\n{out.getvalue()}") from None
+            raise AssertionError(
+                f"{len(leftovers())} console workers left:\n{out.getvalue()}"
+            ) from None
         await hub.writer.flush()
 
     assert wrapups_sent == len(AGENTS) * ROUNDS
     with session_scope(engine) as s:
         rows = list(s.execute(select(CallAttempt.linkedid, CallAttempt.disposition,
                                      CallAttempt.notes, CallAttempt.member_id)))  # fmt: skip
-    by_call: dict[str, list[tuple[str | None, str | None, int | None]]] = {}
+    by_call: dict[str | None, list[tuple[str | None, str | None, int | None]]] = {}
     for linkedid, disp, notes, mid in rows:
         by_call.setdefault(linkedid, []).append((disp, notes, mid))
     for code, ids in calls.items():

@@ -150,7 +150,8 @@ async def _settled(hub: HubServer, sessions: int, within: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_random_frames_interleaved_with_valid_requests(engine: Engine) -> None:
+async def test_random_frames_interleaved_with_valid_requests(sqlite_engine: Engine) -> None:
+    engine = sqlite_engine
     seed(engine)
     scripts = collect_scripts(25)
     async with (
@@ -183,7 +184,8 @@ async def test_random_frames_interleaved_with_valid_requests(engine: Engine) -> 
         assert other.client.connected
 
 
-async def test_oversized_frames_split_across_writes(engine: Engine) -> None:
+async def test_oversized_frames_split_across_writes(sqlite_engine: Engine) -> None:
+    engine = sqlite_engine
     seed(engine)
     async with running_hub(engine, max_message_bytes=MAX_BYTES) as hub:
         raw = RawConsole()
@@ -214,7 +216,8 @@ async def test_oversized_frames_split_across_writes(engine: Engine) -> None:
         pytest.param(b"\xef\xbb\xbf{}\n", id="bom"),
     ],
 )
-async def test_hostile_json_never_takes_the_hub_down(engine: Engine, frame: bytes) -> None:
+async def test_hostile_json_never_takes_the_hub_down(sqlite_engine: Engine, frame: bytes) -> None:
+    engine = sqlite_engine
     """Either answered (bad_request or a result) with the connection open, or closed; the
     hub keeps serving the other console and a new connection either way."""
     seed(engine)
