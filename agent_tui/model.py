@@ -419,8 +419,8 @@ class SurveyRow:
     @classmethod
     def parse(cls, data: Record) -> SurveyRow:
         return cls(
-            period=_str(_first(data, "week", "period", "date")),
-            responses=_int(_first(data, "responses", "n", "count")),
+            period=_str(_first(data, "week", "period", "label", "key", "date")),
+            responses=_int(_first(data, "responses", "n", "count", "started")),
             csat=_float(_first(data, "csat", "csat_pct")),
             nps=_float(data.get("nps")),
         )
