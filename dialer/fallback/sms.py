@@ -16,11 +16,13 @@ import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 
 from dialer.fallback.results import (
@@ -74,12 +76,40 @@ def classify_twilio_error(exc: TwilioRestException) -> SendResult:
     return SendResult(Outcome.PERMANENT, code=code or str(exc.status), detail=detail)
 
 
+class _FormHttpClient(AsyncTwilioHttpClient):
+    """Twilio's aiohttp client, with form bodies encoded by ``urlencode`` up front.
+
+    Handing aiohttp a dict builds a ``FormData`` (and a multipart writer with a fresh uuid
+    boundary) per request only to urlencode it: the same bytes, at a third of the SMS
+    send's client-side CPU. Twilio already sets ``Content-Type: x-www-form-urlencoded``.
+    """
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - twilio's HttpClient signature
+        allow_redirects: bool = False,
+    ) -> Response:
+        body: Any = data
+        if isinstance(data, dict) and data and all(isinstance(v, str) for v in data.values()):
+            body = urlencode(data).encode()
+            headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+        return await super().request(
+            method, url, params, body, headers, auth, timeout, allow_redirects
+        )
+
+
 class TwilioSms:
     """Send and look up SMS with ``twilio.rest.Client`` on aiohttp. Create inside the loop."""
 
     def __init__(self, settings: SmsSettings) -> None:
         self.settings = settings
-        self._http = AsyncTwilioHttpClient(timeout=settings.timeout_s)
+        self._http = _FormHttpClient(timeout=settings.timeout_s)
         self.client = Client(settings.account_sid, settings.auth_token, http_client=self._http)
         if settings.base_url:
             self.client.api.base_url = settings.base_url.rstrip("/")

@@ -118,6 +118,10 @@ class OutboxWorker:
             Channel.EMAIL: TokenBucket(self.settings.email_rate),
         }
         self._tasks: set[asyncio.Task[None]] = set()
+        self._capacity = self.settings.concurrency * 2
+        """Leased jobs in hand at most (sending + queued for a send slot)."""
+        self._low_water = max(1, min(self.settings.batch_size, self.settings.concurrency) // 2)
+        """Lease again when this much room is free (or when nothing is in hand)."""
         self._changed = asyncio.Event()
         self._recover_now = asyncio.Event()
         self._marker: GroupCommitter[int, bool] = GroupCommitter(engine, self._apply_sending)
@@ -148,9 +152,11 @@ class OutboxWorker:
             loop = asyncio.get_running_loop()
             next_recovery = loop.time() + self.settings.recovery_interval_s
             while not stop.is_set():
-                room = self.settings.concurrency * 2 - len(self._tasks)
+                room = self._capacity - len(self._tasks)
                 jobs: list[Job] = []
-                if room > 0:
+                # Lease in batches: with a nearly full queue, leasing the one or two rows
+                # that finished sends made room for costs a write transaction per message.
+                if room >= self._low_water or (room > 0 and not self._tasks):
                     jobs = await self._lease(min(room, self.settings.batch_size))
                     for job in jobs:
                         task = asyncio.create_task(self._process(job))
@@ -186,7 +192,8 @@ class OutboxWorker:
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._changed.set()
+        if self._capacity - len(self._tasks) >= self._low_water or not self._tasks:
+            self._changed.set()  # room for a batch: wake the lease loop
         if not task.cancelled() and task.exception() is not None:
             log.error("outbox send task failed", exc_info=task.exception())
 
