@@ -72,6 +72,9 @@ class LineFramer:
             return FrameError("frame is not UTF-8")
         except json.JSONDecodeError as exc:
             return FrameError(f"frame is not JSON: {exc.msg}")
+        except (ValueError, RecursionError):
+            # e.g. an integer of thousands of digits, or thousands of nested brackets
+            return FrameError("frame is not acceptable JSON (too deep or too large a number)")
         if not isinstance(obj, dict):
             return FrameError("frame is not a JSON object")
         return obj

@@ -80,3 +80,9 @@ def test_protocol_doc_is_in_sync() -> None:
 def test_encode_is_one_line() -> None:
     line = encode({"t": "a\nb"})
     assert line.count(b"\n") == 1 and json.loads(line) == {"t": "a\nb"}
+
+
+def test_hostile_json_is_a_frame_error_not_an_exception() -> None:
+    framer = LineFramer()
+    out = framer.feed(b'{"id": ' + b"9" * 5000 + b"}\n" + b"[" * 5000 + b"\n" + encode({"ok": 1}))
+    assert [type(m) for m in out] == [FrameError, FrameError, dict]

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from crm_bridge.campaigns import CampaignError
 from crm_bridge.db import run_db
 from crm_bridge.phones import normalise
 from cti.hub import memberdb
@@ -24,7 +25,7 @@ async def _db(ctx: Ctx, fn: Callable[..., T], *args: Any) -> T:
     """run_db with the business refusals mapped onto protocol errors."""
     try:
         return await run_db(ctx.hub.engine, fn, *args)
-    except memberdb.Refused as exc:
+    except (memberdb.Refused, CampaignError) as exc:
         code = {"not_found": ErrorCode.NOT_FOUND, "bad_request": ErrorCode.BAD_REQUEST}
         raise ProtocolError(code.get(exc.code, ErrorCode.CONFLICT), str(exc)) from None
 

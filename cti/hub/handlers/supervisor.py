@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from cti.hub import campaigndb, memberdb
+from sqlalchemy.orm import Session
+
+from crm_bridge import campaigns
+from cti.hub import memberdb
 from cti.hub.handlers.members import _db
 from cti.hub.server import Ctx
 from cti.hub.wallboard import wallboard_push
@@ -39,30 +42,38 @@ async def agents_list(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
 
 
 async def campaigns_list(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
-    return {"campaigns": await _db(ctx, campaigndb.list_campaigns)}
+    return {"campaigns": await _db(ctx, campaigns.list_campaigns)}
 
 
 async def campaign_create(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
-    s = ctx.hub.settings
-    campaign_id, entries = await _db(
-        ctx,
-        campaigndb.create_campaign,
-        ctx.agent,
-        args["name"],
-        args["kind"],
-        args["mode"],
-        args.get("settings") or {},
-        s.queue,
-        s.abandon_cap,
-    )
+    hub_settings, who = ctx.hub.settings, ctx.agent
+
+    def create(s: Session) -> tuple[int, int]:
+        return campaigns.create_campaign(
+            s,
+            actor=who.actor,
+            agent_id=who.id,
+            name=args["name"],
+            kind=args["kind"],
+            mode=args["mode"],
+            settings=args.get("settings") or {},
+            queue=hub_settings.queue,
+            abandon_cap=hub_settings.abandon_cap,
+        )
+
+    campaign_id, entries = await _db(ctx, create)
     return {"campaign_id": campaign_id, "entries": entries}
 
 
 async def campaign_control(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
-    status = await _db(
-        ctx, campaigndb.control_campaign, ctx.agent, args["campaign_id"], args["action"]
-    )
-    return {"status": status}
+    who = ctx.agent
+
+    def control(s: Session) -> str:
+        return campaigns.control_campaign(
+            s, actor=who.actor, campaign_id=args["campaign_id"], action=args["action"]
+        )
+
+    return {"status": await _db(ctx, control)}
 
 
 async def wallboard_subscribe(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
