@@ -41,6 +41,9 @@ from sqlalchemy.orm import Session
 
 from crm_bridge.db import run_db
 from crm_bridge.models import CallAttempt, Campaign, CampaignStatus
+from cti.ami.message import AmiMessage
+from cti.hub.sessions import AgentInfo
+from cti.hubproto.messages import ErrorCode, ProtocolError
 from cti.tracker import (
     AgentState,
     AgentStateChanged,
@@ -52,7 +55,8 @@ from cti.tracker import (
     OriginateOutcome,
     OriginateResult,
 )
-from dialer import entries
+from dialer import agentfirst, entries
+from dialer.agentfirst import SKIP_CANCELS, AgentDesk, Offer
 from dialer.pacing import (
     AbandonCounts,
     Decision,
@@ -79,6 +83,16 @@ _ORIGINATE_OUTCOME = {
     OriginateOutcome.HUNG_UP: Outcome.NO_ANSWER,
 }
 
+_DIAL_STATUS = {
+    "ANSWER": Outcome.ANSWERED,
+    "BUSY": Outcome.BUSY,
+    "NOANSWER": Outcome.NO_ANSWER,
+    "CANCEL": Outcome.NO_ANSWER,
+    "CONGESTION": Outcome.CONGESTION,
+    "CHANUNAVAIL": Outcome.FAILED,
+}
+"""DialEnd ``DialStatus`` of the member's leg of an agent-first call -> outcome."""
+
 
 @dataclass(frozen=True)
 class RunnerSettings:
@@ -98,6 +112,12 @@ class RunnerSettings:
     """The legal window the abandonment rate is held over (US: 30 days per campaign)."""
     stale_flight_s: float = 120.0
     """An attempt with no result this long after its ring timeout is checked against the PBX."""
+    preview_lease_s: int = 600
+    """How long a preview card holds its entry (the agent reads the member first)."""
+    preview_skip_s: int = 900
+    """A skipped preview entry is due again after this long (unless the reason cancels it)."""
+    maintainer_first: bool = True
+    """Progressive/predictive: ring an available maintaining (or assigned) agent first."""
 
 
 @dataclass
@@ -110,6 +130,10 @@ class _Flight:
     action_id: str
     answered_at: float | None = None
     agent: str | None = None
+    agent_first: bool = False
+    """Rings ``agent`` first, then the member (preview, maintainer-first)."""
+    agent_id: int | None = None
+    agent_answered_at: float | None = None
 
 
 @dataclass
@@ -142,6 +166,7 @@ class CampaignRunner:
         live_channels: LiveChannels | None = None,
         on_exhausted: entries.ExhaustedHook | None = None,
         clock: Callable[[], float] = time.time,
+        desk: AgentDesk | None = None,
     ) -> None:
         self.engine = engine
         self.send_action = send_action
@@ -150,6 +175,12 @@ class CampaignRunner:
         self.live_channels = live_channels
         self.on_exhausted = on_exhausted
         self.clock = clock
+        self.desk = desk
+        """The hub: consoles, preview cards, agent-first dialling (None: queue calls only)."""
+        self.offers: dict[int, Offer] = {}
+        """entry id -> the preview card showing it."""
+        self.offered_to: dict[str, int] = {}
+        """agent code -> entry id of their card."""
         self.campaigns: dict[int, _Campaign] = {}
         self.flights: dict[str, _Flight] = {}
         self._by_action: dict[str, str] = {}
@@ -157,7 +188,15 @@ class CampaignRunner:
         self._task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[Any]] = set()
         self._stopping = False
-        self.stats = {"placed": 0, "answered": 0, "abandoned": 0, "not_reached": 0, "skipped": 0}
+        self.stats = {
+            "placed": 0,
+            "answered": 0,
+            "abandoned": 0,
+            "not_reached": 0,
+            "skipped": 0,
+            "offered": 0,
+            "agent_first": 0,
+        }
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -233,6 +272,13 @@ class CampaignRunner:
             flight = self.flights.get(channel_id) if channel_id else None
             if flight is None:
                 return
+            if flight.agent_first:
+                if ev.outcome is OriginateOutcome.ANSWERED:
+                    flight.agent_answered_at = ev.at  # the agent; the member is dialled now
+                else:
+                    # The agent's phone did not answer: the member was never rung.
+                    self._finish(flight, Outcome.INTERRUPTED, ev.at, cause=ev.cause)
+                return
             if ev.outcome is OriginateOutcome.ANSWERED:
                 flight.answered_at = ev.at
                 camp = self.campaigns.get(flight.campaign_id)
@@ -252,7 +298,11 @@ class CampaignRunner:
                 self._finish(flight, Outcome.ANSWERED, ev.at)
         elif isinstance(ev, ConversationEnded):
             flight = self.flights.get(ev.conversation_id)
-            if flight is not None and flight.answered_at is not None:
+            if flight is not None and flight.agent_first:
+                # Ended before the member's leg reported (no DialEnd seen).
+                late = Outcome.NO_ANSWER if flight.agent_answered_at else Outcome.INTERRUPTED
+                self._finish(flight, late, ev.at)
+            elif flight is not None and flight.answered_at is not None:
                 # Answered by a person, never reached an agent: the 2-second rule dropped it.
                 self._finish(flight, Outcome.ABANDONED, ev.at)
         elif isinstance(ev, CallCompleted):
@@ -264,13 +314,35 @@ class CampaignRunner:
                 for camp in self.campaigns.values():
                     camp.estimator.record_agent_cycle(talk, max(0.0, ev.at - completed_at))
 
+    def on_ami(self, msg: AmiMessage) -> None:
+        """Raw AMI events (subscribe to the AMI client): the member leg of agent-first calls.
+
+        The agent's phone was the Originate's channel; the member is dialled by the
+        dialplan after the agent answers, and that ``Dial()``'s ``DialEnd`` (it has a
+        calling ``Channel``; the Originate's own dial phase has none) tells the outcome.
+        """
+        if msg.name != "DialEnd" or not msg.get("Channel"):
+            return
+        flight = self.flights.get(msg.get("Linkedid") or "")
+        if flight is None or not flight.agent_first:
+            return
+        if (msg.get("DestChannel") or "").startswith(_iface_base(flight.agent)):
+            return
+        outcome = _DIAL_STATUS.get((msg.get("DialStatus") or "").upper())
+        if outcome is None:
+            return
+        now = self.clock()
+        if outcome is Outcome.ANSWERED:
+            flight.answered_at = now
+        self._finish(flight, outcome, now)
+
     def _finish(
         self, flight: _Flight, outcome: Outcome, at: float, cause: int | None = None
     ) -> None:
         self.flights.pop(flight.channel_id, None)
         self._by_action.pop(flight.action_id, None)
         camp = self.campaigns.get(flight.campaign_id)
-        if camp is not None:
+        if camp is not None and not flight.agent_first:
             reached = outcome in (Outcome.ANSWERED, Outcome.ABANDONED)
             delay = (flight.answered_at or at) - flight.placed_at
             camp.estimator.record_attempt(
@@ -297,6 +369,7 @@ class CampaignRunner:
                 self.settings.policy,
                 hangup_cause=cause,
                 answered_at=answered_at,
+                agent_id=flight.agent_id,
                 on_exhausted=self.on_exhausted,
             ),
             f"finish-{flight.channel_id}",
@@ -361,7 +434,9 @@ class CampaignRunner:
             elif a.state in (AgentState.ON_CALL, AgentState.RINGING):
                 talk.append(max(0.0, now - a.since) if a.state is AgentState.ON_CALL else 0.0)
         mine = [f for f in self.flights.values() if f.campaign_id == camp.id]
-        inflight = [max(0.0, now - f.placed_at) for f in mine if f.answered_at is None]
+        inflight = [
+            max(0.0, now - f.placed_at) for f in mine if f.answered_at is None and not f.agent_first
+        ]
         queued = sum(1 for f in mine if f.answered_at is not None and f.agent is None)
         camp.hour = [(t, a) for t, a in camp.hour if t >= now - 3600]
         hour_ab = sum(1 for _, a in camp.hour if a)
@@ -381,27 +456,105 @@ class CampaignRunner:
         )
 
     async def _tick(self, camp: _Campaign) -> None:
-        snap = self.snapshot(camp)
         if camp.mode is DialMode.PREVIEW:
-            return  # preview calls are placed by agents (click-to-dial from the preview card)
+            await self._offer_previews(camp)
+            return  # preview calls are placed by agents (preview_dial from the card)
+        snap = self.snapshot(camp)
         decision = decide(camp.mode, snap, camp.pacer)
         camp.last_decision = decision
         if decision.calls <= 0:
             return
         now = self.clock()
-        started = await run_db(self.engine, self._claim, camp.id, decision.calls, _utc(now))
-        for att in started:
-            await self._originate(camp, att, now, decision)
-
-    def _claim(
-        self, s: Session, campaign_id: int, n: int, now: dt.datetime
-    ) -> list[entries.StartedAttempt]:
-        """Lease, check and record attempts in one transaction (committed before any Originate)."""
-        leased = entries.lease_entries(
-            s, campaign_id, self.settings.owner, n, now, self.settings.lease_s
+        free: dict[int, AgentInfo] = {}
+        if self.settings.maintainer_first and camp.mode is not DialMode.IVR:
+            free = {a.id: a for a in self.free_agents(camp)}
+        started = await run_db(
+            self.engine, self._claim, camp.id, decision.calls, _utc(now), dict(free)
         )
+        for att, agent, name in started:
+            if agent is not None:
+                log.info(
+                    "campaign %s: entry %d to its agent %s first",
+                    camp.name,
+                    att.entry_id,
+                    agent.code,
+                )
+                await self._dial_agent_first(camp, att, agent, name, raise_errors=False)
+            else:
+                await self._originate(camp, att, now, decision)
+
+    # ------------------------------------------------------------------ agent first
+    def free_agents(self, camp: _Campaign) -> list[AgentInfo]:
+        """Agents with a console, in the campaign's queue, available, not paused, not busy
+        (nor wrapping up, nor holding a card or an agent-first call)."""
+        if self.desk is None:
+            return []
+        views = {a.interface: a for a in self.agents()}
+        ringing = {f.agent for f in self.flights.values() if f.agent_first}
+        out = []
+        for info in self.desk.console_agents():
+            v = views.get(info.interface)
+            if v is None or camp.queue not in v.queues or camp.queue in v.paused_queues:
+                continue
+            if v.state is not AgentState.AVAILABLE or info.interface in ringing:
+                continue
+            if info.code in self.offered_to or self.desk.agent_busy(info.code):
+                continue
+            out.append(info)
+        return out
+
+    async def _offer_previews(self, camp: _Campaign) -> None:
+        await self._expire_offers(camp)
+        free = self.free_agents(camp)
+        if not free:
+            return
+        now = self.clock()
+        got = await run_db(self.engine, self._claim_previews, camp.id, len(free), _utc(now))
+        by_id = {a.id: a for a in free}
+        rest = list(free)
+        for leased, name, card, preferred in got:
+            agent = by_id.get(preferred) if preferred is not None else None
+            if agent is None or agent not in rest:
+                agent = rest[0] if rest else None
+            if agent is None:  # pragma: no cover - one entry leased per free agent
+                break
+            rest.remove(agent)
+            if agent.code in self.offered_to or self.desk is None:
+                continue
+            offer = Offer(leased, camp.id, agent.code, agent.id, now, name, card)
+            self.offers[leased.id] = offer
+            self.offered_to[agent.code] = leased.id
+            self.stats["offered"] += 1
+            self.desk.push_preview(agent.code, card)
+            log.info("campaign %s: entry %d offered to %s", camp.name, leased.id, agent.code)
+
+    def _claim_previews(
+        self, s: Session, campaign_id: int, n: int, now: dt.datetime
+    ) -> list[tuple[entries.LeasedEntry, str, dict[str, Any], int | None]]:
+        leased = entries.lease_entries(
+            s, campaign_id, self.settings.owner, n, now, self.settings.preview_lease_s
+        )
+        ok = self._check_leased(s, leased, now)
+        shown = agentfirst.cards(s, campaign_id, ok)
+        preferred = agentfirst.preferred_agents(s, ok)
+        out = []
+        for e in ok:
+            if e.id not in shown:
+                entries.release(
+                    s, e.id, self.settings.owner, retry_at=None, cancel=True, reason="member gone"
+                )
+                continue
+            name, card = shown[e.id]
+            pref = preferred.get(e.id)
+            out.append((e, name, card, pref[0] if pref else None))
+        return out
+
+    def _check_leased(
+        self, s: Session, leased: list[entries.LeasedEntry], now: dt.datetime
+    ) -> list[entries.LeasedEntry]:
+        """The dial-time rules; entries that may not be dialled now are given back (or cancelled)."""
         facts = entries.candidates(s, leased, now)
-        out: list[entries.StartedAttempt] = []
+        ok = []
         for e in leased:
             c = facts.get(e.id)
             decision = check(c, now, self.settings.window, self.settings.policy) if c else None
@@ -419,9 +572,156 @@ class CampaignRunner:
                 self.stats["skipped"] += 1
                 log.info("entry %d not dialled: %s", e.id, reason)
                 continue
-            att = entries.begin_attempt(s, e, self.settings.owner, now)
+            ok.append(e)
+        return ok
+
+    async def _expire_offers(self, camp: _Campaign) -> None:
+        """Withdraw cards whose agent left, whose lease is nearly over, or whose campaign stopped."""
+        now = self.clock()
+        consoles = {a.code for a in self.desk.console_agents()} if self.desk else set()
+        for offer in [o for o in self.offers.values() if o.campaign_id == camp.id]:
+            stale = now - offer.offered_at > self.settings.preview_lease_s - 30
+            if offer.agent_code in consoles and not stale and camp.status is CampaignStatus.RUNNING:
+                continue
+            self._drop_offer(offer, withdrawn=True)
+            await run_db(
+                self.engine,
+                entries.release,
+                offer.entry.id,
+                self.settings.owner,
+                retry_at=None,
+                cancel=False,
+                reason="withdrawn",
+            )
+
+    def _drop_offer(self, offer: Offer, withdrawn: bool) -> None:
+        self.offers.pop(offer.entry.id, None)
+        if self.offered_to.get(offer.agent_code) == offer.entry.id:
+            del self.offered_to[offer.agent_code]
+        if withdrawn and self.desk is not None:
+            self.desk.push_preview(offer.agent_code, {**offer.card, "withdrawn": True})
+
+    def current_preview(self, code: str) -> dict[str, Any] | None:
+        entry_id = self.offered_to.get(code)
+        offer = self.offers.get(entry_id) if entry_id is not None else None
+        return offer.card if offer is not None else None
+
+    def _offer_of(self, agent: AgentInfo, entry_id: int) -> Offer:
+        offer = self.offers.get(entry_id)
+        if offer is None or offer.agent_code != agent.code:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "that entry is not offered to you")
+        return offer
+
+    async def preview_dial(self, agent: AgentInfo, entry_id: int) -> dict[str, Any]:
+        """The agent pressed dial on their card: re-check, record the attempt, ring them first."""
+        offer = self._offer_of(agent, entry_id)
+        camp = self.campaigns.get(offer.campaign_id)
+        if camp is None or camp.status is not CampaignStatus.RUNNING:
+            raise ProtocolError(ErrorCode.CONFLICT, "the campaign is not running")
+        if self.desk is None or self.desk.agent_busy(agent.code, include_wrapup=False):
+            raise ProtocolError(ErrorCode.CONFLICT, "already on a call")
+        self._drop_offer(offer, withdrawn=False)
+        att, why = await run_db(
+            self.engine, self._begin_offered, offer.entry, agent.id, _utc(self.clock())
+        )
+        if att is None:
+            raise ProtocolError(ErrorCode.CONFLICT, f"not dialled: {why}")
+        await self._dial_agent_first(camp, att, agent, offer.name, raise_errors=True)
+        return {"call_id": att.channel_id, "attempt_id": att.attempt_id}
+
+    def _begin_offered(
+        self, s: Session, leased: entries.LeasedEntry, agent_id: int, now: dt.datetime
+    ) -> tuple[entries.StartedAttempt | None, str]:
+        if not self._check_leased(s, [leased], now):
+            return None, "the dial-time rules do not allow this call now"
+        att = entries.begin_attempt(s, leased, self.settings.owner, now, agent_id=agent_id)
+        return att, "ok" if att is not None else "the entry's lease was lost"
+
+    async def preview_skip(self, agent: AgentInfo, entry_id: int, reason: str) -> dict[str, Any]:
+        offer = self._offer_of(agent, entry_id)
+        self._drop_offer(offer, withdrawn=False)
+        cancel = reason in SKIP_CANCELS
+        retry = None if cancel else _utc(self.clock() + self.settings.preview_skip_s)
+        await run_db(
+            self.engine,
+            entries.release,
+            entry_id,
+            self.settings.owner,
+            retry_at=retry,
+            cancel=cancel,
+            reason=f"skipped: {reason}",
+        )
+        log.info("entry %d skipped by %s: %s", entry_id, agent.code, reason)
+        return {"entry_status": "cancelled" if cancel else "pending"}
+
+    async def _dial_agent_first(
+        self,
+        camp: _Campaign,
+        att: entries.StartedAttempt,
+        agent: AgentInfo,
+        name: str,
+        *,
+        raise_errors: bool,
+    ) -> None:
+        now = self.clock()
+        action_id = f"dial-{att.channel_id}"
+        flight = _Flight(
+            att.channel_id,
+            att.entry_id,
+            camp.id,
+            att.member_id,
+            now,
+            action_id,
+            agent=agent.interface,
+            agent_first=True,
+            agent_id=agent.id,
+        )
+        self.flights[att.channel_id] = flight
+        self._by_action[action_id] = att.channel_id
+        camp.placed += 1
+        self.stats["placed"] += 1
+        self.stats["agent_first"] += 1
+        try:
+            if self.desk is None:
+                raise ProtocolError(ErrorCode.PBX_ERROR, "no hub to dial through")
+            await self.desk.dial_agent_first(
+                agent,
+                call_id=att.channel_id,
+                member_id=att.member_id,
+                number=att.phone_e164,
+                name=name,
+                extra_vars=f"CAMPAIGN_ID={camp.id},ENTRY_ID={att.entry_id}",
+            )
+        except Exception as exc:
+            log.warning("agent-first dial of entry %d failed: %s", att.entry_id, exc)
+            if att.channel_id in self.flights:
+                self._finish(flight, Outcome.FAILED, self.clock())
+            if raise_errors:
+                raise
+
+    def _claim(
+        self,
+        s: Session,
+        campaign_id: int,
+        n: int,
+        now: dt.datetime,
+        free: dict[int, AgentInfo] | None = None,
+    ) -> list[tuple[entries.StartedAttempt, AgentInfo | None, str]]:
+        """Lease, check and record attempts in one transaction (committed before any Originate)."""
+        leased = entries.lease_entries(
+            s, campaign_id, self.settings.owner, n, now, self.settings.lease_s
+        )
+        ok = self._check_leased(s, leased, now)
+        preferred = agentfirst.preferred_agents(s, ok) if free else {}
+        out: list[tuple[entries.StartedAttempt, AgentInfo | None, str]] = []
+        for e in ok:
+            target, name = preferred.get(e.id, (None, ""))
+            agent = free.pop(target, None) if free and target is not None else None
+            att = entries.begin_attempt(
+                s, e, self.settings.owner, now, agent_id=agent.id if agent else None
+            )
             if att is not None:
-                out.append(att)
+                out.append((att, agent, name))
         return out
 
     async def _originate(
@@ -509,6 +809,13 @@ class CampaignRunner:
 
 def _utc(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def _iface_base(interface: str | None) -> str:
+    """``Local/1001@agents/n`` -> ``Local/1001@agents`` (channel names add ``-xxxx;1``)."""
+    if not interface:
+        return "\0"
+    return interface.split("/n")[0] if interface.endswith("/n") else interface
 
 
 def _campaign_rows(s: Session, since: dt.datetime | None) -> list[dict[str, Any]]:

@@ -182,8 +182,13 @@ async def start_stack(
         runner or runner_settings(config, owner),
         live_channels=live_channels,
         on_exhausted=hand_to_fallback,
+        desk=hub.hub,
     )
     hub.hub.listeners.append(camp_runner.on_event)
+    # Preview cards and maintainer-first calls: the runner answers preview_dial/skip, and
+    # reads the member leg of agent-first calls (DialEnd) from the raw AMI feed.
+    hub.hub.preview = camp_runner
+    hub.ami.subscribe(camp_runner.on_ami)
     stack = Stack(config, engine, hub, camp_runner, surveys, fallback, web)
     if engine.dialect.name == "postgresql":
         # Scale-out: pops for consoles on other hubs and the whole-centre wallboard.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cti.hub.handlers import agent, calls, members, session, supervisor
+from cti.hub.handlers import agent, calls, members, preview, session, supervisor
 
 if TYPE_CHECKING:
     from cti.hub.server import Handler
@@ -25,6 +25,9 @@ HANDLERS: dict[str, Handler] = {
     "hangup": calls.hangup,
     "transfer": calls.transfer,
     "wrapup": calls.wrapup,
+    # campaign preview cards
+    "preview_dial": preview.preview_dial,
+    "preview_skip": preview.preview_skip,
     # members
     "member_search": members.member_search,
     "member_profile": members.member_profile,

@@ -36,6 +36,7 @@ from cti.hub.calls import CallBook, CallRecord, iso
 from cti.hub.lookups import PopLookups
 from cti.hub.memberdb import RedemptionHook
 from cti.hub.persist import Writer
+from cti.hub.preview import PreviewService
 from cti.hub.ratelimit import FailureLimiter
 from cti.hub.sessions import AgentInfo, Connection, SessionRegistry
 from cti.hub.settings import HubSettings
@@ -132,6 +133,8 @@ class HubServer:
         """Other services fed every domain event after the hub's own reactions (the dialer runner)."""
         self.wallboard_merge: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         """Adds other hubs' slices to the wallboard (set by the cross-hub bus)."""
+        self.preview: PreviewService | None = None
+        """The campaign runner's preview cards (``preview_dial``/``preview_skip``; set by the wiring)."""
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, reactor: Any = None) -> None:
@@ -328,6 +331,10 @@ class HubServer:
         conn.push("agent_state", self.agent_view(info))
         for rec in self.calls.of_agent(info.code):
             conn.push("call_state", rec.to_push(info.code))
+        if self.preview is not None:
+            card = self.preview.current_preview(info.code)
+            if card is not None:
+                conn.push("preview", card)
         pop = self.current_pop(info.code)
         if pop is not None:
             conn.push("screen_pop", pop)
@@ -353,6 +360,49 @@ class HubServer:
             "calls": [r.to_push(info.code) for r in self.calls.of_agent(info.code)],
             "pop": self.current_pop(info.code),
         }
+
+    # ------------------------------------------------------------------ the dialer's desk
+    def console_agents(self) -> list[AgentInfo]:
+        """Agents with a console logged in to this hub."""
+        return [
+            self.agents_by_code[c] for c in self.sessions.agent_codes() if c in self.agents_by_code
+        ]
+
+    def agent_busy(self, code: str, include_wrapup: bool = True) -> bool:
+        """On a call (ringing, up, held) or, with ``include_wrapup``, one not wrapped up yet."""
+        calls = self.calls.of_agent(code)
+        if include_wrapup:
+            return bool(calls)
+        return any(r.state != "ended" for r in calls)
+
+    def push_preview(self, code: str, data: dict[str, Any]) -> int:
+        """Show a preview card (the member is within the agent's reach while offered)."""
+        member = data.get("member") or {}
+        if isinstance(member.get("member_id"), int):
+            self.grant(code, [member["member_id"]])
+        return self.sessions.push_to_agent(code, "preview", data)
+
+    async def dial_agent_first(
+        self,
+        agent: AgentInfo,
+        *,
+        call_id: str,
+        member_id: int,
+        number: str,
+        name: str,
+        extra_vars: str = "",
+    ) -> None:
+        from cti.hub.preview import dial_agent_first
+
+        await dial_agent_first(
+            self,
+            agent,
+            call_id=call_id,
+            member_id=member_id,
+            number=number,
+            name=name,
+            extra_vars=extra_vars,
+        )
 
     # ------------------------------------------------------------------ reach
     def grant(self, code: str, member_ids: list[int]) -> None:
@@ -419,9 +469,16 @@ class HubServer:
             if view is not None and view.pause_reason and view.pause_reason != "wrap-up":
                 return  # the agent paused themselves meanwhile (break, lunch...): leave it
         try:
-            await self.send_action(actions.queue_pause(agent.interface, paused, "wrap-up" if paused else ""))
+            await self.send_action(
+                actions.queue_pause(agent.interface, paused, "wrap-up" if paused else "")
+            )
         except ProtocolError as exc:
-            log.info("wrap-up %s of %s failed: %s", "pause" if paused else "unpause", agent.code, exc.message)
+            log.info(
+                "wrap-up %s of %s failed: %s",
+                "pause" if paused else "unpause",
+                agent.code,
+                exc.message,
+            )
 
     # ------------------------------------------------------------------ AMI feed
     def on_ami_message(self, msg: AmiMessage) -> None:

@@ -202,6 +202,30 @@ COMMANDS: dict[str, CommandSpec] = {
             errors=(E.NOT_FOUND, E.FORBIDDEN, E.BAD_REQUEST),
         ),
         CommandSpec(
+            "preview_dial",
+            "Dial the member of the preview card the hub offered you (agent's phone first). "
+            "The dial-time rules are checked again; the attempt is recorded before the Originate.",
+            (_f("entry_id", "int", "entry_id of the preview push"),),
+            '{"call_id": str, "attempt_id": int}',
+            errors=(E.FORBIDDEN, E.CONFLICT, E.NOT_FOUND, E.PBX_ERROR),
+        ),
+        CommandSpec(
+            "preview_skip",
+            "Skip the preview card: the entry is due again shortly, or cancelled for "
+            "wrong-number / do-not-call.",
+            (
+                _f("entry_id", "int", "entry_id of the preview push"),
+                _f(
+                    "reason",
+                    "str",
+                    "why",
+                    choices=("later", "wrong-number", "do-not-call", "other"),
+                ),
+            ),
+            '{"entry_status": "pending"|"cancelled"}',
+            errors=(E.FORBIDDEN, E.NOT_FOUND),
+        ),
+        CommandSpec(
             "member_search",
             "Search members by phone number, name or member number.",
             (
@@ -400,6 +424,13 @@ PUSHES: dict[str, PushSpec] = {
             '{"agents": [AgentState], "waiting", "ringing", "talking", "abandon_rate", "abandon_cap", '
             '"contact_rate", "utilization", "history": {...}}',
             "supervisor",
+        ),
+        PushSpec(
+            "preview",
+            "A preview campaign offers this agent one member to call (dial with preview_dial, "
+            "or preview_skip); withdrawn=true when the offer is gone (lease expired, campaign paused).",
+            '{"entry_id": int, "campaign_id": int, "campaign": str, "reason": str, "attempts": int, '
+            '"member": {"member_id", "member_no", "name", "tier", "phone_masked"}, "withdrawn": bool}',
         ),
         PushSpec(
             "notice",

@@ -11,6 +11,7 @@ from crm_bridge.db import run_db
 from cti.hub import actions
 from cti.hub import db as hubdb
 from cti.hub.calls import CallRecord
+from cti.hub.preview import dial_agent_first
 from cti.hub.server import Ctx
 from cti.hubproto.messages import ErrorCode, ProtocolError
 
@@ -36,58 +37,19 @@ async def dial(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         number = phones[0]
     else:
         raise ProtocolError(ErrorCode.NOT_FOUND, "member has no valid phone number")
-    busy = [r for r in hub.calls.of_agent(agent.code) if r.state != "ended"]
-    if busy:
+    if hub.agent_busy(agent.code, include_wrapup=False):
         raise ProtocolError(ErrorCode.CONFLICT, "already on a call")
     call_id = f"ml-{uuid.uuid4().hex[:24]}"
-    action_id = f"dial-{call_id}"
     await run_db(hub.engine, hubdb.create_dial_attempt, call_id, member_id, agent.id, number)
-    now = hub.clock()
-    rec = hub.calls.add(
-        CallRecord(
-            call_id=call_id,
-            direction="outbound",
-            started=now,
-            since=now,
-            caller_num=number,
-            caller_name=name,
-            member_id=member_id,
-            agent_code=agent.code,
-            owners=[agent.code],
-            action_id=action_id,
-            state="ringing",
-        )
-    )
-    hub.pending_dials[action_id] = call_id
-    while len(hub.pending_dials) > 10_000:  # results lost in a PBX restart: forget the oldest
-        hub.pending_dials.pop(next(iter(hub.pending_dials)))
-    hub.grant(agent.code, [member_id])
-    action = actions.originate_click_to_dial(
-        interface=agent.interface,
-        number=number,
-        context=hub.settings.outbound_context,
-        caller_id=f'"{_cid(name)}" <{number}>',
-        channel_id=call_id,
-        member_id=member_id,
-        agent_code=agent.code,
-        timeout_ms=hub.settings.originate_timeout_ms,
-        action_id=action_id,
-    )
-    hub.push_call_state(rec, agent.code)
     try:
-        await hub.send_action(action)
-    except ProtocolError:
-        hub.pending_dials.pop(action_id, None)
-        rec.state = "ended"
-        hub.calls.ended(rec, hub.clock())
-        await run_db(hub.engine, hubdb.fail_dial_attempt, call_id, "failed")
-        hub.push_call_state(rec, agent.code)
+        await dial_agent_first(
+            hub, agent, call_id=call_id, member_id=member_id, number=number, name=name
+        )
+    except ProtocolError as exc:
+        if exc.code is ErrorCode.PBX_ERROR:
+            await run_db(hub.engine, hubdb.fail_dial_attempt, call_id, "failed")
         raise
     return {"call_id": call_id}
-
-
-def _cid(name: str) -> str:
-    return name.replace('"', "").replace("<", "").replace(">", "")[:64]
 
 
 def _own_call(ctx: Ctx, call_id: str) -> CallRecord:

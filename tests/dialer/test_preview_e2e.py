@@ -1,0 +1,322 @@
+"""Preview campaigns and maintainer-first calls end to end: PBX simulator <-> AMI <-> hub
+<-> runner, consoles over real sockets (HubClient), SQLite.
+
+The runner offers a card to an available agent with a console; the agent dials it
+(their phone rings first, then the member) or skips it. Maintainer-first: a progressive
+campaign rings an available maintaining agent first instead of sending the call to the queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import Engine, select
+
+from crm_bridge.db import session_scope
+from crm_bridge.models import (
+    CallAttempt,
+    CallListEntry,
+    Campaign,
+    CampaignKind,
+    CampaignStatus,
+    DialMode,
+    EntryStatus,
+    Member,
+    MemberPhone,
+)
+from cti.hubproto import ErrorCode, ProtocolError
+from cti.pbxsim import AgentSpec, InboundSpec, QueueSpec, Scenario
+from cti.pbxsim.scenario import NumberOverride, fixed
+from dialer.rules import CallingWindow
+from dialer.runner import CampaignRunner, RunnerSettings
+from tests.cti.hub_stack import IFACE, Stack, pbx_stack
+from tests.cti.hub_support import LI_WEI, Console, Seed, seed
+
+pytestmark = pytest.mark.e2e
+
+BUSY = "+8613500135000"
+PLAIN = "+8613400134000"  # a member nobody maintains: goes to the queue
+
+
+def _scenario() -> Scenario:
+    agents = tuple(
+        AgentSpec(ext, auto_answer=False, auto_hangup=False, ring_time=fixed(0.2))
+        for ext in ("1001", "1002")
+    )
+    return Scenario(
+        time_scale=0.2,
+        queues=(
+            QueueSpec("members", exten="8000", members=("1001",), timeout=60.0, max_wait=600.0),
+            QueueSpec("support", exten="8001", members=("1002",), timeout=60.0, max_wait=600.0),
+        ),
+        agents=agents,
+        inbound=InboundSpec(patience=fixed(600.0)),
+        overrides={
+            LI_WEI: NumberOverride(outcome="answer", ring_time=0.5, talk_time=600.0),
+            BUSY: NumberOverride(outcome="busy"),
+            PLAIN: NumberOverride(outcome="answer", ring_time=0.5, talk_time=600.0),
+        },
+    )
+
+
+@dataclass
+class Rig:
+    st: Stack
+    runner: CampaignRunner
+    ids: Seed
+
+
+@contextlib.asynccontextmanager
+async def rig(engine: Engine) -> AsyncIterator[Rig]:
+    ids = seed(engine)
+    async with pbx_stack(engine, _scenario()) as st:
+        runner = CampaignRunner(
+            engine,
+            st.ami.send_action,
+            st.hub.tracker.agents,
+            RunnerSettings(
+                owner="hub-preview",
+                tick_s=0.1,
+                # every hour of the day: the test must not depend on CI's clock
+                window=CallingWindow(dt.time(0, 0), dt.time(23, 59, 59, 999999)),
+            ),
+            desk=st.hub,
+        )
+        st.hub.listeners.append(runner.on_event)
+        st.hub.preview = runner
+        st.ami.subscribe(runner.on_ami)
+        try:
+            yield Rig(st, runner, ids)
+        finally:
+            await runner.stop()
+
+
+def campaign(
+    engine: Engine, members: list[int], mode: DialMode = DialMode.PREVIEW, queue: str = "members"
+) -> tuple[int, dict[int, int]]:
+    """A running campaign with one entry per member; (campaign id, member id -> entry id)."""
+    with session_scope(engine) as s:
+        c = Campaign(
+            name=f"c-{mode.value}-{queue}-{len(members)}",
+            kind=CampaignKind.POST_PURCHASE,
+            mode=mode,
+            status=CampaignStatus.RUNNING,
+            queue=queue,
+        )
+        s.add(c)
+        s.flush()
+        out = {}
+        for mid in members:
+            phone = s.scalars(select(MemberPhone.e164).where(MemberPhone.member_id == mid)).first()
+            e = CallListEntry(campaign_id=c.id, member_id=mid, phone_e164=phone)
+            s.add(e)
+            s.flush()
+            out[mid] = e.id
+        return c.id, out
+
+
+def add_member(engine: Engine, name: str, phone: str, maintainer: int | None = None) -> int:
+    with session_scope(engine) as s:
+        m = Member(
+            member_no=f"X{phone[-6:]}",
+            name=name,
+            joined_on=dt.date(2025, 1, 1),
+            maintaining_agent_id=maintainer,
+        )
+        m.phones.append(MemberPhone(e164=phone))
+        s.add(m)
+        s.flush()
+        return m.id
+
+
+def attempts(engine: Engine) -> list[CallAttempt]:
+    with session_scope(engine) as s:
+        rows = list(s.scalars(select(CallAttempt).order_by(CallAttempt.id)))
+        s.expunge_all()
+        return rows
+
+
+def entry(engine: Engine, entry_id: int) -> CallListEntry:
+    with session_scope(engine) as s:
+        e = s.get(CallListEntry, entry_id)
+        assert e is not None
+        s.expunge(e)
+        return e
+
+
+async def test_preview_offered_dialled_answered_and_wrapped_up(engine: Engine) -> None:
+    async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
+        st = r.st
+        liwei = r.ids.members["liwei"]
+        _, entries_ = campaign(engine, [liwei])
+        await r.runner.start()
+        card = await c1.wait_for("preview", lambda d: not d["withdrawn"])
+        assert card["entry_id"] == entries_[liwei]
+        assert card["member"]["name"] == "李伟" and card["member"]["tier"] == "Gold"
+        assert card["member"]["phone_masked"] == "+86 138****8000"
+        assert LI_WEI not in str(card)
+        assert card["reason"].startswith("post-purchase follow-up")
+        # the card holds the entry (long lease); nothing dialled yet
+        assert entry(engine, card["entry_id"]).status is EntryStatus.LEASED
+        assert st.sim.stats.calls_originated == 0
+
+        res = await c1.request("preview_dial", entry_id=card["entry_id"])
+        call_id = res["call_id"]
+        rows = attempts(engine)
+        assert len(rows) == 1 and rows[0].channel_id == call_id  # durable before the Originate
+        assert rows[0].attempt_key == f"entry:{card['entry_id']}:1"
+        await st.wait(lambda: st.sim.stats.calls_originated >= 1, what="Originate")
+        first = [
+            e
+            for e in st.sim.events
+            if e.get("Event") == "Newchannel" and e.get("Uniqueid") == call_id
+        ]
+        assert first and first[0].get("Channel", "").startswith("Local/1001@agents-")
+        await c1.wait_for("call_state", lambda d: d["call_id"] == call_id and d["state"] == "ringing")
+        await st.sim.agent_answer(IFACE["1001"])
+        await st.wait(lambda: call_id not in r.runner.flights, within=8, what="member answered")
+        await c1.request("hangup", call_id=call_id)
+        await c1.wait_for("call_state", lambda d: d["call_id"] == call_id and d["state"] == "ended")
+        out = await c1.request("wrapup", call_id=call_id, disposition="satisfied", notes="ok")
+        await r.runner.stop()
+    rows = attempts(engine)
+    assert len(rows) == 1  # the hub's call row IS the dialer's attempt row
+    row = rows[0]
+    assert out["attempt_id"] == row.id
+    assert row.entry_id == entries_[liwei] and row.agent_id == r.ids.agents["1001"]
+    assert row.outcome == "answered" and row.disposition == "satisfied" and row.notes == "ok"
+    assert row.answered_at is not None and row.ended_at is not None
+    assert entry(engine, entries_[liwei]).status is EntryStatus.DONE
+
+
+async def test_preview_member_busy_is_stored_on_the_attempt(engine: Engine) -> None:
+    async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
+        busy = add_member(engine, "Busy Bee", BUSY)
+        _, entries_ = campaign(engine, [busy])
+        await r.runner.start()
+        card = await c1.wait_for("preview", lambda d: not d["withdrawn"])
+        res = await c1.request("preview_dial", entry_id=card["entry_id"])
+        await r.st.sim.agent_answer(IFACE["1001"])
+        await r.st.wait(lambda: res["call_id"] not in r.runner.flights, within=8, what="busy")
+        await r.runner.stop()
+    (row,) = attempts(engine)
+    assert row.outcome == "busy" and row.agent_id == r.ids.agents["1001"]
+    e = entry(engine, entries_[busy])
+    assert e.status is EntryStatus.PENDING and e.attempts == 1 and e.next_attempt_at is not None
+
+
+async def test_preview_skip_and_forbidden_dial_of_another_agents_card(engine: Engine) -> None:
+    async with (
+        rig(engine) as r,
+        Console(r.st.hub, "1001") as c1,
+        Console(r.st.hub, "1002") as c2,
+    ):
+        liwei, other = r.ids.members["liwei"], r.ids.members["other"]
+        _, entries_ = campaign(engine, [liwei, other])
+        await r.runner.start()
+        card = await c1.wait_for("preview", lambda d: not d["withdrawn"])
+        # 1002 is not in the campaign's queue: never offered, and may not act on 1001's card
+        for cmd, extra in (("preview_dial", {}), ("preview_skip", {"reason": "later"})):
+            with pytest.raises(ProtocolError) as err:
+                await c2.request(cmd, entry_id=card["entry_id"], **extra)
+            assert err.value.code is ErrorCode.FORBIDDEN
+        assert not c2.of("preview")
+        with pytest.raises(ProtocolError) as err:  # an entry never offered to anyone
+            await c1.request("preview_dial", entry_id=999_999)
+        assert err.value.code is ErrorCode.FORBIDDEN
+
+        first = card["entry_id"]
+        mark = c1.mark()
+        res = await c1.request("preview_skip", entry_id=first, reason="later")
+        assert res == {"entry_status": "pending"}
+        nxt = await c1.wait_for("preview", lambda d: not d["withdrawn"], after=mark)
+        assert nxt["entry_id"] != first
+        res = await c1.request("preview_skip", entry_id=nxt["entry_id"], reason="wrong-number")
+        assert res == {"entry_status": "cancelled"}
+        with pytest.raises(ProtocolError) as err:  # a card is answered once
+            await c1.request("preview_dial", entry_id=first)
+        assert err.value.code is ErrorCode.FORBIDDEN
+        await r.runner.stop()
+    skipped = entry(engine, first)
+    assert skipped.status is EntryStatus.PENDING and skipped.attempts == 0
+    assert skipped.next_attempt_at is not None
+    cancelled = entry(engine, nxt["entry_id"])
+    assert cancelled.status is EntryStatus.CANCELLED and cancelled.attempts == 0
+    assert not attempts(engine) and r.st.sim.stats.calls_originated == 0
+    assert set(entries_.values()) == {first, nxt["entry_id"]}
+
+
+async def test_dnc_set_after_list_build_is_never_offered(engine: Engine) -> None:
+    async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
+        liwei, other = r.ids.members["liwei"], r.ids.members["other"]
+        _, entries_ = campaign(engine, [liwei, other])
+        with session_scope(engine) as s:
+            m = s.get(Member, liwei)
+            assert m is not None
+            m.do_not_call = True
+        await r.runner.start()
+        card = await c1.wait_for("preview", lambda d: not d["withdrawn"])
+        assert card["member"]["member_id"] == other
+        # DNC set while the card is on screen: the dial-time re-check refuses
+        with session_scope(engine) as s:
+            m = s.get(Member, other)
+            assert m is not None
+            m.do_not_call = True
+        with pytest.raises(ProtocolError) as err:
+            await c1.request("preview_dial", entry_id=card["entry_id"])
+        assert err.value.code is ErrorCode.CONFLICT
+        await r.runner.stop()
+    assert all(d["member"]["member_id"] != liwei for d in c1.of("preview"))
+    for mid in (liwei, other):
+        e = entry(engine, entries_[mid])
+        assert e.status is EntryStatus.CANCELLED and e.attempts == 0
+    assert not attempts(engine) and r.st.sim.stats.calls_originated == 0
+
+
+async def test_maintainer_first_rings_the_maintainer(engine: Engine) -> None:
+    async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
+        st = r.st
+        liwei = r.ids.members["liwei"]  # maintained by 1001
+        _, entries_ = campaign(engine, [liwei], mode=DialMode.PROGRESSIVE)
+        await r.runner.start()
+        await st.wait(lambda: st.sim.stats.calls_originated >= 1, what="Originate")
+        (row,) = attempts(engine)
+        assert row.agent_id == r.ids.agents["1001"]  # recorded before the Originate
+        first = [
+            e
+            for e in st.sim.events
+            if e.get("Event") == "Newchannel" and e.get("Uniqueid") == row.channel_id
+        ]
+        assert first and first[0].get("Channel", "").startswith("Local/1001@agents-")
+        await c1.wait_for(
+            "call_state", lambda d: d["call_id"] == row.channel_id and d["state"] == "ringing"
+        )
+        await st.sim.agent_answer(IFACE["1001"])
+        await st.wait(lambda: row.channel_id not in r.runner.flights, within=8, what="answer")
+        await r.runner.stop()
+    (row,) = attempts(engine)
+    assert row.outcome == "answered" and row.agent_id == r.ids.agents["1001"]
+    assert not c1.of("preview")
+    assert entry(engine, entries_[liwei]).status is EntryStatus.DONE
+
+
+async def test_without_an_available_maintainer_the_call_goes_to_the_queue(engine: Engine) -> None:
+    async with rig(engine) as r:  # 1001 maintains Li Wei but has no console
+        st = r.st
+        liwei = r.ids.members["liwei"]
+        campaign(engine, [liwei], mode=DialMode.PROGRESSIVE)
+        await r.runner.start()
+        await st.wait(lambda: st.sim.stats.calls_originated >= 1, what="Originate")
+        (row,) = attempts(engine)
+        assert row.agent_id is None
+        first = [
+            e
+            for e in st.sim.events
+            if e.get("Event") == "Newchannel" and e.get("Uniqueid") == row.channel_id
+        ]
+        assert first and first[0].get("Channel", "").startswith(f"Local/{LI_WEI}@members-out-")
+        await r.runner.stop()
