@@ -209,6 +209,9 @@ class CampaignRunner:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for offer in list(self.offers.values()):
+            with contextlib.suppress(Exception):
+                await self._release_offer(offer)
         if self._jobs:
             await asyncio.gather(*self._jobs, return_exceptions=True)
 
@@ -386,6 +389,8 @@ class CampaignRunner:
                 for camp in list(self.campaigns.values()):
                     if camp.status is CampaignStatus.RUNNING:
                         await self._tick(camp)
+                if self.offers:
+                    await self._withdraw_idle_offers()
                 await self._sweep_stale()
             except Exception:
                 log.exception("campaign runner tick failed; retrying next tick")
@@ -583,16 +588,28 @@ class CampaignRunner:
             stale = now - offer.offered_at > self.settings.preview_lease_s - 30
             if offer.agent_code in consoles and not stale and camp.status is CampaignStatus.RUNNING:
                 continue
-            self._drop_offer(offer, withdrawn=True)
-            await run_db(
-                self.engine,
-                entries.release,
-                offer.entry.id,
-                self.settings.owner,
-                retry_at=None,
-                cancel=False,
-                reason="withdrawn",
-            )
+            await self._release_offer(offer)
+
+    async def _withdraw_idle_offers(self) -> None:
+        """Cards of campaigns paused or stopped meanwhile are withdrawn."""
+        for offer in list(self.offers.values()):
+            camp = self.campaigns.get(offer.campaign_id)
+            if camp is not None and camp.status is CampaignStatus.RUNNING:
+                continue
+            await self._release_offer(offer)
+
+    async def _release_offer(self, offer: Offer) -> None:
+        """Give the card's entry back (due now), then tell the agent the card is gone."""
+        await run_db(
+            self.engine,
+            entries.release,
+            offer.entry.id,
+            self.settings.owner,
+            retry_at=None,
+            cancel=False,
+            reason="withdrawn",
+        )
+        self._drop_offer(offer, withdrawn=True)
 
     def _drop_offer(self, offer: Offer, withdrawn: bool) -> None:
         self.offers.pop(offer.entry.id, None)

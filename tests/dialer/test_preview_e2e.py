@@ -320,3 +320,23 @@ async def test_without_an_available_maintainer_the_call_goes_to_the_queue(engine
         ]
         assert first and first[0].get("Channel", "").startswith(f"Local/{LI_WEI}@members-out-")
         await r.runner.stop()
+
+
+async def test_card_withdrawn_when_the_campaign_is_paused(engine: Engine) -> None:
+    async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
+        liwei = r.ids.members["liwei"]
+        camp_id, entries_ = campaign(engine, [liwei])
+        await r.runner.start()
+        card = await c1.wait_for("preview", lambda d: not d["withdrawn"])
+        with session_scope(engine) as s:
+            c = s.get(Campaign, camp_id)
+            assert c is not None
+            c.status = CampaignStatus.PAUSED
+        gone = await c1.wait_for("preview", lambda d: d["withdrawn"])
+        assert gone["entry_id"] == card["entry_id"]
+        with pytest.raises(ProtocolError) as err:
+            await c1.request("preview_dial", entry_id=card["entry_id"])
+        assert err.value.code is ErrorCode.FORBIDDEN
+        await r.runner.stop()
+    e = entry(engine, entries_[liwei])
+    assert e.status is EntryStatus.PENDING and e.lease_owner is None and e.attempts == 0
