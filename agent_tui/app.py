@@ -23,7 +23,7 @@ from textual.reactive import reactive
 
 from agent_tui.calls import CallBook
 from agent_tui.messages import HubPush, HubStatus
-from agent_tui.model import AgentState, CallState, ScreenPop, Session, Wallboard
+from agent_tui.model import AgentState, CallState, Preview, ScreenPop, Session, Wallboard
 from cti.hubproto.client import HubClient
 from cti.hubproto.messages import ErrorCode, ProtocolError
 
@@ -57,6 +57,8 @@ class ConsoleApp(App[None]):
     """Our own state as last pushed by the hub."""
     wallboard: reactive[Wallboard | None] = reactive(None)
     """The last wallboard push (supervisors, while subscribed)."""
+    preview: reactive[Preview | None] = reactive(None)
+    """The preview card on offer (a preview campaign's member), if any."""
 
     def __init__(
         self,
@@ -192,6 +194,12 @@ class ConsoleApp(App[None]):
             self._call_changed(CallState.parse(data))
         elif name == "wallboard":
             self.wallboard = Wallboard.parse(data)
+        elif name == "preview":
+            card = Preview.parse(data)
+            if not card.withdrawn:
+                self.preview = card
+            elif self.preview is not None and self.preview.entry_id == card.entry_id:
+                self.preview = None
         elif name == "notice":
             level = str(data.get("level", "info"))
             severity = level if level in ("warning", "error") else "information"

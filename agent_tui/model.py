@@ -194,6 +194,30 @@ class MemberSummary:
         )
 
 
+@dataclass(frozen=True)
+class Preview:
+    """A preview campaign's card: one member offered to this agent (``preview`` push)."""
+
+    entry_id: int
+    campaign: str
+    reason: str
+    attempts: int
+    member: MemberSummary
+    withdrawn: bool = False
+
+    @classmethod
+    def parse(cls, data: Record) -> Preview:
+        member = data.get("member")
+        return cls(
+            entry_id=_int(data.get("entry_id")),
+            campaign=_str(data.get("campaign")),
+            reason=_str(data.get("reason")),
+            attempts=_int(data.get("attempts")),
+            member=MemberSummary.parse(member if isinstance(member, dict) else {}),
+            withdrawn=bool(data.get("withdrawn")),
+        )
+
+
 def _maintainer(data: Record) -> str:
     """The maintaining agent from ``maintaining_agent`` (dict or text) or the flat columns."""
     label = _agent_label(_first(data, "maintaining_agent", "maintainer"))

@@ -11,6 +11,7 @@ are in :mod:`agent_tui.screens.call`:
 | s or / | member search |
 | a | show the current call (or its wrap-up) |
 | m c w v | maintainers, campaigns, wallboard, surveys (supervisors) |
+| F7 / k | dial / skip the preview card (preview campaigns) |
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Static
 
+from agent_tui.model import Preview, Profile, ScreenPop
 from agent_tui.screens.call import CallDesk
+from agent_tui.widgets.preview import PreviewCard
 from agent_tui.widgets.status import HubBanner, StateBar
 
 if TYPE_CHECKING:
@@ -45,11 +48,13 @@ class HomeScreen(CallDesk):
         Binding("c", "campaigns", "Campaigns"),
         Binding("w", "wallboard", "Wallboard"),
         Binding("v", "surveys", "Surveys"),
+        Binding("k", "preview_skip", "Skip preview"),
     ]
 
     def compose(self) -> ComposeResult:
         yield HubBanner()
         yield StateBar()
+        yield PreviewCard(id="preview-card")
         yield Static(id="home-body")
         yield from self.compose_call()
         yield Footer(compact=True)
@@ -57,6 +62,7 @@ class HomeScreen(CallDesk):
     def on_mount(self) -> None:
         super().on_mount()
         self.watch(self.app, "agent_state", lambda _s: self._render_body())
+        self.watch(self.app, "preview", lambda _p: self._render_preview())
         self._render_body()
 
     def on_screen_resume(self) -> None:
@@ -66,6 +72,61 @@ class HomeScreen(CallDesk):
         self.query_one("#home-body").display = not visible
         if not visible:
             self._render_body()
+        self._render_preview()
+
+    # -- preview cards ---------------------------------------------------------------
+    @property
+    def preview_shown(self) -> Preview | None:
+        """The card, while no call view covers it."""
+        return None if self.call_visible else self.console.preview
+
+    def _render_preview(self) -> None:
+        self.query_one(PreviewCard).show(self.preview_shown)
+        self.refresh_bindings()
+
+    def action_dial(self) -> None:
+        card = self.preview_shown
+        if card is None:
+            super().action_dial()
+            return
+        self._preview_dial(card)
+
+    @work(exclusive=True, exit_on_error=False, group="preview")
+    async def _preview_dial(self, card: Preview) -> None:
+        result = await self.console.call_hub("preview_dial", entry_id=card.entry_id)
+        if result is None:
+            return
+        if self.console.preview is card:
+            self.console.preview = None
+        m = card.member
+        self.notify(f"Dialling {m.name}…", timeout=3)
+        profile = None
+        found = await self.console.call_hub("member_profile", member_id=m.member_id)
+        if found is not None and isinstance(found.get("profile"), dict):
+            profile = Profile.parse(found["profile"])
+        self.console.show_pop(
+            ScreenPop(
+                call_id=str(result.get("call_id", "")),
+                queue="",
+                caller_number=m.phone_masked,
+                caller_name=m.name,
+                kind="member" if profile is not None else "chooser",
+                profile=profile,
+                matches=() if profile is not None else (m,),
+            )
+        )
+
+    def action_preview_skip(self) -> None:
+        card = self.preview_shown
+        if card is not None:
+            self._preview_skip(card)
+
+    @work(exclusive=True, exit_on_error=False, group="preview")
+    async def _preview_skip(self, card: Preview) -> None:
+        result = await self.console.call_hub("preview_skip", entry_id=card.entry_id, reason="later")
+        if result is not None and self.console.preview is card:
+            self.console.preview = None
+            self.notify(f"Skipped {card.member.name}", timeout=2)
 
     def _render_body(self) -> None:
         session = self.console.session
@@ -88,6 +149,10 @@ class HomeScreen(CallDesk):
         self.query_one("#home-body", Static).update(text)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("dial", "preview_skip") and self.preview_shown is not None:
+            return True
+        if action == "preview_skip":
+            return False
         if action in SUPERVISOR_ACTIONS or action in HOME_ACTIONS:
             if self.call_visible:
                 return False  # during a call the footer shows the call keys

@@ -1,0 +1,86 @@
+"""A preview campaign's card on the console, against the real hub, runner and PBX simulator:
+the card shows the member (masked phone, why), F7 dials it agent-first, the call is wrapped
+up on the dialer's attempt row."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from agent_tui.screens.home import HomeScreen
+from agent_tui.screens.wrapup import WrapUpScreen
+from agent_tui.widgets.preview import PreviewCard
+from crm_bridge.db import session_scope
+from crm_bridge.models import (
+    CallAttempt,
+    CallListEntry,
+    Campaign,
+    CampaignKind,
+    CampaignStatus,
+    DialMode,
+    EntryStatus,
+)
+from dialer.rules import CallingWindow
+from dialer.runner import CampaignRunner, RunnerSettings
+from tests.agent_tui.stack import IFACE, LI_WEI, Stack, log_in, settle
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_preview_card_f7_dials_and_wraps_up_on_the_attempt(stack: Stack) -> None:
+    liwei = stack.ids.members["liwei"]
+    with session_scope(stack.engine) as s:
+        c = Campaign(
+            name="preview",
+            kind=CampaignKind.POST_PURCHASE,
+            mode=DialMode.PREVIEW,
+            status=CampaignStatus.RUNNING,
+            queue="members",
+        )
+        s.add(c)
+        s.flush()
+        s.add(CallListEntry(campaign_id=c.id, member_id=liwei, phone_e164=LI_WEI))
+    runner = CampaignRunner(
+        stack.engine,
+        stack.ami.send_action,
+        stack.hub.tracker.agents,
+        RunnerSettings(tick_s=0.1, window=CallingWindow(dt.time(0), dt.time(23, 59, 59, 999999))),
+        desk=stack.hub,
+    )
+    stack.hub.listeners.append(runner.on_event)
+    stack.hub.preview = runner
+    stack.ami.subscribe(runner.on_ami)
+    await runner.start()
+    app = stack.app()
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await log_in(pilot, "1001")
+            home = app.home
+            assert isinstance(home, HomeScreen)
+            card = home.query_one(PreviewCard)
+            await settle(pilot, lambda: app.preview is not None and card.display, what="card")
+            shown = str(card.render())
+            assert "李伟" in shown and "Gold" in shown and "+86 138****8000" in shown
+            assert "post-purchase follow-up" in shown and LI_WEI not in shown
+
+            await pilot.press("f7")
+            await settle(pilot, lambda: home.call_visible and bool(home.call_id), what="pop")
+            call_id = home.call_id
+            assert app.preview is None and not card.display
+            await stack.sim.agent_answer(IFACE["1001"])
+            await settle(pilot, lambda: call_id not in runner.flights, what="member answered")
+            await pilot.press("f8")
+            await settle(pilot, lambda: isinstance(app.screen, WrapUpScreen), what="wrap-up")
+            await pilot.press("f")  # follow-up
+            await settle(pilot, lambda: app.screen is home and not home.call_visible, what="home")
+            await stack.hub.writer.flush()
+    finally:
+        await runner.stop()
+    with session_scope(stack.engine) as s:
+        row = s.scalars(select(CallAttempt)).one()
+        assert row.channel_id == call_id and row.entry_id is not None
+        assert row.outcome == "answered" and row.disposition == "follow-up"
+        assert row.agent_id == stack.ids.agents["1001"]
+        assert s.get(CallListEntry, row.entry_id).status is EntryStatus.DONE  # type: ignore[union-attr]
