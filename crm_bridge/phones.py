@@ -7,6 +7,7 @@ never an exception. Pure functions, no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -45,7 +46,13 @@ def normalise(raw: str | None, region: str = DEFAULT_REGION) -> str | None:
     """
     if raw is None:
         return None
-    text = str(raw).strip()
+    return _normalise(str(raw), region)
+
+
+@functools.lru_cache(maxsize=8192)
+def _normalise(raw: str, region: str) -> str | None:
+    """Cached: a screen pop normalises the same caller number several times (pure)."""
+    text = raw.strip()
     if text.lower() in UNKNOWN_MARKERS or len(text) > _MAX_LEN:
         return None
     text = _JUNK.sub("", text)

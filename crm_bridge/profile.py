@@ -73,10 +73,30 @@ LOW_NPS = 6
 OPEN_COMPLAINT = (ComplaintStatus.OPEN, ComplaintStatus.IN_PROGRESS)
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+"""Per type: its dataclass field names, or None when it is not a dataclass (looked up once)."""
+
+
+def _field_names(t: type) -> tuple[str, ...] | None:
+    try:
+        return _FIELD_NAMES[t]
+    except KeyError:
+        names = (
+            tuple(f.name for f in dataclasses.fields(t)) if dataclasses.is_dataclass(t) else None
+        )
+        _FIELD_NAMES[t] = names
+        return names
+
+
 def jsonable(value: Any) -> Any:
     """Dataclasses, datetimes, dates, Decimals and enums to JSON-compatible values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    t = type(value)
+    if t in _PLAIN:
+        return value
+    names = _field_names(t)
+    if names is not None:
+        return {n: jsonable(getattr(value, n)) for n in names}
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, dt.date):

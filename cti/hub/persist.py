@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from crm_bridge.db import run_db
@@ -119,12 +120,20 @@ def call_row(s: Session, call_id: str) -> CallAttempt | None:
     ``entry:<id>:<n>`` with ``channel_id`` = the preset ChannelId = the Linkedid: the hub
     updates that row (agent, times, disposition) instead of writing a second one.
     """
-    row = s.scalars(
-        select(CallAttempt).where(CallAttempt.attempt_key == f"call:{call_id}")
-    ).one_or_none()
+    by_key, by_channel = _call_row_statements()
+    row = s.scalars(by_key, {"key": f"call:{call_id}"}).one_or_none()
     if row is None:
-        row = s.scalars(select(CallAttempt).where(CallAttempt.channel_id == call_id)).one_or_none()
+        row = s.scalars(by_channel, {"cid": call_id}).one_or_none()
     return row
+
+
+@functools.cache
+def _call_row_statements() -> tuple[Any, Any]:
+    """Built once (the writer runs these for every call fact; building costs more than running)."""
+    return (
+        select(CallAttempt).where(CallAttempt.attempt_key == bindparam("key")),
+        select(CallAttempt).where(CallAttempt.channel_id == bindparam("cid")),
+    )
 
 
 RUNNER_OWNED = frozenset({"outcome"})
@@ -163,17 +172,21 @@ def audit(actor: str, action: str, member_id: int | None, details: dict[str, Any
     return job
 
 
+@functools.cache
+def _link_statement() -> Any:
+    return select(MemberPhone.member_id).where(MemberPhone.e164 == bindparam("e164")).limit(2)
+
+
 def link_member(key: str, e164: str) -> Job:
     """Set the row's member when exactly one member has this number (one indexed query), so
     calls that pop on no console (simulated or logged-out agents) still name their member."""
 
     def job(s: Session) -> None:
-        ids = list(
-            s.scalars(select(MemberPhone.member_id).where(MemberPhone.e164 == e164).limit(2))
-        )
+        by_phone = _link_statement()
+        ids = list(s.scalars(by_phone, {"e164": e164}))
         if len(set(ids)) != 1:
             return
-        row = s.scalars(select(CallAttempt).where(CallAttempt.attempt_key == key)).one_or_none()
+        row = s.scalars(_call_row_statements()[0], {"key": key}).one_or_none()
         if row is not None and row.member_id is None:
             row.member_id = ids[0]
 

@@ -7,10 +7,11 @@ this module decides the pop's kind and masks every phone and email in it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from crm_bridge.models import CallAttempt
@@ -46,17 +47,21 @@ class Pop:
         }
 
 
+@functools.cache
+def _dialled_statement() -> Any:
+    """Built once; a Core statement on the session's connection (no ORM execution path)."""
+    return select(CallAttempt.member_id, CallAttempt.phone_e164).where(
+        CallAttempt.channel_id == bindparam("cid")
+    )
+
+
 def _dialled_member(s: Session, call_id: str) -> tuple[int, str | None] | None:
     """(member, number) of a call our dialer placed: its Linkedid is the preset ChannelId.
 
     Asterisk shows the campaign's own CallerID on an originated call that reaches a queue,
     so for those calls the number says nothing about the member; the attempt row does.
     """
-    row = s.execute(
-        select(CallAttempt.member_id, CallAttempt.phone_e164).where(
-            CallAttempt.channel_id == call_id
-        )
-    ).one_or_none()
+    row = s.connection().execute(_dialled_statement(), {"cid": call_id}).one_or_none()
     if row is None or row[0] is None:
         return None
     return int(row[0]), row[1]

@@ -8,6 +8,7 @@ every value under a phone/email key, so a new field added to the profile by
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import phonenumbers
@@ -16,6 +17,7 @@ _PHONE_KEYS = frozenset({"phone", "phones", "e164", "phone_e164", "mobile", "num
 _EMAIL_KEYS = frozenset({"email", "emails", "to_address"})
 
 
+@functools.lru_cache(maxsize=8192)
 def mask_phone(value: str) -> str:
     """``+8613800138000`` -> ``+86 138****8000``; anything unparsable keeps only its last 2 chars."""
     if not value:
