@@ -250,7 +250,24 @@ class CampaignRunner:
         if alive:
             talking = {a.conversation_id: a.interface for a in self.agents() if a.conversation_id}
             rows = await run_db(self.engine, _flights_for, alive)
-            for channel_id, entry_id, campaign_id, member_id in rows:
+            for channel_id, entry_id, campaign_id, member_id, agent_id in rows:
+                if agent_id is not None and channel_id not in talking:
+                    # Agent-first (preview / maintainer): whether the member answered was
+                    # lost with the old process; its end is recorded as interrupted, never
+                    # as an abandoned call.
+                    flight = _Flight(
+                        channel_id,
+                        entry_id,
+                        campaign_id,
+                        member_id,
+                        self.clock(),
+                        f"dial-{channel_id}",
+                        agent_first=True,
+                        agent_id=agent_id,
+                    )
+                    self.flights[channel_id] = flight
+                    self._by_action[flight.action_id] = channel_id
+                    continue
                 flight = _Flight(
                     channel_id,
                     entry_id,
@@ -879,18 +896,21 @@ def _campaign_rows(s: Session, since: dt.datetime | None) -> list[dict[str, Any]
     return out
 
 
-def _flights_for(s: Session, channel_ids: list[str]) -> list[tuple[str, int, int, int]]:
+def _flights_for(s: Session, channel_ids: list[str]) -> list[tuple[str, int, int, int, int | None]]:
+    """(channel id, entry, campaign, member, agent id) of attempts; an agent id set at
+    dial time marks an agent-first call (preview, maintainer first)."""
     rows = s.execute(
         select(
             CallAttempt.channel_id,
             CallAttempt.entry_id,
             CallAttempt.campaign_id,
             CallAttempt.member_id,
+            CallAttempt.agent_id,
         ).where(CallAttempt.channel_id.in_(channel_ids))
     ).all()
     return [
-        (str(a), int(b), int(c), int(d))
-        for a, b, c, d in rows
+        (str(a), int(b), int(c), int(d), e)
+        for a, b, c, d, e in rows
         if b is not None and c is not None and d is not None
     ]
 

@@ -136,8 +136,10 @@ def _call_row_statements() -> tuple[Any, Any]:
     )
 
 
-RUNNER_OWNED = frozenset({"outcome"})
-"""Fields of a dialer attempt that only the campaign runner sets (it decides abandoned vs answered)."""
+RUNNER_OWNED = frozenset({"outcome", "answered_at"})
+"""Fields of a dialer attempt that only the campaign runner sets (it decides abandoned vs
+answered, and when the member answered: for an agent-first call the Originate answers
+when the agent does)."""
 
 
 def _row(s: Session, key: str, direction: Direction, started: float) -> CallAttempt:

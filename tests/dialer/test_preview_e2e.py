@@ -175,8 +175,10 @@ async def test_preview_offered_dialled_answered_and_wrapped_up(engine: Engine) -
             for e in st.sim.events
             if e.get("Event") == "Newchannel" and e.get("Uniqueid") == call_id
         ]
-        assert first and first[0].get("Channel", "").startswith("Local/1001@agents-")
-        await c1.wait_for("call_state", lambda d: d["call_id"] == call_id and d["state"] == "ringing")
+        assert first and (first[0].get("Channel") or "").startswith("Local/1001@agents-")
+        await c1.wait_for(
+            "call_state", lambda d: d["call_id"] == call_id and d["state"] == "ringing"
+        )
         await st.sim.agent_answer(IFACE["1001"])
         await st.wait(lambda: call_id not in r.runner.flights, within=8, what="member answered")
         await c1.request("hangup", call_id=call_id)
@@ -205,6 +207,7 @@ async def test_preview_member_busy_is_stored_on_the_attempt(engine: Engine) -> N
         await r.runner.stop()
     (row,) = attempts(engine)
     assert row.outcome == "busy" and row.agent_id == r.ids.agents["1001"]
+    assert row.answered_at is None  # the agent answered; the member never did
     e = entry(engine, entries_[busy])
     assert e.status is EntryStatus.PENDING and e.attempts == 1 and e.next_attempt_at is not None
 
@@ -291,7 +294,7 @@ async def test_maintainer_first_rings_the_maintainer(engine: Engine) -> None:
             for e in st.sim.events
             if e.get("Event") == "Newchannel" and e.get("Uniqueid") == row.channel_id
         ]
-        assert first and first[0].get("Channel", "").startswith("Local/1001@agents-")
+        assert first and (first[0].get("Channel") or "").startswith("Local/1001@agents-")
         await c1.wait_for(
             "call_state", lambda d: d["call_id"] == row.channel_id and d["state"] == "ringing"
         )
@@ -318,7 +321,7 @@ async def test_without_an_available_maintainer_the_call_goes_to_the_queue(engine
             for e in st.sim.events
             if e.get("Event") == "Newchannel" and e.get("Uniqueid") == row.channel_id
         ]
-        assert first and first[0].get("Channel", "").startswith(f"Local/{LI_WEI}@members-out-")
+        assert first and (first[0].get("Channel") or "").startswith(f"Local/{LI_WEI}@members-out-")
         await r.runner.stop()
 
 
