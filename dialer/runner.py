@@ -444,12 +444,15 @@ class CampaignRunner:
         free = 0
         wrap: list[float] = []
         talk: list[float] = []
+        held = {f.agent for f in self.flights.values() if f.agent_first}
         for a in self.agents():
             if camp.queue not in a.queues:
                 continue
             if camp.queue in a.paused_queues and a.state is not AgentState.WRAP_UP:
                 continue  # paused for a reason of their own; a wrap-up pause ends by itself
-            if a.state is AgentState.AVAILABLE:
+            if a.state is AgentState.AVAILABLE and a.interface in held:
+                talk.append(0.0)  # ringing for an agent-first call the queue does not see
+            elif a.state is AgentState.AVAILABLE:
                 free += 1
             elif a.state is AgentState.WRAP_UP:
                 wrap.append(max(0.0, now - a.since))

@@ -96,7 +96,11 @@ async def rig(engine: Engine) -> AsyncIterator[Rig]:
 
 
 def campaign(
-    engine: Engine, members: list[int], mode: DialMode = DialMode.PREVIEW, queue: str = "members"
+    engine: Engine,
+    members: list[int],
+    mode: DialMode = DialMode.PREVIEW,
+    queue: str = "members",
+    assigned: int | None = None,
 ) -> tuple[int, dict[int, int]]:
     """A running campaign with one entry per member; (campaign id, member id -> entry id)."""
     with session_scope(engine) as s:
@@ -112,7 +116,9 @@ def campaign(
         out = {}
         for mid in members:
             phone = s.scalars(select(MemberPhone.e164).where(MemberPhone.member_id == mid)).first()
-            e = CallListEntry(campaign_id=c.id, member_id=mid, phone_e164=phone)
+            e = CallListEntry(
+                campaign_id=c.id, member_id=mid, phone_e164=phone, assigned_agent_id=assigned
+            )
             s.add(e)
             s.flush()
             out[mid] = e.id
@@ -343,3 +349,25 @@ async def test_card_withdrawn_when_the_campaign_is_paused(engine: Engine) -> Non
         await r.runner.stop()
     e = entry(engine, entries_[liwei])
     assert e.status is EntryStatus.PENDING and e.lease_owner is None and e.attempts == 0
+
+
+async def test_entry_assigned_agent_is_rung_first(engine: Engine) -> None:
+    async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
+        st = r.st
+        plain = add_member(engine, "Nobody's", PLAIN)  # no maintainer; the entry names 1001
+        campaign(engine, [plain], mode=DialMode.PREDICTIVE, assigned=r.ids.agents["1001"])
+        await r.runner.start()
+        await st.wait(lambda: st.sim.stats.calls_originated >= 1, what="Originate")
+        (row,) = attempts(engine)
+        assert row.agent_id == r.ids.agents["1001"]
+        first = [
+            e
+            for e in st.sim.events
+            if e.get("Event") == "Newchannel" and e.get("Uniqueid") == row.channel_id
+        ]
+        assert first and (first[0].get("Channel") or "").startswith("Local/1001@agents-")
+        await c1.wait_for("call_state", lambda d: d["call_id"] == row.channel_id)
+        # while 1001 rings for it, the pacer does not count them as free
+        camp = next(iter(r.runner.campaigns.values()))
+        assert r.runner.snapshot(camp).agents_free == 0
+        await r.runner.stop()
