@@ -84,3 +84,31 @@ async def test_preview_card_f7_dials_and_wraps_up_on_the_attempt(stack: Stack) -
         assert row.outcome == "answered" and row.disposition == "follow-up"
         assert row.agent_id == stack.ids.agents["1001"]
         assert s.get(CallListEntry, row.entry_id).status is EntryStatus.DONE  # type: ignore[union-attr]
+
+
+def test_card_text_and_withdrawn_parse() -> None:
+    from agent_tui.model import Preview
+    from agent_tui.widgets.preview import card_text
+
+    data = {
+        "entry_id": 7,
+        "campaign_id": 2,
+        "campaign": "spring",
+        "reason": "dormant member win-back",
+        "attempts": 1,
+        "member": {
+            "member_id": 3,
+            "member_no": "M000003",
+            "name": "Zhang San",
+            "tier": "Silver",
+            "phone_masked": "+86 136****6000",
+        },
+        "withdrawn": False,
+    }
+    card = Preview.parse(data)
+    assert (card.entry_id, card.member.member_id, card.withdrawn) == (7, 3, False)
+    text = card_text(card).plain
+    assert "Zhang San  Silver  No. M000003  ☎ +86 136****6000" in text
+    assert "Why: dormant member win-back  · 1 earlier attempt(s)" in text
+    assert "F7 dial · k skip" in text
+    assert Preview.parse({**data, "withdrawn": True}).withdrawn
