@@ -130,7 +130,7 @@ class SmtpSink:
             and auth_data.login.decode() == self.username
             and auth_data.password.decode() == self.password
         )
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=ok)
 
     @staticmethod
     def _take(table: dict[str, str | list[str]], addr: str) -> str | None:
