@@ -412,6 +412,7 @@ def record_results(
 ) -> None:
     """Apply provider outcomes in one transaction (grouped: one executemany per kind)."""
     sent: list[dict[str, Any]] = []
+    again: list[dict[str, Any]] = []
     released: list[str] = []
     for job, result in results:
         attempts = job.attempts + 1
@@ -425,17 +426,12 @@ def record_results(
                 if job.channel is Channel.SMS:
                     released.append(job.key)
             else:
-                session.execute(
-                    update(T)
-                    .where(T.c.id == job.id, T.c.status == OutboxStatus.SENDING.value)
-                    .values(
-                        status=OutboxStatus.PENDING.value,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                        last_error=result.detail,
-                        updated_at=now,
-                        next_attempt_at=now + dt.timedelta(seconds=retry.delay(attempts, rng)),
-                    )
+                again.append(
+                    {
+                        "b_id": job.id,
+                        "b_err": result.detail,
+                        "b_next": now + dt.timedelta(seconds=retry.delay(attempts, rng)),
+                    }
                 )
         elif result.outcome is Outcome.PERMANENT:
             _fail(session, job, result.detail, now)
@@ -450,8 +446,22 @@ def record_results(
                     lease_expires_at=now, last_error=f"in doubt: {result.detail}", updated_at=now
                 )
             )
+    conn = session.connection()
+    if again:  # transient: back to pending with back-off
+        conn.execute(
+            update(T)
+            .where(T.c.id == bindparam("b_id"), T.c.status == OutboxStatus.SENDING.value)
+            .values(
+                status=OutboxStatus.PENDING.value,
+                lease_owner=None,
+                lease_expires_at=None,
+                last_error=bindparam("b_err"),
+                updated_at=now,
+                next_attempt_at=bindparam("b_next"),
+            ),
+            again,
+        )
     if sent:
-        conn = session.connection()
         conn.execute(
             update(T)
             .where(T.c.id == bindparam("b_id"), T.c.status == OutboxStatus.SENDING.value)

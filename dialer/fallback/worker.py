@@ -76,6 +76,8 @@ class WorkerSettings:
     lease_s: float = 120.0
     poll_interval_s: float = 0.5
     recovery_interval_s: float = 15.0
+    lease_gap_s: float = 0.025
+    """After a lease found fewer due rows than it had room for, lease again no sooner."""
     idle_horizon_s: float = 120.0
     """``until_idle``: stop when nothing is due within this horizon and nothing is in flight."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -166,9 +168,14 @@ class OutboxWorker:
                     self._recover_now.clear()
                     await self.recover(startup=False)
                     next_recovery = loop.time() + self.settings.recovery_interval_s
-                if jobs and len(jobs) == min(room, self.settings.batch_size):
+                leased_all = len(jobs) == min(room, self.settings.batch_size)
+                if jobs and leased_all:
                     await asyncio.sleep(0)
                     continue
+                # Fewer rows than asked: nothing more is due right now. Finished sends alone
+                # make nothing due (retries back off), so do not lease again on every one of
+                # them: wait at least lease_gap_s (a transaction per send otherwise).
+                drained_at = loop.time() if room > 0 and not leased_all else None
                 if until_idle and not self._tasks and not await run_db(self.engine, self._busy):
                     break
                 self._changed.clear()
@@ -186,6 +193,11 @@ class OutboxWorker:
                     finally:
                         for w in waits:
                             w.cancel()
+                if drained_at is not None:
+                    gap = drained_at + self.settings.lease_gap_s - loop.time()
+                    if gap > 0:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), gap)
         finally:
             await self._drain()
         return self.stats
