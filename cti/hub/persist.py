@@ -143,11 +143,16 @@ when the agent does)."""
 
 
 def _row(s: Session, key: str, direction: Direction, started: float) -> CallAttempt:
-    row = call_row(s, key.removeprefix("call:"))
+    # A writer batch holds several facts of one call: look its row up once per transaction.
+    rows: dict[str, CallAttempt] = s.info.setdefault("hub_call_rows", {})
+    row = rows.get(key)
     if row is None:
-        row = CallAttempt(attempt_key=key, direction=direction, started_at=_utc(started))
-        s.add(row)
-        s.flush()
+        row = call_row(s, key.removeprefix("call:"))
+        if row is None:
+            row = CallAttempt(attempt_key=key, direction=direction, started_at=_utc(started))
+            s.add(row)
+            s.flush()
+        rows[key] = row
     return row
 
 
