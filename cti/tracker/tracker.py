@@ -340,6 +340,12 @@ class Tracker:
             if conv.hung_up_by is None:
                 conv.hung_up_by = self._first_hangup_party(conv)
             self._start_wrap_up(conv, conv.answered_by, now, out)
+        for agent in self._agents.values():
+            # Still marked on this call after the wrap-up above (replaced by another agent,
+            # or completed under another interface: lost or out-of-order events): it is over.
+            if agent.talking == conv.id:
+                agent.talking = None
+                self._update(agent, now, out)
         hung_up_by = conv.hung_up_by
         if hung_up_by is None and conv.answered_by is not None:
             hung_up_by = self._first_hangup_party(conv)
