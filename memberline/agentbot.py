@@ -73,7 +73,9 @@ class AgentBot:
             try:
                 await self.client.request("queue_login")
             except ProtocolError as exc:
-                if "already there" not in exc.message.lower():  # static members are logged in already
+                if (
+                    "already there" not in exc.message.lower()
+                ):  # static members are logged in already
                     raise
 
     async def stop(self) -> None:

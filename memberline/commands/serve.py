@@ -60,5 +60,9 @@ def handler(args: argparse.Namespace, config: Config) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = add_command(sub, "serve", handler, "run the hub: AMI, screen pops, consoles, dialer, surveys, outbox")
-    p.add_argument("--hub-name", default="hub-1", help="this hub's name when several share a database")
+    p = add_command(
+        sub, "serve", handler, "run the hub: AMI, screen pops, consoles, dialer, surveys, outbox"
+    )
+    p.add_argument(
+        "--hub-name", default="hub-1", help="this hub's name when several share a database"
+    )

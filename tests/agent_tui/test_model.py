@@ -85,8 +85,15 @@ def test_campaign_wallboard_agent_survey() -> None:
     assert state_line(None, None) == "WAITING FOR HUB"
     assert SurveyRow.parse({"week": "2026-W45", "responses": 4, "csat": 4.5}).nps is None
     # the hub's survey_summary rows (surveys.report.survey_figures "weekly")
-    hub_row = {"key": "2026-W36", "label": "2026-W36", "started": 4, "completed": 4, "csat_pct": 25.0,
-               "csat_mean": 2.75, "nps": -75.0}
+    hub_row = {
+        "key": "2026-W36",
+        "label": "2026-W36",
+        "started": 4,
+        "completed": 4,
+        "csat_pct": 25.0,
+        "csat_mean": 2.75,
+        "nps": -75.0,
+    }
     assert SurveyRow.parse(hub_row) == SurveyRow("2026-W36", 4, 25.0, -75.0)
 
 

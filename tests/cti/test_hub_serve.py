@@ -79,7 +79,7 @@ async def test_memberline_serve_process_and_graceful_stop(sqlite_url: str, tmp_p
     conf = tmp_path / "memberline.toml"
     conf.write_text(
         f'[database]\nurl = "{sqlite_url}"\n[ami]\nport = {sim.port}\n[hub]\nport = {hub_port}\n'
-        '[agi]\nport = 0\n[messaging]\nwebhook_port = 0\n',
+        "[agi]\nport = 0\n[messaging]\nwebhook_port = 0\n",
         encoding="utf-8",
     )
     env = {**os.environ, "MEMBERLINE_AMI_SECRET": AMI_SECRET}

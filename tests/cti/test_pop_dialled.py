@@ -17,8 +17,15 @@ def test_dialler_call_pops_the_dialled_member(engine: Engine) -> None:
         m.phones.append(MemberPhone(e164="+8613912345678"))
         s.add(m)
         s.flush()
-        s.add(CallAttempt(attempt_key="entry:1:1", direction=Direction.OUTBOUND, member_id=m.id,
-                          phone_e164="+8613912345678", channel_id="ml-1-1-abcd"))
+        s.add(
+            CallAttempt(
+                attempt_key="entry:1:1",
+                direction=Direction.OUTBOUND,
+                member_id=m.id,
+                phone_e164="+8613912345678",
+                channel_id="ml-1-1-abcd",
+            )
+        )
         member_id = m.id
     with session_scope(engine) as s:
         # Asterisk reports the campaign's CallerID (4000) on the queued leg.
@@ -28,4 +35,6 @@ def test_dialler_call_pops_the_dialled_member(engine: Engine) -> None:
         assert pop.profile is not None
         # an ordinary inbound call still looks the number up
         assert build_pop(s, "4000", "Memberline", "CN", call_id="1795349443.0").kind == "unknown"
-        assert build_pop(s, "013912345678", "", "CN", call_id="1795349443.9").member_ids == [member_id]
+        assert build_pop(s, "013912345678", "", "CN", call_id="1795349443.9").member_ids == [
+            member_id
+        ]

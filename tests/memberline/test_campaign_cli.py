@@ -10,10 +10,14 @@ from crm_bridge.models import AuditLog, Campaign, CampaignStatus, Member, Member
 from memberline.cli import main
 
 
-def test_campaign_lifecycle_from_the_cli(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_campaign_lifecycle_from_the_cli(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     engine = make_engine(sqlite_url)
     with session_scope(engine) as s:
-        joined = dt.date.today() - dt.timedelta(days=200)  # dormant 180-365 days: the win-back call list
+        joined = dt.date.today() - dt.timedelta(
+            days=200
+        )  # dormant 180-365 days: the win-back call list
         m = Member(member_no="C1", name="周杰", joined_on=joined, timezone="Asia/Shanghai")
         m.phones.append(MemberPhone(e164="+8613911112222"))
         s.add(m)
@@ -23,7 +27,12 @@ def test_campaign_lifecycle_from_the_cli(sqlite_url: str, capsys: pytest.Capture
     assert main(["campaign", "create", "win", "--kind", "dormant_winback", *db]) == 1
     assert "exists" in capsys.readouterr().out
     assert main(["campaign", "resume", "1", *db]) == 1  # a draft cannot be resumed
-    for action, status in (("start", "running"), ("pause", "paused"), ("resume", "running"), ("stop", "stopped")):
+    for action, status in (
+        ("start", "running"),
+        ("pause", "paused"),
+        ("resume", "running"),
+        ("stop", "stopped"),
+    ):
         assert main(["campaign", action, "1", *db]) == 0
         assert status in capsys.readouterr().out
     assert main(["campaign", "list", *db]) == 0
@@ -31,7 +40,13 @@ def test_campaign_lifecycle_from_the_cli(sqlite_url: str, capsys: pytest.Capture
     with session_scope(engine) as s:
         assert s.scalars(select(Campaign)).one().status is CampaignStatus.STOPPED
         actions = [a.action for a in s.scalars(select(AuditLog).order_by(AuditLog.id))]
-    assert actions == ["campaign.create", "campaign.start", "campaign.pause", "campaign.resume", "campaign.stop"]
+    assert actions == [
+        "campaign.create",
+        "campaign.start",
+        "campaign.pause",
+        "campaign.resume",
+        "campaign.stop",
+    ]
     engine.dispose()
 
 
