@@ -23,6 +23,7 @@ The same ``seed`` and ``now`` give the same database.
 
 from __future__ import annotations
 
+import abc
 import bisect
 import datetime as dt
 import logging
@@ -217,14 +218,16 @@ def _pg_day(day: int) -> dt.date:
     return d
 
 
-class _Writer:
+class _Writer(abc.ABC):
+    """Bulk row writer: executemany on SQLite, COPY on PostgreSQL."""
+
     dialect: str
 
-    def write(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def write(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None: ...
 
-    def commit(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def commit(self) -> None: ...
 
 
 class _SqliteWriter(_Writer):
