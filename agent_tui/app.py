@@ -21,6 +21,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 
+from agent_tui import heap
 from agent_tui.calls import CallBook
 from agent_tui.messages import HubPush, HubStatus
 from agent_tui.model import AgentState, CallState, Preview, ScreenPop, Session, Wallboard
@@ -88,6 +89,8 @@ class ConsoleApp(App[None]):
         self.home: HomeScreen | None = None
         """The home screen (with the call view), from login on."""
         self.offline = offline
+        self._gc_thresholds: tuple[int, int, int] | None = None
+        """CPython's thresholds before :func:`agent_tui.heap.settle` (set once logged in)."""
         """Recorded mode (snapshot tests, demos): no hub; requests quietly give nothing."""
 
     # -- lifecycle -------------------------------------------------------------
@@ -97,6 +100,16 @@ class ConsoleApp(App[None]):
         if self.offline:
             return
         self.push_screen(LoginScreen(self._initial_agent or "", self._initial_password))
+
+    def _settle_heap(self) -> None:
+        if self._gc_thresholds is None:
+            self._gc_thresholds = heap.settle()
+            self.set_interval(5.0, heap.collect_if_due)
+
+    def on_unmount(self) -> None:
+        if self._gc_thresholds is not None:
+            heap.release(self._gc_thresholds)
+            self._gc_thresholds = None
 
     async def action_quit(self) -> None:
         client, self.client = self.client, None
@@ -158,6 +171,8 @@ class ConsoleApp(App[None]):
             self.switch_screen(self.home)
         else:
             self.push_screen(self.home)
+        if self._gc_thresholds is None:
+            self.call_after_refresh(self._settle_heap)
 
     # -- requests ----------------------------------------------------------------
     async def request(self, cmd: str, **args: Any) -> dict[str, Any]:

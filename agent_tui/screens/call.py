@@ -32,6 +32,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Label, Static, TextArea
 
+from agent_tui import heap
 from agent_tui.model import CallState, MemberSummary, Profile, ScreenPop, format_duration
 from agent_tui.screens.member import MemberScreen
 from agent_tui.widgets.member import HistoryTabs
@@ -119,11 +120,13 @@ class CallDesk(MemberScreen, inherit_bindings=False):
             return
         history = self.query_one(HistoryTabs)
         history.fill_visible()
-        self.call_after_refresh(
-            lambda: self.post_message(self.PopShown(pop.call_id, painted_at, time.perf_counter()))
-        )
+        self.call_after_refresh(self._pop_complete, pop, painted_at)
         if pop.profile is None:
             self._ask_member()
+
+    def _pop_complete(self, pop: ScreenPop, painted_at: float) -> None:
+        self.post_message(self.PopShown(pop.call_id, painted_at, time.perf_counter()))
+        heap.collect_if_due()  # the pop is on screen: the quiet moment for a full collection
 
     def update_pop(self, pop: ScreenPop) -> None:
         """The hub re-sent the pop (e.g. after a reconnect): refresh, keep the notes."""

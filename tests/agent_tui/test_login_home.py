@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from textual.widgets import Static
 
@@ -37,6 +39,10 @@ async def test_bad_password_then_login(stack: Stack) -> None:
         assert ("s", "satisfied") in app.session.dispositions
         bar = app.screen.query_one(StateBar)
         assert "王芳 1001" in _text(bar)
+        await settle(pilot, lambda: gc.get_freeze_count() > 0, what="heap settled")
+    # The GC policy (agent_tui.heap) is the app's own: undone when it closes.
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold()[2] < 1000
 
 
 async def test_rate_limited_login_is_explained(stack: Stack) -> None:
