@@ -26,7 +26,7 @@ from typing import Any
 
 from memberline.cli import add_command
 from memberline.config import Config
-from memberline.runtime import install_reactor
+from memberline.runtime import freeze_startup_heap, install_reactor
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -110,6 +110,7 @@ async def _run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
         cfg = dataclasses.replace(cfg0, ami=AmiConfig(port=ami_port, secret=Secret(ami_secret)))
         running = await start_hub_services(cfg, engine=engine, settings=hub_settings(cfg))
         await running.ami_task
+        freeze_startup_heap()  # as `memberline serve` does once started
         tell({"hub_port": running.hub.port})
         ms: list[float] = (await hear())["latencies_ms"]
         await driver.wait()

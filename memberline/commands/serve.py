@@ -15,7 +15,7 @@ import signal
 
 from memberline.cli import add_command
 from memberline.config import Config
-from memberline.runtime import install_reactor
+from memberline.runtime import freeze_startup_heap, install_reactor
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ async def _serve(config: Config, hub_name: str) -> int:
 
     stack = await start_stack(config, owner=hub_name)
     running = stack.hub
+    freeze_startup_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
