@@ -302,8 +302,13 @@ def build_dormant_list(
         winback_campaign.kind == CampaignKind.DORMANT_WINBACK,
         or_(Member.last_purchase_at.is_(None), winback_entry.created_at > Member.last_purchase_at),
     )
-    stmt = select(*_entry_columns(campaign_id, now)).where(
-        dormant_between(now, days, max_days), ~called_since, *_callable(campaign_id)
+    # In member order: every index of call_list_entries then grows at its end instead of
+    # taking 188k random inserts (first-ever run at 1M members: the write halves), and SQLite
+    # reads members and their phones front to back rather than in last-purchase order.
+    stmt = (
+        select(*_entry_columns(campaign_id, now))
+        .where(dormant_between(now, days, max_days), ~called_since, *_callable(campaign_id))
+        .order_by(Member.id)
     )
     return _insert(session, campaign_id, now, stmt)
 
