@@ -217,6 +217,9 @@ class HistoryTabs(Widget):
         balance = f"Balance {profile.points:,} points" if profile is not None else ""
         self.query_one("#points-balance", Static).update(balance)
         if defer:
+            # Hidden, not drawn, for the pop's first frame: an emptied table still paints
+            # every blank line of its height, the costliest part of that frame.
+            self.visible = False
             for table in self.query(DataTable):
                 table.clear()
         else:
@@ -225,6 +228,7 @@ class HistoryTabs(Widget):
     def fill_visible(self) -> None:
         active = self.query_one(TabbedContent).active.removeprefix("tab-")
         self._fill(active or "purchases")
+        self.visible = True
 
     def _fill(self, key: str) -> None:
         if key not in self._dirty:
