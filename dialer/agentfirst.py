@@ -56,10 +56,6 @@ class Offer:
     card: dict[str, Any]
 
 
-SKIP_CANCELS = frozenset({"wrong-number", "do-not-call"})
-"""Skip reasons that take the entry off the campaign for good."""
-
-
 _KIND_REASON = {
     CampaignKind.POST_PURCHASE: "post-purchase follow-up",
     CampaignKind.DORMANT_WINBACK: "dormant member win-back",

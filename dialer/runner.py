@@ -56,7 +56,7 @@ from cti.tracker import (
     OriginateResult,
 )
 from dialer import agentfirst, entries
-from dialer.agentfirst import SKIP_CANCELS, AgentDesk, Offer
+from dialer.agentfirst import AgentDesk, Offer
 from dialer.pacing import (
     AbandonCounts,
     Decision,
@@ -677,16 +677,14 @@ class CampaignRunner:
     async def preview_skip(self, agent: AgentInfo, entry_id: int, reason: str) -> dict[str, Any]:
         offer = self._offer_of(agent, entry_id)
         self._drop_offer(offer, withdrawn=False)
-        cancel = reason in SKIP_CANCELS
-        retry = None if cancel else _utc(self.clock() + self.settings.preview_skip_s)
-        await run_db(
+        cancel = await run_db(
             self.engine,
-            entries.release,
+            entries.skip_entry,
             entry_id,
             self.settings.owner,
-            retry_at=retry,
-            cancel=cancel,
-            reason=f"skipped: {reason}",
+            reason=reason,
+            retry_at=_utc(self.clock() + self.settings.preview_skip_s),
+            actor=f"agent:{agent.code}",
         )
         log.info("entry %d skipped by %s: %s", entry_id, agent.code, reason)
         return {"entry_status": "cancelled" if cancel else "pending"}

@@ -117,16 +117,24 @@ class HomeScreen(CallDesk):
         )
 
     def action_preview_skip(self) -> None:
+        from agent_tui.dialogs.reasons import SKIP_REASONS, ReasonDialog
+
         card = self.preview_shown
-        if card is not None:
-            self._preview_skip(card)
+        if card is None:
+            return
+
+        def chosen(reason: str | None) -> None:
+            if reason and self.console.preview is card:
+                self._preview_skip(card, reason)
+
+        self.app.push_screen(ReasonDialog(f"Skip {card.member.name} — why?", SKIP_REASONS), chosen)
 
     @work(exclusive=True, exit_on_error=False, group="preview")
-    async def _preview_skip(self, card: Preview) -> None:
-        result = await self.console.call_hub("preview_skip", entry_id=card.entry_id, reason="later")
+    async def _preview_skip(self, card: Preview, reason: str) -> None:
+        result = await self.console.call_hub("preview_skip", entry_id=card.entry_id, reason=reason)
         if result is not None and self.console.preview is card:
             self.console.preview = None
-            self.notify(f"Skipped {card.member.name}", timeout=2)
+            self.notify(f"Skipped {card.member.name} ({reason})", timeout=2)
 
     def _render_body(self) -> None:
         session = self.console.session
@@ -164,7 +172,7 @@ class HomeScreen(CallDesk):
 
     # -- agent actions -------------------------------------------------------------
     def action_pause(self) -> None:
-        from agent_tui.dialogs.pause import PauseDialog
+        from agent_tui.dialogs.reasons import ReasonDialog
 
         session = self.console.session
         reasons = session.pause_reasons if session is not None else ()
@@ -173,7 +181,7 @@ class HomeScreen(CallDesk):
             if reason:
                 self._send("pause", reason=reason)
 
-        self.app.push_screen(PauseDialog(reasons), chosen)
+        self.app.push_screen(ReasonDialog("Pause — why?", [(r, r) for r in reasons]), chosen)
 
     def action_unpause(self) -> None:
         self._send("unpause")

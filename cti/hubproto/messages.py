@@ -211,8 +211,9 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec(
             "preview_skip",
-            "Skip the preview card: the entry is due again shortly, or cancelled for "
-            "wrong-number / do-not-call.",
+            "Skip the preview card: the entry is due again shortly (later, other), or cancelled: "
+            "wrong-number also flags that number invalid, do-not-call puts the member on the "
+            "do-not-call list (both audited).",
             (
                 _f("entry_id", "int", "entry_id of the preview push"),
                 _f(

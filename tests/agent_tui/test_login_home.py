@@ -71,7 +71,7 @@ async def test_pause_reason_unpause_and_queue(stack: Stack) -> None:
         assert _text(bar).startswith(" AVAILABLE")
 
         await pilot.press("p")  # reason picker from the login result
-        await settle(pilot, lambda: app.screen.__class__.__name__ == "PauseDialog")
+        await settle(pilot, lambda: app.screen.__class__.__name__ == "ReasonDialog")
         await pilot.press("2")  # lunch
         await settle(pilot, lambda: app.agent_state and app.agent_state.state == "paused")
         assert app.agent_state is not None and app.agent_state.reason == "lunch"

@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from agent_tui.dialogs.reasons import ReasonDialog
 from agent_tui.screens.home import HomeScreen
 from agent_tui.screens.wrapup import WrapUpScreen
 from agent_tui.widgets.preview import PreviewCard
@@ -21,6 +22,7 @@ from crm_bridge.models import (
     CampaignStatus,
     DialMode,
     EntryStatus,
+    MemberPhone,
 )
 from dialer.rules import CallingWindow
 from dialer.runner import CampaignRunner, RunnerSettings
@@ -86,6 +88,58 @@ async def test_preview_card_f7_dials_and_wraps_up_on_the_attempt(stack: Stack) -
         assert s.get(CallListEntry, row.entry_id).status is EntryStatus.DONE  # type: ignore[union-attr]
 
 
+async def test_preview_skip_asks_why_and_wrong_number_flags_the_phone(stack: Stack) -> None:
+    liwei = stack.ids.members["liwei"]
+    with session_scope(stack.engine) as s:
+        c = Campaign(
+            name="preview-skip",
+            kind=CampaignKind.DORMANT_WINBACK,
+            mode=DialMode.PREVIEW,
+            status=CampaignStatus.RUNNING,
+            queue="members",
+        )
+        s.add(c)
+        s.flush()
+        entry = CallListEntry(campaign_id=c.id, member_id=liwei, phone_e164=LI_WEI)
+        s.add(entry)
+        s.flush()
+        entry_id = entry.id
+    runner = CampaignRunner(
+        stack.engine,
+        stack.ami.send_action,
+        stack.hub.tracker.agents,
+        RunnerSettings(tick_s=0.1, window=CallingWindow(dt.time(0), dt.time(23, 59, 59, 999999))),
+        desk=stack.hub,
+    )
+    stack.hub.listeners.append(runner.on_event)
+    stack.hub.preview = runner
+    await runner.start()
+    app = stack.app()
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await log_in(pilot, "1001")
+            home = app.home
+            assert isinstance(home, HomeScreen)
+            card = home.query_one(PreviewCard)
+            await settle(pilot, lambda: app.preview is not None and card.display, what="card")
+            await pilot.press("k")
+            await settle(pilot, lambda: isinstance(app.screen, ReasonDialog), what="reasons")
+            await pilot.press("escape")  # changed their mind: the card stays
+            await settle(pilot, lambda: app.screen is home, what="home")
+            assert app.preview is not None and card.display
+            await pilot.press("k")
+            await settle(pilot, lambda: isinstance(app.screen, ReasonDialog), what="reasons")
+            await pilot.press("2")  # wrong number
+            await settle(pilot, lambda: app.preview is None and not card.display, what="skipped")
+    finally:
+        await runner.stop()
+    with session_scope(stack.engine) as s:
+        assert s.get(CallListEntry, entry_id).status is EntryStatus.CANCELLED  # type: ignore[union-attr]
+        phone = s.scalars(select(MemberPhone).where(MemberPhone.e164 == LI_WEI)).one()
+        assert phone.invalid
+        assert not s.scalars(select(CallAttempt)).all()
+
+
 def test_card_text_and_withdrawn_parse() -> None:
     from agent_tui.model import Preview
     from agent_tui.widgets.preview import card_text
@@ -112,3 +166,11 @@ def test_card_text_and_withdrawn_parse() -> None:
     assert "Why: dormant member win-back  · 1 earlier attempt(s)" in text
     assert "F7 dial · k skip" in text
     assert Preview.parse({**data, "withdrawn": True}).withdrawn
+
+
+def test_skip_reasons_are_the_protocols() -> None:
+    from agent_tui.dialogs.reasons import SKIP_REASONS
+    from cti.hubproto.messages import COMMANDS
+
+    reason = next(f for f in COMMANDS["preview_skip"].args if f.name == "reason")
+    assert tuple(code for code, _label in SKIP_REASONS) == reason.choices

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 
 from crm_bridge.db import session_scope
 from crm_bridge.models import (
+    AuditLog,
     CallAttempt,
     CallListEntry,
     Campaign,
@@ -257,6 +258,36 @@ async def test_preview_skip_and_forbidden_dial_of_another_agents_card(engine: En
     assert cancelled.status is EntryStatus.CANCELLED and cancelled.attempts == 0
     assert not attempts(engine) and r.st.sim.stats.calls_originated == 0
     assert set(entries_.values()) == {first, nxt["entry_id"]}
+    # "wrong number": that number is flagged invalid for every campaign, and audited
+    with session_scope(engine) as s:
+        phone = s.scalars(
+            select(MemberPhone).where(
+                MemberPhone.member_id == cancelled.member_id,
+                MemberPhone.e164 == cancelled.phone_e164,
+            )
+        ).one()
+        assert phone.invalid
+        audit = s.scalars(select(AuditLog).where(AuditLog.action == "member.phone_invalid")).one()
+        assert audit.member_id == cancelled.member_id and audit.actor == "agent:1001"
+        assert audit.details["entry_id"] == nxt["entry_id"]
+
+
+async def test_preview_skip_do_not_call_puts_the_member_on_the_dnc_list(engine: Engine) -> None:
+    async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
+        liwei = r.ids.members["liwei"]
+        _, entries_ = campaign(engine, [liwei])
+        await r.runner.start()
+        card = await c1.wait_for("preview", lambda d: not d["withdrawn"])
+        res = await c1.request("preview_skip", entry_id=card["entry_id"], reason="do-not-call")
+        assert res == {"entry_status": "cancelled"}
+        await r.runner.stop()
+    with session_scope(engine) as s:
+        member = s.get(Member, liwei)
+        assert member is not None and member.do_not_call
+        audit = s.scalars(select(AuditLog).where(AuditLog.action == "member.do_not_call")).one()
+        assert audit.member_id == liwei and audit.details["via"] == "preview_skip"
+    assert entry(engine, entries_[liwei]).status is EntryStatus.CANCELLED
+    assert not attempts(engine)
 
 
 async def test_dnc_set_after_list_build_is_never_offered(engine: Engine) -> None:
