@@ -13,8 +13,8 @@ whole heap (Textual, Rich, the screens: ~150k objects): a 100-150 ms stall, thre
    right after a pop has been painted (the agent is reading it; the next pop is seconds
    away) and from a slow timer, so a console that shows no pops still frees its garbage.
 
-The app undoes all this when it closes (:func:`release`). Objects frozen at login and dropped later (the login screen) are not collected: a one-off,
-bounded cost.
+The app undoes all this when it closes (:func:`release`). Objects frozen at login and
+dropped later (the login screen) are not collected: a one-off, bounded cost.
 """
 
 from __future__ import annotations
