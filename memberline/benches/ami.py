@@ -19,12 +19,13 @@ import json
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cti.ami.framing import Framer
-from cti.tracker import Tracker
 from memberline.cli import add_command
 from memberline.config import Config
+
+if TYPE_CHECKING:  # imported where used: every `memberline` command imports the benches
+    from cti.tracker import Tracker
 
 DEFAULT_TRACE = Path("/work/shared/ami-traces/rate-200.txt")
 
@@ -34,6 +35,9 @@ def _chunks(data: bytes, size: int) -> list[bytes]:
 
 
 def _ours(chunks: list[bytes]) -> tuple[float, int, int, Tracker]:
+    from cti.ami.framing import Framer
+    from cti.tracker import Tracker
+
     framer = Framer()
     tracker = Tracker()
     events = domain = 0
@@ -68,6 +72,9 @@ def _panoramisk(chunks: list[bytes]) -> tuple[float, int]:
 
 
 def _memory(data: bytes, chunk_size: int, passes: int) -> dict[str, Any]:
+    from cti.ami.framing import Framer
+    from cti.tracker import Tracker
+
     framer = Framer()
     tracker = Tracker(recent_limit=2048)
     now = 0.0
@@ -93,6 +100,8 @@ def _memory(data: bytes, chunk_size: int, passes: int) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    from cti.tracker import Tracker
+
     one = Path(args.trace).read_bytes()
     per_copy = one.count(b"\r\n\r\n")
     copies = max(1, round(args.events / per_copy))

@@ -21,17 +21,6 @@ import random
 import time
 from typing import Any
 
-from sqlalchemy import func, select
-
-from crm_bridge.db import make_engine, session_scope, sessions
-from crm_bridge.lists import (
-    build_dormant_list,
-    build_post_purchase_list,
-    build_survey_list,
-    dormant_greeting_candidates,
-)
-from crm_bridge.lookup import build_profile, find_members_by_phone
-from crm_bridge.models import Campaign, CampaignKind, DialMode, Member, MemberPhone
 from memberline.cli import add_command
 from memberline.config import Config
 
@@ -50,6 +39,19 @@ def _as_dialled(e164: str, rng: random.Random) -> str:
 
 
 def run(url: str, samples: int, seed: int, region: str, survey_size: int) -> dict[str, Any]:
+    # imported here, not at the top: every `memberline` command imports the benches
+    from sqlalchemy import func, select
+
+    from crm_bridge.db import make_engine, session_scope, sessions
+    from crm_bridge.lists import (
+        build_dormant_list,
+        build_post_purchase_list,
+        build_survey_list,
+        dormant_greeting_candidates,
+    )
+    from crm_bridge.lookup import build_profile, find_members_by_phone
+    from crm_bridge.models import Campaign, CampaignKind, DialMode, Member, MemberPhone
+
     engine = make_engine(url)
     rng = random.Random(seed)
     now = dt.datetime.now(dt.UTC)

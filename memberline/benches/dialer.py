@@ -12,14 +12,17 @@ import sys
 import time
 from typing import Any
 
-from dialer.pacing import AmdMode
-from dialer.sim.compare import compare
-from dialer.sim.scenario import ScenarioError, load_scenario_file, named_scenario, scenario_names
 from memberline.cli import add_command
 from memberline.config import Config
 
+AMD_MODES = ("on", "off", "auto")
+"""The values of :class:`dialer.pacing.AmdMode`: a copy, so that building the CLI parser does
+not import the pacing package (tests/memberline/test_cli_startup.py checks they agree)."""
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from dialer.sim.scenario import scenario_names  # light: tomllib and the scenario files
+
     p = add_command(sub, "dialer", run, "predictive dialer vs progressive and VICIdial, simulated")
     src = p.add_mutually_exclusive_group()
     src.add_argument(
@@ -28,11 +31,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"shipped scenario ({', '.join(scenario_names())}) or 'all' (default standard)",
     )
     src.add_argument("--scenario-file", metavar="FILE.toml", help="a scenario TOML file")
-    p.add_argument("--amd", choices=[m.value for m in AmdMode], default=AmdMode.AUTO.value)
+    p.add_argument("--amd", choices=AMD_MODES, default="auto")
     p.add_argument("--hours", type=float, default=None, help="override the scenario's hours")
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    from dialer.pacing import AmdMode
+    from dialer.sim.compare import compare
+    from dialer.sim.scenario import (
+        ScenarioError,
+        load_scenario_file,
+        named_scenario,
+        scenario_names,
+    )
+
     amd = AmdMode(args.amd)
     try:
         if args.scenario_file:

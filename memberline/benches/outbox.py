@@ -28,20 +28,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
-
-from crm_bridge.db import make_engine, session_scope
-from crm_bridge.migrate import upgrade
-from crm_bridge.models import Member, MemberPhone, OutboxMessage, OutboxStatus
-from dialer.fallback import OrderPolicy, Purpose, enqueue
-from dialer.fallback.sinks import LocalSinks, SmtpSink, TwilioSink
 from memberline.cli import add_command
 from memberline.config import Config
 
+if TYPE_CHECKING:  # imported where used: every `memberline` command imports the benches
+    from dialer.fallback.sinks import LocalSinks
+
 
 def _seed(url: str, members: int, channels: tuple[str, ...]) -> None:
+    from sqlalchemy import insert, select
+
+    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.models import Member, MemberPhone
+    from dialer.fallback import OrderPolicy, Purpose, enqueue
+
     engine = make_engine(url)
     with session_scope(engine) as s:
         base = s.scalar(select(Member.id).order_by(Member.id.desc()).limit(1)) or 0
@@ -113,6 +115,13 @@ public_url = "http://127.0.0.1:9"
 
 
 async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.migrate import upgrade
+    from crm_bridge.models import OutboxMessage, OutboxStatus
+    from dialer.fallback.sinks import LocalSinks, SmtpSink, TwilioSink
+
     tmp = tempfile.TemporaryDirectory(prefix="memberline-bench-outbox-")
     url = args.db or f"sqlite:///{Path(tmp.name) / 'bench.db'}"
     upgrade(url)

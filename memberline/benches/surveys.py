@@ -21,25 +21,23 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
-from crm_bridge.db import make_engine, session_scope
-from crm_bridge.migrate import upgrade
-from crm_bridge.models import Agent, CallbackTask, Complaint, Member, SurveyResponse
 from memberline.cli import add_command
 from memberline.config import Config
-from surveys.agi import SurveyAgiServer
-from surveys.store import SurveyRecorder
-from surveys.testing import AsteriskSide, Press, header_block
+
+# SQLAlchemy, the models and surveys.* are imported where used: every `memberline` command
+# imports the benches.
+if TYPE_CHECKING:
+    from surveys.testing import AsteriskSide
 
 
-class _TimedSide(AsteriskSide):
-    """Notes when each GET DATA reply leaves and when the next command arrives."""
+class _TimedSide:
+    """An Asterisk side that notes when each GET DATA reply leaves and when the next command
+    arrives (wraps the side rather than subclassing it, so this module imports no surveys.*)."""
 
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, side: AsteriskSide) -> None:
+        self.side = side
         self.replied_at: float | None = None
         self.gaps: list[float] = []
 
@@ -48,17 +46,21 @@ class _TimedSide(AsteriskSide):
         if self.replied_at is not None:
             self.gaps.append(now - self.replied_at)
             self.replied_at = None
-        out = super().reply(command)
+        out = self.side.reply(command)
         if command.startswith("GET DATA"):
             self.replied_at = time.perf_counter()
         return out
 
 
 async def _call(port: int, member_id: int, n: int) -> tuple[float, list[float]]:
+    from surveys.testing import AsteriskSide, Press, header_block
+
     low = n % 3 == 0
     side = _TimedSide(
-        variables={"MEMBER_ID": str(member_id)},
-        behaviour=[Press("1" if low else "5"), Press("9", timed_out=True), Press("2")],
+        AsteriskSide(
+            variables={"MEMBER_ID": str(member_id)},
+            behaviour=[Press("1" if low else "5"), Press("9", timed_out=True), Press("2")],
+        )
     )
     t0 = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -77,6 +79,13 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _run(url: str, calls: int) -> dict[str, Any]:
+    from sqlalchemy import func, select
+
+    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.models import Agent, CallbackTask, Complaint, Member, SurveyResponse
+    from surveys.agi import SurveyAgiServer
+    from surveys.store import SurveyRecorder
+
     engine = make_engine(url)
     with session_scope(engine) as s:
         agent = Agent(code="b1", extension="b1", name="Bench", password_hash="x")
@@ -139,6 +148,8 @@ async def _run(url: str, calls: int) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
+    from crm_bridge.migrate import upgrade
+
     with tempfile.TemporaryDirectory(prefix="memberline-bench-") as tmp:
         url = args.bench_db or f"sqlite:///{Path(tmp) / 'bench.db'}"
         if not args.bench_db:

@@ -17,18 +17,14 @@ import datetime as dt
 import json
 import sys
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy import Engine, or_, select
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
-
-from crm_bridge.db import make_engine, session_scope
-from crm_bridge.models import AuditLog, Member
 from memberline.cli import add_command
 from memberline.config import Config
+
+if TYPE_CHECKING:  # imported where used: building the CLI parser must stay cheap
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)
@@ -74,6 +70,10 @@ def _positive(value: str) -> int:
 
 
 def query_audit(session: Session, f: AuditFilter) -> list[AuditRow]:
+    from sqlalchemy import or_, select
+
+    from crm_bridge.models import AuditLog, Member
+
     stmt = (
         select(AuditLog, Member.member_no)
         .outerjoin(Member, Member.id == AuditLog.member_id)
@@ -110,6 +110,8 @@ def query_audit(session: Session, f: AuditFilter) -> list[AuditRow]:
 
 
 def load_audit(engine: Engine, f: AuditFilter) -> list[AuditRow]:
+    from crm_bridge.db import session_scope
+
     with session_scope(engine) as s:
         return query_audit(s, f)
 
@@ -122,6 +124,9 @@ def _details(d: dict[str, Any]) -> str:
 
 
 def print_table(rows: list[AuditRow]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"Audit log ({len(rows)} row{'s' if len(rows) != 1 else ''}, newest first)")
     for head in ("at (UTC)", "actor", "action", "member", "details"):
         table.add_column(head, overflow="fold")
@@ -134,6 +139,10 @@ def print_table(rows: list[AuditRow]) -> None:
 
 
 def handler(args: argparse.Namespace, config: Config) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    from crm_bridge.db import make_engine
+
     f = AuditFilter(
         member_no=args.member, actor=args.actor, action=args.action, since=args.since,
         limit=args.limit,

@@ -10,18 +10,28 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from crm_bridge import campaigns
-from crm_bridge.db import make_engine, session_scope
-from crm_bridge.models import Agent, Role
 from memberline.cli import add_command
 from memberline.config import Config
 
+if TYPE_CHECKING:  # imported where used: building the CLI parser must stay cheap
+    from crm_bridge.campaigns import CampaignError
+
+BUILDERS = ("post_purchase", "dormant_winback", "survey")
+"""Campaign kinds with a list builder: a copy of :data:`crm_bridge.campaigns.BUILDERS` (that
+module imports SQLAlchemy and the models, too much for ``--help``; tests/memberline/
+test_cli_startup.py checks the two agree)."""
+MODES = ("preview", "progressive", "predictive", "ivr")
+"""Dial modes: the values of :class:`crm_bridge.models.DialMode` (checked by the same test)."""
+
 
 def _actor(s: Any, as_code: str | None) -> tuple[str, int | None]:
+    from sqlalchemy import select
+
+    from crm_bridge import campaigns
+    from crm_bridge.models import Agent, Role
+
     if as_code:
         agent = s.scalars(select(Agent).where(Agent.code == as_code)).one_or_none()
         if agent is None or agent.role is not Role.SUPERVISOR:
@@ -30,12 +40,15 @@ def _actor(s: Any, as_code: str | None) -> tuple[str, int | None]:
     return f"cli:{getpass.getuser()}", None
 
 
-def _fail(exc: campaigns.CampaignError) -> int:
+def _fail(exc: CampaignError) -> int:
     print(f"memberline campaign: {exc.message}")
     return 1
 
 
 def _create(args: argparse.Namespace, cfg: Config) -> int:
+    from crm_bridge import campaigns
+    from crm_bridge.db import make_engine, session_scope
+
     settings: dict[str, Any] = json.loads(args.settings) if args.settings else {}
     if args.survey:
         settings["survey_name"] = args.survey
@@ -66,6 +79,9 @@ def _create(args: argparse.Namespace, cfg: Config) -> int:
 
 def _control(action: str) -> Any:
     def run(args: argparse.Namespace, cfg: Config) -> int:
+        from crm_bridge import campaigns
+        from crm_bridge.db import make_engine, session_scope
+
         engine = make_engine(cfg.database.url)
         try:
             with session_scope(engine) as s:
@@ -82,6 +98,9 @@ def _control(action: str) -> Any:
 
 
 def _rows(cfg: Config) -> list[dict[str, Any]]:
+    from crm_bridge import campaigns
+    from crm_bridge.db import make_engine, session_scope
+
     engine = make_engine(cfg.database.url)
     with session_scope(engine) as s:
         return campaigns.list_campaigns(s)
@@ -125,10 +144,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         csub, "create", _create, "create a campaign from a list builder (status draft)"
     )
     create.add_argument("name")
-    create.add_argument("--kind", required=True, choices=campaigns.BUILDERS)
-    create.add_argument(
-        "--mode", default="predictive", choices=["preview", "progressive", "predictive", "ivr"]
-    )
+    create.add_argument("--kind", required=True, choices=BUILDERS)
+    create.add_argument("--mode", default="predictive", choices=MODES)
     create.add_argument("--queue", help="agent queue (default: ami.queue)")
     create.add_argument("--survey", help="survey name for ivr campaigns")
     create.add_argument(

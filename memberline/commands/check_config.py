@@ -13,10 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
-from memberline.checks import Check, run_checks
 from memberline.cli import add_command
 from memberline.config import Config
+
+if TYPE_CHECKING:  # imported where used: memberline.checks imports SQLAlchemy
+    from memberline.checks import Check
 
 
 def format_checks(checks: list[Check]) -> str:
@@ -27,6 +30,8 @@ def format_checks(checks: list[Check]) -> str:
 
 
 def handler(args: argparse.Namespace, config: Config) -> int:
+    from memberline.checks import run_checks
+
     checks = asyncio.run(run_checks(config, limit_s=args.timeout))
     failed = [c for c in checks if not c.ok]
     if args.json:

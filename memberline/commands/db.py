@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import argparse
 
-from crm_bridge import migrate
 from memberline.cli import add_command
 from memberline.config import Config
 
 
+# crm_bridge.migrate (Alembic, SQLAlchemy, the models) is imported by the handlers, not here:
+# every `memberline` command imports this module just to build the parser.
 def _upgrade(args: argparse.Namespace, cfg: Config) -> int:
+    from crm_bridge import migrate
+
     migrate.upgrade(cfg.database.url, args.revision)
     print(f"database at {args.revision}")
     return 0
 
 
 def _current(args: argparse.Namespace, cfg: Config) -> int:
+    from crm_bridge import migrate
+
     migrate.current(cfg.database.url)
     return 0
 
 
 def _check(args: argparse.Namespace, cfg: Config) -> int:
+    from crm_bridge import migrate
+
     migrate.check(cfg.database.url)
     print("models and migrations agree")
     return 0

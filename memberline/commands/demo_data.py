@@ -6,24 +6,30 @@ import argparse
 import json
 import sys
 
-from tqdm import tqdm
-
-from crm_bridge.demo import AGENT_CODES, DEMO_PASSWORD, SUPERVISOR_CODE, seed_demo
 from memberline.cli import add_command
 from memberline.config import Config
+
+# The demo logins, copied from crm_bridge.demo (AGENT_CODES[0], AGENT_CODES[-1], SUPERVISOR_CODE,
+# DEMO_PASSWORD) so that --help needs neither SQLAlchemy nor the models;
+# tests/memberline/test_cli_startup.py checks the copies agree.
+FIRST_AGENT, LAST_AGENT, SUPERVISOR_CODE, DEMO_PASSWORD = "1001", "1020", "9001", "demo"
 
 HELP = f"""\
 Create (migrate) the database and fill it with realistic demo data: members with Chinese and
 English names, +86 and HK/TW/SG/US/GB mobiles, two years of seasonal purchases, points,
 inquiries, complaints (some open, with owners), dormant and lapsed members, agents.
 
-Demo logins: agents {AGENT_CODES[0]}..{AGENT_CODES[-1]}, supervisor {SUPERVISOR_CODE};
+Demo logins: agents {FIRST_AGENT}..{LAST_AGENT}, supervisor {SUPERVISOR_CODE};
 password "{DEMO_PASSWORD}" for all. The same --seed gives the same data. The database must
 not already contain members. N = 1,000,000 takes a few minutes (bulk load).
 """
 
 
 def _run(args: argparse.Namespace, cfg: Config) -> int:
+    from tqdm import tqdm
+
+    from crm_bridge.demo import seed_demo
+
     bar = tqdm(total=args.members, unit="member", disable=None, file=sys.stderr)
 
     def progress(done: int) -> None:

@@ -15,8 +15,6 @@ import ssl
 import time
 from dataclasses import asdict, dataclass
 
-from cti.hubproto.framing import FrameError, LineFramer, encode
-from cti.hubproto.messages import PROTOCOL_VERSION
 from memberline.cli import add_command
 from memberline.config import Config
 
@@ -41,6 +39,9 @@ async def probe(
     host: str, port: int, *, limit_s: float = 5.0, tls: ssl.SSLContext | None = None
 ) -> Health:
     """One hello round trip; never raises for network trouble."""
+    from cti.hubproto.framing import FrameError, LineFramer, encode
+    from cti.hubproto.messages import PROTOCOL_VERSION
+
     where = f"{host}:{port}"
     t0 = time.perf_counter()
     writer: asyncio.StreamWriter | None = None

@@ -6,13 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
-from crm_bridge.csvio import COLUMNS, CsvFileError, count_records, export_members, import_members
-from crm_bridge.db import make_engine, session_scope
-from crm_bridge.migrate import upgrade
 from memberline.cli import add_command
 from memberline.config import Config
+
+# A copy of crm_bridge.csvio.COLUMNS: that module imports SQLAlchemy and the models, too much
+# for --help. tests/memberline/test_cli_startup.py checks the two agree.
+COLUMNS = ("member_no", "name", "gender", "birthday", "phones", "email", "locale", "timezone", "tier",
+           "points_balance", "joined_on", "maintaining_agent", "consent_call", "consent_sms",
+           "consent_email", "do_not_call", "notes")  # fmt: skip
 
 IMPORT_HELP = f"""\
 Import members from a CSV file (upsert on member_no: re-importing a file is harmless).
@@ -38,6 +39,12 @@ Exit status: 0 all rows imported, 1 some rows rejected, 2 the file could not be 
 
 
 def _import(args: argparse.Namespace, cfg: Config) -> int:
+    from tqdm import tqdm
+
+    from crm_bridge.csvio import CsvFileError, count_records, import_members
+    from crm_bridge.db import make_engine
+    from crm_bridge.migrate import upgrade
+
     path = Path(args.file)
     if not path.is_file():
         print(f"memberline members import: no such file: {path}", file=sys.stderr)
@@ -62,6 +69,9 @@ def _import(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _export(args: argparse.Namespace, cfg: Config) -> int:
+    from crm_bridge.csvio import export_members
+    from crm_bridge.db import make_engine, session_scope
+
     engine = make_engine(cfg.database.url)
     try:
         out = (

@@ -25,36 +25,44 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, desc, select
-from sqlalchemy.orm import Session
-
-from crm_bridge.db import make_engine, run_db, session_scope
-from crm_bridge.models import AuditLog, OutboxMessage, OutboxStatus, utcnow
-from dialer.fallback import (
-    ContentSettings,
-    EmailSettings,
-    OutboxWorker,
-    RetryPolicy,
-    RulesConfig,
-    SmsSettings,
-    SmtpEmail,
-    TwilioSms,
-    WebhookContext,
-    WorkerSettings,
-    parse_hhmm,
-    run_worker,
-)
-from dialer.fallback.sinks import LocalSinks
-from dialer.fallback.sinks.local import SinkMailProbe
-from dialer.fallback.store import retry_row
 from memberline.cli import add_command
 from memberline.config import Config
 from memberline.logs import register_secret
 
+# SQLAlchemy, the models and dialer.fallback (twilio, aiosmtplib, aiohttp, twisted) are imported
+# by the functions that use them: every `memberline` command imports this module to build the
+# parser.
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from crm_bridge.models import OutboxMessage
+    from dialer.fallback import (
+        EmailSettings,
+        OutboxWorker,
+        RulesConfig,
+        WebhookContext,
+        WorkerSettings,
+    )
+    from dialer.fallback.sinks import LocalSinks
+
 log = logging.getLogger(__name__)
 SECRET_ENV = "MEMBERLINE_UNSUBSCRIBE_SECRET"
+STATUSES = (
+    "pending",
+    "leased",
+    "sending",
+    "sent",
+    "delivered",
+    "undelivered",
+    "failed",
+    "skipped",
+    "review",
+)
+"""The values of :class:`crm_bridge.models.OutboxStatus` (for ``outbox list --status``); a copy,
+so that --help needs no SQLAlchemy. tests/memberline/test_cli_startup.py checks they agree."""
 
 
 # ------------------------------------------------------------------ config -> parameters
@@ -68,6 +76,8 @@ def unsubscribe_secret(cfg: Config) -> bytes:
 
 
 def rules_config(cfg: Config) -> RulesConfig:
+    from dialer.fallback import RulesConfig, parse_hhmm
+
     m = cfg.messaging
     return RulesConfig(
         quiet_start=parse_hhmm(m.quiet_start),
@@ -77,6 +87,8 @@ def rules_config(cfg: Config) -> RulesConfig:
 
 
 def email_settings(cfg: Config) -> EmailSettings:
+    from dialer.fallback import EmailSettings
+
     m = cfg.messaging
     if m.smtp_password:
         register_secret(m.smtp_password.get())
@@ -103,6 +115,8 @@ class FallbackRuntime:
     async def run(
         self, stop: asyncio.Event | None = None, *, until_idle: bool = False
     ) -> dict[str, int]:
+        from dialer.fallback import run_worker
+
         stats = await run_worker(self.worker, until_idle=until_idle, stop=stop)
         return stats.as_dict()
 
@@ -121,6 +135,18 @@ async def start_fallback(
 ) -> FallbackRuntime:
     """Build the worker and the webhook context; start the local sinks when there are no
     Twilio credentials (or ``local_sinks=True``). Call inside the running loop."""
+    from dialer.fallback import (
+        ContentSettings,
+        OutboxWorker,
+        SmsSettings,
+        SmtpEmail,
+        TwilioSms,
+        WebhookContext,
+        WorkerSettings,
+    )
+    from dialer.fallback.sinks import LocalSinks
+    from dialer.fallback.sinks.local import SinkMailProbe
+
     m = cfg.messaging
     sid, token, base_url = (
         m.twilio_account_sid,
@@ -172,6 +198,11 @@ def _line(r: OutboxMessage) -> str:
 
 
 def _list(args: argparse.Namespace, cfg: Config) -> int:
+    from sqlalchemy import desc, select
+
+    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.models import OutboxMessage, OutboxStatus
+
     engine = make_engine(cfg.database.url)
     with session_scope(engine) as s:
         q = select(OutboxMessage).order_by(desc(OutboxMessage.id)).limit(args.limit)
@@ -193,6 +224,11 @@ def _list(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _show(args: argparse.Namespace, cfg: Config) -> int:
+    from sqlalchemy import select
+
+    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.models import AuditLog, OutboxMessage
+
     engine = make_engine(cfg.database.url)
     with session_scope(engine) as s:
         r = s.get(OutboxMessage, args.id)
@@ -215,6 +251,10 @@ def _show(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _retry(args: argparse.Namespace, cfg: Config) -> int:
+    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.models import utcnow
+    from dialer.fallback.store import retry_row
+
     engine = make_engine(cfg.database.url)
     actor = f"cli:{args.actor or os.environ.get('USER', 'unknown')}"
     try:
@@ -231,6 +271,8 @@ def _retry(args: argparse.Namespace, cfg: Config) -> int:
 
 # ------------------------------------------------------------------ work
 def _worker_settings(args: argparse.Namespace) -> WorkerSettings:
+    from dialer.fallback import RetryPolicy, WorkerSettings
+
     kw: dict[str, Any] = {
         "concurrency": args.concurrency,
         "batch_size": args.batch_size,
@@ -244,6 +286,7 @@ def _worker_settings(args: argparse.Namespace) -> WorkerSettings:
 
 
 async def _work(args: argparse.Namespace, cfg: Config) -> int:
+    from crm_bridge.db import make_engine
     from memberline.runtime import ensure_reactor_running
 
     engine = make_engine(cfg.database.url)
@@ -297,7 +340,9 @@ def _work_entry(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def count_by_status(session: Session) -> dict[str, int]:
-    from sqlalchemy import func
+    from sqlalchemy import func, select
+
+    from crm_bridge.models import OutboxMessage
 
     return {
         str(status.value if hasattr(status, "value") else status): n
@@ -308,6 +353,8 @@ def count_by_status(session: Session) -> dict[str, int]:
 
 
 async def outbox_counts(engine: Engine) -> dict[str, int]:
+    from crm_bridge.db import run_db
+
     return await run_db(engine, count_by_status)
 
 
@@ -316,7 +363,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     o = parser.add_subparsers(dest="outbox_command", metavar="ACTION")
     o.required = True
     ls = add_command(o, "list", _list, "list outbox messages, newest first")
-    ls.add_argument("--status", choices=[s.value for s in OutboxStatus])
+    ls.add_argument("--status", choices=STATUSES)
     ls.add_argument("--member", type=int)
     ls.add_argument("--purpose")
     ls.add_argument("--limit", type=int, default=50)

@@ -8,11 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy.exc import DBAPIError
-
-from crm_bridge.db import make_engine, session_scope
 from memberline.cli import add_command
 from memberline.config import Config
 
@@ -25,6 +20,11 @@ def _date(value: str) -> dt.date:
 
 
 def _surveys(args: argparse.Namespace, cfg: Config) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    from sqlalchemy.exc import DBAPIError
+
+    from crm_bridge.db import make_engine, session_scope
     from surveys.report import format_table, survey_report
     from surveys.report_html import render_html
 

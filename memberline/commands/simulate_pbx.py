@@ -13,10 +13,13 @@ import dataclasses
 import json
 import logging
 import sys
+from typing import TYPE_CHECKING
 
-from cti.pbxsim import PbxSimulator, Scenario, ScenarioError, load_scenario
 from memberline.cli import add_command
 from memberline.config import Config
+
+if TYPE_CHECKING:  # imported where used: building the CLI parser must stay cheap
+    from cti.pbxsim import PbxSimulator
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,8 @@ async def _run(sim: PbxSimulator, host: str, port: int, seconds: float | None) -
 
 
 def _handler(args: argparse.Namespace, cfg: Config) -> int:
+    from cti.pbxsim import PbxSimulator, Scenario, ScenarioError, load_scenario
+
     try:
         scenario = load_scenario(args.scenario) if args.scenario else Scenario()
     except (OSError, ScenarioError) as exc:

@@ -5,27 +5,27 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from crm_bridge.db import make_engine, session_scope
 from memberline.cli import add_command
 from memberline.config import Config
-from surveys.definitions import (
-    Survey,
-    SurveyDefinitionError,
-    builtin_names,
-    load_builtin,
-    load_file,
-)
+
+if TYPE_CHECKING:  # imported where used: building the CLI parser must stay cheap
+    from surveys.definitions import Survey
 
 
 def _load(ref: str) -> Survey:
     """A built-in survey name or a TOML file path."""
+    from surveys.definitions import builtin_names, load_builtin, load_file
+
     if ref in builtin_names() and not Path(ref).exists():
         return load_builtin(ref)
     return load_file(ref)
 
 
 def _validate(args: argparse.Namespace, cfg: Config) -> int:
+    from surveys.definitions import SurveyDefinitionError
+
     failed = 0
     for ref in args.files:
         try:
@@ -42,6 +42,8 @@ def _validate(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _list(args: argparse.Namespace, cfg: Config) -> int:
+    from crm_bridge.db import make_engine, session_scope
+    from surveys.definitions import builtin_names
     from surveys.store import list_definitions
 
     print("built-in: " + ", ".join(builtin_names()))
@@ -59,6 +61,8 @@ def _list(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _publish(args: argparse.Namespace, cfg: Config) -> int:
+    from crm_bridge.db import make_engine, session_scope
+    from surveys.definitions import SurveyDefinitionError
     from surveys.store import publish_definition
 
     try:
@@ -77,6 +81,7 @@ def _publish(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _prompts(args: argparse.Namespace, cfg: Config) -> int:
+    from surveys.definitions import SurveyDefinitionError
     from surveys.prompts import PromptToolMissing, render_prompts
 
     try:
