@@ -44,6 +44,8 @@ class CallRecord:
     wrapped_up: set[str] = field(default_factory=set)
     """Agents who have wrapped it up."""
     survey_sent: bool = False
+    repop: bool = False
+    """Taken up again after a hub restart (CallResumed): pop it to its agent's console once."""
     ended_at: float | None = None
 
     @property

@@ -344,6 +344,11 @@ class HubServer:
                 # Rung before this agent had a console: look the caller up now.
                 self.events.start_pop(rec, info, rec.caller_num, rec.caller_name, rec.queue or "")
                 break
+            if rec.repop and rec.agent_code == info.code and rec.state in ("up", "hold"):
+                # Taken up after a hub restart: the console gets the call's pop back.
+                rec.repop = False
+                self.events.start_pop(rec, info, rec.caller_num, rec.caller_name, rec.queue or "")
+                break
 
     def current_pop(self, code: str) -> dict[str, Any] | None:
         for (call_id, agent_code), pop in self.pops.items():

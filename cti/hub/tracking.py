@@ -28,8 +28,10 @@ from cti.tracker import (
     CallCompleted,
     CallHeld,
     CallQueued,
+    CallResumed,
     ConversationEnded,
     ConversationStarted,
+    Direction,
     DomainEvent,
     OriginateOutcome,
     OriginateResult,
@@ -54,6 +56,7 @@ class TrackerEvents:
             AgentRinging: self.on_ringing,
             AgentRingStopped: self.on_ring_stopped,
             CallAnswered: self.on_answered,
+            CallResumed: self.on_resumed,
             CallCompleted: self.on_completed,
             CallAbandoned: self.on_abandoned,
             CallHeld: self.on_held,
@@ -248,6 +251,43 @@ class TrackerEvents:
             rec, answered_at=ev.at, agent_id=agent.id if agent else None, outcome="answered"
         )
         self._push(rec, rec.agent_code, *others)
+
+    def on_resumed(self, ev: CallResumed) -> None:
+        """The AMI resync found an agent on a call this hub did not know (it restarted
+        mid-call): the call is this agent's again, with its pop, state and wrap-up."""
+        hub = self.hub
+        agent = self._agent(ev.interface)
+        rec = hub.calls.get(ev.conversation_id)
+        if agent is None or (rec is not None and rec.agent_code is not None):
+            return
+        if rec is None:
+            direction = "outbound" if ev.direction is Direction.OUTBOUND else "inbound"
+            rec = hub.calls.add(
+                CallRecord(
+                    call_id=ev.conversation_id,
+                    direction=direction,
+                    started=ev.at - ev.duration,
+                    since=ev.at,
+                    caller_num=ev.caller_num,
+                    caller_name=ev.caller_name,
+                    queue=ev.queue or None,
+                    member_channel=ev.caller_channel,
+                    state="up",
+                )
+            )
+        rec.agent_code = agent.code
+        rec.agent_channels[agent.code] = ev.agent_channel
+        if agent.code not in rec.owners:
+            rec.owners.append(agent.code)
+        self._set_state(rec, "up", ev.at)
+        # The row of the call (written before the restart, or made now) learns its agent.
+        self._persist(rec, agent_id=agent.id, linkedid=ev.conversation_id)
+        log.info("call %s taken up again for agent %s after a resync", rec.call_id, agent.code)
+        if hub.sessions.logged_in_anywhere(agent.code):
+            self.start_pop(rec, agent, rec.caller_num, rec.caller_name, rec.queue or "")
+        else:
+            rec.repop = True  # when the agent's console comes back (push_full_state)
+        self._push(rec, agent.code)
 
     def on_completed(self, ev: CallCompleted) -> None:
         hub = self.hub

@@ -136,6 +136,26 @@ class CallAnswered(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class CallResumed(DomainEvent):
+    """A resync found an agent already talking (the hub restarted mid-call): from the
+    CoreShowChannel list, two live channels of one conversation in one bridge, one of them
+    a known agent's. Seen once per conversation; the call then ends as any other."""
+
+    conversation_id: str
+    queue: str
+    """The caller's queue (``Application: Queue``), empty for an outbound call."""
+    interface: str
+    member_name: str
+    agent_channel: str
+    caller_channel: str
+    caller_num: str
+    caller_name: str
+    direction: Direction
+    duration: int
+    """Seconds the caller's channel has existed (``Duration``), to date the call's start."""
+
+
+@dataclass(frozen=True, slots=True)
 class CallAbandoned(DomainEvent):
     """QueueCallerAbandon: the caller hung up while waiting."""
 

@@ -18,6 +18,10 @@ Resync: :class:`cti.ami.client.AmiClient` delivers the synthetic event
 at ``CoreShowChannelsComplete`` channels not listed are hung up, at
 ``QueueStatusComplete`` queue memberships not listed are removed. List items
 that arrive outside a resync (someone's ad-hoc QueueStatus) only add facts.
+Once both lists are in, calls we did not know that have an agent talking (two new
+channels of one conversation sharing a ``BridgeId``, one of them a queue member's
+interface) are taken up again: the agent is on that call and :class:`CallResumed` says
+so, so a restarted hub shows the call and its wrap-up as if it had never been away.
 
 Known gap: a transfer done with the Redirect action (no BlindTransfer event) is
 not reported as a transfer; the conversation simply continues in the new
@@ -26,6 +30,7 @@ dialplan location and ends normally.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -41,6 +46,7 @@ from cti.tracker.events import (
     CallCompleted,
     CallHeld,
     CallQueued,
+    CallResumed,
     CallTransferred,
     ConversationEnded,
     ConversationStarted,
@@ -80,6 +86,30 @@ def _int(v: str | None, default: int = 0) -> int:
         return int(v) if v else default
     except ValueError:
         return default
+
+
+_CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8,}(;[12])?$")
+"""The sequence number Asterisk appends to a channel's name (and a Local channel's half)."""
+_RESYNC_NEW_MAX = 100_000
+"""Channels a resync remembers for :meth:`Tracker._resume_calls` (bounded, as everything)."""
+
+
+def _channel_prefix(name: str) -> str:
+    """What a channel and the queue-member interface that made it have in common:
+    ``PJSIP/1001-0000002a`` and ``PJSIP/1001`` -> ``PJSIP/1001``;
+    ``Local/1001@agents-0000001b;1`` and ``Local/1001@agents/n`` -> ``Local/1001@agents``."""
+    name = _CHANNEL_SUFFIX.sub("", name)
+    tech, _, rest = name.partition("/")
+    return f"{tech}/{rest.split('/', 1)[0]}"  # Local/...@ctx/n: drop the options
+
+
+def _duration_s(v: str | None) -> int:
+    """``HH:MM:SS`` (CoreShowChannel ``Duration``) -> seconds; 0 if unreadable."""
+    parts = (v or "").split(":")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return 0
+    h, m, sec = (int(p) for p in parts)
+    return h * 3600 + m * 60 + sec
 
 
 def _cid(v: str | None) -> str:
@@ -126,6 +156,8 @@ class Tracker:
         self._recent: OrderedDict[str, tuple[tuple[int, ...], str | None]] = OrderedDict()
         self._recent_dial: OrderedDict[str, str] = OrderedDict()
         self._resync_channels: set[str] | None = None
+        self._resync_new: dict[str, AmiMessage] = {}
+        """Channels first learned from this resync's CoreShowChannel items (uniqueid ->)."""
         self._resync_members: set[tuple[str, str]] | None = None
         self._next_tick = float("-inf")
         self.anomalies = 0
@@ -730,6 +762,7 @@ class Tracker:
     def _on_resync_start(self, m: AmiMessage, now: float, out: Out) -> None:
         self._resync_channels = set(self._chan)
         self._resync_members = {(a.interface, q) for a in self._agents.values() for q in a.queues}
+        self._resync_new = {}
 
     def _on_show_channel(self, m: AmiMessage, now: float, out: Out) -> None:
         uid = m.get("Uniqueid") or ""
@@ -737,6 +770,8 @@ class Tracker:
             self._resync_channels.discard(uid)
         if uid and uid not in self._chan:
             self._on_newchannel(m, now, out)
+            if self._resync_channels is not None and len(self._resync_new) < _RESYNC_NEW_MAX:
+                self._resync_new[uid] = m
 
     def _on_show_channels_complete(self, m: AmiMessage, now: float, out: Out) -> None:
         gone = self._resync_channels
@@ -745,6 +780,8 @@ class Tracker:
         self._resync_channels = None
         for uid in gone:
             self._hangup(uid, 0, now, out)
+        if self._resync_members is None:  # the queue list came first
+            self._resume_calls(now, out)
 
     def _on_queue_status_complete(self, m: AmiMessage, now: float, out: Out) -> None:
         gone = self._resync_members
@@ -756,6 +793,68 @@ class Tracker:
             if agent is not None:
                 agent.queues.pop(queue, None)
                 self._update(agent, now, out)
+        if self._resync_channels is None:  # the channel list came first
+            self._resume_calls(now, out)
+
+    def _resume_calls(self, now: float, out: Out) -> None:
+        """Take up calls the resync found with an agent already talking (see module doc)."""
+        new, self._resync_new = self._resync_new, {}
+        bridges: dict[str, list[AmiMessage]] = {}
+        for uid, item in new.items():
+            bridge = item.get("BridgeId") or ""
+            if bridge and uid in self._chan and item.get("ChannelState") == "6":
+                bridges.setdefault(bridge, []).append(item)
+        by_prefix = {_channel_prefix(iface): iface for iface in self._agents}
+        for items in bridges.values():
+            agents: list[tuple[AmiMessage, str]] = []
+            callers: list[AmiMessage] = []
+            for item in items:
+                channel = item.get("Channel") or ""
+                iface = by_prefix.get(_channel_prefix(channel))
+                if iface is None:
+                    callers.append(item)
+                elif not channel.endswith(";2"):  # a Local member's ;2 is its phone side
+                    agents.append((item, iface))
+            if len(agents) != 1 or len(callers) != 1:
+                continue  # not one agent and one caller: a conference, or two agents
+            (leg, interface), caller = agents[0], callers[0]
+            lid = self._chan[leg.get("Uniqueid") or ""]
+            conv = self._convs.get(lid)
+            agent = self._agents[interface]
+            if conv is None or conv.answered_by is not None or agent.talking is not None:
+                continue
+            if lid != self._chan.get(caller.get("Uniqueid") or ""):
+                continue
+            queue = ""
+            if caller.get("Application") == "Queue":
+                queue = (caller.get("ApplicationData") or "").split(",")[0]
+            direction = Direction.INBOUND if queue else Direction.OUTBOUND
+            conv.agent_legs[leg.get("Uniqueid") or ""] = interface
+            conv.answered_by = interface
+            conv.agent_member_name = agent.member_name
+            conv.caller_num = _cid(caller.get("CallerIDNum"))
+            conv.caller_name = _cid(caller.get("CallerIDName"))
+            conv.queue = queue or conv.queue
+            if conv.direction is Direction.UNKNOWN:
+                conv.direction = direction
+            agent.talking = conv.id
+            agent.in_call_unknown = False
+            out.append(
+                CallResumed(
+                    now,
+                    conv.id,
+                    queue,
+                    interface,
+                    agent.member_name,
+                    leg.get("Channel") or "",
+                    caller.get("Channel") or "",
+                    conv.caller_num,
+                    conv.caller_name,
+                    conv.direction,
+                    _duration_s(caller.get("Duration")),
+                )
+            )
+            self._update(agent, now, out)
 
     def _on_shutdown(self, m: AmiMessage, now: float, out: Out) -> None:
         for conv in list(self._convs.values()):

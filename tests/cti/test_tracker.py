@@ -20,11 +20,15 @@ from cti.tracker import (
     CallCompleted,
     CallHeld,
     CallQueued,
+    CallResumed,
     CallTransferred,
     ConversationEnded,
     ConversationStarted,
+    ConversationState,
+    Direction,
     DomainEvent,
     OriginateResult,
+    Party,
     Tracker,
 )
 
@@ -491,6 +495,88 @@ def test_resync_drops_channels_and_members_not_listed() -> None:
     assert x is not None and x.state is AgentState.PAUSED and x.pause_reason == "Break"
     # a QueueStatus outside a resync only adds facts
     assert t.feed(ev("QueueStatusComplete", EventList="Complete"), 15.0) == []
+
+
+def _shown(
+    uid: str, name: str, bridge: str = "", app: str = "", data: str = "", **kw: str
+) -> AmiMessage:
+    """A CoreShowChannel list item of conversation 5.0 (field names as e-queue-actions)."""
+    fields = {
+        "Channel": name, "ChannelState": "6", "ChannelStateDesc": "Up", "Uniqueid": uid,
+        "Linkedid": "5.0", "CallerIDNum": "+8613800138000", "CallerIDName": "李伟",
+        "Application": app, "ApplicationData": data, "Duration": "00:01:05", "BridgeId": bridge,
+    }  # fmt: skip
+    return ev("CoreShowChannel", **{**fields, **kw})
+
+
+def test_resync_after_a_hub_restart_takes_up_a_call_in_progress() -> None:
+    """A fresh tracker (the hub restarted) learns from the resync lists that agent 1001 is
+    talking to a queue caller, says so once, and then follows the call to its end."""
+    t = Tracker()
+    t.feed(ev(RESYNC_START), 100.0)
+    items = [
+        _shown("5.0", "Local/4001@from-pstn-00000001;1", app="AppDial"),
+        _shown("5.1", "Local/4001@from-pstn-00000001;2", "b-1", "Queue", "members,t,,,300"),
+        _shown("5.2", "Local/1001@agents-00000002;1", "b-1", "AppQueue", "(Outgoing Line)"),
+        _shown("5.3", "Local/1001@agents-00000002;2", "b-2", "Wait", "600"),
+        _shown("5.4", "PJSIP/1001-00000003", "b-2", "AppDial", "(Outgoing Line)"),
+    ]
+    out: list[DomainEvent] = []
+    for item in items:
+        out += t.feed(item, 100.1)
+    out += t.feed(ev("CoreShowChannelsComplete", EventList="Complete", ListItems="5"), 100.2)
+    assert [type(e).__name__ for e in out] == ["ConversationStarted"]
+    member = {"Queue": "members", "Location": "Local/1001@agents/n", "Name": "王芳"}
+    out = t.feed(ev("QueueMember", **member, Paused="0", InCall="1", Status="2"), 100.3)
+    out += t.feed(ev("QueueStatusComplete", EventList="Complete"), 100.4)
+    resumed = [e for e in out if isinstance(e, CallResumed)]
+    assert resumed == [
+        CallResumed(
+            100.4, "5.0", "members", "Local/1001@agents/n", "王芳",
+            "Local/1001@agents-00000002;1", "Local/4001@from-pstn-00000001;2",
+            "+8613800138000", "李伟", Direction.INBOUND, 65,
+        )
+    ]  # fmt: skip
+    agent = t.agent("Local/1001@agents/n")
+    assert agent is not None and agent.state is AgentState.ON_CALL
+    conv = t.conversation("5.0")
+    assert conv is not None and conv.state is ConversationState.TALKING
+    # a second resync (AMI reconnect) does not take it up twice
+    t.feed(ev(RESYNC_START), 110.0)
+    for item in items:
+        t.feed(item, 110.1)
+    again = t.feed(ev("CoreShowChannelsComplete", EventList="Complete"), 110.2)
+    again += t.feed(ev("QueueMember", **member, Paused="0", InCall="1"), 110.3)
+    again += t.feed(ev("QueueStatusComplete", EventList="Complete"), 110.4)
+    assert not [e for e in again if isinstance(e, CallResumed)]
+    # the call ends as any other: completed by the agent, wrap-up, conversation ended
+    end = t.feed(
+        ev("AgentComplete", Queue="members", Interface="Local/1001@agents/n", MemberName="王芳",
+           Linkedid="5.0", Uniqueid="5.1", TalkTime="70", HoldTime="3", Reason="agent"),
+        120.0,
+    )  # fmt: skip
+    completed = [e for e in end if isinstance(e, CallCompleted)]
+    assert len(completed) == 1 and completed[0].hung_up_by is Party.AGENT
+    for uid in ("5.4", "5.3", "5.2", "5.1", "5.0"):
+        end += t.feed(ev("Hangup", Uniqueid=uid, Linkedid="5.0", Cause="16"), 120.1)
+    assert any(isinstance(e, ConversationEnded) for e in end)
+    agent = t.agent("Local/1001@agents/n")
+    assert agent is not None and agent.state is AgentState.WRAP_UP
+    assert t.size()[0] == 0
+
+
+def test_resync_does_not_take_up_a_bridge_without_exactly_one_agent() -> None:
+    t = Tracker()
+    t.feed(ev("QueueMemberAdded", Queue="q", Interface="PJSIP/1001", MemberName="A"), 0.0)
+    t.feed(ev("QueueMemberAdded", Queue="q", Interface="PJSIP/1002", MemberName="B"), 0.0)
+    t.feed(ev(RESYNC_START), 1.0)
+    out: list[DomainEvent] = []
+    for uid, name in (("5.1", "PJSIP/1001-0000000a"), ("5.2", "PJSIP/1002-0000000b")):
+        out += t.feed(_shown(uid, name, "b-9", "Dial"), 1.1)  # two agents on one bridge
+    out += t.feed(_shown("6.1", "PJSIP/trunk-0000000c", "", Linkedid="6.1"), 1.1)  # not bridged
+    out += t.feed(ev("CoreShowChannelsComplete", EventList="Complete"), 1.2)
+    out += t.feed(ev("QueueStatusComplete", EventList="Complete"), 1.3)
+    assert not [e for e in out if isinstance(e, CallResumed)]
 
 
 def test_shutdown_ends_every_conversation() -> None:
