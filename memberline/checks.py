@@ -210,6 +210,32 @@ def check_hub_tls(cfg: Config) -> Check | None:
     return Check("hub tls", True, f"certificate {h.tls_cert} loads")
 
 
+def check_unsubscribe_secret(cfg: Config) -> Check:
+    """Emails carry unsubscribe links signed with this key: anyone who can guess it can
+    unsubscribe any member. The derived key (no secret set) is only acceptable while the
+    webhooks are reachable from this machine alone."""
+    m = cfg.messaging
+    secret = m.unsubscribe_secret.get()
+    if secret:
+        if len(secret) < 16:
+            return Check("unsubscribe secret", False, "shorter than 16 characters")
+        return Check("unsubscribe secret", True, "set")
+    host = _url_host(m.public_url)
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return Check("unsubscribe secret", True, "not set: derived key (public_url is loopback)")
+    return Check(
+        "unsubscribe secret",
+        False,
+        f"not set while public_url is {m.public_url}: set MEMBERLINE_UNSUBSCRIBE_SECRET",
+    )
+
+
+def _url_host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).hostname or "").lower()
+
+
 # --------------------------------------------------------------------------- SMTP
 async def check_smtp(cfg: Config, limit_s: float) -> Check:
     import aiosmtplib
@@ -324,5 +350,6 @@ async def run_checks(cfg: Config, limit_s: float = 5.0) -> list[Check]:
         out.append(tls)
     out.append(check_bind("fastagi bind", cfg.agi.bind, cfg.agi.port))
     out.append(check_bind("webhook bind", cfg.messaging.webhook_bind, cfg.messaging.webhook_port))
+    out.append(check_unsubscribe_secret(cfg))
     out.extend(results[2:])
     return out

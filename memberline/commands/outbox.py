@@ -8,8 +8,9 @@ fallback package's parameters (:func:`start_fallback`), used by ``serve`` and ``
     task = asyncio.create_task(rt.run(stop))          # the delivery worker
     ...; await rt.close()
 
-The unsubscribe-link HMAC secret comes from ``MEMBERLINE_UNSUBSCRIBE_SECRET``; without it a
-per-database secret is derived (fine for the demo; set the variable in production).
+The unsubscribe-link HMAC secret is ``messaging.unsubscribe_secret`` (usually set through
+``MEMBERLINE_UNSUBSCRIBE_SECRET``); without it a per-database secret is derived (fine for the
+demo; ``check-config`` fails when ``public_url`` is not a loopback address).
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
     from dialer.fallback.sinks import LocalSinks
 
 log = logging.getLogger(__name__)
-SECRET_ENV = "MEMBERLINE_UNSUBSCRIBE_SECRET"
 STATUSES = (
     "pending",
     "leased",
@@ -67,7 +67,9 @@ so that --help needs no SQLAlchemy. tests/memberline/test_cli_startup.py checks 
 
 # ------------------------------------------------------------------ config -> parameters
 def unsubscribe_secret(cfg: Config) -> bytes:
-    value = os.environ.get(SECRET_ENV)
+    """``messaging.unsubscribe_secret``, or, when empty, a key derived from the database URL
+    (stable for one installation; ``check-config`` asks for a real one when public)."""
+    value = cfg.messaging.unsubscribe_secret.get()
     if value:
         register_secret(value)
         return value.encode()

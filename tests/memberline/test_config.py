@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,36 @@ def test_example_config_is_in_sync_and_loads() -> None:
     path = Path(__file__).resolve().parents[2] / "docs" / "memberline.example.toml"
     assert path.read_text(encoding="utf-8") == render_example()
     assert load_config(path, env={}) == load_config(env={})
+
+
+def test_unsubscribe_secret_comes_from_the_environment() -> None:
+    cfg = load_config(env={"MEMBERLINE_UNSUBSCRIBE_SECRET": "unsub-Secret-0123456789"})
+    assert cfg.messaging.unsubscribe_secret == Secret("unsub-Secret-0123456789")
+    assert "unsub-Secret" not in repr(cfg)
+
+
+@pytest.mark.parametrize(
+    ("public_url", "secret", "ok", "needle"),
+    [
+        ("http://127.0.0.1:8088", "", True, "derived key"),
+        ("https://hooks.example.com", "", False, "MEMBERLINE_UNSUBSCRIBE_SECRET"),
+        ("https://hooks.example.com", "tiny-7", False, "shorter than 16"),
+        ("https://hooks.example.com", "a-long-enough-secret-42", True, "set"),
+    ],
+)
+def test_check_config_asks_for_an_unsubscribe_secret_when_public(
+    public_url: str, secret: str, ok: bool, needle: str
+) -> None:
+    from memberline.checks import check_unsubscribe_secret
+    from memberline.commands.outbox import unsubscribe_secret
+
+    env = {"MEMBERLINE_UNSUBSCRIBE_SECRET": secret} if secret else {}
+    cfg = load_config(env=env)
+    cfg = dataclasses.replace(
+        cfg, messaging=dataclasses.replace(cfg.messaging, public_url=public_url)
+    )
+    check = check_unsubscribe_secret(cfg)
+    assert (check.ok, needle in check.message) == (ok, True), check
+    assert secret == "" or secret not in check.message
+    key = unsubscribe_secret(cfg)
+    assert key == secret.encode() if secret else len(key) == 32
