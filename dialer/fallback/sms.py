@@ -99,8 +99,12 @@ class _FormHttpClient(AsyncTwilioHttpClient):
         if isinstance(data, dict) and data and all(isinstance(v, str) for v in data.values()):
             body = urlencode(data).encode()
             headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+        if auth is not None:
+            # aiohttp 3.12+ deprecates BasicAuth objects (what twilio would build): send the
+            # header itself. twilio's request log leaves Authorization headers out.
+            headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(*auth)}
         return await super().request(
-            method, url, params, body, headers, auth, timeout, allow_redirects
+            method, url, params, body, headers, None, timeout, allow_redirects
         )
 
 

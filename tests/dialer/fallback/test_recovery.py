@@ -142,9 +142,10 @@ async def test_email_in_flight_is_proved_by_the_sink(stack: Stack) -> None:
         member = s.get(Member, mid)
         assert member is not None
         msg = email_message(content, member, r, utcnow())
-    assert w.email is not None
+    assert w.email is not None and w.sms is not None
     await w.email.send(msg)
     await w.email.close()
+    await w.sms.close()
     await run_worker(stack.worker(), until_idle=True)
     assert row(stack.engine, rid).status is OutboxStatus.SENT
     assert stack.sinks.mail.count(msg.message_id) == 1
