@@ -93,6 +93,24 @@ class TrackerEvents:
             rec.state = state
             rec.since = at
 
+    def _inbound(self, ev: CallQueued | AgentRinging, state: str) -> CallRecord:
+        """The hub's record of a queue call, made at its first event."""
+        rec = self.hub.calls.get(ev.conversation_id)
+        if rec is None:
+            rec = self.hub.calls.add(
+                CallRecord(
+                    call_id=ev.conversation_id,
+                    direction="inbound",
+                    started=ev.at,
+                    since=ev.at,
+                    caller_num=ev.caller_num,
+                    caller_name=ev.caller_name,
+                    queue=ev.queue,
+                    state=state,
+                )
+            )
+        return rec
+
     def _push(self, rec: CallRecord, *codes: str | None) -> None:
         for code in dict.fromkeys(c for c in codes if c):
             self.hub.push_call_state(rec, code)
@@ -107,21 +125,8 @@ class TrackerEvents:
 
     def on_queued(self, ev: CallQueued) -> None:
         hub = self.hub
-        rec = hub.calls.get(ev.conversation_id)
-        if rec is None:
-            rec = hub.calls.add(
-                CallRecord(
-                    call_id=ev.conversation_id,
-                    direction="inbound",
-                    started=ev.at,
-                    since=ev.at,
-                    caller_num=ev.caller_num,
-                    caller_name=ev.caller_name,
-                    queue=ev.queue,
-                    member_channel=ev.channel,
-                    state="queued",
-                )
-            )
+        rec = self._inbound(ev, "queued")
+        rec.member_channel = rec.member_channel or ev.channel
         hub.stats.offered(ev.at)
         if self._console_serves(ev.queue):
             hub.lookups.prefetch(rec.call_id, ev.caller_num, ev.caller_name)
@@ -132,19 +137,7 @@ class TrackerEvents:
 
     def on_ringing(self, ev: AgentRinging) -> None:
         hub = self.hub
-        rec = hub.calls.get(ev.conversation_id)
-        if rec is None:
-            rec = hub.calls.add(
-                CallRecord(
-                    call_id=ev.conversation_id,
-                    direction="inbound",
-                    started=ev.at,
-                    since=ev.at,
-                    caller_num=ev.caller_num,
-                    caller_name=ev.caller_name,
-                    queue=ev.queue,
-                )
-            )
+        rec = self._inbound(ev, "ringing")
         rec.member_channel = rec.member_channel or ev.channel
         agent = self._agent(ev.interface)
         if agent is None:
