@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from crm_bridge import optout
 from crm_bridge.models import (
-    AuditLog,
     CallAttempt,
     CallListEntry,
     Direction,
@@ -184,10 +184,6 @@ def release(
     )
 
 
-SKIP_CANCELS = frozenset({"wrong-number", "do-not-call"})
-"""Preview-skip reasons that take the entry off the campaign for good (see :func:`skip_entry`)."""
-
-
 def skip_entry(
     session: Session,
     entry_id: int,
@@ -199,18 +195,17 @@ def skip_entry(
 ) -> bool:
     """An agent skipped a preview card: give the entry back, with what the reason means.
 
-    ``later`` / ``other``: due again at ``retry_at``. ``wrong-number``: the entry is
-    cancelled and the member's number is flagged invalid, so no campaign dials it again.
-    ``do-not-call``: the entry is cancelled and the member goes on the do-not-call list
-    (every list builder and the dial-time rules honour it). Audited, one transaction.
-    Returns True when the entry was cancelled.
+    ``later`` / ``other``: due again at ``retry_at``. ``wrong-number`` / ``do-not-call``
+    (:mod:`crm_bridge.optout`): the entry is cancelled, and the number is flagged invalid or
+    the member goes on the do-not-call list, for every campaign. One transaction. Returns
+    True when the entry was cancelled.
     """
     row = session.execute(
         select(CallListEntry.member_id, CallListEntry.phone_e164).where(
             CallListEntry.id == entry_id
         )
     ).first()
-    cancel = reason in SKIP_CANCELS
+    cancel = reason in optout.CODES
     release(
         session,
         entry_id,
@@ -219,27 +214,9 @@ def skip_entry(
         cancel=cancel,
         reason=f"skipped: {reason}",
     )
-    if row is None or not cancel:
-        return cancel
-    member_id, phone = row
-    if reason == "do-not-call":
-        session.execute(update(Member).where(Member.id == member_id).values(do_not_call=True))
-        action = "member.do_not_call"
-    else:
-        session.execute(
-            update(MemberPhone)
-            .where(MemberPhone.member_id == member_id, MemberPhone.e164 == phone)
-            .values(invalid=True)
-        )
-        action = "member.phone_invalid"
-    session.add(
-        AuditLog(
-            actor=actor,
-            action=action,
-            member_id=member_id,
-            details={"entry_id": entry_id, "via": "preview_skip", "phone": phone[-4:]},
-        )
-    )
+    if row is not None and cancel:
+        details = {"entry_id": entry_id, "via": "preview_skip"}
+        optout.apply(session, reason, row[0], row[1], actor, details)
     return cancel
 
 

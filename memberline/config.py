@@ -131,7 +131,9 @@ class CallingConfig:
         ("v", "voicemail"),
         ("d", "do-not-call"),
     )
-    """(hotkey, code) pairs shown in the console's disposition picker."""
+    """(hotkey, code) pairs shown in the console's disposition picker. Two codes act as
+    well as record: ``do-not-call`` puts the member on the do-not-call list and
+    ``wrong-number`` flags the call's number invalid (crm_bridge.optout), both audited."""
     max_attempts: int = 3
     retry_busy_s: int = 600
     retry_no_answer_s: int = 7200

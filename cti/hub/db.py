@@ -143,6 +143,7 @@ def store_wrapup(
     (``callback_tasks.source_ref = wrapup:<attempt id>``). Returns the attempt id,
     or None when the call has no row.
     """
+    from crm_bridge import optout
     from crm_bridge.models import AuditLog, CallbackTask, TaskStatus
     from cti.hub.persist import call_row
 
@@ -184,5 +185,9 @@ def store_wrapup(
             details={"call_id": call_id, "disposition": disposition, "attempt_id": row.id},
         )
     )
+    if row.member_id is not None and disposition in optout.CODES:
+        # The member said so on the phone: no campaign calls them (or that number) again.
+        details = {"call_id": call_id, "via": "wrapup", "attempt_id": row.id}
+        optout.apply(s, disposition, row.member_id, row.phone_e164, agent.actor, details)
     s.flush()
     return row.id

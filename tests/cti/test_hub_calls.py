@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from crm_bridge.db import session_scope
-from crm_bridge.models import AuditLog, CallAttempt, CallbackTask
+from crm_bridge.models import AuditLog, CallAttempt, CallbackTask, Member, MemberPhone
 from cti.hubproto import ErrorCode, ProtocolError
 from tests.cti.hub_stack import IFACE, pbx_stack
 from tests.cti.hub_support import LI_WEI, SHARED, UNKNOWN, Console, seed
@@ -256,3 +256,34 @@ async def test_postcall_survey_redirect_on_agent_hangup(engine: Engine) -> None:
         rec = st.hub.calls.get(call.linkedid)
         assert rec is not None and rec.survey_sent
         assert await call.done == "redirect"
+
+
+async def test_wrapup_do_not_call_and_wrong_number_take_effect(engine: Engine) -> None:
+    """The member asked not to be called: on the DNC list. The number is someone else's:
+    flagged invalid for that member. Both audited, both in the wrap-up's transaction."""
+    ids = seed(engine)
+    liwei = ids.members["liwei"]
+    async with pbx_stack(engine) as st, Console(st.hub, "1001") as c1:
+        for disposition in ("wrong-number", "do-not-call"):
+            call = await st.sim.inbound_call(LI_WEI, "Li Wei", queue="members")
+            await c1.wait_for("screen_pop", lambda d, c=call: d["call_id"] == c.linkedid)
+            await st.sim.agent_answer(IFACE["1001"])
+            await c1.request("hangup", call_id=call.linkedid)
+            await c1.wait_for(
+                "call_state", lambda d, c=call: d["call_id"] == c.linkedid and d["state"] == "ended"
+            )
+            await c1.request("wrapup", call_id=call.linkedid, disposition=disposition)
+            with session_scope(engine) as s:
+                member = s.get(Member, liwei)
+                phone = s.scalars(select(MemberPhone).where(MemberPhone.e164 == LI_WEI)).one()
+                assert member is not None and phone.invalid
+                assert member.do_not_call is (disposition == "do-not-call")
+    with session_scope(engine) as s:
+        actions = [
+            (a.action, a.details.get("via"))
+            for a in s.scalars(
+                select(AuditLog).where(AuditLog.member_id == liwei).order_by(AuditLog.id)
+            )
+            if a.action.startswith("member.")
+        ]
+    assert actions == [("member.phone_invalid", "wrapup"), ("member.do_not_call", "wrapup")]
