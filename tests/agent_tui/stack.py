@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -19,26 +19,17 @@ from crm_bridge.auth import hash_password
 from crm_bridge.db import session_scope
 from crm_bridge.models import Agent, Member, MemberPhone, RewardItem, Role, Tier
 from crm_bridge.purchases import record_purchase
-from cti.ami.client import AmiClient
-from cti.hub import HubServer, HubSettings
-from cti.pbxsim import AgentSpec, InboundSpec, PbxSimulator, QueueSpec, Scenario
-from cti.pbxsim.scenario import NumberOverride, fixed
-from cti.tracker import Tracker
+from cti.pbxsim import Scenario
+from cti.pbxsim.scenario import NumberOverride
+from tests.cti import hub_stack, hub_support
+from tests.cti.hub_support import Seed
 
 PASSWORD = "consolepw1"
-AMI_SECRET = "ami-console-secret"
-LI_WEI = "+8613800138000"
-SHARED = "+8613900139000"
-UNKNOWN = "+8613700137000"
-IFACE = {"1001": "Local/1001@agents/n", "1002": "Local/1002@agents/n"}
+# The CTI tests' numbers and the simulator's agent interfaces (this stack builds on theirs).
+LI_WEI, SHARED, UNKNOWN = hub_support.LI_WEI, hub_support.SHARED, hub_support.UNKNOWN
+IFACE = hub_stack.IFACE
 
 _HASH: list[str] = []
-
-
-@dataclass
-class Seed:
-    agents: dict[str, int] = field(default_factory=dict)
-    members: dict[str, int] = field(default_factory=dict)
 
 
 def seed(engine: Engine) -> Seed:
@@ -88,27 +79,16 @@ def seed(engine: Engine) -> Seed:
 
 
 def scenario() -> Scenario:
-    """Queue ``members`` rings 1001 only; the test answers and hangs up for the agents."""
-    agents = tuple(
-        AgentSpec(ext, auto_answer=False, auto_hangup=False, ring_time=fixed(0.2))
-        for ext in ("1001", "1002")
-    )
-    return Scenario(
-        time_scale=0.2,
-        queues=(
-            QueueSpec("members", exten="8000", members=("1001",), timeout=60.0, max_wait=600.0),
-        ),
-        agents=agents,
-        inbound=InboundSpec(patience=fixed(600.0)),
+    """The CTI tests' PBX without the ``support`` queue: ``members`` rings 1001 only; the
+    test answers and hangs up for the agents."""
+    return hub_stack.scenario(
+        support=False,
         overrides={LI_WEI: NumberOverride(outcome="answer", ring_time=0.3, talk_time=600.0)},
     )
 
 
 @dataclass
-class Stack:
-    sim: PbxSimulator
-    hub: HubServer
-    ami: AmiClient
+class Stack(hub_stack.Stack):
     engine: Engine
     ids: Seed
 
@@ -119,41 +99,13 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def console_stack(engine: Engine) -> AsyncIterator[Stack]:
+    """The CTI tests' ``pbx_stack`` on this module's seed and scenario (the AMI client at
+    its default ping, a looser resync bound, login throttling as the console tests need)."""
     ids = seed(engine)
-    sim = PbxSimulator(
-        scenario(), ami_users={"memberline": AMI_SECRET}, auth_fail_delay=0.05, restart_gap=0.05
-    )
-    await sim.start("127.0.0.1", 0)
-    hub = HubServer(
-        HubSettings(port=0, outbound_context="members-out", login_attempts_per_minute=20),
-        engine,
-        tracker=Tracker(),
-    )
-    ami = AmiClient(
-        "127.0.0.1", sim.port, "memberline", AMI_SECRET, action_timeout=3.0,
-        reconnect_initial=0.05, reconnect_max=0.5,
-    )  # fmt: skip
-    ami.subscribe(hub.on_ami_message)
-    hub.attach_pbx(ami)
-    try:
-        await hub.start()
-        await ami.start(fail_fast=True)
-        await until(lambda: hub.tracker.agent(IFACE["1001"]) is not None, what="AMI resync")
-        yield Stack(sim, hub, ami, engine, ids)
-    finally:
-        await ami.close()
-        await hub.stop()
-        await sim.stop()
-
-
-async def until(pred: Callable[[], Any], within: float = 10.0, what: str = "") -> None:
-    """Wait for a condition driven by sockets (bounded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not pred():
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what or pred}")
-        await asyncio.sleep(0.02)
+    async with hub_stack.pbx_stack(
+        engine, scenario(), ami_ping_s=10.0, resync_within=10.0, login_attempts_per_minute=20
+    ) as st:
+        yield Stack(st.sim, st.hub, st.ami, engine, ids)
 
 
 async def settle(

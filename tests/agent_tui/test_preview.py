@@ -4,8 +4,6 @@ up on the dialer's attempt row."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from sqlalchemy import select
 
@@ -14,49 +12,19 @@ from agent_tui.screens.home import HomeScreen
 from agent_tui.screens.wrapup import WrapUpScreen
 from agent_tui.widgets.preview import PreviewCard
 from crm_bridge.db import session_scope
-from crm_bridge.models import (
-    CallAttempt,
-    CallListEntry,
-    Campaign,
-    CampaignKind,
-    CampaignStatus,
-    DialMode,
-    EntryStatus,
-    MemberPhone,
-)
-from dialer.rules import CallingWindow
-from dialer.runner import CampaignRunner, RunnerSettings
+from crm_bridge.models import CallAttempt, CallListEntry, CampaignKind, EntryStatus, MemberPhone
 from tests.agent_tui.stack import IFACE, LI_WEI, Stack, log_in, settle
+from tests.dialer.support import desk_runner, running_campaign
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_preview_card_f7_dials_and_wraps_up_on_the_attempt(stack: Stack) -> None:
     liwei = stack.ids.members["liwei"]
-    with session_scope(stack.engine) as s:
-        c = Campaign(
-            name="preview",
-            kind=CampaignKind.POST_PURCHASE,
-            mode=DialMode.PREVIEW,
-            status=CampaignStatus.RUNNING,
-            queue="members",
-        )
-        s.add(c)
-        s.flush()
-        s.add(CallListEntry(campaign_id=c.id, member_id=liwei, phone_e164=LI_WEI))
-    runner = CampaignRunner(
-        stack.engine,
-        stack.ami.send_action,
-        stack.hub.tracker.agents,
-        RunnerSettings(tick_s=0.1, window=CallingWindow(dt.time(0), dt.time(23, 59, 59, 999999))),
-        desk=stack.hub,
-    )
-    stack.hub.listeners.append(runner.on_event)
-    stack.hub.preview = runner
-    stack.ami.subscribe(runner.on_ami)
-    await runner.start()
-    app = stack.app()
-    try:
+    running_campaign(stack.engine, [liwei], name="preview", kind=CampaignKind.POST_PURCHASE)
+    async with desk_runner(stack.engine, stack.hub, stack.ami) as runner:
+        await runner.start()
+        app = stack.app()
         async with app.run_test(size=(100, 30)) as pilot:
             await log_in(pilot, "1001")
             home = app.home
@@ -78,8 +46,6 @@ async def test_preview_card_f7_dials_and_wraps_up_on_the_attempt(stack: Stack) -
             await pilot.press("f")  # follow-up
             await settle(pilot, lambda: app.screen is home and not home.call_visible, what="home")
             await stack.hub.writer.flush()
-    finally:
-        await runner.stop()
     with session_scope(stack.engine) as s:
         row = s.scalars(select(CallAttempt)).one()
         assert row.channel_id == call_id and row.entry_id is not None
@@ -90,32 +56,13 @@ async def test_preview_card_f7_dials_and_wraps_up_on_the_attempt(stack: Stack) -
 
 async def test_preview_skip_asks_why_and_wrong_number_flags_the_phone(stack: Stack) -> None:
     liwei = stack.ids.members["liwei"]
-    with session_scope(stack.engine) as s:
-        c = Campaign(
-            name="preview-skip",
-            kind=CampaignKind.DORMANT_WINBACK,
-            mode=DialMode.PREVIEW,
-            status=CampaignStatus.RUNNING,
-            queue="members",
-        )
-        s.add(c)
-        s.flush()
-        entry = CallListEntry(campaign_id=c.id, member_id=liwei, phone_e164=LI_WEI)
-        s.add(entry)
-        s.flush()
-        entry_id = entry.id
-    runner = CampaignRunner(
-        stack.engine,
-        stack.ami.send_action,
-        stack.hub.tracker.agents,
-        RunnerSettings(tick_s=0.1, window=CallingWindow(dt.time(0), dt.time(23, 59, 59, 999999))),
-        desk=stack.hub,
+    _, entries = running_campaign(
+        stack.engine, [liwei], name="preview-skip", kind=CampaignKind.DORMANT_WINBACK
     )
-    stack.hub.listeners.append(runner.on_event)
-    stack.hub.preview = runner
-    await runner.start()
-    app = stack.app()
-    try:
+    entry_id = entries[liwei]
+    async with desk_runner(stack.engine, stack.hub, stack.ami) as runner:
+        await runner.start()
+        app = stack.app()
         async with app.run_test(size=(80, 24)) as pilot:
             await log_in(pilot, "1001")
             home = app.home
@@ -131,8 +78,6 @@ async def test_preview_skip_asks_why_and_wrong_number_flags_the_phone(stack: Sta
             await settle(pilot, lambda: isinstance(app.screen, ReasonDialog), what="reasons")
             await pilot.press("2")  # wrong number
             await settle(pilot, lambda: app.preview is None and not card.display, what="skipped")
-    finally:
-        await runner.stop()
     with session_scope(stack.engine) as s:
         assert s.get(CallListEntry, entry_id).status is EntryStatus.CANCELLED  # type: ignore[union-attr]
         phone = s.scalars(select(MemberPhone).where(MemberPhone.e164 == LI_WEI)).one()

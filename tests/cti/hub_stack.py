@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,21 +21,29 @@ AMI_SECRET = "ami-Secret-42"
 IFACE = {"1001": "Local/1001@agents/n", "1002": "Local/1002@agents/n"}
 
 
-def scenario(**kw: Any) -> Scenario:
-    """Queue ``members`` rings only 1001, ``support`` only 1002; the test drives the agents."""
+def scenario(
+    *, support: bool = True, overrides: Mapping[str, NumberOverride] | None = None, **kw: Any
+) -> Scenario:
+    """Queue ``members`` rings only 1001, ``support`` (unless left out) only 1002; the test
+    drives the agents. Li Wei answers; ``overrides`` add numbers (or replace his)."""
     agents = tuple(
         AgentSpec(ext, auto_answer=False, auto_hangup=False, ring_time=fixed(0.2))
         for ext in ("1001", "1002")
     )
+    queues = [QueueSpec("members", exten="8000", members=("1001",), timeout=60.0, max_wait=600.0)]
+    if support:
+        queues.append(
+            QueueSpec("support", exten="8001", members=("1002",), timeout=60.0, max_wait=600.0)
+        )
     return Scenario(
         time_scale=0.2,
-        queues=(
-            QueueSpec("members", exten="8000", members=("1001",), timeout=60.0, max_wait=600.0),
-            QueueSpec("support", exten="8001", members=("1002",), timeout=60.0, max_wait=600.0),
-        ),
+        queues=tuple(queues),
         agents=agents,
         inbound=InboundSpec(patience=fixed(600.0)),
-        overrides={LI_WEI: NumberOverride(outcome="answer", ring_time=0.5, talk_time=600.0)},
+        overrides={
+            LI_WEI: NumberOverride(outcome="answer", ring_time=0.5, talk_time=600.0),
+            **(overrides or {}),
+        },
         **kw,
     )
 
@@ -57,8 +65,16 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def pbx_stack(
-    engine: Engine, scen: Scenario | None = None, **hub: Any
+    engine: Engine,
+    scen: Scenario | None = None,
+    *,
+    ami_ping_s: float = 2.0,
+    resync_within: float = 5.0,
+    **hub: Any,
 ) -> AsyncIterator[Stack]:
+    """The simulator (``scen``, default ``scenario()``), a hub (``hub``: HubSettings
+    overrides) and its AMI client (pinging every ``ami_ping_s``), started; yields once the
+    AMI resync has shown the tracker agent 1001 (within ``resync_within`` seconds)."""
     sim = PbxSimulator(
         scen or scenario(),
         ami_users={"memberline": AMI_SECRET},
@@ -74,7 +90,7 @@ async def pbx_stack(
         "memberline",
         AMI_SECRET,
         action_timeout=3.0,
-        ping_interval=2.0,
+        ping_interval=ami_ping_s,
         reconnect_initial=0.05,
         reconnect_max=0.5,
     )
@@ -85,7 +101,11 @@ async def pbx_stack(
         await ami.start(fail_fast=True)
         stack = Stack(sim, server, ami)
         # The resync told the tracker about the static queue members.
-        await stack.wait(lambda: server.tracker.agent(IFACE["1001"]) is not None, what="resync")
+        await stack.wait(
+            lambda: server.tracker.agent(IFACE["1001"]) is not None,
+            within=resync_within,
+            what="resync",
+        )
         yield stack
     finally:
         await ami.close()

@@ -22,7 +22,6 @@ from crm_bridge.models import (
     CallAttempt,
     CallListEntry,
     Campaign,
-    CampaignKind,
     CampaignStatus,
     DialMode,
     EntryStatus,
@@ -30,12 +29,12 @@ from crm_bridge.models import (
     MemberPhone,
 )
 from cti.hubproto import ErrorCode, ProtocolError
-from cti.pbxsim import AgentSpec, InboundSpec, QueueSpec, Scenario
-from cti.pbxsim.scenario import NumberOverride, fixed
-from dialer.rules import CallingWindow
-from dialer.runner import CampaignRunner, RunnerSettings
-from tests.cti.hub_stack import IFACE, Stack, pbx_stack
+from cti.pbxsim import Scenario
+from cti.pbxsim.scenario import NumberOverride
+from dialer.runner import CampaignRunner
+from tests.cti.hub_stack import IFACE, Stack, pbx_stack, scenario
 from tests.cti.hub_support import LI_WEI, Console, Seed, seed
+from tests.dialer.support import desk_runner, running_campaign
 
 pytestmark = pytest.mark.e2e
 
@@ -44,23 +43,11 @@ PLAIN = "+8613400134000"  # a member nobody maintains: goes to the queue
 
 
 def _scenario() -> Scenario:
-    agents = tuple(
-        AgentSpec(ext, auto_answer=False, auto_hangup=False, ring_time=fixed(0.2))
-        for ext in ("1001", "1002")
-    )
-    return Scenario(
-        time_scale=0.2,
-        queues=(
-            QueueSpec("members", exten="8000", members=("1001",), timeout=60.0, max_wait=600.0),
-            QueueSpec("support", exten="8001", members=("1002",), timeout=60.0, max_wait=600.0),
-        ),
-        agents=agents,
-        inbound=InboundSpec(patience=fixed(600.0)),
+    return scenario(
         overrides={
-            LI_WEI: NumberOverride(outcome="answer", ring_time=0.5, talk_time=600.0),
             BUSY: NumberOverride(outcome="busy"),
             PLAIN: NumberOverride(outcome="answer", ring_time=0.5, talk_time=600.0),
-        },
+        }
     )
 
 
@@ -74,56 +61,11 @@ class Rig:
 @contextlib.asynccontextmanager
 async def rig(engine: Engine) -> AsyncIterator[Rig]:
     ids = seed(engine)
-    async with pbx_stack(engine, _scenario()) as st:
-        runner = CampaignRunner(
-            engine,
-            st.ami.send_action,
-            st.hub.tracker.agents,
-            RunnerSettings(
-                owner="hub-preview",
-                tick_s=0.1,
-                # every hour of the day: the test must not depend on CI's clock
-                window=CallingWindow(dt.time(0, 0), dt.time(23, 59, 59, 999999)),
-            ),
-            desk=st.hub,
-        )
-        st.hub.listeners.append(runner.on_event)
-        st.hub.preview = runner
-        st.ami.subscribe(runner.on_ami)
-        try:
-            yield Rig(st, runner, ids)
-        finally:
-            await runner.stop()
-
-
-def campaign(
-    engine: Engine,
-    members: list[int],
-    mode: DialMode = DialMode.PREVIEW,
-    queue: str = "members",
-    assigned: int | None = None,
-) -> tuple[int, dict[int, int]]:
-    """A running campaign with one entry per member; (campaign id, member id -> entry id)."""
-    with session_scope(engine) as s:
-        c = Campaign(
-            name=f"c-{mode.value}-{queue}-{len(members)}",
-            kind=CampaignKind.POST_PURCHASE,
-            mode=mode,
-            status=CampaignStatus.RUNNING,
-            queue=queue,
-        )
-        s.add(c)
-        s.flush()
-        out = {}
-        for mid in members:
-            phone = s.scalars(select(MemberPhone.e164).where(MemberPhone.member_id == mid)).first()
-            e = CallListEntry(
-                campaign_id=c.id, member_id=mid, phone_e164=phone, assigned_agent_id=assigned
-            )
-            s.add(e)
-            s.flush()
-            out[mid] = e.id
-        return c.id, out
+    async with (
+        pbx_stack(engine, _scenario()) as st,
+        desk_runner(engine, st.hub, st.ami, owner="hub-preview") as runner,
+    ):
+        yield Rig(st, runner, ids)
 
 
 def add_member(engine: Engine, name: str, phone: str, maintainer: int | None = None) -> int:
@@ -159,7 +101,7 @@ async def test_preview_offered_dialled_answered_and_wrapped_up(engine: Engine) -
     async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
         st = r.st
         liwei = r.ids.members["liwei"]
-        _, entries_ = campaign(engine, [liwei])
+        _, entries_ = running_campaign(engine, [liwei])
         await r.runner.start()
         card = await c1.wait_for("preview", lambda d: not d["withdrawn"])
         assert card["entry_id"] == entries_[liwei]
@@ -205,7 +147,7 @@ async def test_preview_offered_dialled_answered_and_wrapped_up(engine: Engine) -
 async def test_preview_member_busy_is_stored_on_the_attempt(engine: Engine) -> None:
     async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
         busy = add_member(engine, "Busy Bee", BUSY)
-        _, entries_ = campaign(engine, [busy])
+        _, entries_ = running_campaign(engine, [busy])
         await r.runner.start()
         card = await c1.wait_for("preview", lambda d: not d["withdrawn"])
         res = await c1.request("preview_dial", entry_id=card["entry_id"])
@@ -226,7 +168,7 @@ async def test_preview_skip_and_forbidden_dial_of_another_agents_card(engine: En
         Console(r.st.hub, "1002") as c2,
     ):
         liwei, other = r.ids.members["liwei"], r.ids.members["other"]
-        _, entries_ = campaign(engine, [liwei, other])
+        _, entries_ = running_campaign(engine, [liwei, other])
         await r.runner.start()
         card = await c1.wait_for("preview", lambda d: not d["withdrawn"])
         # 1002 is not in the campaign's queue: never offered, and may not act on 1001's card
@@ -275,7 +217,7 @@ async def test_preview_skip_and_forbidden_dial_of_another_agents_card(engine: En
 async def test_preview_skip_do_not_call_puts_the_member_on_the_dnc_list(engine: Engine) -> None:
     async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
         liwei = r.ids.members["liwei"]
-        _, entries_ = campaign(engine, [liwei])
+        _, entries_ = running_campaign(engine, [liwei])
         await r.runner.start()
         card = await c1.wait_for("preview", lambda d: not d["withdrawn"])
         res = await c1.request("preview_skip", entry_id=card["entry_id"], reason="do-not-call")
@@ -293,7 +235,7 @@ async def test_preview_skip_do_not_call_puts_the_member_on_the_dnc_list(engine: 
 async def test_dnc_set_after_list_build_is_never_offered(engine: Engine) -> None:
     async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
         liwei, other = r.ids.members["liwei"], r.ids.members["other"]
-        _, entries_ = campaign(engine, [liwei, other])
+        _, entries_ = running_campaign(engine, [liwei, other])
         with session_scope(engine) as s:
             m = s.get(Member, liwei)
             assert m is not None
@@ -321,7 +263,7 @@ async def test_maintainer_first_rings_the_maintainer(engine: Engine) -> None:
     async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
         st = r.st
         liwei = r.ids.members["liwei"]  # maintained by 1001
-        _, entries_ = campaign(engine, [liwei], mode=DialMode.PROGRESSIVE)
+        _, entries_ = running_campaign(engine, [liwei], mode=DialMode.PROGRESSIVE)
         await r.runner.start()
         await st.wait(lambda: st.sim.stats.calls_originated >= 1, what="Originate")
         (row,) = attempts(engine)
@@ -348,7 +290,7 @@ async def test_without_an_available_maintainer_the_call_goes_to_the_queue(engine
     async with rig(engine) as r:  # 1001 maintains Li Wei but has no console
         st = r.st
         liwei = r.ids.members["liwei"]
-        campaign(engine, [liwei], mode=DialMode.PROGRESSIVE)
+        running_campaign(engine, [liwei], mode=DialMode.PROGRESSIVE)
         await r.runner.start()
         await st.wait(lambda: st.sim.stats.calls_originated >= 1, what="Originate")
         (row,) = attempts(engine)
@@ -365,7 +307,7 @@ async def test_without_an_available_maintainer_the_call_goes_to_the_queue(engine
 async def test_card_withdrawn_when_the_campaign_is_paused(engine: Engine) -> None:
     async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
         liwei = r.ids.members["liwei"]
-        camp_id, entries_ = campaign(engine, [liwei])
+        camp_id, entries_ = running_campaign(engine, [liwei])
         await r.runner.start()
         card = await c1.wait_for("preview", lambda d: not d["withdrawn"])
         with session_scope(engine) as s:
@@ -386,7 +328,7 @@ async def test_entry_assigned_agent_is_rung_first(engine: Engine) -> None:
     async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
         st = r.st
         plain = add_member(engine, "Nobody's", PLAIN)  # no maintainer; the entry names 1001
-        campaign(engine, [plain], mode=DialMode.PREDICTIVE, assigned=r.ids.agents["1001"])
+        running_campaign(engine, [plain], mode=DialMode.PREDICTIVE, assigned=r.ids.agents["1001"])
         await r.runner.start()
         await st.wait(lambda: st.sim.stats.calls_originated >= 1, what="Originate")
         (row,) = attempts(engine)

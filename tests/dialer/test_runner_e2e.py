@@ -20,9 +20,7 @@ from crm_bridge.db import make_engine, session_scope
 from crm_bridge.models import (
     CallAttempt,
     CallListEntry,
-    Campaign,
     CampaignKind,
-    CampaignStatus,
     DialMode,
     EntryStatus,
     Member,
@@ -33,6 +31,7 @@ from cti.pbxsim import AgentSpec, Dist, NumberOverride, PbxSimulator, QueueSpec,
 from cti.tracker import AgentState, Tracker
 from dialer.rules import RetryPolicy
 from dialer.runner import CampaignRunner, RunnerSettings
+from tests.dialer.support import add_campaign
 
 pytestmark = pytest.mark.e2e
 
@@ -61,15 +60,7 @@ class Rig:
 
 def seed(engine: Engine, numbers: list[str], dnc: set[str] = frozenset()) -> int:  # type: ignore[assignment]
     with session_scope(engine) as s:
-        c = Campaign(
-            name="e2e",
-            kind=CampaignKind.POST_PURCHASE,
-            mode=DialMode.PROGRESSIVE,
-            status=CampaignStatus.RUNNING,
-            queue="members",
-        )
-        s.add(c)
-        s.flush()
+        c = add_campaign(s, "e2e", CampaignKind.POST_PURCHASE, DialMode.PROGRESSIVE)
         for i, num in enumerate(numbers):
             m = Member(
                 member_no=f"E{i:03d}",

@@ -26,9 +26,7 @@ from crm_bridge.models import (
     Agent,
     CallAttempt,
     CallListEntry,
-    Campaign,
     CampaignKind,
-    CampaignStatus,
     DialMode,
     EntryStatus,
     Member,
@@ -37,6 +35,7 @@ from crm_bridge.models import (
 )
 from cti.pbxsim import AgentSpec, Dist, OutboundSpec, PbxSimulator, QueueSpec, Scenario
 from memberline.agentbot import AgentBot
+from tests.dialer.support import add_campaign
 
 pytestmark = [pytest.mark.e2e]
 
@@ -67,15 +66,7 @@ def _seed(url: str) -> int:
                     password_hash=pw,
                 )
             )
-        c = Campaign(
-            name="sigkill",
-            kind=CampaignKind.CUSTOM,
-            mode=DialMode.PROGRESSIVE,
-            status=CampaignStatus.RUNNING,
-            queue="members",
-        )
-        s.add(c)
-        s.flush()
+        c = add_campaign(s, "sigkill", CampaignKind.CUSTOM, DialMode.PROGRESSIVE)
         for i in range(MEMBERS):
             num = f"+861390000{i:04d}"
             m = Member(

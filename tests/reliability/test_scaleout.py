@@ -38,9 +38,7 @@ from crm_bridge.models import (
     Agent,
     CallAttempt,
     CallListEntry,
-    Campaign,
     CampaignKind,
-    CampaignStatus,
     Channel,
     DialMode,
     EntryStatus,
@@ -61,6 +59,7 @@ from memberline.agentbot import AgentBot
 from memberline.config import Config, Secret
 from memberline.stack import Stack, start_stack
 from tests.cti.hub_support import PASSWORD, Console, _pw_hash
+from tests.dialer.support import add_campaign
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg]
 
@@ -131,15 +130,7 @@ def _seed(engine: Engine) -> int:
                     password_hash=_pw_hash(),
                 )
             )
-        c = Campaign(
-            name="scale-out",
-            kind=CampaignKind.POST_PURCHASE,
-            mode=DialMode.PROGRESSIVE,
-            status=CampaignStatus.RUNNING,
-            queue="members",
-        )
-        s.add(c)
-        s.flush()
+        c = add_campaign(s, "scale-out", CampaignKind.POST_PURCHASE, DialMode.PROGRESSIVE)
         for i in range(N_ENTRIES + GREETED):
             m = Member(
                 member_no=f"S{i:04d}",
