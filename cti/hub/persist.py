@@ -71,7 +71,10 @@ class Writer:
             first = await self._queue.get()
             if self.gate is not None and not self.gate.is_set():
                 try:
-                    await asyncio.wait_for(self.gate.wait(), 0.5)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel
+                    # that stops this loop when the gate opens at the same moment.
+                    async with asyncio.timeout(0.5):
+                        await self.gate.wait()
                     # Let the pop's bytes leave (and a console in this process read them).
                     await asyncio.sleep(self.settle_s)
                 except TimeoutError:

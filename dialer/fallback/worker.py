@@ -196,8 +196,11 @@ class OutboxWorker:
                 if drained_at is not None:
                     gap = drained_at + self.settings.lease_gap_s - loop.time()
                     if gap > 0:
+                        # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow a
+                        # cancel arriving as stop is set, and this loop would not end.
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), gap)
+                            async with asyncio.timeout(gap):
+                                await stop.wait()
         finally:
             await self._drain()
         return self.stats
