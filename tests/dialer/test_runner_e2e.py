@@ -181,7 +181,7 @@ async def test_runner_dials_and_stores_each_outcome(rig: Rig) -> None:
         assert busy.status is EntryStatus.PENDING and busy.attempts == 1
         assert busy.next_attempt_at is not None
         # every Originate the PBX saw carried one of our attempt ids, once
-        ids = [a.channel_id for a in s.scalars(select(CallAttempt))]
+        ids = [str(a.channel_id) for a in s.scalars(select(CallAttempt))]
     originated = [m.get("Uniqueid") for m in rig.sim.events if m.name == "OriginateResponse"]
     assert sorted(i for i in originated if i and i.startswith("ml-")) == sorted(ids)
     assert rig.sim.stats.calls_originated == len(OUTCOMES)
