@@ -39,7 +39,9 @@ def reference(data: bytes) -> list[tuple[str, str, tuple[tuple[str, str], ...]]]
     """An independent, obviously-correct parse of a CRLF trace."""
     banner, _, rest = data.partition(b"\r\n")
     assert banner.startswith(b"Asterisk Call Manager/")
-    out = [("banner", banner.decode()[len("Asterisk Call Manager/") :], ())]
+    out: list[tuple[str, str, tuple[tuple[str, str], ...]]] = [
+        ("banner", banner.decode()[len("Asterisk Call Manager/") :], ())
+    ]
     for frame in rest.split(b"\r\n\r\n")[:-1]:
         lines = frame.decode("utf-8").split("\r\n")
         headers = tuple(
@@ -213,7 +215,7 @@ def test_message_is_immutable_and_compares_by_value() -> None:
     b = frame_all(b"Event: Hold\r\nChannel: X\r\n\r\n", expect_banner=False)[0]
     assert a == b and hash(a) == hash(b)
     with pytest.raises(AttributeError):
-        a.name = "Other"  # type: ignore[misc]
+        a.name = "Other"  # type: ignore[misc,unused-ignore]
 
 
 # --- fuzzing ----------------------------------------------------------------------------

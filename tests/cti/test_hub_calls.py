@@ -158,7 +158,7 @@ async def test_click_to_dial(engine: Engine) -> None:
             for e in st.sim.events
             if e.get("Event") == "Newchannel" and e.get("Uniqueid") == call_id
         ]
-        assert orig and orig[0].get("Channel", "").startswith("Local/1001@agents-")
+        assert orig and (orig[0].get("Channel") or "").startswith("Local/1001@agents-")
         await c1.wait_for(
             "call_state", lambda d: d["call_id"] == call_id and d["state"] == "ringing"
         )

@@ -9,13 +9,13 @@ from sqlalchemy import Engine, select
 
 from crm_bridge.db import session_scope
 from crm_bridge.models import CallAttempt
-from tests.cti.hub_stack import IFACE, pbx_stack
+from tests.cti.hub_stack import IFACE, Stack, pbx_stack
 from tests.cti.hub_support import LI_WEI, Console, seed
 
 pytestmark = pytest.mark.e2e
 
 
-async def _answered_call(st, console: Console) -> str:  # type: ignore[no-untyped-def]
+async def _answered_call(st: Stack, console: Console) -> str:
     call = await st.sim.inbound_call(LI_WEI, "Li Wei", queue="members")
     await console.wait_for("screen_pop", lambda d: d["call_id"] == call.linkedid)
     await st.sim.agent_answer(IFACE["1001"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cti.hub import actions
 from cti.hub.calls import CallBook, CallRecord
 from cti.hub.ratelimit import FailureLimiter
@@ -86,7 +88,7 @@ def test_masking() -> None:
     assert mask_phone("+14155550123") == "+1 415****0123"
     assert mask_phone("anonymous").endswith("us") and "anonym" not in mask_phone("anonymous")
     assert mask_email("li.wei@example.com") == "l***@example.com"
-    tree = {
+    tree: dict[str, Any] = {
         "member": {"name": "李伟", "email": "li@x.cn", "phones": [{"e164": "+8613800138000"}]},
         "calls": [{"phone_e164": "+8613800138000", "notes": "call +86 is fine"}],
     }
