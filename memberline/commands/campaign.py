@@ -102,8 +102,11 @@ def _rows(cfg: Config) -> list[dict[str, Any]]:
     from crm_bridge.db import make_engine, session_scope
 
     engine = make_engine(cfg.database.url)
-    with session_scope(engine) as s:
-        return campaigns.list_campaigns(s)
+    try:
+        with session_scope(engine) as s:
+            return campaigns.list_campaigns(s)
+    finally:
+        engine.dispose()
 
 
 def _list(args: argparse.Namespace, cfg: Config) -> int:

@@ -232,23 +232,27 @@ def _show(args: argparse.Namespace, cfg: Config) -> int:
     from crm_bridge.models import AuditLog, OutboxMessage
 
     engine = make_engine(cfg.database.url)
-    with session_scope(engine) as s:
-        r = s.get(OutboxMessage, args.id)
-        if r is None:
-            print(f"no outbox message {args.id}", file=sys.stderr)
-            return 1
-        doc: dict[str, Any] = {c.name: getattr(r, c.key) for c in OutboxMessage.__table__.columns}
-        audits = s.scalars(
-            select(AuditLog)
-            .where(AuditLog.member_id == r.member_id)
-            .order_by(AuditLog.id.desc())
-            .limit(10)
-        )
-        doc["member_audit"] = [
-            f"{a.at:%Y-%m-%d %H:%M:%S} {a.actor} {a.action} {a.details}" for a in audits
-        ]
-        print(json.dumps(doc, default=str, ensure_ascii=False, indent=2))
-    engine.dispose()
+    try:
+        with session_scope(engine) as s:
+            r = s.get(OutboxMessage, args.id)
+            if r is None:
+                print(f"no outbox message {args.id}", file=sys.stderr)
+                return 1
+            doc: dict[str, Any] = {
+                c.name: getattr(r, c.key) for c in OutboxMessage.__table__.columns
+            }
+            audits = s.scalars(
+                select(AuditLog)
+                .where(AuditLog.member_id == r.member_id)
+                .order_by(AuditLog.id.desc())
+                .limit(10)
+            )
+            doc["member_audit"] = [
+                f"{a.at:%Y-%m-%d %H:%M:%S} {a.actor} {a.action} {a.details}" for a in audits
+            ]
+            print(json.dumps(doc, default=str, ensure_ascii=False, indent=2))
+    finally:
+        engine.dispose()
     return 0
 
 
