@@ -132,7 +132,10 @@ class MaintainersScreen(SupervisorScreen):
         result = await self.console.call_hub("reassign_members", **args)
         if result is not None:
             moved = int(result.get("moved", 0))
+            complaints = int(result.get("complaints", 0))
+            callbacks = int(result.get("callbacks", 0))
             self.query_one("#ra-status", Static).update(
-                f"Moved {moved} member(s) to {args['to_agent']}."
+                f"Moved {moved} member(s) to {args['to_agent']}, with {complaints} open "
+                f"complaint(s) and {callbacks} callback(s)."
             )
             self.notify(f"Moved {moved} member(s)", timeout=3)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.orm import Session
 
 from crm_bridge import points
@@ -16,11 +17,13 @@ from crm_bridge.models import (
     AuditLog,
     CallbackTask,
     Complaint,
+    ComplaintStatus,
     Inquiry,
     Member,
     MemberPhone,
     RewardItem,
     Severity,
+    TaskStatus,
 )
 from crm_bridge.points import Redemption
 from cti.hub.sessions import AgentInfo
@@ -188,44 +191,135 @@ def redeem(
     }
 
 
+@dataclass(frozen=True)
+class Reassigned:
+    """What a handover moved: members, and their open complaints and callback tasks."""
+
+    moved: int
+    complaints: int
+    callbacks: int
+
+
+OPEN_COMPLAINT = (ComplaintStatus.OPEN, ComplaintStatus.IN_PROGRESS)
+
+
 def reassign(
     s: Session,
     who: AgentInfo,
     to_code: str,
     member_ids: list[int] | None,
     from_code: str | None,
-) -> int:
+) -> Reassigned:
+    """Move members to a new maintainer; their open complaints and open callback tasks held
+    by the previous maintainer move with them (those held by someone else stay). Every
+    moved member, complaint and task gets its own audit row."""
     to_id = s.scalar(select(Agent.id).where(Agent.code == to_code))
     if to_id is None:
         raise Refused("not_found", f"no agent {to_code!r}")
-    stmt = update(Member).values(maintaining_agent_id=to_id)
+    chosen: ColumnElement[bool]
     if member_ids is not None:
-        stmt = stmt.where(Member.id.in_(member_ids))
-        moved_ids = list(member_ids)
+        chosen = Member.id.in_(member_ids)
     else:
         from_id = s.scalar(select(Agent.id).where(Agent.code == from_code))
         if from_id is None:
             raise Refused("not_found", f"no agent {from_code!r}")
-        stmt = stmt.where(Member.maintaining_agent_id == from_id)
-        moved_ids = list(s.scalars(select(Member.id).where(Member.maintaining_agent_id == from_id)))
-    result = s.execute(stmt.execution_options(synchronize_session=False))
-    moved = int(result.rowcount or 0)  # type: ignore[attr-defined]
-    _audit(
-        s, who, "member.reassign_bulk", None, to_agent=to_code, from_agent=from_code, moved=moved
-    )
-    if moved_ids:
-        # One row per member too, so `memberline audit` on a member shows who moved it.
-        s.execute(
-            insert(AuditLog),
-            [
-                {
-                    "actor": who.actor,
-                    "action": "member.reassign",
-                    "member_id": mid,
-                    "details": {"to_agent": to_code, "from_agent": from_code},
-                    "at": dt.datetime.now(dt.UTC),
-                }
-                for mid in moved_ids
-            ],
+        chosen = Member.maintaining_agent_id == from_id
+    # Before the members move: each member's current maintainer is the holder to match.
+    members = select(Member.id, Member.maintaining_agent_id).where(chosen).subquery()
+    complaints = s.execute(
+        select(Complaint.id, Complaint.member_id, Complaint.owner_agent_id)
+        .join(
+            members,
+            (members.c.id == Complaint.member_id)
+            & (members.c.maintaining_agent_id == Complaint.owner_agent_id),
         )
-    return moved
+        .where(Complaint.status.in_(OPEN_COMPLAINT), Complaint.owner_agent_id != to_id)
+        .order_by(Complaint.id)
+    ).all()
+    tasks = s.execute(
+        select(CallbackTask.id, CallbackTask.member_id, CallbackTask.agent_id)
+        .join(
+            members,
+            (members.c.id == CallbackTask.member_id)
+            & (members.c.maintaining_agent_id == CallbackTask.agent_id),
+        )
+        .where(CallbackTask.status == TaskStatus.OPEN, CallbackTask.agent_id != to_id)
+        .order_by(CallbackTask.id)
+    ).all()
+    moved_ids = list(s.scalars(select(Member.id).where(chosen).order_by(Member.id)))
+    result = s.execute(
+        update(Member)
+        .where(chosen)
+        .values(maintaining_agent_id=to_id)
+        .execution_options(synchronize_session=False)
+    )
+    moved = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    codes: dict[int, str] = {}
+    if complaints or tasks:
+        codes = {row[0]: row[1] for row in s.execute(select(Agent.id, Agent.code))}
+    for start in range(0, len(complaints), 1000):
+        ids = [c.id for c in complaints[start : start + 1000]]
+        s.execute(
+            update(Complaint)
+            .where(Complaint.id.in_(ids))
+            .values(owner_agent_id=to_id)
+            .execution_options(synchronize_session=False)
+        )
+    for start in range(0, len(tasks), 1000):
+        ids = [t.id for t in tasks[start : start + 1000]]
+        s.execute(
+            update(CallbackTask)
+            .where(CallbackTask.id.in_(ids))
+            .values(agent_id=to_id)
+            .execution_options(synchronize_session=False)
+        )
+    _audit(
+        s,
+        who,
+        "member.reassign_bulk",
+        None,
+        to_agent=to_code,
+        from_agent=from_code,
+        moved=moved,
+        complaints=len(complaints),
+        callbacks=len(tasks),
+    )
+    now = dt.datetime.now(dt.UTC)
+    rows: list[dict[str, Any]] = [
+        {
+            "actor": who.actor,
+            "action": "member.reassign",
+            "member_id": mid,
+            "details": {"to_agent": to_code, "from_agent": from_code},
+            "at": now,
+        }
+        for mid in moved_ids
+    ]
+    rows += [
+        {
+            "actor": who.actor,
+            "action": "complaint.reassign",
+            "member_id": c.member_id,
+            "details": {
+                "complaint_id": c.id,
+                "from_agent": codes.get(c.owner_agent_id),
+                "to_agent": to_code,
+            },
+            "at": now,
+        }
+        for c in complaints
+    ]
+    rows += [
+        {
+            "actor": who.actor,
+            "action": "callback.reassign",
+            "member_id": t.member_id,
+            "details": {"task_id": t.id, "from_agent": codes.get(t.agent_id), "to_agent": to_code},
+            "at": now,
+        }
+        for t in tasks
+    ]
+    # One row per member too, so `memberline audit` on a member shows who moved it.
+    for start in range(0, len(rows), 5000):
+        s.execute(insert(AuditLog), rows[start : start + 5000])
+    return Reassigned(moved, len(complaints), len(tasks))

@@ -324,7 +324,9 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec(
             "reassign_members",
-            "Change members' maintaining agent (bulk, audited).",
+            "Change members' maintaining agent (bulk, audited); their open complaints and "
+            "callback tasks held by the previous maintainer move too, and the new "
+            "maintainer's console gets a notice.",
             (
                 _f("to_agent", "str", "agent code of the new maintainer", max_len=32),
                 _f("member_ids", "list", "members to move", required=False),
@@ -336,7 +338,7 @@ COMMANDS: dict[str, CommandSpec] = {
                     max_len=32,
                 ),
             ),
-            '{"moved": int}',
+            '{"moved": int, "complaints": int, "callbacks": int}',
             "supervisor",
             (E.NOT_FOUND, E.BAD_REQUEST),
         ),
@@ -435,8 +437,10 @@ PUSHES: dict[str, PushSpec] = {
         ),
         PushSpec(
             "notice",
-            "Something the agent should read (banner).",
-            '{"level": "info"|"warning"|"error", "text": str}',
+            "Something the agent should read (banner); a handover adds its figures.",
+            '{"level": "info"|"warning"|"error", "text": str, "kind"?: "handover", '
+            '"moved"?: int, "complaints"?: int, "callbacks"?: int, "from_agent"?: str|null, '
+            '"by"?: str}',
         ),
     )
 }

@@ -28,8 +28,35 @@ async def reassign_members(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "member_ids: integers only")
         ids = sorted(set(ids))
-    moved = await _db(ctx, memberdb.reassign, ctx.agent, args["to_agent"], ids, from_agent)
-    return {"moved": moved}
+    done = await _db(ctx, memberdb.reassign, ctx.agent, args["to_agent"], ids, from_agent)
+    if done.moved:
+        # The new maintainer's console hears of it at once (forwarded to its hub if remote).
+        ctx.hub.sessions.push_to_agent(
+            args["to_agent"], "notice", handover_notice(done, ctx.agent.code, from_agent)
+        )
+    return {"moved": done.moved, "complaints": done.complaints, "callbacks": done.callbacks}
+
+
+def handover_notice(done: memberdb.Reassigned, by: str, from_agent: str | None) -> dict[str, Any]:
+    """The ``notice`` push a new maintainer gets: both languages, and the figures."""
+    source = f" from {from_agent}" if from_agent else ""
+    source_zh = f"（原维护人 {from_agent}）" if from_agent else ""
+    text = (
+        f"{done.moved} member(s) handed over to you{source} by {by}: "
+        f"{done.complaints} open complaint(s), {done.callbacks} callback(s) now yours. / "
+        f"{by} 将 {done.moved} 位会员移交给您{source_zh}："
+        f"{done.complaints} 项未结投诉、{done.callbacks} 个回访任务已转给您。"
+    )
+    return {
+        "level": "info",
+        "text": text,
+        "kind": "handover",
+        "moved": done.moved,
+        "complaints": done.complaints,
+        "callbacks": done.callbacks,
+        "from_agent": from_agent,
+        "by": by,
+    }
 
 
 async def agents_list(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
