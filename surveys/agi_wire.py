@@ -1,6 +1,6 @@
 """The FastAGI wire format, pure: the request header block and reply lines.
 
-Replies as real Asterisk 22 writes them (``../shared/ami-traces/fastagi-survey*.raw``)::
+Replies as real Asterisk 22 writes them (``tests/fixtures/ami-traces/fastagi-survey*.raw``)::
 
     200 result=1 (42)            GET VARIABLE: found, value in parentheses
     200 result=0                 GET VARIABLE: not set / ANSWER ok

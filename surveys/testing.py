@@ -2,8 +2,8 @@
 dialog, replayed as real Asterisk 22.10 writes it (public, like ``structlog.testing``; used by
 the tests and ``memberline bench surveys``).
 
-Built from ``../shared/ami-traces/fastagi-survey*.from-asterisk.raw`` (copies in
-``tests/surveys/traces``): the ``agi_*`` header block (verbatim, with the route, uniqueid and
+Built from the recorded ``fastagi-survey*.from-asterisk.raw`` (in
+``tests/fixtures/ami-traces``): the ``agi_*`` header block (verbatim, with the route, uniqueid and
 arguments substituted), then exactly one reply line per command, LF-terminated. A member
 hanging up during ``GET DATA`` gives ``200 result=-1`` followed at once by an unprompted
 ``HANGUP`` line; after that, channel commands get ``511 Command Not Permitted on a dead

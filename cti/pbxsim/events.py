@@ -1,7 +1,7 @@
 """Builders for the AMI events of Asterisk 22.10.1 (pure functions).
 
 Header names and order are copied from the real traces in
-``shared/ami-traces/`` (``event-fields.txt``): the channel snapshot block, the
+``tests/fixtures/ami-traces/`` (``event-fields.txt``): the channel snapshot block, the
 ``Dest``-prefixed block of Dial*/Agent* events, ``LocalOne``/``LocalTwo`` in
 LocalBridge, ``Cause-txt`` with a hyphen, ``UniqueID`` in Cdr, numeric
 QueueMemberStatus ``Status`` and so on.

@@ -54,7 +54,7 @@ class VicidialConfig:
 
 
 class VicidialPolicy:
-    """ADAPT_TAPERED as described in ../shared/NOTES.md (the published algorithm).
+    """ADAPT_TAPERED as VICIdial publishes it (AST_VDadapt.pl, the published algorithm).
 
     Every 15 s: ``m = (avg ready - avg waiting + diff_target) / avg total agents``,
     ``level = clamp(level * (1 + m), 1.0, max)``; over 20 calls in the last minute with more

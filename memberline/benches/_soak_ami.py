@@ -22,8 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TRACES = Path("/work/shared/ami-traces")
-"""Where the real traces live (``--traces`` overrides)."""
+from memberline.benches._common import TRACES
 
 _UID = re.compile(rb"\b17953\d{5}\.(\d+)\b")
 _CHAN = re.compile(rb"-([0-9a-f]{8});")

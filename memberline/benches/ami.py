@@ -21,13 +21,14 @@ import tracemalloc
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memberline.benches._common import TRACES
 from memberline.cli import add_command
 from memberline.config import Config
 
 if TYPE_CHECKING:  # imported where used: every `memberline` command imports the benches
     from cti.tracker import Tracker
 
-DEFAULT_TRACE = Path("/work/shared/ami-traces/rate-200.txt")
+DEFAULT_TRACE = TRACES / "rate-200.txt"
 
 
 def _chunks(data: bytes, size: int) -> list[bytes]:

@@ -1,7 +1,8 @@
 """``memberline bench soak --minutes M``: the hub under sustained load, RSS and loop lag over time.
 
-Set-up: the member database is ``--db`` if given, else ``/work/bench-1m.db`` (1,000,000
-members) if it exists, else a freshly seeded small one (said so in the JSON). A SQLite
+Set-up: the member database is ``--db`` if given (for the target figures, a 1,000,000-member
+database made once with ``memberline demo-data --members 1000000``), else a freshly seeded
+small one (said so in the JSON). A SQLite
 database is first copied with SQLite's backup API, so the soak's agents, call rows and
 audit rows never touch the original. ``--consoles`` agents (codes ``S0001``...) are
 added to the copy with one known password.
@@ -43,7 +44,6 @@ from typing import Any
 from memberline.cli import add_command
 from memberline.config import Config
 
-DEFAULT_DB = Path("/work/bench-1m.db")
 PASSWORD = "soak-pw-1"
 AMI_SECRET = "soak-ami-secret"
 TARGET_RSS_MIB = 300.0
@@ -113,9 +113,7 @@ class SoakDb:
 def prepare_db(args: argparse.Namespace, workdir: Path) -> SoakDb:
     from crm_bridge.db import make_engine, normalise_url
 
-    src: str | None = args.db or (
-        str(DEFAULT_DB) if DEFAULT_DB.exists() and not args.small else None
-    )
+    src: str | None = args.db
     seeded = False
     copied = False
     if src is None:
@@ -481,8 +479,5 @@ def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--sample-s", type=float, default=10.0, help="sample period (default 10 s)")
     p.add_argument(
         "--seed-members", type=int, default=20_000, help="members if a DB must be seeded"
-    )
-    p.add_argument(
-        "--small", action="store_true", help=f"seed a small DB even if {DEFAULT_DB} exists"
     )
     p.add_argument("--keep", action="store_true", help="keep the work directory (copy, logs)")

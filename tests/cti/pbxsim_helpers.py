@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from pathlib import Path
 
-TRACES = Path("/work/shared/ami-traces")
+from tests.fixtures import AMI_TRACES as TRACES
 
 Msg = list[tuple[str, str]]
 

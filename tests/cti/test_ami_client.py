@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -13,8 +12,8 @@ import pytest_asyncio
 from cti.ami.client import AmiClient, encode_action
 from cti.ami.errors import AmiActionError, AmiAuthError, AmiNotConnected, AmiTimeout
 from cti.ami.message import RESYNC_START, AmiMessage
+from tests.fixtures import AMI_TRACES as TRACES
 
-TRACES = Path("/work/shared/ami-traces")
 SECRET = "s3cr3t-Do-Not-Log"
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 

@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 
 from cti.ami.framing import Framer, frame_all
 from cti.ami.message import AmiMessage, FrameError
+from tests.fixtures import AMI_TRACES as TRACES
 
-TRACES = Path("/work/shared/ami-traces")
 TRACE_FILES = sorted(
     p
     for p in TRACES.glob("*.txt")
     if not p.name.endswith((".sent.txt", ".timeline.txt", ".result.txt", ".notes.txt"))
-    and p.name not in ("sequences.txt", "event-fields.txt", "README.md")
-    and not p.name.startswith("fastagi")
+    and p.name != "event-fields.txt"
+    and not p.name.startswith(("fastagi", "sequences"))
 )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
@@ -31,8 +30,7 @@ from cti.tracker import (
     Party,
     Tracker,
 )
-
-TRACES = Path("/work/shared/ami-traces")
+from tests.fixtures import AMI_TRACES as TRACES
 
 
 def summ(e: DomainEvent) -> tuple[Any, ...]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from surveys.testing import (
     DEAD,
     TRACE_HEADERS,
@@ -15,9 +13,10 @@ from surveys.testing import (
     header_block,
     run_call,
 )
+from tests.fixtures import AMI_TRACES
 
-TRACES = Path(__file__).resolve().parent / "traces"
-"""Byte-exact copies of the shared FastAGI traces (shared/ami-traces), so a clean clone has them."""
+TRACES = AMI_TRACES
+"""The recorded FastAGI dialogs (``fastagi-survey*.raw``) among the repository's trace fixtures."""
 
 __all__ = [
     "DEAD",
