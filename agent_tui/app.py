@@ -141,8 +141,9 @@ class ConsoleApp(App[None]):
         except ProtocolError as exc:
             text = {
                 ErrorCode.BAD_CREDENTIALS: "Wrong agent id or password.",
-                ErrorCode.RATE_LIMITED: "Too many attempts: wait a minute, then try again.",
             }.get(exc.code, f"{exc.code.value}: {exc.message}")
+            if exc.code is ErrorCode.RATE_LIMITED:  # the hub says which limit: account or address
+                text = f"Too many attempts: {exc.message}."
             if isinstance(self.screen, LoginScreen):
                 self.screen.show_error(text)
             return

@@ -112,6 +112,9 @@ class HubConfig:
     tls_key: str = ""
     max_message_bytes: int = 1_048_576
     login_attempts_per_minute: int = 5
+    """Failed logins per agent account per minute before that account is locked."""
+    login_attempts_per_address_per_minute: int = 30
+    """Failed logins from one address per minute before the address is locked."""
 
 
 @dataclass(frozen=True)
@@ -279,6 +282,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("messaging.smtp_tls: expected none, starttls or implicit")
     if bool(cfg.hub.tls_cert) != bool(cfg.hub.tls_key):
         raise ConfigError("hub: tls_cert and tls_key must be given together")
+    if cfg.hub.login_attempts_per_minute < 1 or cfg.hub.login_attempts_per_address_per_minute < 1:
+        raise ConfigError("hub: login_attempts_per_minute limits must be at least 1")
     hotkeys = [k for k, _ in cfg.calling.dispositions]
     if len(set(hotkeys)) != len(hotkeys):
         raise ConfigError("calling.dispositions: hotkeys must be unique")

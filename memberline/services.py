@@ -45,6 +45,7 @@ def hub_settings(config: Config, **overrides: Any) -> HubSettings:
         tls_key=h.tls_key,
         max_message_bytes=h.max_message_bytes,
         login_attempts_per_minute=h.login_attempts_per_minute,
+        login_attempts_per_address_per_minute=h.login_attempts_per_address_per_minute,
         queue=a.queue,
         agent_interface=a.agent_interface,
         agent_context=a.agent_context,

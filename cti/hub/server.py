@@ -92,7 +92,14 @@ class HubServer:
         self.clock = clock
         self.sessions = SessionRegistry()
         self.calls = CallBook()
-        self.limiter = FailureLimiter(settings.login_attempts_per_minute, 60.0)
+        self.limiter = FailureLimiter(
+            settings.login_attempts_per_minute,
+            60.0,
+            limits={
+                "agent": settings.login_attempts_per_minute,
+                "peer": settings.login_attempts_per_address_per_minute,
+            },
+        )
         self.pops_idle = asyncio.Event()
         self.pops_idle.set()
         self.pops_in_flight = 0

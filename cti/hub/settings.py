@@ -14,6 +14,10 @@ class HubSettings:
     tls_key: str = ""
     max_message_bytes: int = 1_048_576
     login_attempts_per_minute: int = 5
+    """Failed logins per agent account per minute before that account is locked."""
+    login_attempts_per_address_per_minute: int = 30
+    """Failed logins from one address per minute before that address is locked (larger than
+    the account limit: many agents log in from one SSH jump host)."""
     max_pending_requests: int = 64
     """Per console connection; past it requests are refused with ``rate_limited``."""
     max_backlog_bytes: int = 16 * 1024 * 1024

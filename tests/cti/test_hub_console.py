@@ -87,24 +87,42 @@ async def test_hello_first_then_login_and_limits(engine: Engine) -> None:
             writer.close()
 
 
+async def _login_error(hub: Any, agent: str, password: str) -> ProtocolError:
+    with pytest.raises(ProtocolError) as err:
+        await HubClient("127.0.0.1", hub.port, agent, password).start()
+    return err.value
+
+
 async def test_login_failure_and_rate_limit(engine: Engine) -> None:
     seed(engine)
-    async with running_hub(engine, login_attempts_per_minute=3) as hub:
-        for agent in ("1001", "nosuch"):
-            with pytest.raises(ProtocolError) as err:
-                await HubClient("127.0.0.1", hub.port, agent, "wrong").start()
-            assert err.value.code is ErrorCode.BAD_CREDENTIALS
-            assert err.value.message == "wrong agent id or password"  # no hint which part
-        with pytest.raises(ProtocolError) as err:
-            await HubClient("127.0.0.1", hub.port, "1001", "wrong").start()
-        assert err.value.code is ErrorCode.BAD_CREDENTIALS
-        # 3 failures from this peer within a minute: even the right password is refused now.
-        with pytest.raises(ProtocolError) as err:
-            await HubClient("127.0.0.1", hub.port, "1002", "s3cret-pw").start()
-        assert err.value.code is ErrorCode.RATE_LIMITED
-        hub.limiter = type(hub.limiter)(3, 60.0)  # a minute later
+    now = [1_000_000.0]
+    async with running_hub(
+        engine, login_attempts_per_minute=3, login_attempts_per_address_per_minute=5
+    ) as hub:
+        hub.clock = lambda: now[0]
+        for agent in ("1001", "nosuch", "1001"):
+            err = await _login_error(hub, agent, "wrong")
+            assert err.code is ErrorCode.BAD_CREDENTIALS
+            assert err.message == "wrong agent id or password"  # no hint which part
+        err = await _login_error(hub, "1001", "wrong")
+        assert err.code is ErrorCode.BAD_CREDENTIALS
+        # 3 failures for 1001 within a minute: even its right password is refused now, and
+        # the message names the account's limit ...
+        err = await _login_error(hub, "1001", "s3cret-pw")
+        assert err.code is ErrorCode.RATE_LIMITED
+        assert err.message.startswith("agent 1001: 3 failed logins within 60 s; try again in ")
+        # ... but another agent on the same host still logs in (4 failures < 5 per address).
         async with Console(hub, "1002") as c:
             assert c.client.session["agent"]["code"] == "1002"
+        # A 5th failure from this address (another agent's typo) locks the address.
+        err = await _login_error(hub, "1002", "wrong")
+        assert err.code is ErrorCode.BAD_CREDENTIALS
+        err = await _login_error(hub, "1002", "s3cret-pw")
+        assert err.code is ErrorCode.RATE_LIMITED
+        assert err.message.startswith("this address (127.0.0.1): 5 failed logins within 60 s")
+        now[0] += 61  # a minute later both windows are clear
+        async with Console(hub, "1001") as c:
+            assert c.client.session["agent"]["code"] == "1001"
 
 
 async def test_roles_reach_and_masking(engine: Engine) -> None:

@@ -77,6 +77,17 @@ def test_failure_limiter_window_and_keys() -> None:
     assert not lim.blocked(["agent:1001"], 10.0)
     assert lim.blocked(["peer:10.0.0.1"], 10.0)  # the peer's failures stay
     assert not lim.blocked(keys, 60.5)  # the first failure left the window
+    # Separate limits per kind of key: one agent's typos lock the agent, not the address.
+    both = FailureLimiter(limit=3, window_s=60, limits={"agent": 2, "peer": 4})
+    for t in (0.0, 1.0):
+        both.fail(["agent:1001", "peer:10.0.0.1"], t)
+    assert both.blocking(["agent:1001", "peer:10.0.0.1"], 2.0) == "agent:1001"
+    assert both.blocking(["agent:1002", "peer:10.0.0.1"], 2.0) is None
+    for t in (2.0, 3.0):
+        both.fail(["agent:1002", "peer:10.0.0.1"], t)
+    assert both.blocking(["agent:1003", "peer:10.0.0.1"], 4.0) == "peer:10.0.0.1"
+    assert both.retry_after(["peer:10.0.0.1"], 4.0) == 56.0  # its first failure leaves at 60
+    assert both.limit_for("other:x") == 3
     small = FailureLimiter(limit=1, window_s=1, max_keys=10)
     for i in range(100):
         small.fail([f"peer:{i}"], float(i))

@@ -30,10 +30,15 @@ async def login(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     code: str = args["agent"]
     keys = [f"agent:{code}", f"peer:{conn.peer}"]
     now = hub.clock()
-    if hub.limiter.blocked(keys, now):
-        wait = int(hub.limiter.retry_after(keys, now)) + 1
+    blocking = hub.limiter.blocking(keys, now)
+    if blocking is not None:
+        wait = int(hub.limiter.retry_after([blocking], now)) + 1
+        limit = hub.limiter.limit_for(blocking)
+        window = int(hub.limiter.window_s)
+        who = f"agent {code}" if blocking == keys[0] else f"this address ({conn.peer})"
         raise ProtocolError(
-            ErrorCode.RATE_LIMITED, f"too many failed logins; try again in {wait} s"
+            ErrorCode.RATE_LIMITED,
+            f"{who}: {limit} failed logins within {window} s; try again in {wait} s",
         )
     info = await run_db(
         hub.engine, hubdb.check_login, code, args["password"], hub.settings.agent_interface
