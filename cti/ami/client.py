@@ -37,10 +37,17 @@ Behaviour worth knowing (differences from the brief are marked DIFF):
   ``Response: Error`` raises :class:`AmiActionError`; a missing answer raises
   :class:`AmiTimeout`; no connection or a connection lost meanwhile raises
   :class:`AmiNotConnected` at once. Nothing is re-sent after a reconnect.
-* Before the resync actions (``CoreShowChannels``, ``QueueStatus``, after each
-  login and on ``FullyBooted``), subscribers receive the synthetic event
-  ``MemberlineResyncStart`` (:data:`cti.ami.message.RESYNC_START`); the tracker
-  uses it to drop what the resync does not confirm.
+* After each login the client waits for ``FullyBooted`` (at most ``boot_wait``
+  seconds: an Asterisk still booting accepts the login before app_queue is
+  loaded and sends FullyBooted later, as a broadcast), then resyncs: before the
+  resync actions (``CoreShowChannels``, ``QueueStatus``) subscribers receive the
+  synthetic event ``MemberlineResyncStart`` (:data:`cti.ami.message.RESYNC_START`);
+  the tracker uses it to drop what the resync does not confirm. A resync action
+  answered ``Invalid/unknown command`` (its module is not loaded yet) is retried
+  with back-off (50 ms doubling to 1 s, for ``resync_retry_s`` at most), never
+  dropped; once all are answered subscribers receive ``MemberlineResyncDone``
+  (:data:`cti.ami.message.RESYNC_DONE`). A later ``FullyBooted`` on the same
+  session resyncs again unless a resync ran in the last 2 s and succeeded.
 * Back-off: after any failed attempt (refused, no banner, auth failure, dropped
   connection) the next attempt waits ``min(reconnect_max, reconnect_initial *
   2**n) * jitter`` with jitter in [0.8, 1.2]; ``n`` resets after a login that
@@ -71,7 +78,7 @@ from cti.ami.errors import (
     AmiTimeout,
 )
 from cti.ami.framing import DEFAULT_MAX_FRAME, Framer
-from cti.ami.message import RESYNC_START, AmiMessage, FrameError
+from cti.ami.message import RESYNC_DONE, RESYNC_START, AmiMessage, FrameError
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +90,12 @@ RESYNC_ACTIONS: tuple[dict[str, str], ...] = (
     {"Action": "CoreShowChannels"},
     {"Action": "QueueStatus"},
 )
+
+
+def _module_missing(message: str) -> bool:
+    """``Invalid/unknown command: QueueStatus...``: Asterisk accepted the login before the
+    module that owns the action was loaded (g-restart-early-login trace)."""
+    return message.lower().startswith("invalid/unknown command")
 
 
 def encode_action(action: Mapping[str, ActionValue]) -> bytes:
@@ -154,6 +167,8 @@ class AmiClient:
         max_frame: int = DEFAULT_MAX_FRAME,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
+        boot_wait: float = 2.0,
+        resync_retry_s: float = 60.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -183,6 +198,15 @@ class AmiClient:
         self._banner: asyncio.Future[str] | None = None
         self._lost: asyncio.Future[None] | None = None
         self._last_resync = float("-inf")
+        self.boot_wait = boot_wait
+        """Seconds to wait after a login for ``FullyBooted`` before resyncing anyway."""
+        self.resync_retry_s = resync_retry_s
+        """How long a resync action refused as unknown (module still loading) is retried."""
+        self._booted: asyncio.Future[None] | None = None
+        self._resync_task: asyncio.Task[Any] | None = None
+        self._resync_ok = False
+        self.resyncs = 0
+        """Resyncs completed (every action answered), for tests and metrics."""
         self.state = "disconnected"
         self.attempts = 0
         """Connection attempts made so far (for tests and metrics)."""
@@ -324,8 +348,11 @@ class AmiClient:
             pending.messages.append(msg)
             if (msg.get("EventList") or "").lower() == "complete":
                 pending.future.set_result(pending.messages)
-        if msg.name == "FullyBooted" and self._logged_in:
-            self._schedule_resync(min_gap=2.0)
+        if msg.name == "FullyBooted":
+            if self._booted is not None and not self._booted.done():
+                self._booted.set_result(None)  # the post-login resync starts now
+            elif self._logged_in:
+                self._schedule_resync(min_gap=2.0)
         self._dispatch(msg)
 
     def _on_connection_lost(self, proto: _Protocol, exc: Exception | None) -> None:
@@ -356,19 +383,53 @@ class AmiClient:
 
     def _schedule_resync(self, min_gap: float) -> None:
         loop = asyncio.get_running_loop()
-        if loop.time() - self._last_resync < min_gap:
+        if self._resync_task is not None and not self._resync_task.done():
+            return  # the one running retries until it gets its answers
+        if self._resync_ok and loop.time() - self._last_resync < min_gap:
             return
         self._last_resync = loop.time()
-        self._spawn(self._resync(), "resync")
+        self._resync_task = self._spawn(self._resync(), "resync")
+
+    async def _boot_then_resync(self, booted: asyncio.Future[None]) -> None:
+        """After a login: wait for FullyBooted (bounded), then resync."""
+        try:
+            await asyncio.wait_for(asyncio.shield(booted), self.boot_wait)
+        except TimeoutError:
+            log.info("%s: no FullyBooted within %.1fs; resyncing anyway", self.name, self.boot_wait)
+        self._last_resync = asyncio.get_running_loop().time()
+        self._resync_task = asyncio.current_task()
+        await self._resync()
 
     async def _resync(self) -> None:
+        self._resync_ok = False
         self._dispatch(AmiMessage.build("event", RESYNC_START, {}))
+        loop = asyncio.get_running_loop()
         for action in RESYNC_ACTIONS:
-            try:
-                await self._send(action, None)
-            except AmiError as e:
-                log.warning("%s: resync %s failed: %s", self.name, action["Action"], e)
-                return
+            deadline = loop.time() + self.resync_retry_s
+            delay = 0.05
+            while True:
+                try:
+                    await self._send(action, None)
+                    break
+                except AmiActionError as e:
+                    message = e.response.get("Message") or ""
+                    if not _module_missing(message) or loop.time() + delay > deadline:
+                        log.warning("%s: resync %s failed: %s", self.name, action["Action"], e)
+                        return
+                    log.info(
+                        "%s: %s not available yet (PBX still booting); retrying in %.2fs",
+                        self.name,
+                        action["Action"],
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(1.0, delay * 2)
+                except AmiError as e:
+                    log.warning("%s: resync %s failed: %s", self.name, action["Action"], e)
+                    return
+        self._resync_ok = True
+        self.resyncs += 1
+        self._dispatch(AmiMessage.build("event", RESYNC_DONE, {}))
 
     async def _ping_loop(self, proto: _Protocol) -> None:
         while proto is self._protocol:
@@ -441,6 +502,8 @@ class AmiClient:
         loop = asyncio.get_running_loop()
         self._banner = loop.create_future()
         self._lost = loop.create_future()
+        booted: asyncio.Future[None] = loop.create_future()
+        self._booted = booted  # before the Login: FullyBooted may follow its reply at once
         framer = Framer(max_frame=self.max_frame, on_error=self._on_frame_error)
         _, proto = await asyncio.wait_for(
             loop.create_connection(lambda: _Protocol(self, framer), self.host, self.port),
@@ -472,7 +535,8 @@ class AmiClient:
         if self._first_login is not None and not self._first_login.done():
             self._first_login.set_result(None)
         self._last_resync = float("-inf")
-        self._schedule_resync(min_gap=0.0)
+        self._resync_ok = False
+        self._resync_task = self._spawn(self._boot_then_resync(booted), "resync")
         self._spawn(self._ping_loop(proto), "ping")
         await asyncio.shield(self._lost)
         log.warning("%s: connection to %s:%s lost", self.name, self.host, self.port)

@@ -30,6 +30,10 @@ _HEADER_RE = re.compile(r"^([^:\r\n]+):[ \t]?([^\r\n]*)", re.MULTILINE)
 #: subscribers right before it sends the resync actions (CoreShowChannels,
 #: QueueStatus); the tracker uses it to mark what a resync must confirm.
 RESYNC_START = "MemberlineResyncStart"
+#: Synthetic event delivered once every resync action has been answered in full
+#: (after a QueueStatus refused during the boot was retried): the PBX's channels
+#: and queue members are now known, so the hub can re-apply its agents' state.
+RESYNC_DONE = "MemberlineResyncDone"
 
 
 class AmiMessage:

@@ -479,7 +479,7 @@ ACTIONS: dict[str, Handler] = {
     "status": status,
     "getvar": getvar,
     "setvar": setvar,
-    "queueadd": queue_add,
+    "queueadd": queue_add,  # app_queue's actions: see session.QUEUE_MODULE_ACTIONS
     "queueremove": queue_remove,
     "queuepause": queue_pause,
     "queuepenalty": queue_penalty,

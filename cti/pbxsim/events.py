@@ -392,6 +392,16 @@ def fully_booted(uptime: int, last_reload: int) -> Pairs:
     )
 
 
+def fully_booted_broadcast(uptime: int, last_reload: int) -> Pairs:
+    """FullyBooted as broadcast when the boot completes after an early login
+    (g-restart-early-login: ``Status`` first, unlike the per-login form)."""
+    return _ev(
+        "FullyBooted",
+        "system,all",
+        [("Status", "Fully Booted"), ("Uptime", str(uptime)), ("LastReload", str(last_reload))],
+    )
+
+
 def shutdown(restart: bool) -> Pairs:
     return _ev(
         "Shutdown",

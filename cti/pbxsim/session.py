@@ -16,6 +16,12 @@ log = logging.getLogger(__name__)
 
 Pairs = list[tuple[str, str]]
 
+QUEUE_MODULE_ACTIONS = frozenset(
+    ("queueadd", "queueremove", "queuepause", "queuepenalty", "queuestatus", "queuesummary")
+)
+"""Actions registered by app_queue: ``Invalid/unknown command`` until it has loaded after
+a restart (g-restart-early-login), while core actions (Login, CoreShowChannels) work."""
+
 MAX_OUTBUF = 32 << 20
 """A client that does not read 32 MB of events is dropped (Asterisk's writetimeout)."""
 
@@ -114,6 +120,8 @@ class AmiSession:
             self.send(response(action, "Error", ("Message", "Missing action in request")))
             return
         handler = self.sim.actions.get(key)
+        if not self.sim.queue_loaded and key in QUEUE_MODULE_ACTIONS:
+            handler = None  # app_queue not loaded yet (early login during a restart)
         if handler is None:
             self.send(
                 response(
@@ -188,7 +196,8 @@ class AmiSession:
         self.send(response(action, "Success", ("Message", "Authentication accepted")))
         if self.events_on:
             uptime = int(self.sim.uptime())
-            self.send(ev.fully_booted(uptime, uptime))
+            if self.sim.booted:  # else FullyBooted comes later, broadcast (early login)
+                self.send(ev.fully_booted(uptime, uptime))
             sock = self.writer.get_extra_info("sockname") or ("127.0.0.1", 0)
             peer = self.writer.get_extra_info("peername") or ("127.0.0.1", 0)
             pairs = ev.successful_auth(

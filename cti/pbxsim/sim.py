@@ -69,6 +69,8 @@ class PbxSimulator:
         restart_gap: float = 0.2,
         restart_ghost_accept: bool = True,
         event_log_size: int = 200_000,
+        boot_queue_delay: float = 0.03,
+        boot_fully_delay: float = 0.055,
     ) -> None:
         self.scenario = scenario or Scenario()
         self.ami_users = dict(ami_users or {"memberline": "secret"})
@@ -79,6 +81,16 @@ class PbxSimulator:
         self.auth_fail_delay = auth_fail_delay
         self.restart_gap = restart_gap
         self.restart_ghost_accept = restart_ghost_accept
+        self.boot_queue_delay = boot_queue_delay
+        """After a restart the AMI port takes logins at once, but app_queue loads this many
+        (real) seconds later: until then its actions are unknown (g-restart-early-login:
+        21-36 ms after the login on the lab machine)."""
+        self.boot_fully_delay = boot_fully_delay
+        """... and ``FullyBooted`` is broadcast this many seconds after the port reopens
+        (46-64 ms after the login in the trace). Stretch both to make the race certain."""
+        self.queue_loaded = True
+        self.booted = True
+        self._booting: asyncio.Task[None] | None = None
         self.rng = random.Random(self.scenario.seed)
         self.stats = SimStats()
         self.events: deque[AmiMessage] = deque(maxlen=event_log_size)
@@ -300,7 +312,22 @@ class PbxSimulator:
         self._mono0 = time.monotonic()
         self._boot()
         if self._running:
+            self.queue_loaded = False
+            self.booted = False
             await self._listen(self.port)
+            self._booting = self.spawn(self._finish_boot())
+        else:
+            self.queue_loaded = self.booted = True
+
+    async def _finish_boot(self) -> None:
+        """The early-login window: app_queue loads, then FullyBooted is broadcast to the
+        sessions that logged in meanwhile (no event tells them the members were reset)."""
+        await asyncio.sleep(self.boot_queue_delay)
+        self.queue_loaded = True
+        await asyncio.sleep(max(0.0, self.boot_fully_delay - self.boot_queue_delay))
+        self.booted = True
+        uptime = int(time.monotonic() - self._boot_real)  # wall seconds, as Asterisk counts: 0
+        self.emit(ev.fully_booted_broadcast(uptime, uptime))
 
     async def _drop_clients(self) -> None:
         """EOF to every client; wait (bounded) for their session tasks to end."""
