@@ -86,6 +86,18 @@ class AgentInfo:
 
 
 @dataclass(frozen=True)
+class WinbackReason:
+    code: str
+    label_en: str
+    label_zh: str
+    needs_note: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.label_en} · {self.label_zh}"
+
+
+@dataclass(frozen=True)
 class Session:
     """The login result: who we are and the configured codes."""
 
@@ -93,6 +105,8 @@ class Session:
     pause_reasons: tuple[str, ...]
     dispositions: tuple[tuple[str, str], ...]
     """(hotkey, code) pairs, in the configured order."""
+    winback_reasons: tuple[WinbackReason, ...] = ()
+    """Why a member stopped buying: asked at the wrap-up of an answered win-back call."""
 
     @classmethod
     def parse(cls, data: Record) -> Session:
@@ -112,6 +126,11 @@ class Session:
             ),
             pause_reasons=tuple(str(r) for r in data.get("pause_reasons") or ()),
             dispositions=tuple(dispositions),
+            winback_reasons=tuple(
+                WinbackReason(str(r[0]), str(r[1]), str(r[2]), bool(r[3]) if len(r) > 3 else False)
+                for r in data.get("winback_reasons") or ()
+                if isinstance(r, Sequence) and not isinstance(r, str) and len(r) >= 3
+            ),
         )
 
 

@@ -149,6 +149,10 @@ class CampaignKind(enum.StrEnum):
     SURVEY = "survey"
     GREETING = "greeting"
     CUSTOM = "custom"
+    MONTHLY_CARE = "monthly_care"
+    """Each regular member once a calendar month, by their maintaining agent."""
+    SPEND_DECLINE = "spend_decline"
+    """Members whose purchase frequency or amount dropped against their own past year."""
 
 
 class DialMode(enum.StrEnum):
@@ -462,6 +466,8 @@ class CallAttempt(Base):
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
     hangup_by: Mapped[str | None] = mapped_column(String(16))
     disposition: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    """Why the member stopped buying (win-back calls; a code of ``care.winback_reasons``)."""
     notes: Mapped[str | None] = mapped_column(Text)
     callback_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
@@ -564,6 +570,45 @@ class OutboxMessage(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class MemberGreeting(Base):
+    """One row per member, occasion and year: the greeting's idempotency key.
+
+    Written in the same transaction as the outbox rows it queues, so a greeting run that is
+    repeated, restarted or run twice at once sends each occasion at most once a year.
+    """
+
+    __tablename__ = "member_greetings"
+    __table_args__ = (
+        UniqueConstraint("member_id", "occasion", "year", name="uq_member_greetings_member_occasion_year"),
+        Index("ix_member_greetings_occasion_year", "occasion", "year"),
+    )  # fmt: skip
+
+    id: Mapped[intpk]
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    occasion: Mapped[str64]
+    """``birthday`` or a holiday slug (``spring_festival``, ``mid_autumn``...)."""
+    year: Mapped[int] = mapped_column(Integer)
+    occasion_date: Mapped[dt.date] = mapped_column(Date)
+    created_at: Mapped[created_ts]
+
+
+class RfmSnapshot(Base):
+    """A member's R and F scores at the first of a month (``memberline report rfm`` compares
+    this month's grid with last month's to show movement between segments)."""
+
+    __tablename__ = "rfm_snapshots"
+
+    month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    member_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("members.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    r_score: Mapped[int] = mapped_column(Integer)
+    f_score: Mapped[int] = mapped_column(Integer)
+    monetary: Mapped[money]
+
+
 class AuditLog(Base):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_member_time", "member_id", "at"),)
@@ -598,6 +643,7 @@ __all__ = [
     "Inquiry",
     "InquiryStatus",
     "Member",
+    "MemberGreeting",
     "MemberPhone",
     "MemberSegment",
     "OutboxMessage",
@@ -605,6 +651,7 @@ __all__ = [
     "PointsLedger",
     "Purchase",
     "RewardItem",
+    "RfmSnapshot",
     "Role",
     "Severity",
     "SurveyAnswer",

@@ -29,6 +29,7 @@ from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 __all__ = [
     "AmiConfig",
     "CallingConfig",
+    "CareConfig",
     "Config",
     "ConfigError",
     "DatabaseConfig",
@@ -177,6 +178,43 @@ class MessagingConfig:
 
 
 @dataclass(frozen=True)
+class CareConfig:
+    """The member-care plan: win-back reasons, regular-member lists, greetings."""
+
+    winback_reasons: tuple[tuple[str, str, str], ...] = (
+        ("quality", "Product quality", "商品质量"),
+        ("service", "Service", "服务"),
+        ("price", "Price", "价格"),
+        ("moved", "Moved away", "搬家"),
+        ("elsewhere", "Buys elsewhere", "在别处购买"),
+        ("busy", "Travelling / busy", "出差 / 忙"),
+        ("no-need", "No need now", "暂无需要"),
+        ("other", "Other (write a note)", "其他（请写备注）"),
+    )
+    """(code, English label, Chinese label): the reasons a win-back call ends with. The
+    console asks for one at the wrap-up of an answered win-back call; the hub refuses the
+    wrap-up without one. Codes listed in ``reasons_needing_note`` also need the notes."""
+    reasons_needing_note: tuple[str, ...] = ("other",)
+    spend_decline_share: float = 0.4
+    """``spend_decline`` lists members whose purchase count or amount over the last 90 days
+    is down by at least this share against their own average 90 days of the 12 months before."""
+    greeting_country: str = "CN"
+    """Holiday calendar of the ``holidays`` library (ISO country code)."""
+    greeting_holidays: tuple[str, ...] = (
+        "Chinese New Year (Spring Festival)",
+        "Mid-Autumn Festival",
+    )
+    """Holidays greeted, by their English name in the ``holidays`` calendar; each is greeted
+    on its first day of the year."""
+    greeting_catch_up_days: int = 2
+    """A run on day D also queues occasions of the previous N days not yet greeted (the
+    service was down): each is still sent once."""
+    greeting_run_at: str = "08:00"
+    """When ``serve`` runs the day's greetings (hub host's local time; the outbox holds the
+    messages until the member's quiet hours end)."""
+
+
+@dataclass(frozen=True)
 class AgiConfig:
     bind: str = "127.0.0.1"
     port: int = 4573
@@ -190,6 +228,7 @@ class Config:
     agi: AgiConfig = field(default_factory=AgiConfig)
     calling: CallingConfig = field(default_factory=CallingConfig)
     messaging: MessagingConfig = field(default_factory=MessagingConfig)
+    care: CareConfig = field(default_factory=CareConfig)
 
 
 _ENV_REF = re.compile(r"\$\{([A-Z0-9_]+)\}")
@@ -273,6 +312,7 @@ def _validate(cfg: Config) -> None:
         ("calling.window_end", cfg.calling.window_end),
         ("messaging.quiet_start", cfg.messaging.quiet_start),
         ("messaging.quiet_end", cfg.messaging.quiet_end),
+        ("care.greeting_run_at", cfg.care.greeting_run_at),
     ):
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
             raise ConfigError(f"{where}: expected HH:MM, got {value!r}")
@@ -284,6 +324,19 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("hub: tls_cert and tls_key must be given together")
     if cfg.hub.login_attempts_per_minute < 1 or cfg.hub.login_attempts_per_address_per_minute < 1:
         raise ConfigError("hub: login_attempts_per_minute limits must be at least 1")
+    codes = [c for c, _, _ in cfg.care.winback_reasons]
+    if (
+        not codes
+        or len(set(codes)) != len(codes)
+        or not all(re.fullmatch(r"[a-z0-9_-]{1,32}", c) for c in codes)
+    ):
+        raise ConfigError("care.winback_reasons: expected unique codes of a-z, 0-9, - or _")
+    if not set(cfg.care.reasons_needing_note) <= set(codes):
+        raise ConfigError("care.reasons_needing_note: every code must be a winback reason")
+    if not 0.0 < cfg.care.spend_decline_share < 1.0:
+        raise ConfigError("care.spend_decline_share: expected a fraction such as 0.4")
+    if not 0 <= cfg.care.greeting_catch_up_days <= 31:
+        raise ConfigError("care.greeting_catch_up_days: expected 0-31")
     hotkeys = [k for k, _ in cfg.calling.dispositions]
     if len(set(hotkeys)) != len(hotkeys):
         raise ConfigError("calling.dispositions: hotkeys must be unique")

@@ -54,6 +54,8 @@ def hub_settings(config: Config, **overrides: Any) -> HubSettings:
         default_region=config.database.default_region,
         pause_reasons=c.pause_reasons,
         dispositions=c.dispositions,
+        winback_reasons=config.care.winback_reasons,
+        reasons_needing_note=config.care.reasons_needing_note,
         abandon_cap=c.abandon_cap,
         transfer_context=a.transfer_context,
         postcall_survey_queues=c.postcall_survey_queues,

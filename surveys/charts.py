@@ -110,9 +110,12 @@ def bar_chart(title: str, bars: Sequence[tuple[str, int, str]], *, x_title: str 
             f"<rect x='{x:.1f}' y='{y:.1f}' width='{slot * 0.7:.1f}' height='{h:.1f}' "
             f"fill='{colour}'><title>{escape(label)}: {count}</title></rect>"
         )
+        # The count sits above its bar, or inside a bar that reaches the top (above it, the
+        # text would run into the chart's title).
+        inside = y - 4 - 11 < TOP
         out.append(
-            f"<text x='{x + slot * 0.35:.1f}' y='{y - 4:.1f}' text-anchor='middle' {FONT} "
-            f"fill='#333'>{count}</text>"
+            f"<text x='{x + slot * 0.35:.1f}' y='{y + 13 if inside else y - 4:.1f}' "
+            f"text-anchor='middle' {FONT} fill='{'#fff' if inside else '#333'}'>{count}</text>"
         )
         out.append(
             f"<text x='{x + slot * 0.35:.1f}' y='{H - BOTTOM + 16}' text-anchor='middle' {FONT} "

@@ -1,5 +1,7 @@
 """Wrap-up after a call: disposition (one hotkey each, from the login result), notes,
-an optional callback, and a timer showing how long wrap-up has taken.
+an optional callback, and a timer showing how long wrap-up has taken. An answered win-back
+call also ends with the reason the member stopped buying: when the hub answers
+``reason_required`` the reasons are offered (digits pick), and the wrap-up is sent again.
 
 | key | action |
 |---|---|
@@ -39,8 +41,10 @@ class WrapUpScreen(Screen[None]):
         self.callback_at: dt.datetime | None = None
         self._started: dt.datetime | None = None
         self._sending = False
+        self.reason: str | None = None
         session = self.console.session
         self.dispositions = session.dispositions if session is not None else ()
+        self.reasons = session.winback_reasons if session is not None else ()
         for hotkey, code in self.dispositions:
             if hotkey:
                 self._bindings.bind(hotkey, f"dispose({code!r})", code)
@@ -103,11 +107,15 @@ class WrapUpScreen(Screen[None]):
     def _render_callback(self) -> None:
         widget = self.query_one("#wrap-callback", Static)
         if self.callback_at is None:
-            widget.update("Callback: none (F4 to schedule)")
-            return
-        from agent_tui.dialogs.callback import both_zones
+            text = "Callback: none (F4 to schedule)"
+        else:
+            from agent_tui.dialogs.callback import both_zones
 
-        widget.update(f"Callback: {both_zones(self.callback_at, self.console.agent_tz)}")
+            text = f"Callback: {both_zones(self.callback_at, self.console.agent_tz)}"
+        if self.reason is not None:
+            label = next((r.label for r in self.reasons if r.code == self.reason), self.reason)
+            text += f"\nWin-back reason: {label}"
+        widget.update(text)
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         self.console.book.notes[self.call_id] = event.text_area.text
@@ -142,18 +150,57 @@ class WrapUpScreen(Screen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="wrapup")
     async def _send(self, code: str) -> None:
+        from cti.hubproto import ErrorCode, ProtocolError
+
         self._sending = True
         try:
             notes = self.query_one("#wrap-notes", TextArea).text
-            result = await self.console.call_hub(
-                "wrapup",
-                call_id=self.call_id,
-                disposition=code,
-                notes=notes or None,
-                callback_at=self.callback_at.isoformat() if self.callback_at else None,
-            )
+            if self._needs_note() and not notes.strip():
+                self._ask_note()
+                return
+            try:
+                await self.console.request(
+                    "wrapup",
+                    call_id=self.call_id,
+                    disposition=code,
+                    notes=notes or None,
+                    callback_at=self.callback_at.isoformat() if self.callback_at else None,
+                    reason=self.reason,
+                )
+            except ProtocolError as exc:
+                if exc.code is ErrorCode.REASON_REQUIRED and self.reason is None and self.reasons:
+                    self._ask_reason(code)
+                else:
+                    self.console.notify(exc.message, title=exc.code.value, severity="error")
+                return
+            except (ConnectionError, TimeoutError):
+                self.notify("The hub is not reachable; try again shortly.", severity="error")
+                return
         finally:
             self._sending = False
-        if result is not None:
-            self.notify(f"Wrap-up sent: {code}", timeout=3)
-            self.console.finish_call(self.call_id)
+        self.notify(f"Wrap-up sent: {code}", timeout=3)
+        self.console.finish_call(self.call_id)
+
+    def _needs_note(self) -> bool:
+        return any(r.code == self.reason and r.needs_note for r in self.reasons)
+
+    def _ask_note(self) -> None:
+        self.notify("This reason needs a note: write it, then choose the disposition again.",
+                    severity="warning")  # fmt: skip
+        self.query_one("#wrap-notes", TextArea).focus()
+
+    def _ask_reason(self, code: str) -> None:
+        from agent_tui.dialogs.reasons import ReasonDialog
+
+        def chosen(reason: str | None) -> None:
+            if reason is None:
+                return
+            self.reason = reason
+            self._render_callback()
+            self.action_dispose(code)
+
+        self.app.push_screen(
+            ReasonDialog("Why did the member stop buying? · 为什么不再购买？",
+                         [(r.code, r.label) for r in self.reasons]),
+            chosen,
+        )  # fmt: skip

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from crm_bridge.auth import hash_password, verify_password
 from crm_bridge.models import Agent, CallAttempt, Member, Role
 from cti.hub.sessions import AgentInfo
+from cti.hubproto.messages import ErrorCode, ProtocolError
 
 
 def _info(a: Agent, interface_template: str) -> AgentInfo:
@@ -120,6 +121,17 @@ def fail_dial_attempt(s: Session, call_id: str, outcome: str) -> None:
         row.ended_at = dt.datetime.now(dt.UTC)
 
 
+def is_winback_campaign(s: Session, campaign_id: int | None) -> bool:
+    from crm_bridge.models import Campaign, CampaignKind
+
+    if campaign_id is None:
+        return False
+    return (
+        s.scalar(select(Campaign.kind).where(Campaign.id == campaign_id))
+        is CampaignKind.DORMANT_WINBACK
+    )
+
+
 def call_owner(s: Session, call_id: str) -> tuple[bool, int | None]:
     from cti.hub.persist import call_row
 
@@ -136,9 +148,12 @@ def store_wrapup(
     callback_at: dt.datetime | None,
     queue: str | None,
     member_id: int | None,
+    reason: str | None = None,
 ) -> int | None:
     """Disposition, notes and callback time on the call's row; one callback task per call.
 
+    An answered call of a win-back campaign needs a ``reason`` (why the member stopped
+    buying): without one nothing is written and ``reason_required`` is raised.
     Idempotent: repeating the wrap-up updates the same row and the same task
     (``callback_tasks.source_ref = wrapup:<attempt id>``). Returns the attempt id,
     or None when the call has no row.
@@ -150,7 +165,11 @@ def store_wrapup(
     row = call_row(s, call_id)
     if row is None:
         return None
+    if reason is None and row.answered_at is not None and is_winback_campaign(s, row.campaign_id):
+        raise ProtocolError(ErrorCode.REASON_REQUIRED, "a win-back call ends with a reason")
     row.disposition = disposition
+    if reason is not None:
+        row.reason = reason
     if notes is not None:
         row.notes = notes
     row.callback_at = callback_at
@@ -182,7 +201,8 @@ def store_wrapup(
             actor=agent.actor,
             action="call.wrapup",
             member_id=row.member_id,
-            details={"call_id": call_id, "disposition": disposition, "attempt_id": row.id},
+            details={"call_id": call_id, "disposition": disposition, "attempt_id": row.id}
+            | ({"reason": reason} if reason is not None else {}),
         )
     )
     if row.member_id is not None and disposition in optout.CODES:

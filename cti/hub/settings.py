@@ -43,6 +43,18 @@ class HubSettings:
         ("v", "voicemail"),
         ("d", "do-not-call"),
     )
+    winback_reasons: tuple[tuple[str, str, str], ...] = (
+        ("quality", "Product quality", "商品质量"),
+        ("service", "Service", "服务"),
+        ("price", "Price", "价格"),
+        ("moved", "Moved away", "搬家"),
+        ("elsewhere", "Buys elsewhere", "在别处购买"),
+        ("busy", "Travelling / busy", "出差 / 忙"),
+        ("no-need", "No need now", "暂无需要"),
+        ("other", "Other (write a note)", "其他（请写备注）"),
+    )
+    """(code, English, Chinese) reasons an answered win-back call's wrap-up must carry."""
+    reasons_needing_note: tuple[str, ...] = ("other",)
     abandon_cap: float = 0.03
     wrapup_pause: bool = True
     """Pause an agent (reason ``wrap-up``) in the queue when their call ends, until they

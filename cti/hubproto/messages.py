@@ -37,6 +37,9 @@ class ErrorCode(enum.StrEnum):
     """The action does not fit the current state (e.g. unpause while not paused, points short)."""
     PBX_ERROR = "pbx_error"
     """Asterisk refused or did not answer in time."""
+    REASON_REQUIRED = "reason_required"
+    """An answered win-back call's wrap-up needs a ``reason`` (codes in the login result's
+    ``winback_reasons``; some also need ``notes``)."""
     INTERNAL = "internal"
 
 
@@ -116,7 +119,8 @@ COMMANDS: dict[str, CommandSpec] = {
                 _f("agent", "str", "agent id (code)", max_len=32),
                 _f("password", "str", "password", max_len=256),
             ),
-            '{"agent": {"code", "name", "role", "extension"}, "pause_reasons": [str], "dispositions": [[hotkey, code]]}',
+            '{"agent": {"code", "name", "role", "extension"}, "pause_reasons": [str], "dispositions": [[hotkey, code]], '
+            '"winback_reasons": [[code, label_en, label_zh, needs_note]]}',
             "public",
             (E.BAD_CREDENTIALS, E.RATE_LIMITED),
         ),
@@ -197,9 +201,16 @@ COMMANDS: dict[str, CommandSpec] = {
                     "ISO 8601 with offset (member's zone shown by console)",
                     required=False,
                 ),
+                _f(
+                    "reason",
+                    "str",
+                    "why the member stopped buying: a winback_reasons code (win-back calls)",
+                    required=False,
+                    max_len=32,
+                ),
             ),
             '{"attempt_id": int}',
-            errors=(E.NOT_FOUND, E.FORBIDDEN, E.BAD_REQUEST),
+            errors=(E.NOT_FOUND, E.FORBIDDEN, E.BAD_REQUEST, E.REASON_REQUIRED),
         ),
         CommandSpec(
             "preview_dial",

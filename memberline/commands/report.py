@@ -1,4 +1,8 @@
-"""``memberline report surveys --since DATE --by campaign|agent|week [--html FILE]``."""
+"""Supervisor reports.
+
+- ``memberline report surveys --since DATE --by campaign|agent|week [--html FILE]``
+- ``memberline report winback [--since DATE] [--by store|maintainer|tier|reason] [--html FILE]``
+"""
 
 from __future__ import annotations
 
@@ -63,6 +67,49 @@ def _surveys(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _print_rows(title: str, rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, head in enumerate(rows[0]):
+        table.add_column(head, justify="left" if i == 0 else "right")
+    for row in rows[1:-1]:
+        table.add_row(*row)
+    table.add_row(*rows[-1], style="bold")
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    console.print(table)
+
+
+def _winback(args: argparse.Namespace, cfg: Config) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    from crm_bridge import winback
+    from crm_bridge.db import make_engine, session_scope
+
+    since = args.since or (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=180))
+    engine = make_engine(cfg.database.url)
+    try:
+        with session_scope(engine) as s:
+            report = winback.winback_report(s, since, args.by, reasons=cfg.care.winback_reasons)
+    except DBAPIError as exc:
+        print(f"memberline: cannot read the call tables ({type(exc.orig).__name__}); "
+              "is the database migrated? run `memberline db upgrade`", file=sys.stderr)  # fmt: skip
+        return 2
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_rows(f"Win-back contacts since {since}", winback.format_table(report))
+    if args.html:
+        Path(args.html).write_text(winback.render_html(report), encoding="utf-8")
+        print(f"HTML report written to {args.html}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_command(sub, "report", None, "supervisor reports")
     rsub = parser.add_subparsers(dest="report_command", metavar="REPORT")
@@ -73,3 +120,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--by", choices=["campaign", "agent", "week"], default="campaign")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    w = add_command(rsub, "winback", _winback, "win-back reasons, reach and win-back rates")
+    w.add_argument(
+        "--since", type=_date, metavar="DATE", help="YYYY-MM-DD (UTC; default 180 days ago)"
+    )
+    w.add_argument("--by", choices=["store", "maintainer", "tier", "reason"], default="reason")
+    w.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    w.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -54,6 +54,45 @@ async def test_preview_card_f7_dials_and_wraps_up_on_the_attempt(stack: Stack) -
         assert s.get(CallListEntry, row.entry_id).status is EntryStatus.DONE  # type: ignore[union-attr]
 
 
+async def test_winback_wrapup_asks_why_the_member_stopped_buying(stack: Stack) -> None:
+    """An answered win-back call: the disposition alone is refused (reason_required), the
+    console offers the reasons, the pick is stored on the attempt row and in the audit."""
+    from agent_tui.screens.wrapup import WrapUpScreen as Wrap
+    from crm_bridge.models import AuditLog
+
+    liwei = stack.ids.members["liwei"]
+    running_campaign(stack.engine, [liwei], name="winback", kind=CampaignKind.DORMANT_WINBACK)
+    async with desk_runner(stack.engine, stack.hub, stack.ami) as runner:
+        await runner.start()
+        app = stack.app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await log_in(pilot, "1001")
+            home = app.home
+            assert isinstance(home, HomeScreen)
+            card = home.query_one(PreviewCard)
+            await settle(pilot, lambda: app.preview is not None and card.display, what="card")
+            await pilot.press("f7")
+            await settle(pilot, lambda: home.call_visible and bool(home.call_id), what="pop")
+            call_id = home.call_id
+            await stack.sim.agent_answer(IFACE["1001"])
+            await settle(pilot, lambda: call_id not in runner.flights, what="member answered")
+            await pilot.press("f8")
+            await settle(pilot, lambda: isinstance(app.screen, Wrap), what="wrap-up")
+            await pilot.press("n")  # not-interested: the hub wants a reason first
+            await settle(pilot, lambda: isinstance(app.screen, ReasonDialog), what="reasons")
+            dialog = app.screen
+            assert isinstance(dialog, ReasonDialog)
+            assert dialog.reasons[2] == ("price", "Price · 价格")
+            await pilot.press("3")  # price
+            await settle(pilot, lambda: app.screen is home and not home.call_visible, what="home")
+            await stack.hub.writer.flush()
+    with session_scope(stack.engine) as s:
+        row = s.scalars(select(CallAttempt)).one()
+        assert (row.disposition, row.reason) == ("not-interested", "price")
+        audit = s.scalars(select(AuditLog).where(AuditLog.action == "call.wrapup")).one()
+        assert audit.details["reason"] == "price"
+
+
 async def test_preview_skip_asks_why_and_wrong_number_flags_the_phone(stack: Stack) -> None:
     liwei = stack.ids.members["liwei"]
     _, entries = running_campaign(

@@ -67,3 +67,34 @@ def test_chinese_names_and_utc_round_trip(db_url: str) -> None:
         assert got.last_purchase_at is not None and got.last_purchase_at.tzinfo is not None
         assert [p.e164 for p in got.phones] == ["+8613800138000"]
     eng.dispose()
+
+
+def test_new_campaign_kinds_pass_the_check_constraint(db_url: str) -> None:
+    """0002 widens the campaign-kind CHECK: the care kinds insert, an unknown kind does not."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    eng = make_engine(db_url)
+    with eng.begin() as conn:
+        for kind in ("monthly_care", "spend_decline"):
+            conn.execute(
+                text(
+                    "INSERT INTO campaigns (name, kind, mode, status, queue, abandon_cap, amd_mode,"
+                    " settings, created_at) VALUES (:n, :k, 'preview', 'draft', 'q', 0.03, 'off',"
+                    " '{}', CURRENT_TIMESTAMP)"
+                ),
+                {"n": kind, "k": kind},
+            )
+    try:
+        with eng.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO campaigns (name, kind, mode, status, queue, abandon_cap, amd_mode,"
+                    " settings, created_at) VALUES ('x', 'bogus', 'preview', 'draft', 'q', 0.03,"
+                    " 'off', '{}', CURRENT_TIMESTAMP)"
+                )
+            )
+        raise AssertionError("an unknown kind was accepted")
+    except IntegrityError:
+        pass
+    eng.dispose()

@@ -344,3 +344,36 @@ async def test_entry_assigned_agent_is_rung_first(engine: Engine) -> None:
         camp = next(iter(r.runner.campaigns.values()))
         assert r.runner.snapshot(camp).agents_free == 0
         await r.runner.stop()
+
+
+async def test_winback_wrapup_needs_a_reason_and_other_needs_a_note(engine: Engine) -> None:
+    from crm_bridge.models import CampaignKind
+
+    async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
+        st = r.st
+        liwei = r.ids.members["liwei"]
+        running_campaign(engine, [liwei], kind=CampaignKind.DORMANT_WINBACK)
+        await r.runner.start()
+        card = await c1.wait_for("preview", lambda d: not d["withdrawn"])
+        res = await c1.request("preview_dial", entry_id=card["entry_id"])
+        call_id = res["call_id"]
+        await st.sim.agent_answer(IFACE["1001"])
+        await st.wait(lambda: call_id not in r.runner.flights, within=8, what="member answered")
+        await c1.request("hangup", call_id=call_id)
+        await c1.wait_for("call_state", lambda d: d["call_id"] == call_id and d["state"] == "ended")
+        for extra, code in (
+            ({}, ErrorCode.REASON_REQUIRED),
+            ({"reason": "other"}, ErrorCode.REASON_REQUIRED),  # other needs a note
+            ({"reason": "other", "notes": "  "}, ErrorCode.REASON_REQUIRED),
+            ({"reason": "aliens"}, ErrorCode.BAD_REQUEST),
+        ):
+            with pytest.raises(ProtocolError) as err:
+                await c1.request("wrapup", call_id=call_id, disposition="satisfied", **extra)
+            assert err.value.code is code, extra
+        assert attempts(engine)[0].disposition is None  # nothing written by a refused wrap-up
+        await c1.request(
+            "wrapup", call_id=call_id, disposition="satisfied", reason="other", notes="new baby"
+        )
+        await r.runner.stop()
+    (row,) = attempts(engine)
+    assert (row.disposition, row.reason, row.notes) == ("satisfied", "other", "new baby")

@@ -111,6 +111,11 @@ async def wrapup(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     disposition: str = args["disposition"]
     if disposition not in hub.settings.disposition_codes:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"unknown disposition {disposition!r}")
+    reason: str | None = args.get("reason")
+    if reason is not None and reason not in {c for c, _, _ in hub.settings.winback_reasons}:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"unknown reason {reason!r}")
+    if reason in hub.settings.reasons_needing_note and not (args.get("notes") or "").strip():
+        raise ProtocolError(ErrorCode.REASON_REQUIRED, f"reason {reason!r} needs a note")
     callback_at = None
     if args.get("callback_at"):
         callback_at = dt.datetime.fromisoformat(args["callback_at"]).astimezone(dt.UTC)
@@ -135,6 +140,7 @@ async def wrapup(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         callback_at,
         rec.queue if rec else None,
         rec.member_id if rec else None,
+        reason,
     )
     if attempt_id is None:
         raise ProtocolError(ErrorCode.NOT_FOUND, f"no call {call_id}")

@@ -65,6 +65,9 @@ async def login(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         },
         "pause_reasons": list(s.pause_reasons),
         "dispositions": [list(d) for d in s.dispositions],
+        "winback_reasons": [
+            [code, en, zh, code in s.reasons_needing_note] for code, en, zh in s.winback_reasons
+        ],
     }
 
 
