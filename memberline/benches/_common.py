@@ -11,6 +11,7 @@ visibly noisy.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -46,3 +47,8 @@ class LoadStamp:
         result["cpu_count"] = os.cpu_count()
         result["runs"] = runs
         return result
+
+
+def emit(result: dict[str, Any], stamp: LoadStamp, runs: int, indent: int | None = None) -> None:
+    """Print the benchmark's one JSON object, stamped with load averages and runs."""
+    print(json.dumps(stamp.stamp(result, runs), indent=indent), flush=True)

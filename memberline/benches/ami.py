@@ -15,13 +15,12 @@ events, fed in ``--chunk-size`` chunks on one core. Measured in the same run:
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import tracemalloc
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memberline.benches._common import TRACES
+from memberline.benches._common import TRACES, LoadStamp, emit
 from memberline.cli import add_command
 from memberline.config import Config
 
@@ -103,6 +102,7 @@ def _memory(data: bytes, chunk_size: int, passes: int) -> dict[str, Any]:
 def run(args: argparse.Namespace, config: Config) -> int:
     from cti.tracker import Tracker
 
+    stamp = LoadStamp()
     one = Path(args.trace).read_bytes()
     per_copy = one.count(b"\r\n\r\n")
     copies = max(1, round(args.events / per_copy))
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         "tracker_conversations_after": tracker.size()[0],
     }
     result.update(_memory(one, args.chunk_size, args.memory_passes))
-    print(json.dumps(result))
+    emit(result, stamp, runs=args.repeat)
     return 0
 
 

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -24,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from memberline.benches._common import LoadStamp, emit
 from memberline.cli import add_command
 from memberline.config import Config
 
@@ -178,7 +178,6 @@ async def run_bench(pops: int, size: tuple[int, int]) -> dict[str, Any]:
         "with_history_p99_ms": round(full[min(len(full) - 1, int(len(full) * 0.99))], 2),
         "cpu_p50_ms": round(statistics.median(cpu), 2),
         "cpu_p99_ms": round(cpu[min(len(cpu) - 1, int(len(cpu) * 0.99))], 2),
-        "loadavg_1m": round(os.getloadavg()[0], 2),
         "budget_ms": 50,
         "measured": "screen_pop bytes written to the console's socket -> first frame of the "
         "call view painted (header, next best action, call bar, notes); with_history: the "
@@ -187,9 +186,10 @@ async def run_bench(pops: int, size: tuple[int, int]) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace, cfg: Config) -> int:
+    stamp = LoadStamp()
     width, _, height = args.size.partition("x")
     result = asyncio.run(run_bench(args.pops, (int(width), int(height))))
-    print(json.dumps(result))
+    emit(result, stamp, runs=1)
     return 0
 
 

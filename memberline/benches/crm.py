@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import json
-import os
 import random
 import time
 from typing import Any
 
+from memberline.benches._common import LoadStamp, emit
 from memberline.cli import add_command
 from memberline.config import Config
 
@@ -165,12 +164,12 @@ def run(url: str, samples: int, seed: int, region: str, survey_size: int) -> dic
         "profile_max_ms": round(max(profiles), 3),
         "profile_cpu_p50_ms": round(_pct(profiles_cpu, 0.50), 3),
         "profile_cpu_p99_ms": round(_pct(profiles_cpu, 0.99), 3),
-        "loadavg_1m": round(os.getloadavg()[0], 2),
         **lists,
     }
 
 
 def _handler(args: argparse.Namespace, cfg: Config) -> int:
+    stamp = LoadStamp()
     result = run(
         cfg.database.url,
         args.samples,
@@ -178,7 +177,7 @@ def _handler(args: argparse.Namespace, cfg: Config) -> int:
         args.region or cfg.database.default_region,
         args.survey_size,
     )
-    print(json.dumps(result))
+    emit(result, stamp, runs=1)
     return 0
 
 

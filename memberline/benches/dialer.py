@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
 
+from memberline.benches._common import LoadStamp, emit
 from memberline.cli import add_command
 from memberline.config import Config
 
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         scenario_names,
     )
 
+    stamp = LoadStamp()
     amd = AmdMode(args.amd)
     try:
         if args.scenario_file:
@@ -63,5 +64,5 @@ def run(args: argparse.Namespace, config: Config) -> int:
         res["elapsed_s"] = round(time.perf_counter() - t0, 2)
         results.append(res)
     out: dict[str, Any] = results[0] if len(results) == 1 else {"scenarios": results}
-    print(json.dumps(out, indent=2))
+    emit(out, stamp, runs=len(results), indent=2)
     return 0

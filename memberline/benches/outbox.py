@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memberline.benches._common import LoadStamp, emit
 from memberline.cli import add_command
 from memberline.config import Config
 
@@ -270,8 +271,9 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace, cfg: Config) -> int:
+    stamp = LoadStamp()
     result = asyncio.run(_bench(args, cfg))
-    print(json.dumps(result))
+    emit(result, stamp, runs=1)
     return 0 if result["duplicates"] == 0 and result["lost"] == 0 else 1
 
 

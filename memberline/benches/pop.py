@@ -24,6 +24,7 @@ import statistics
 import sys
 from typing import Any
 
+from memberline.benches._common import LoadStamp, emit
 from memberline.cli import add_command
 from memberline.config import Config
 from memberline.runtime import freeze_startup_heap, install_reactor
@@ -143,6 +144,7 @@ async def _run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def handler(args: argparse.Namespace, config: Config) -> int:
+    stamp = LoadStamp()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     install_reactor(loop)
@@ -150,8 +152,7 @@ def handler(args: argparse.Namespace, config: Config) -> int:
         result = loop.run_until_complete(_run(config, args))
     finally:
         loop.close()
-    json.dump(result, sys.stdout)
-    sys.stdout.write("\n")
+    emit(result, stamp, runs=1)
     return 0
 
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memberline.benches._common import LoadStamp, emit
 from memberline.cli import add_command
 from memberline.config import Config
 
@@ -441,7 +442,6 @@ async def soak(args: argparse.Namespace, db: SoakDb, workdir: Path) -> dict[str,
         "state_rtt_errors": consoles.rtt_errors if consoles else 0,
         "state_rtt_measured": "client-side round trip of `state` from the bench process every 0.5 s",
         "ami_logins": ami.stats.logins,
-        "load_avg_at_end": os.getloadavg()[0],
         "targets": {
             "rss_max_mib_le_300": bool(rss) and max(rss) <= TARGET_RSS_MIB,
             "rss_anon_max_mib_le_300": bool(anon) and max(anon) <= TARGET_RSS_MIB,
@@ -452,6 +452,7 @@ async def soak(args: argparse.Namespace, db: SoakDb, workdir: Path) -> dict[str,
 
 
 def handler(args: argparse.Namespace, config: Config) -> int:
+    stamp = LoadStamp()
     workdir = Path(tempfile.mkdtemp(prefix="memberline-soak-"))
     try:
         db = prepare_db(args, workdir)
@@ -464,7 +465,7 @@ def handler(args: argparse.Namespace, config: Config) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     if args.keep:
         result["workdir"] = str(workdir)
-    print(json.dumps(result))
+    emit(result, stamp, runs=1)
     return 0
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memberline.benches._common import LoadStamp, emit
 from memberline.cli import add_command
 from memberline.config import Config
 
@@ -150,12 +150,13 @@ async def _run(url: str, calls: int) -> dict[str, Any]:
 def run(args: argparse.Namespace, cfg: Config) -> int:
     from crm_bridge.migrate import upgrade
 
+    stamp = LoadStamp()
     with tempfile.TemporaryDirectory(prefix="memberline-bench-") as tmp:
         url = args.bench_db or f"sqlite:///{Path(tmp) / 'bench.db'}"
         if not args.bench_db:
             upgrade(url)
         result = asyncio.run(_run(url, args.calls))
-    print(json.dumps(result))
+    emit(result, stamp, runs=1)
     return 0 if result["ok"] else 1
 
 
