@@ -472,6 +472,10 @@ class CallAttempt(Base):
     callback_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
+HOTLINE_OUTCOME = "hotline"
+"""``CallAttempt.outcome`` of a self-service hotline leg (``notes``: what the caller heard)."""
+
+
 class CallbackTask(Base):
     __tablename__ = "callback_tasks"
     __table_args__ = (Index("ix_callback_tasks_agent_status", "agent_id", "status"),)

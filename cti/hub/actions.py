@@ -25,13 +25,13 @@ def queue_pause(interface: str, paused: bool, reason: str = "", queue: str | Non
     return action
 
 
-def queue_add(queue: str, interface: str, member_name: str) -> Action:
+def queue_add(queue: str, interface: str, member_name: str, penalty: int = 0) -> Action:
     return {
         "Action": "QueueAdd",
         "Queue": queue,
         "Interface": interface,
         "MemberName": member_name,
-        "Penalty": "0",
+        "Penalty": str(penalty),
         "Paused": "false",
     }
 

@@ -31,6 +31,12 @@ class HubSettings:
     action_timeout_s: float = 5.0
     originate_timeout_ms: int = 30_000
     default_region: str = "CN"
+    maintainer_queue: str = "maintainers"
+    """Every agent who joins the queue also joins this one with their agent id as penalty, so
+    ``Queue(maintainers)`` limited to one penalty rings one person: a known caller's
+    maintaining agent first (``route-inbound``). Empty: no maintainer-first routing."""
+    maintainer_ring_s: float = 15.0
+    """How long the maintaining agent rings before the call goes to the queue."""
 
     pause_reasons: tuple[str, ...] = ("break", "lunch", "training", "meeting", "admin")
     dispositions: tuple[tuple[str, str], ...] = (

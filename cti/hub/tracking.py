@@ -186,6 +186,7 @@ class TrackerEvents:
         if not ringing and rec.agent_code != agent.code:
             return  # stopped ringing while we looked it up (another agent took it)
         data = pop.to_push(rec.call_id, queue)
+        data["your_member"] = pop.maintainer_code == agent.code  # "your member" on the pop
         sent = hub.sessions.push_to_agent(agent.code, "screen_pop", data)
         if ringing:
             hub.pops[(rec.call_id, agent.code)] = data

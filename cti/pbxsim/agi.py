@@ -202,7 +202,9 @@ class _AgiRun:
             return DEAD
         if name == "GET VARIABLE":
             var = words[2] if len(words) > 2 else ""
-            value = self.chan.variables.get(var)
+            value = _channel_function(var, self.chan)
+            if value is None:
+                value = self.chan.variables.get(var)
             self.send("200 result=0" if value is None else f"200 result=1 ({value})")
         elif name == "GET FULL VARIABLE":
             value = _expand(words[3] if len(words) > 3 else "", self.chan)
@@ -210,6 +212,8 @@ class _AgiRun:
         elif name == "SET VARIABLE":
             if len(words) > 3:
                 self.chan.variables[words[2]] = words[3]
+                if words[2] == "CHANNEL(language)":
+                    self.chan.language = words[3]
             self.send("200 result=1")
         elif name == "ANSWER":
             self.send("200 result=0")
@@ -314,6 +318,19 @@ def _int(words: list[str], i: int, default: int) -> int:
         return int(words[i])
     except (IndexError, ValueError):
         return default
+
+
+def _channel_function(var: str, chan: Channel) -> str | None:
+    """``CHANNEL(linkedid|uniqueid|language|name)`` as Asterisk's GET VARIABLE evaluates it."""
+    if not (var.startswith("CHANNEL(") and var.endswith(")")):
+        return None
+    field = var[len("CHANNEL(") : -1].lower()
+    return {
+        "linkedid": chan.linkedid,
+        "uniqueid": chan.uniqueid,
+        "language": chan.language,
+        "name": chan.name,
+    }.get(field)
 
 
 def _expand(expr: str, chan: Channel) -> str:

@@ -200,7 +200,13 @@ async def kill_all(sim: PbxSimulator, emit: bool) -> None:
 
 
 def start_inbound(
-    sim: PbxSimulator, num: str, name: str, qname: str, patience: float | None = None
+    sim: PbxSimulator,
+    num: str,
+    name: str,
+    qname: str,
+    patience: float | None = None,
+    *,
+    hotline: bool = False,
 ) -> CallHandle:
     from cti.pbxsim.sim import CallHandle
 
@@ -217,7 +223,7 @@ def start_inbound(
     handle = CallHandle(one.linkedid, one.name, two.name)
     actor.handle = handle
     sim.stats.inbound_calls += 1
-    actor.task = sim.spawn(_run_inbound(actor, q, one, two, num, name, patience))
+    actor.task = sim.spawn(_run_inbound(actor, q, one, two, num, name, patience, hotline))
     return handle
 
 
@@ -229,6 +235,7 @@ async def _run_inbound(
     num: str,
     name: str,
     patience: float | None,
+    hotline: bool = False,
 ) -> None:
     sim = actor.sim
     outcome = "killed"
@@ -257,10 +264,20 @@ async def _run_inbound(
                 outcome = "caller"
                 return
         two.priority = 3
-        two.application, two.app_data = "Queue", f"{q.name},t,,,60"
         if patience is None:
             patience = sim.scenario.inbound.patience.sample(sim.rng)
-        result = await run_queue(actor, q, two, one, patience=patience)
+        result: QueueResult | None = None
+        if hotline or sim.route_agi_path:
+            routed = await _agi_first(actor, q, two, one, num, patience, hotline)
+            if isinstance(routed, str):
+                outcome = routed
+                return
+            result = routed
+        if result is None:
+            two.application, two.app_data = "Queue", f"{q.name},t,,,60"
+            result = await run_queue(
+                actor, q, two, one, patience=None if (hotline or sim.route_agi_path) else patience
+            )
         outcome = result.outcome
         after = q.spec.after_agent
         if result.outcome == "agent" and after:
@@ -283,6 +300,64 @@ async def _run_inbound(
     finally:
         if outcome != "killed":
             actor.finish(outcome)
+
+
+async def _agi_first(
+    actor: CallActor,
+    q: QueueState,
+    two: Channel,
+    one: Channel,
+    num: str,
+    patience: float,
+    hotline: bool,
+) -> QueueResult | str | None:
+    """The shipped dialplan before ``Queue(members)``: the hotline IVR (context ``hotline``),
+    then the ``route-inbound`` lookup and ``Queue(maintainers)`` limited to the maintainer's
+    penalty for ``ML_MAINTAINER_RING`` seconds. Returns how the call ended (a string), the
+    maintainer queue's result when it connected, or None to go on to the queue."""
+    from cti.pbxsim.agi import run_agi
+    from cti.pbxsim.originate import Callee
+
+    sim = actor.sim
+    ov = member_override(sim, num)
+    callee = Callee("answer", 0.0, None, list(ov.survey) if ov.survey is not None else None)
+    if ov.talk_time is not None:
+        actor.timer(ov.talk_time, "callee_end")  # the caller hangs up by then
+    base = f"agi://{sim.agi_host}:{sim.agi_port}"
+    scripts = ([f"{base}/hotline"] if hotline else []) + (
+        [f"{base}/{sim.route_agi_path}"] if sim.route_agi_path else []
+    )
+    for i, url in enumerate(scripts):
+        two.application, two.app_data = "AGI", url
+        res = await run_agi(actor, two, one, url, (), callee)
+        if res.callee_gone:
+            _cdr(sim, two)
+            sim.emit(ev.hangup_request(two, 16, soft=True))
+            sim.emit(ev.hangup(two, 16))
+            two.hungup = True
+            return "caller"
+        if hotline and i == 0 and two.variables.get("HOTLINE_RESULT") != "agent":
+            _hangup_pair(sim, two, one, 16)
+            return "ivr"
+    actor.timer(patience, "abandon")  # waiting starts: maintainer queue, then the queue
+    penalty = two.variables.get("ML_MAINTAINER_PENALTY", "")
+    mq = sim.state.queues.get(sim.maintainer_queue)
+    if not penalty or mq is None:
+        return None
+    try:
+        ring = float(two.variables.get("ML_MAINTAINER_RING") or 15)
+    except ValueError:
+        ring = 15.0
+    two.variables["QUEUE_MIN_PENALTY"] = two.variables["QUEUE_MAX_PENALTY"] = penalty
+    two.application, two.app_data = "Queue", f"{mq.name},t,,,{int(ring)}"
+    queued = await run_queue(actor, mq, two, one, patience=None, max_wait=ring)
+    two.variables.pop("QUEUE_MIN_PENALTY", None)
+    two.variables.pop("QUEUE_MAX_PENALTY", None)
+    if queued.outcome == "timeout":
+        return None
+    if queued.outcome == "abandon":
+        return "abandon"
+    return queued
 
 
 def parse_target(target: str) -> tuple[str, str, str, str]:
@@ -386,9 +461,20 @@ def _qms(sim: PbxSimulator, iface: str, skip_last: bool = False, only_last: bool
         sim.emit(ev.queue_member_event("QueueMemberStatus", sim.state.snapshot(q, m)))
 
 
+def _penalty_limits(chan: Channel) -> tuple[int, int]:
+    """``QUEUE_MIN_PENALTY`` / ``QUEUE_MAX_PENALTY`` of the caller's channel, as app_queue."""
+    try:
+        low = int(chan.variables.get("QUEUE_MIN_PENALTY") or 0)
+        high = int(chan.variables.get("QUEUE_MAX_PENALTY") or (1 << 31) - 1)
+    except ValueError:
+        return 0, (1 << 31) - 1
+    return low, high
+
+
 def _pick_members(ctx: _QueueCtx) -> list[tuple[str, str]]:
     sim = ctx.actor.sim
-    avail = sim.state.available(ctx.q)
+    low, high = _penalty_limits(ctx.chan)
+    avail = [m for m in sim.state.available(ctx.q) if low <= m.penalty <= high]
     if not avail:
         return []
     if ctx.q.spec.strategy == "linear":

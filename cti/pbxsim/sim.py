@@ -65,6 +65,8 @@ class PbxSimulator:
         agi_host: str = "127.0.0.1",
         agi_port: int = 4573,
         survey_agi_path: str = "survey",
+        route_agi_path: str | None = None,
+        maintainer_queue: str = "maintainers",
         auth_fail_delay: float = 1.0,
         restart_gap: float = 0.2,
         restart_ghost_accept: bool = True,
@@ -78,6 +80,10 @@ class PbxSimulator:
         self.agi_port = agi_port
         self.survey_agi_path = survey_agi_path
         """Script (and query) that ``survey,start`` runs, e.g. ``survey?name=satisfaction``."""
+        self.route_agi_path = route_agi_path
+        """Inbound queue calls first run ``AGI(agi://host:port/<this>)`` (``route-inbound``:
+        the maintainer-first lookup of ``docs/asterisk/extensions.conf``); None: straight in."""
+        self.maintainer_queue = maintainer_queue
         self.auth_fail_delay = auth_fail_delay
         self.restart_gap = restart_gap
         self.restart_ghost_accept = restart_ghost_accept
@@ -370,18 +376,21 @@ class PbxSimulator:
         queue: str | None = None,
         *,
         patience: float | None = None,
+        hotline: bool = False,
     ) -> CallHandle:
         """A call arriving from the PSTN into ``queue`` (default: the inbound queue).
 
         ``patience``: simulated seconds the caller waits in queue before hanging
-        up (default: sampled from ``scenario.inbound.patience``).
+        up (default: sampled from ``scenario.inbound.patience``). ``hotline``: the caller
+        dialled the self-service line: ``AGI(.../hotline)`` first, and the queue only when
+        it set ``HOTLINE_RESULT=agent`` (the caller's keys: ``overrides[number].survey``).
         """
         from cti.pbxsim.calls import start_inbound
 
         qname = queue or self.scenario.inbound.queue
         if qname not in self.state.queues:
             raise KeyError(f"no queue {qname!r}")
-        return start_inbound(self, caller_num, caller_name, qname, patience)
+        return start_inbound(self, caller_num, caller_name, qname, patience, hotline=hotline)
 
     async def agent_answer(self, interface: str) -> bool:
         """Make a ringing agent (``auto_answer = false``) pick up; False if not ringing."""

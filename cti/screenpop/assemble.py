@@ -7,6 +7,7 @@ this module decides the pop's kind and masks every phone and email in it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from crm_bridge.models import CallAttempt
+from crm_bridge.models import HOTLINE_OUTCOME, CallAttempt
 from crm_bridge.phones import normalise
 from cti.screenpop import crm
 from cti.screenpop.mask import mask_phone, mask_tree
@@ -32,6 +33,16 @@ class Pop:
     member_ids: list[int] = field(default_factory=list)
     profile: dict[str, Any] | None = None
     matches: list[dict[str, Any]] = field(default_factory=list)
+    ivr: str | None = None
+    """What the caller heard on the self-service hotline before asking for an agent."""
+
+    @property
+    def maintainer_code(self) -> str | None:
+        """The member's maintaining agent (one identified member only)."""
+        if self.kind != "member" or not self.profile:
+            return None
+        code = (self.profile.get("member") or {}).get("maintaining_agent_code")
+        return str(code) if code else None
 
     def to_push(self, call_id: str, queue: str | None) -> dict[str, Any]:
         return {
@@ -44,6 +55,7 @@ class Pop:
             "kind": self.kind,
             "profile": self.profile,
             "matches": self.matches,
+            "ivr": self.ivr,
         }
 
 
@@ -67,10 +79,51 @@ def _dialled_member(s: Session, call_id: str) -> tuple[int, str | None] | None:
     return int(row[0]), row[1]
 
 
+def hotline_heard(s: Session, linkedid: str) -> tuple[int | None, str] | None:
+    """For the pop: (member, summary) of the hotline leg of call ``linkedid``, if any."""
+    row = s.execute(
+        select(CallAttempt.member_id, CallAttempt.notes)
+        .where(CallAttempt.linkedid == linkedid, CallAttempt.outcome == HOTLINE_OUTCOME)
+        .order_by(CallAttempt.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return (int(row[0]) if row[0] is not None else None), str(row[1] or "")
+
+
+def _hotline_pop(
+    s: Session, caller_num: str, caller_name: str, region: str, heard: tuple[int | None, str]
+) -> Pop | None:
+    """The caller came through the hotline: the member it identified (even from an unknown
+    or shared number), and what they heard."""
+    member_id, summary = heard
+    if member_id is None:
+        pop = build_pop(s, caller_num, caller_name, region)
+        return dataclasses.replace(pop, ivr=summary)
+    profile = crm.profile(s, member_id)
+    if profile is None:
+        return None
+    return Pop(
+        "member",
+        caller_num,
+        caller_name,
+        normalise(caller_num, region),
+        [member_id],
+        profile=mask_tree(profile),
+        ivr=summary,
+    )
+
+
 def build_pop(
     s: Session, caller_num: str, caller_name: str, region: str, call_id: str | None = None
 ) -> Pop:
     if call_id is not None:
+        heard = hotline_heard(s, call_id)
+        if heard is not None:
+            pop = _hotline_pop(s, caller_num, caller_name, region, heard)
+            if pop is not None:
+                return pop
         dialled = _dialled_member(s, call_id)
         if dialled is not None:
             member_id, number = dialled

@@ -70,16 +70,19 @@ async def pbx_stack(
     *,
     ami_ping_s: float = 2.0,
     resync_within: float = 5.0,
+    sim_options: Mapping[str, Any] | None = None,
     **hub: Any,
 ) -> AsyncIterator[Stack]:
     """The simulator (``scen``, default ``scenario()``), a hub (``hub``: HubSettings
     overrides) and its AMI client (pinging every ``ami_ping_s``), started; yields once the
-    AMI resync has shown the tracker agent 1001 (within ``resync_within`` seconds)."""
+    AMI resync has shown the tracker agent 1001 (within ``resync_within`` seconds).
+    ``sim_options``: more :class:`PbxSimulator` arguments (``agi_port``, ``route_agi_path``)."""
     sim = PbxSimulator(
         scen or scenario(),
         ami_users={"memberline": AMI_SECRET},
         auth_fail_delay=0.05,
         restart_gap=0.05,
+        **(sim_options or {}),
     )
     await sim.start("127.0.0.1", 0)
     settings = HubSettings(port=0, outbound_context="members-out", **hub)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from cti.hub import actions
 from cti.hub.server import Ctx
 from cti.hubproto.messages import ErrorCode, ProtocolError
 from cti.tracker import AgentState
+
+log = logging.getLogger(__name__)
 
 
 async def pause(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
@@ -30,12 +33,32 @@ async def unpause(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
 
 
 async def queue_login(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
-    queue = args.get("queue") or ctx.hub.settings.queue
-    await ctx.hub.send_action(actions.queue_add(queue, ctx.agent.interface, ctx.agent.name))
+    """Join the queue; joining the main queue also joins the maintainer queue (penalty =
+    agent id: ``route-inbound`` rings one agent there by limiting the caller's penalty)."""
+    settings, agent = ctx.hub.settings, ctx.agent
+    queue = args.get("queue") or settings.queue
+    mq = settings.maintainer_queue
+    penalty = agent.id if queue == mq else 0
+    await ctx.hub.send_action(actions.queue_add(queue, agent.interface, agent.name, penalty))
+    if mq and queue == settings.queue:
+        try:
+            await ctx.hub.send_action(actions.queue_add(mq, agent.interface, agent.name, agent.id))
+        except Exception as exc:  # the main queue worked; maintainer-first is a bonus
+            log.warning("agent %s could not join %s: %s", agent.code, mq, exc)
     return {}
 
 
 async def queue_logout(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
-    queue = args.get("queue") or ctx.hub.settings.queue
-    await ctx.hub.send_action(actions.queue_remove(queue, ctx.agent.interface))
+    settings, agent = ctx.hub.settings, ctx.agent
+    queue = args.get("queue") or settings.queue
+    await ctx.hub.send_action(actions.queue_remove(queue, agent.interface))
+    if settings.maintainer_queue and queue == settings.queue:
+        try:
+            await ctx.hub.send_action(
+                actions.queue_remove(settings.maintainer_queue, agent.interface)
+            )
+        except Exception as exc:
+            log.warning(
+                "agent %s could not leave %s: %s", agent.code, settings.maintainer_queue, exc
+            )
     return {}
