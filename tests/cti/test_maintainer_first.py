@@ -1,0 +1,230 @@
+"""Maintainer-first inbound routing end to end: PBX simulator (AMI + FastAGI client) <->
+the ``route-inbound`` and ``hotline`` FastAGI routes <-> hub <-> consoles, on loopback.
+
+The simulator runs the shipped dialplan's order: ``AGI(route-inbound)``, then
+``Queue(maintainers)`` limited to the maintainer's penalty for ``ML_MAINTAINER_RING`` s, then
+``Queue(members)``."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from crm_bridge.db import session_scope
+from crm_bridge.models import Member, MemberPhone
+from cti.hub.maintainer import MaintainerRoute
+from cti.pbxsim import AgentSpec, InboundSpec, QueueSpec, Scenario
+from cti.pbxsim.scenario import NumberOverride, fixed
+from surveys.agi import SurveyAgiApplication, SurveyAgiRequest
+from surveys.hotline import HotlineAgi
+from tests.cti.hub_stack import IFACE, Stack, pbx_stack
+from tests.cti.hub_support import LI_WEI, SHARED, Console, Seed, seed
+
+pytestmark = pytest.mark.e2e
+
+ORPHAN = "+8613500135000"
+OTHER = "+8613600136000"  # Zhang San, maintained by 1002
+RING_S = 4.0
+
+
+def _scenario() -> Scenario:
+    agents = tuple(
+        AgentSpec(ext, auto_answer=False, auto_hangup=False, ring_time=fixed(0.2))
+        for ext in ("1001", "1002")
+    )
+    return Scenario(
+        time_scale=0.1,
+        queues=(
+            QueueSpec("members", exten="8000", members=("1001", "1002"), timeout=60.0,
+                      max_wait=600.0),
+            QueueSpec("maintainers", exten="8009", members=(), timeout=60.0, max_wait=600.0),
+        ),
+        agents=agents,
+        inbound=InboundSpec(patience=fixed(600.0)),
+        overrides={SHARED: NumberOverride("answer", 0.0, None, ("2", "timeout", "0"))},
+    )
+
+
+def _seed(engine: Engine) -> Seed:
+    ids = seed(engine)
+    with session_scope(engine) as s:
+        m = Member(member_no="M900001", name="孤儿", joined_on=dt.date(2024, 1, 1))
+        m.phones.append(MemberPhone(e164=ORPHAN))
+        s.add(m)
+        s.flush()
+        ids.members["orphan"] = m.id
+    return ids
+
+
+class _Routes:
+    """The FastAGI server of ``memberline serve``: hotline and route-inbound."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.hotline = HotlineAgi(engine, entry_timeout_ms=3000)
+        self.stack: Stack | None = None
+        self.app: SurveyAgiApplication | None = None
+        self.server: asyncio.Server | None = None
+
+    async def route(self, req: SurveyAgiRequest) -> None:
+        assert self.stack is not None
+        await MaintainerRoute(self.stack.hub).run(req)
+
+    async def start(self) -> int:
+        self.app = SurveyAgiApplication(header_timeout_s=2, reply_timeout_s=10)
+        self.app.add_route("hotline", self.hotline.run)
+        self.app.add_route("route-inbound", self.route)
+        self.server = await asyncio.start_server(self.app.handler, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        if self.app is not None:
+            for t in list(self.app.connections):
+                t.cancel()
+
+
+@pytest.fixture
+async def world(engine: Engine) -> AsyncIterator[tuple[Stack, Seed]]:
+    ids = _seed(engine)
+    routes = _Routes(engine)
+    port = await routes.start()
+    opts: dict[str, Any] = {"agi_port": port, "route_agi_path": "route-inbound"}
+    try:
+        async with pbx_stack(
+            engine, _scenario(), sim_options=opts, maintainer_ring_s=RING_S
+        ) as stack:
+            routes.stack = stack
+            yield stack, ids
+    finally:
+        await routes.close()
+
+
+async def _join_maintainers(stack: Stack, console: Console, iface: str) -> None:
+    await console.request("queue_login", queue="maintainers")
+    await stack.wait(
+        lambda: "maintainers" in (stack.hub.tracker.agent(iface) or _No()).queues,
+        what="maintainers membership",
+    )
+
+
+class _No:
+    queues: tuple[str, ...] = ()
+
+
+def _route_of(stack: Stack, linkedid: str) -> str:
+    for m in stack.sim.events:
+        cmd = m.get("Command") or ""
+        if m.name == "AGIExecEnd" and cmd.startswith("SET VARIABLE ML_ROUTE") and (
+            m.get("Linkedid") == linkedid
+        ):
+            return cmd.split('"')[1]
+    return ""
+
+
+def _called(stack: Stack, linkedid: str) -> list[tuple[str, str]]:
+    return [
+        (m.get("Queue") or "", m.get("MemberName") or m.get("Interface") or "")
+        for m in stack.sim.events
+        if m.name == "AgentCalled" and m.get("Linkedid") == linkedid
+    ]
+
+
+async def test_available_maintainer_rings_first_and_the_pop_says_your_member(
+    world: tuple[Stack, Seed],
+) -> None:
+    stack, ids = world
+    async with Console(stack.hub, "1001") as c1, Console(stack.hub, "1002") as c2:
+        await _join_maintainers(stack, c1, IFACE["1001"])
+        call = await stack.sim.inbound_call(LI_WEI, "李伟", "members")
+        pop = await c1.wait_for("screen_pop", within=10)
+        assert pop["queue"] == "maintainers" and pop["your_member"] is True
+        assert pop["kind"] == "member" and pop["profile"]["member"]["id"] == ids.members["liwei"]
+        assert not c2.of("screen_pop")  # only the maintainer rings
+        assert await stack.sim.agent_answer(IFACE["1001"])
+        await stack.wait(lambda: stack.hub.calls.get(call.linkedid) is not None
+                         and stack.hub.calls.get(call.linkedid).state == "up", what="up")  # type: ignore[union-attr]  # fmt: skip
+        assert _called(stack, call.linkedid) == [("maintainers", "Agent 1001")]
+        assert _route_of(stack, call.linkedid) == "maintainer"
+        await stack.sim.agent_hangup(IFACE["1001"])
+        assert await asyncio.wait_for(call.done, 10) == "agent"
+
+
+async def test_unanswered_maintainer_then_the_queue(world: tuple[Stack, Seed]) -> None:
+    stack, _ = world
+    async with Console(stack.hub, "1001") as c1, Console(stack.hub, "1002") as c2:
+        await _join_maintainers(stack, c1, IFACE["1001"])
+        call = await stack.sim.inbound_call(LI_WEI, "李伟", "members")
+        await c1.wait_for("screen_pop", within=10)
+        # 1001 lets it ring: after RING_S it goes to the queue and rings 1002 (and 1001 again)
+        pop2 = await c2.wait_for("screen_pop", within=10)
+        assert pop2["queue"] == "members" and pop2["your_member"] is False
+        assert await stack.sim.agent_answer(IFACE["1002"])
+        called = _called(stack, call.linkedid)
+        assert called[0] == ("maintainers", "Agent 1001")
+        assert ("members", "Agent 1002") in called[1:]
+        await stack.sim.agent_hangup(IFACE["1002"])
+        assert await asyncio.wait_for(call.done, 10) == "agent"
+
+
+async def test_busy_maintainer_is_skipped(world: tuple[Stack, Seed]) -> None:
+    stack, _ = world
+    async with Console(stack.hub, "1001") as c1, Console(stack.hub, "1002") as c2:
+        await _join_maintainers(stack, c1, IFACE["1001"])
+        # 1001 takes another caller's call (Zhang San is 1002's, who is not in maintainers)
+        first = await stack.sim.inbound_call(OTHER, "Zhang San", "members")
+        await c1.wait_for("screen_pop", within=10)
+        assert await stack.sim.agent_answer(IFACE["1001"])
+        await stack.wait(lambda: stack.hub.agent_busy("1001"), what="1001 on a call")
+        assert _route_of(stack, first.linkedid) == "logged_out"
+        mark = c2.mark()
+        call = await stack.sim.inbound_call(LI_WEI, "李伟", "members")
+        pop = await c2.wait_for("screen_pop", lambda d: d["call_id"] == call.linkedid,
+                                within=10, after=mark)  # fmt: skip
+        assert pop["queue"] == "members" and pop["your_member"] is False
+        assert _route_of(stack, call.linkedid) == "busy"
+        assert all(q == "members" for q, _ in _called(stack, call.linkedid))
+        await stack.sim.agent_hangup(IFACE["1001"])
+
+
+@pytest.mark.parametrize(
+    ("number", "route"), [(LI_WEI, "logged_out"), (ORPHAN, "none"), (SHARED, "unknown")]
+)
+async def test_no_maintainer_to_ring_goes_straight_to_the_queue(
+    world: tuple[Stack, Seed], number: str, route: str
+) -> None:
+    stack, _ = world
+    async with Console(stack.hub, "1002") as c2:  # 1001 (Li Wei's maintainer) is logged out
+        call = await stack.sim.inbound_call(number, "", "members")
+        pop = await c2.wait_for("screen_pop", within=10)
+        assert pop["queue"] == "members" and pop["your_member"] is False
+        assert _route_of(stack, call.linkedid) == route
+        assert all(q == "members" for q, _ in _called(stack, call.linkedid))
+        assert await stack.sim.agent_answer(IFACE["1002"])
+        await stack.sim.agent_hangup(IFACE["1002"])
+        assert await asyncio.wait_for(call.done, 10) == "agent"
+
+
+async def test_hotline_zero_reaches_the_maintainer_whose_pop_says_what_was_heard(
+    world: tuple[Stack, Seed],
+) -> None:
+    """A shared number (two members): the caller keys in member number 2 (Wang Fang, 1002's),
+    hears her figures, is silent once (read again), then presses 0."""
+    stack, ids = world
+    async with Console(stack.hub, "1002") as c2:
+        await _join_maintainers(stack, c2, IFACE["1002"])
+        call = await stack.sim.inbound_call(SHARED, "", "members", hotline=True)
+        pop = await c2.wait_for("screen_pop", within=15)
+        assert pop["queue"] == "maintainers" and pop["your_member"] is True
+        assert pop["kind"] == "member"  # not a chooser: the hotline identified her
+        assert pop["profile"]["member"]["id"] == ids.members["twin_a"]
+        assert pop["ivr"].startswith("Hotline heard: tier Gold, balance 0 points")
+        assert "热线已播报" in pop["ivr"]
+        assert await stack.sim.agent_answer(IFACE["1002"])
+        await stack.sim.agent_hangup(IFACE["1002"])
+        assert await asyncio.wait_for(call.done, 10) == "agent"
