@@ -12,7 +12,8 @@ Start order (each step needs the one before):
    are configured;
 3. one twisted.web site (``messaging.webhook_bind``/``webhook_port``) carrying the SMS
    webhooks, the unsubscribe link and the Twilio voice survey endpoint;
-4. the survey FastAGI server (``agi.bind``/``agi.port``);
+4. the FastAGI server (``agi.bind``/``agi.port``): surveys, and after step 5 the hotline
+   IVR and the maintainer-first ``route-inbound`` lookup;
 5. the AMI client, tracker and console hub (:func:`memberline.services.start_hub_services`);
 6. the campaign runner, fed every tracker domain event by the hub, with exhausted
    entries handed to the outbox in the same transaction;
@@ -170,6 +171,15 @@ async def start_stack(
         settings = hub_settings(config, **hub_overrides)
     hub = await start_hub_services(config, engine=engine, settings=settings, reactor=reactor)
     hub.own_engine = False
+    # The same FastAGI server runs the hotline IVR and the maintainer-first lookup
+    # (docs/asterisk/extensions.conf: contexts hotline and from-pstn).
+    from cti.hub.maintainer import MaintainerRoute
+    from surveys.hotline import HotlineAgi
+
+    if surveys.agi.app is not None:
+        hotline = HotlineAgi(engine, region=hub.hub.settings.default_region)
+        surveys.agi.app.add_route(HotlineAgi.ROUTE, hotline.run)
+        surveys.agi.app.add_route(MaintainerRoute.ROUTE, MaintainerRoute(hub.hub).run)
 
     async def live_channels() -> list[str]:
         msgs = await hub.ami.send_action({"Action": "CoreShowChannels"})

@@ -19,7 +19,13 @@ from pathlib import Path
 from surveys.agi import asterisk_language
 from surveys.definitions import Survey
 
-__all__ = ["ESPEAK_VOICES", "PromptToolMissing", "RenderedPrompt", "render_prompts"]
+__all__ = [
+    "ESPEAK_VOICES",
+    "PromptToolMissing",
+    "RenderedPrompt",
+    "render_hotline_prompts",
+    "render_prompts",
+]
 
 ESPEAK_VOICES = {"zh-CN": "cmn-latn-pinyin", "zh-TW": "cmn-latn-pinyin", "en": "en"}
 """espeak-ng voice per locale. Not plain ``cmn``: in Debian's espeak-ng 1.51 that voice
@@ -97,4 +103,52 @@ def render_prompts(
                 with wave.open(str(target)) as w:
                     seconds = w.getnframes() / w.getframerate()
                 rendered.append(RenderedPrompt(locale, prompt.audio, target, seconds))
+    return rendered
+
+
+def _speak(
+    espeak: str, sox: str, segments: list[tuple[str, str]], target: Path, tmp: Path
+) -> float:
+    """Render ``(locale, text)`` segments one after another into one 8 kHz WAV file."""
+    parts: list[str] = []
+    for i, (locale, text) in enumerate(segments):
+        part = tmp / f"seg{i}.wav"
+        subprocess.run(
+            [espeak, "-v", ESPEAK_VOICES.get(locale, "en"), "-s", "150", "-w", str(part)],
+            input=text.encode("utf-8"),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        parts.append(str(part))
+    subprocess.run(
+        [sox, *parts, "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed-integer",
+         str(target)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    with wave.open(str(target)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def render_hotline_prompts(
+    out_dir: Path, *, locales: tuple[str, ...] = ("zh-CN", "en")
+) -> list[RenderedPrompt]:
+    """Render the self-service hotline's prompts (:mod:`surveys.hotline`) and the number and
+    date words it speaks (:mod:`surveys.hotline_say`) for each locale; the prompts played
+    before the caller is known hold both languages, the channel's first."""
+    from surveys.hotline import hotline_texts
+
+    espeak = _tool("espeak-ng", "espeak-ng")
+    sox = _tool("sox", "sox")
+    rendered: list[RenderedPrompt] = []
+    with tempfile.TemporaryDirectory(prefix="memberline-tts-") as tmp:
+        for locale in locales:
+            target_dir = out_dir / asterisk_language(locale)
+            target_dir.mkdir(parents=True, exist_ok=True)
+            for name, segments in hotline_texts(locale).items():
+                target = target_dir / f"{name}.wav"
+                seconds = _speak(espeak, sox, segments, target, Path(tmp))
+                rendered.append(RenderedPrompt(locale, name, target, seconds))
     return rendered
