@@ -8,6 +8,7 @@ The one place campaign rows change: the hub's supervisor commands and the
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import func, select
@@ -23,6 +24,7 @@ from crm_bridge.models import (
     CampaignKind,
     CampaignStatus,
     DialMode,
+    SurveyDefinition,
 )
 
 
@@ -97,6 +99,95 @@ def list_campaigns(s: Session) -> list[dict[str, Any]]:
     return out
 
 
+MAX_ABANDON_CAP = 0.05
+"""The highest abandonment cap a campaign may have (regulators allow 3 %; 5 % is already lax)."""
+SETTINGS_KEYS: dict[str, tuple[str, ...]] = {
+    "post_purchase": ("days_ago",),
+    "dormant_winback": ("days",),
+    "survey": ("size", "seed"),
+}
+"""The list-builder parameters each kind understands (besides the common keys below)."""
+COMMON_SETTINGS = ("queue", "abandon_cap", "survey_name")
+
+
+def _whole(settings: dict[str, Any], key: str, default: int, minimum: int) -> int:
+    value = settings.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CampaignError("bad_request", f"settings.{key} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise CampaignError("bad_request", f"settings.{key} must be >= {minimum}, got {value}")
+    return value
+
+
+def validate_campaign(
+    s: Session,
+    *,
+    name: str,
+    kind: str,
+    mode: str,
+    settings: Any,
+    queue: str,
+    abandon_cap: float,
+    known_queues: Collection[str] | None = None,
+) -> tuple[str, str, float, dict[str, Any]]:
+    """Check a new campaign completely before anything is written; returns the stripped name,
+    the queue, the cap and the settings. Raises :class:`CampaignError` (``bad_request`` or
+    ``conflict``) naming the first thing wrong."""
+    from surveys.definitions import builtin_names  # pure; crm_bridge does not import surveys
+
+    name = name.strip() if isinstance(name, str) else ""
+    if not name:
+        raise CampaignError("bad_request", "the campaign name must not be empty")
+    if len(name) > 200:
+        raise CampaignError("bad_request", "the campaign name is longer than 200 characters")
+    if kind not in BUILDERS:
+        raise CampaignError("bad_request", f"kind must be one of {', '.join(BUILDERS)}")
+    if mode not in {m.value for m in DialMode}:
+        raise CampaignError(
+            "bad_request", f"mode must be one of {', '.join(m.value for m in DialMode)}"
+        )
+    if not isinstance(settings, dict):
+        raise CampaignError("bad_request", "settings must be a JSON object")
+    unknown = sorted(set(settings) - set(COMMON_SETTINGS) - set(SETTINGS_KEYS[kind]))
+    if unknown:
+        allowed = ", ".join((*SETTINGS_KEYS[kind], *COMMON_SETTINGS))
+        raise CampaignError(
+            "bad_request", f"unknown setting(s) {', '.join(unknown)} for {kind} (known: {allowed})"
+        )
+    queue = settings.get("queue", queue)
+    if not isinstance(queue, str) or not queue:
+        raise CampaignError("bad_request", "the queue must be a non-empty name")
+    if known_queues is not None and queue not in known_queues:
+        raise CampaignError(
+            "bad_request", f"no queue {queue!r} (known: {', '.join(sorted(known_queues))})"
+        )
+    cap = settings.get("abandon_cap", abandon_cap)
+    if isinstance(cap, bool) or not isinstance(cap, (int, float)) or not 0 < cap <= MAX_ABANDON_CAP:
+        raise CampaignError(
+            "bad_request",
+            f"the abandon cap must be a fraction in (0, {MAX_ABANDON_CAP}], e.g. 0.03; got {cap!r}",
+        )
+    survey_name = settings.get("survey_name")
+    if survey_name is not None:
+        if not isinstance(survey_name, str) or not survey_name:
+            raise CampaignError("bad_request", "settings.survey_name must be a non-empty name")
+        stored = s.scalar(
+            select(SurveyDefinition.id).where(SurveyDefinition.name == survey_name).limit(1)
+        )
+        if stored is None and survey_name not in builtin_names():
+            raise CampaignError("bad_request", f"no survey named {survey_name!r}")
+    if kind == "post_purchase":
+        _whole(settings, "days_ago", lists.POST_PURCHASE_DAYS, 0)
+    elif kind == "dormant_winback":
+        _whole(settings, "days", 180, 1)
+    else:
+        _whole(settings, "size", 500, 1)
+        _whole(settings, "seed", 0, -(2**63))
+    if s.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
+        raise CampaignError("conflict", f"a campaign named {name!r} exists")
+    return name, queue, float(cap), settings
+
+
 def create_campaign(
     s: Session,
     *,
@@ -108,22 +199,28 @@ def create_campaign(
     settings: dict[str, Any],
     queue: str,
     abandon_cap: float,
+    known_queues: Collection[str] | None = None,
 ) -> tuple[int, int]:
-    if kind not in BUILDERS:
-        raise CampaignError("bad_request", f"kind must be one of {', '.join(BUILDERS)}")
-    if mode not in {m.value for m in DialMode}:
-        raise CampaignError(
-            "bad_request", f"mode must be one of {', '.join(m.value for m in DialMode)}"
-        )
-    if s.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
-        raise CampaignError("conflict", f"a campaign named {name!r} exists")
+    """Create a campaign (status draft) and build its call list; everything is validated
+    (:func:`validate_campaign`) before the first row is written. ``known_queues``: the queues
+    that exist (None: any)."""
+    name, queue, abandon_cap, settings = validate_campaign(
+        s,
+        name=name,
+        kind=kind,
+        mode=mode,
+        settings=settings,
+        queue=queue,
+        abandon_cap=abandon_cap,
+        known_queues=known_queues,
+    )
     now = dt.datetime.now(dt.UTC)
     campaign = Campaign(
         name=name,
         kind=CampaignKind(kind),
         mode=DialMode(mode),
-        queue=str(settings.get("queue", queue)),
-        abandon_cap=float(settings.get("abandon_cap", abandon_cap)),
+        queue=queue,
+        abandon_cap=abandon_cap,
         survey_name=settings.get("survey_name"),
         settings=settings,
         created_by=agent_id,

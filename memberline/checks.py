@@ -17,12 +17,9 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from memberline.config import Config
+from memberline.dbopen import database_problem, safe_url
 
 __all__ = ["Check", "run_checks"]
 
@@ -32,16 +29,6 @@ class Check:
     name: str
     ok: bool
     message: str
-
-
-def safe_url(url: str) -> str:
-    """The database URL with its password hidden."""
-    from crm_bridge.db import normalise_url
-
-    try:
-        return make_url(normalise_url(url)).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"
 
 
 def _os_reason(exc: BaseException) -> str:
@@ -57,53 +44,11 @@ def _os_reason(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- database
-def _sqlite_path(url: str) -> Path | None:
-    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
-    from crm_bridge.db import normalise_url
-
-    u = make_url(normalise_url(url))
-    if not u.drivername.startswith("sqlite") or not u.database or u.database == ":memory:":
-        return None
-    return Path(u.database)
-
-
 def _check_database_sync(url: str) -> Check:
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    from crm_bridge.db import make_engine
-    from crm_bridge.migrate import alembic_config
-
-    shown = safe_url(url)
-    path = _sqlite_path(url)
-    if path is not None and not path.exists():
-        return Check(
-            "database", False, f"{shown}: no such database file (run `memberline db upgrade`)"
-        )
-    try:
-        engine = make_engine(url)
-    except Exception as exc:
-        return Check("database", False, f"{shown}: invalid database URL ({type(exc).__name__})")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-            current = MigrationContext.configure(conn).get_current_revision()
-        heads = ScriptDirectory.from_config(alembic_config(url)).get_heads()
-    except Exception as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
-        return Check("database", False, f"{shown}: cannot connect: {reason}")
-    finally:
-        engine.dispose()
-    if current is None:
-        return Check("database", False, f"{shown}: not migrated (run `memberline db upgrade`)")
-    if current not in heads:
-        return Check(
-            "database",
-            False,
-            f"{shown}: at revision {current}, code expects {', '.join(heads)} "
-            "(run `memberline db upgrade`)",
-        )
-    return Check("database", True, f"{shown}: connected, schema at head ({current})")
+    problem, current = database_problem(url)
+    if problem is not None:
+        return Check("database", False, problem)
+    return Check("database", True, f"{safe_url(url)}: connected, schema at head ({current})")
 
 
 async def check_database(cfg: Config, limit_s: float) -> Check:

@@ -28,6 +28,11 @@ Handler = Callable[[argparse.Namespace, Config], int]
 """A subcommand: receives the parsed arguments and the loaded config, returns the exit code."""
 
 
+class OperatorError(Exception):
+    """Something the operator can fix (no database, a busy port, a bad value): ``main`` prints
+    it as one line, ``memberline: <message>``, and exits 2 -- never a traceback."""
+
+
 def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default: Any = argparse.SUPPRESS if suppress else None
     parser.add_argument("--config", metavar="FILE", default=default, help="TOML configuration file")
@@ -100,6 +105,24 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def _database_error(exc: Exception) -> str | None:
+    """One line for a database error that escaped a command (the database went away, a table
+    is missing after all); None for anything else, which stays a traceback: a bug."""
+    if not type(exc).__module__.startswith("sqlalchemy"):
+        return None
+    from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    reason = str(exc.orig).splitlines()[0][:200] if exc.orig is not None else type(exc).__name__
+    hint = ""
+    if isinstance(exc, (OperationalError, ProgrammingError)) and (
+        "no such table" in reason or "does not exist" in reason
+    ):
+        hint = "; run `memberline db upgrade`"
+    return f"database error: {reason}{hint}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -117,6 +140,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, cfg)
     except ConfigError as exc:
         print(f"memberline: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OperatorError as exc:
+        print(f"memberline: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        line = _database_error(exc)
+        if line is None:
+            raise
+        print(f"memberline: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -139,24 +138,15 @@ def print_table(rows: list[AuditRow]) -> None:
 
 
 def handler(args: argparse.Namespace, config: Config) -> int:
-    from sqlalchemy.exc import DBAPIError
-
-    from crm_bridge.db import make_engine
+    from memberline.dbopen import open_database
 
     f = AuditFilter(
         member_no=args.member, actor=args.actor, action=args.action, since=args.since,
         limit=args.limit,
     )  # fmt: skip
-    engine = make_engine(config.database.url)
+    engine = open_database(config.database.url)
     try:
         rows = load_audit(engine, f)
-    except DBAPIError as exc:
-        print(
-            f"memberline audit: cannot read the audit log ({type(exc.orig).__name__}); "
-            "is the database migrated? run `memberline db upgrade`",
-            file=sys.stderr,
-        )
-        return 2
     finally:
         engine.dispose()
     if args.json:

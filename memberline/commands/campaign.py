@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import sys
 from typing import TYPE_CHECKING, Any
 
-from memberline.cli import add_command
+from memberline.cli import OperatorError, add_command
 from memberline.config import Config
 
 if TYPE_CHECKING:  # imported where used: building the CLI parser must stay cheap
@@ -41,18 +42,35 @@ def _actor(s: Any, as_code: str | None) -> tuple[str, int | None]:
 
 
 def _fail(exc: CampaignError) -> int:
-    print(f"memberline campaign: {exc.message}")
-    return 1
+    """A refused change, one line on stderr: exit 2 for a bad or unknown value (the operator
+    fixes the command), 1 for a conflict with the campaign's state (e.g. a draft resumed)."""
+    print(f"memberline campaign: {exc.message}", file=sys.stderr)
+    return 1 if exc.code == "conflict" else 2
+
+
+def _settings(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        settings = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise OperatorError(
+            f"--settings is not valid JSON ({exc.msg} at column {exc.colno})"
+        ) from None
+    if not isinstance(settings, dict):
+        raise OperatorError("--settings must be a JSON object, e.g. '{\"size\": 200}'")
+    return settings
 
 
 def _create(args: argparse.Namespace, cfg: Config) -> int:
     from crm_bridge import campaigns
-    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.db import session_scope
+    from memberline.dbopen import open_database
 
-    settings: dict[str, Any] = json.loads(args.settings) if args.settings else {}
+    settings = _settings(args.settings)
     if args.survey:
         settings["survey_name"] = args.survey
-    engine = make_engine(cfg.database.url)
+    engine = open_database(cfg.database.url)
     try:
         with session_scope(engine) as s:
             actor, agent_id = _actor(s, args.as_supervisor)
@@ -68,9 +86,12 @@ def _create(args: argparse.Namespace, cfg: Config) -> int:
                 abandon_cap=args.abandon_cap
                 if args.abandon_cap is not None
                 else cfg.calling.abandon_cap,
+                known_queues={cfg.ami.queue, *cfg.calling.postcall_survey_queues},
             )
     except campaigns.CampaignError as exc:
         return _fail(exc)
+    finally:
+        engine.dispose()
     print(
         f"campaign {cid} {args.name!r} created with {n} entries (status draft; `memberline campaign start {cid}`)"
     )
@@ -80,9 +101,10 @@ def _create(args: argparse.Namespace, cfg: Config) -> int:
 def _control(action: str) -> Any:
     def run(args: argparse.Namespace, cfg: Config) -> int:
         from crm_bridge import campaigns
-        from crm_bridge.db import make_engine, session_scope
+        from crm_bridge.db import session_scope
+        from memberline.dbopen import open_database
 
-        engine = make_engine(cfg.database.url)
+        engine = open_database(cfg.database.url)
         try:
             with session_scope(engine) as s:
                 actor, _ = _actor(s, args.as_supervisor)
@@ -91,6 +113,8 @@ def _control(action: str) -> Any:
                 )
         except campaigns.CampaignError as exc:
             return _fail(exc)
+        finally:
+            engine.dispose()
         print(f"campaign {args.campaign_id}: {status}")
         return 0
 
@@ -99,9 +123,10 @@ def _control(action: str) -> Any:
 
 def _rows(cfg: Config) -> list[dict[str, Any]]:
     from crm_bridge import campaigns
-    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.db import session_scope
+    from memberline.dbopen import open_database
 
-    engine = make_engine(cfg.database.url)
+    engine = open_database(cfg.database.url)
     try:
         with session_scope(engine) as s:
             return campaigns.list_campaigns(s)
@@ -128,8 +153,8 @@ def _list(args: argparse.Namespace, cfg: Config) -> int:
 def _status(args: argparse.Namespace, cfg: Config) -> int:
     rows = [r for r in _rows(cfg) if r["campaign_id"] == args.campaign_id]
     if not rows:
-        print(f"memberline campaign: no campaign {args.campaign_id}")
-        return 1
+        print(f"memberline campaign: no campaign {args.campaign_id}", file=sys.stderr)
+        return 2
     print(json.dumps(rows[0], ensure_ascii=False, indent=2))
     return 0
 

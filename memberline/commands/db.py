@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from memberline.cli import add_command
+from memberline.cli import OperatorError, add_command
 from memberline.config import Config
 
 
@@ -18,17 +18,36 @@ def _upgrade(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _existing(cfg: Config) -> None:
+    """``current`` and ``check`` read a database, they never create one (SQLite would)."""
+    from memberline.dbopen import database_problem
+
+    problem, _ = database_problem(cfg.database.url, at_head=False)
+    if problem is not None:
+        raise OperatorError(problem)
+
+
 def _current(args: argparse.Namespace, cfg: Config) -> int:
     from crm_bridge import migrate
 
+    _existing(cfg)
     migrate.current(cfg.database.url)
     return 0
 
 
 def _check(args: argparse.Namespace, cfg: Config) -> int:
-    from crm_bridge import migrate
+    from alembic.util import CommandError
 
-    migrate.check(cfg.database.url)
+    from crm_bridge import migrate
+    from memberline.dbopen import UPGRADE_HINT
+
+    _existing(cfg)
+    try:
+        migrate.check(cfg.database.url)
+    except CommandError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        hint = f"; {UPGRADE_HINT}" if "not up to date" in first else ""
+        raise OperatorError(f"db check: {first}{hint}") from None
     print("models and migrations agree")
     return 0
 

@@ -70,9 +70,10 @@ def _import(args: argparse.Namespace, cfg: Config) -> int:
 
 def _export(args: argparse.Namespace, cfg: Config) -> int:
     from crm_bridge.csvio import export_members
-    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.db import session_scope
+    from memberline.dbopen import open_database
 
-    engine = make_engine(cfg.database.url)
+    engine = open_database(cfg.database.url)
     try:
         out = (
             open(args.output, "w", encoding="utf-8-sig" if args.bom else "utf-8", newline="")

@@ -202,10 +202,11 @@ def _line(r: OutboxMessage) -> str:
 def _list(args: argparse.Namespace, cfg: Config) -> int:
     from sqlalchemy import desc, select
 
-    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.db import session_scope
     from crm_bridge.models import OutboxMessage, OutboxStatus
+    from memberline.dbopen import open_database
 
-    engine = make_engine(cfg.database.url)
+    engine = open_database(cfg.database.url)
     with session_scope(engine) as s:
         q = select(OutboxMessage).order_by(desc(OutboxMessage.id)).limit(args.limit)
         if args.status:
@@ -228,10 +229,11 @@ def _list(args: argparse.Namespace, cfg: Config) -> int:
 def _show(args: argparse.Namespace, cfg: Config) -> int:
     from sqlalchemy import select
 
-    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.db import session_scope
     from crm_bridge.models import AuditLog, OutboxMessage
+    from memberline.dbopen import open_database
 
-    engine = make_engine(cfg.database.url)
+    engine = open_database(cfg.database.url)
     try:
         with session_scope(engine) as s:
             r = s.get(OutboxMessage, args.id)
@@ -257,11 +259,12 @@ def _show(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _retry(args: argparse.Namespace, cfg: Config) -> int:
-    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.db import session_scope
     from crm_bridge.models import utcnow
     from dialer.fallback.store import retry_row
+    from memberline.dbopen import open_database
 
-    engine = make_engine(cfg.database.url)
+    engine = open_database(cfg.database.url)
     actor = f"cli:{args.actor or os.environ.get('USER', 'unknown')}"
     try:
         with session_scope(engine) as s:
@@ -292,10 +295,10 @@ def _worker_settings(args: argparse.Namespace) -> WorkerSettings:
 
 
 async def _work(args: argparse.Namespace, cfg: Config) -> int:
-    from crm_bridge.db import make_engine
+    from memberline.dbopen import open_database
     from memberline.runtime import ensure_reactor_running
 
-    engine = make_engine(cfg.database.url)
+    engine = open_database(cfg.database.url)
     rt = await start_fallback(
         cfg,
         engine,

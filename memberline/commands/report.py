@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 
 from memberline.cli import add_command
@@ -26,23 +25,16 @@ def _date(value: str) -> dt.date:
 def _surveys(args: argparse.Namespace, cfg: Config) -> int:
     from rich.console import Console
     from rich.table import Table
-    from sqlalchemy.exc import DBAPIError
 
-    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.db import session_scope
+    from memberline.dbopen import open_database
     from surveys.report import format_table, survey_report
     from surveys.report_html import render_html
 
-    engine = make_engine(cfg.database.url)
+    engine = open_database(cfg.database.url)
     try:
         with session_scope(engine) as s:
             report = survey_report(s, args.since, args.by, args.until)
-    except DBAPIError as exc:
-        print(
-            f"memberline: cannot read the survey tables ({type(exc.orig).__name__}); "
-            "is the database migrated? run `memberline db upgrade`",
-            file=sys.stderr,
-        )
-        return 2
     finally:
         engine.dispose()
     if args.json:
@@ -84,20 +76,15 @@ def _print_rows(title: str, rows: list[list[str]]) -> None:
 
 
 def _winback(args: argparse.Namespace, cfg: Config) -> int:
-    from sqlalchemy.exc import DBAPIError
-
     from crm_bridge import winback
-    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.db import session_scope
+    from memberline.dbopen import open_database
 
     since = args.since or (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=180))
-    engine = make_engine(cfg.database.url)
+    engine = open_database(cfg.database.url)
     try:
         with session_scope(engine) as s:
             report = winback.winback_report(s, since, args.by, reasons=cfg.care.winback_reasons)
-    except DBAPIError as exc:
-        print(f"memberline: cannot read the call tables ({type(exc.orig).__name__}); "
-              "is the database migrated? run `memberline db upgrade`", file=sys.stderr)  # fmt: skip
-        return 2
     finally:
         engine.dispose()
     if args.json:

@@ -13,17 +13,48 @@ import asyncio
 import logging
 import signal
 
-from memberline.cli import add_command
+from memberline.cli import OperatorError, add_command
 from memberline.config import Config
 from memberline.runtime import freeze_startup_heap, install_reactor
 
 log = logging.getLogger(__name__)
 
 
+def check_ports(config: Config) -> None:
+    """Every port this process will listen on is free (SO_REUSEADDR, like the servers), or
+    one line naming the port, the setting and the reason: before anything starts."""
+    from memberline.checks import check_bind
+
+    for key, host, port in (
+        ("hub.port", config.hub.bind, config.hub.port),
+        ("agi.port", config.agi.bind, config.agi.port),
+        ("messaging.webhook_port", config.messaging.webhook_bind, config.messaging.webhook_port),
+    ):
+        if port == 0:
+            continue
+        check = check_bind(key, host, port)
+        if not check.ok:
+            raise OperatorError(f"cannot listen on {check.message} (set {key})")
+
+
 async def _serve(config: Config, hub_name: str) -> int:
+    from twisted.internet.error import CannotListenError
+
+    from memberline.dbopen import open_database
     from memberline.stack import start_stack
 
-    stack = await start_stack(config, owner=hub_name)
+    engine = open_database(config.database.url)
+    check_ports(config)
+    try:
+        stack = await start_stack(config, engine=engine, owner=hub_name)
+    except CannotListenError as exc:  # taken between the check and the listen
+        engine.dispose()
+        raise OperatorError(
+            f"cannot listen on {exc.interface}:{exc.port}: {exc.socketError}"
+        ) from None
+    except OSError as exc:  # asyncio servers (FastAGI)
+        engine.dispose()
+        raise OperatorError(f"cannot listen: {exc.strerror or exc}") from None
     running = stack.hub
     freeze_startup_heap()
     stop = asyncio.Event()

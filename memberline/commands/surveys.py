@@ -42,12 +42,13 @@ def _validate(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _list(args: argparse.Namespace, cfg: Config) -> int:
-    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.db import session_scope
+    from memberline.dbopen import open_database
     from surveys.definitions import builtin_names
     from surveys.store import list_definitions
 
     print("built-in: " + ", ".join(builtin_names()))
-    engine = make_engine(cfg.database.url)
+    engine = open_database(cfg.database.url)
     try:
         with session_scope(engine) as s:
             rows = list_definitions(s)
@@ -61,7 +62,8 @@ def _list(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _publish(args: argparse.Namespace, cfg: Config) -> int:
-    from crm_bridge.db import make_engine, session_scope
+    from crm_bridge.db import session_scope
+    from memberline.dbopen import open_database
     from surveys.definitions import SurveyDefinitionError
     from surveys.store import publish_definition
 
@@ -70,7 +72,7 @@ def _publish(args: argparse.Namespace, cfg: Config) -> int:
     except SurveyDefinitionError as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    engine = make_engine(cfg.database.url)
+    engine = open_database(cfg.database.url)
     try:
         with session_scope(engine) as s:
             row = publish_definition(s, survey)

@@ -25,7 +25,7 @@ def test_campaign_lifecycle_from_the_cli(
     assert main(["campaign", "create", "win", "--kind", "dormant_winback", *db]) == 0
     assert "created with 1 entries" in capsys.readouterr().out
     assert main(["campaign", "create", "win", "--kind", "dormant_winback", *db]) == 1
-    assert "exists" in capsys.readouterr().out
+    assert "exists" in capsys.readouterr().err
     assert main(["campaign", "resume", "1", *db]) == 1  # a draft cannot be resumed
     for action, status in (
         ("start", "running"),

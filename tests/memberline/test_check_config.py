@@ -161,9 +161,7 @@ async def test_each_problem_named_and_exit_nonzero(
     assert "authentication failed for user 'memberline'" in by_name["ami"]["message"]
     assert not by_name["smtp"]["ok"] and "connection refused" in by_name["smtp"]["message"]
     assert not by_name["hub bind"]["ok"] and "in use" in by_name["hub bind"]["message"]
-    assert (
-        not by_name["database"]["ok"] and "no such database file" in by_name["database"]["message"]
-    )
+    assert not by_name["database"]["ok"] and "no database at" in by_name["database"]["message"]
     assert not by_name["twilio"]["ok"] and "authentication failed" in by_name["twilio"]["message"]
     assert by_name["fastagi bind"]["ok"] and by_name["webhook bind"]["ok"]
     assert not (tmp_path / "missing.db").exists(), "the check must not create the database"

@@ -86,6 +86,7 @@ async def campaign_create(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
             settings=args.get("settings") or {},
             queue=hub_settings.queue,
             abandon_cap=hub_settings.abandon_cap,
+            known_queues={hub_settings.queue, *hub_settings.postcall_survey_queues},
         )
 
     campaign_id, entries = await _db(ctx, create)
