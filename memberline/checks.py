@@ -29,6 +29,8 @@ class Check:
     name: str
     ok: bool
     message: str
+    warning: bool = False
+    """Works, but not as an operator would assume (messages going to a local sink)."""
 
 
 def _os_reason(exc: BaseException) -> str:
@@ -269,6 +271,54 @@ async def check_twilio(cfg: Config, limit_s: float) -> Check:
     return Check("twilio", True, f"{base}: {what}")
 
 
+# --------------------------------------------------------------------------- sinks
+def _loopback(url: str) -> bool:
+    host = _url_host(url)
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def check_sinks(cfg: Config) -> list[Check]:
+    """Warnings when SMS or email would go to a local sink instead of a provider.
+
+    Mirrors :func:`memberline.commands.outbox.start_fallback`: without Twilio credentials
+    both channels go to the in-process stand-ins (nothing reaches a member); a Twilio base
+    URL on a loopback address is a local sink as well.
+    """
+    m = cfg.messaging
+    out: list[Check] = []
+    if not (m.twilio_account_sid and m.twilio_auth_token.get()):
+        out.append(
+            Check(
+                "sms sink",
+                False,
+                "WARNING: no Twilio account sid/auth token: SMS go to the in-process local sink, "
+                "no member receives them",
+                warning=True,
+            )
+        )
+        out.append(
+            Check(
+                "email sink",
+                False,
+                "WARNING: without Twilio credentials the outbox runs on local sinks: email goes "
+                "to the in-process SMTP sink, not to "
+                f"{m.smtp_host}:{m.smtp_port}; no member receives it",
+                warning=True,
+            )
+        )
+    elif m.twilio_base_url and _loopback(m.twilio_base_url):
+        out.append(
+            Check(
+                "sms sink",
+                False,
+                f"WARNING: twilio_base_url is {m.twilio_base_url}: SMS go to a local sink, "
+                "not to Twilio",
+                warning=True,
+            )
+        )
+    return out
+
+
 # --------------------------------------------------------------------------- all
 async def run_checks(cfg: Config, limit_s: float = 5.0) -> list[Check]:
     """Every check, in a fixed order (the slow network ones run concurrently)."""
@@ -297,4 +347,5 @@ async def run_checks(cfg: Config, limit_s: float = 5.0) -> list[Check]:
     out.append(check_bind("webhook bind", cfg.messaging.webhook_bind, cfg.messaging.webhook_port))
     out.append(check_unsubscribe_secret(cfg))
     out.extend(results[2:])
+    out.extend(check_sinks(cfg))
     return out

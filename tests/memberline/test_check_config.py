@@ -107,10 +107,16 @@ async def test_everything_reachable_passes_and_prints_no_secret(
                 },
             )
             path = write_config(tmp_path / "ok.toml", **cfg)
-            rc, out, err = await run_cli(["check-config", "--config", str(path)], capsys)
+            rc0, out0, _ = await run_cli(["check-config", "--config", str(path)], capsys)
+            rc, out, err = await run_cli(
+                ["check-config", "--config", str(path), "--allow-sinks"], capsys
+            )
     finally:
         await sink.stop()
         await sim.stop()
+    # The Twilio base URL is a loopback sink: said plainly, and exit 0 only when allowed.
+    warn = [line for line in out0.splitlines() if line.startswith("WARN")]
+    assert rc0 == 1 and len(warn) == 1 and "sms sink" in warn[0] and "local sink" in warn[0]
     assert rc == 0, out + err
     assert "all checks passed" in out
     for name in ("database", "ami", "hub bind", "fastagi bind", "webhook bind", "smtp", "twilio"):
@@ -196,6 +202,36 @@ async def test_ami_refused_and_no_banner(
     assert rc2 == 1 and ami2.startswith("FAIL") and "no banner" in ami2
     smtp = next(line for line in out1.splitlines() if " smtp " in line)
     assert smtp.startswith("ok") and "EHLO" in smtp
+
+
+async def test_local_sinks_warned_and_exit_zero_only_when_allowed(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No Twilio credentials: the outbox would run on the in-process sinks (SMS and email)."""
+    sim = PbxSimulator(ami_users={"memberline": AMI_SECRET}, auth_fail_delay=0.05)
+    await sim.start("127.0.0.1", 0)
+    try:
+        with smtp_server(auth=False) as smtp_port:
+            path = write_config(tmp_path / "k.toml", **sections(sqlite_url, sim.port, smtp_port))
+            rc, out, _ = await run_cli(["check-config", "--config", str(path)], capsys)
+            rc_json, out_json, _ = await run_cli(
+                ["check-config", "--config", str(path), "--json"], capsys
+            )
+            rc_ok, out_ok, _ = await run_cli(
+                ["check-config", "--config", str(path), "--allow-sinks"], capsys
+            )
+    finally:
+        await sim.stop()
+    warns = [line for line in out.splitlines() if line.startswith("WARN")]
+    assert rc == 1, out
+    assert any("sms sink" in w and "no member receives them" in w for w in warns), out
+    assert any("email sink" in w and "in-process SMTP sink" in w for w in warns), out
+    assert "warning(s): messages go to local sinks" in out
+    report = json.loads(out_json)
+    assert rc_json == 1 and report["ok"] is False
+    assert {c["name"] for c in report["checks"] if c["warning"]} == {"sms sink", "email sink"}
+    assert rc_ok == 0, out_ok
+    assert sum(line.startswith("WARN") for line in out_ok.splitlines()) == 2
 
 
 async def test_smtp_wrong_password(
