@@ -33,13 +33,14 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from crm_bridge.db import session_scope
 from crm_bridge.models import Agent, Gender, Member, MemberPhone, PointsLedger, Tier
-from crm_bridge.phones import DEFAULT_REGION, normalise
+from crm_bridge.phones import DEFAULT_REGION, normalise, zone_for_number
 
 __all__ = [
     "COLUMNS",
@@ -56,7 +57,6 @@ COLUMNS = ("member_no", "name", "gender", "birthday", "phones", "email", "locale
            "consent_email", "do_not_call", "notes")  # fmt: skip
 REQUIRED = ("member_no", "name")
 LOCALES = ("zh-CN", "zh-TW", "en")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _GENDERS = {
     "f": "F",
     "female": "F",
@@ -230,10 +230,17 @@ class _Validator:
         if "email" in raw:
 
             def email() -> None:
-                e = raw["email"]
-                if e and (len(e) > 254 or not _EMAIL.match(e)):
-                    raise ValueError(f"bad email: {e!r}")
-                values["email"] = e or None
+                e = raw["email"].strip()
+                if not e:
+                    values["email"] = None
+                    return
+                try:
+                    # Syntax only (no DNS at import); internationalised addresses are valid
+                    # (sent with SMTPUTF8, or failed alone when the server lacks it).
+                    ok = validate_email(e, check_deliverability=False)
+                except EmailNotValidError as exc:
+                    raise ValueError(f"bad email: {e!r} ({exc})") from None
+                values["email"] = ok.normalized
 
             check(email)
         if raw.get("locale"):
@@ -324,6 +331,12 @@ def _write_batch(session: Session, rows: list[_Row], now: dt.datetime) -> tuple[
         for r in new_rows:
             v = dict(r.values)
             v.setdefault("joined_on", now.date())
+            if not v.get("timezone"):
+                # No zone given for a new member: the first number that names exactly one
+                # (else unknown, and the contact rules use every zone the number may be in).
+                v["timezone"] = next(
+                    (tz for e164 in r.phones or () if (tz := zone_for_number(e164))), ""
+                )
             v["points_balance"] = r.points_balance or 0
             v["created_at"] = v["updated_at"] = now
             payload.append(v)

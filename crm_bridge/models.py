@@ -34,6 +34,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
     func,
 )
 from sqlalchemy.engine import Dialect
@@ -234,7 +235,9 @@ class Member(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     email_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
     locale: Mapped[str16] = mapped_column(default="zh-CN")
-    timezone: Mapped[str64] = mapped_column(default="Asia/Shanghai")
+    timezone: Mapped[str64] = mapped_column(default="")
+    """IANA zone; ``''`` = unknown: the contact rules (:mod:`dialer.hours`) take it from the
+    member's number, and hold the member when the number says nothing either."""
     tier: Mapped[Tier] = mapped_column(_enum(Tier, "tier"), default=Tier.STANDARD)
     points_balance: Mapped[int] = mapped_column(Integer, default=0)
     joined_on: Mapped[dt.date] = mapped_column(Date)
@@ -667,3 +670,18 @@ __all__ = [
     "func",
     "utcnow",
 ]
+
+
+@event.listens_for(Member, "before_insert")
+def _zone_from_number(mapper: Any, connection: Any, target: Member) -> None:
+    """A member added without a zone gets the one their first number names, when it names
+    exactly one (``''`` = unknown otherwise; see :mod:`dialer.hours`)."""
+    if target.timezone:
+        return
+    from crm_bridge.phones import zone_for_number
+
+    for phone in target.phones:
+        if tz := zone_for_number(phone.e164):
+            target.timezone = tz
+            return
+    target.timezone = ""

@@ -7,13 +7,24 @@ never an exception. Pure functions, no I/O.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
+from phonenumbers import timezone as pn_timezone
 
-__all__ = ["DEFAULT_REGION", "UNKNOWN_MARKERS", "mask", "normalise", "region_of"]
+__all__ = [
+    "DEFAULT_REGION",
+    "UNKNOWN_MARKERS",
+    "mask",
+    "normalise",
+    "region_of",
+    "zone_for_number",
+    "zones_for_number",
+]
 
 DEFAULT_REGION = "CN"
 
@@ -95,3 +106,51 @@ def mask(e164: str | None) -> str:
     else:
         shown = national[:3] + "*" * (len(national) - 7) + national[-4:]
     return f"+{number.country_code} {shown}"
+
+
+# ---------------------------------------------------------------- time zones of a number
+@functools.lru_cache(maxsize=1024)
+def _valid_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+_SAMPLES = tuple(
+    dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC) + dt.timedelta(days=7 * i) for i in range(53)
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _offsets(name: str) -> tuple[dt.timedelta | None, ...]:
+    z = ZoneInfo(name)
+    return tuple(t.astimezone(z).utcoffset() for t in _SAMPLES)
+
+
+@functools.lru_cache(maxsize=65536)
+def zones_for_number(e164: str) -> tuple[str, ...]:
+    """IANA zones ``phonenumbers`` gives for a number (``()`` when it cannot tell).
+
+    Zones that keep the same offsets all year (a UK mobile: London, Jersey, Guernsey, Isle
+    of Man) are one zone for these rules: one name is kept (the last in sort order)."""
+    try:
+        num = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return ()
+    names = [
+        n
+        for n in pn_timezone.time_zones_for_number(num)
+        if n != "Etc/Unknown" and _valid_zone(n) is not None
+    ]
+    kept: dict[tuple[dt.timedelta | None, ...], str] = {}
+    for n in sorted(names):
+        kept[_offsets(n)] = n
+    return tuple(sorted(kept.values()))
+
+
+def zone_for_number(e164: str) -> str:
+    """The number's zone when it has exactly one, else ``''`` (unknown or several)."""
+    zones = zones_for_number(e164)
+    return zones[0] if len(zones) == 1 else ""

@@ -33,7 +33,8 @@ from crm_bridge.models import (
     Member,
     MemberPhone,
 )
-from dialer.rules import Candidate, Outcome, RetryPolicy, after_attempt, member_zone
+from dialer import hours
+from dialer.rules import Candidate, Outcome, RetryPolicy, after_attempt
 
 ExhaustedHook = Callable[[Session, CallListEntry], None]
 """Called in the same transaction when an entry runs out of attempts (the SMS/email fallback)."""
@@ -145,8 +146,15 @@ def candidates(
         m = members.get(e.member_id)
         if m is None:
             continue
-        zone = member_zone(m.timezone)
-        local_midnight = dt.datetime.combine(now.astimezone(zone).date(), dt.time(0), tzinfo=zone)
+        others = sorted(p for mid, p in valid_phones if mid == e.member_id and p != e.phone_e164)
+        phones = (e.phone_e164, *others)
+        zones = hours.member_zones(m.timezone, phones)
+        # Unknown zone: the rules refuse to dial; count from UTC midnight meanwhile.
+        local_midnight = (
+            hours.local_day_start(now, zones)
+            if zones
+            else dt.datetime.combine(now.date(), dt.time(0), tzinfo=dt.UTC)
+        )
         mine = [r for r in recent if r.member_id == e.member_id]
         abandoned = [r.started_at for r in mine if r.outcome == Outcome.ABANDONED]
         out[e.id] = Candidate(
@@ -157,6 +165,7 @@ def candidates(
             attempts=e.attempts,
             attempts_today_all_campaigns=sum(1 for r in mine if r.started_at >= local_midnight),
             last_abandoned_at=max(abandoned) if abandoned else None,
+            phones=phones,
         )
     return out
 

@@ -4,16 +4,21 @@ These are checked when an entry is about to be dialled, not only when the list
 was built: a member who asked for do-not-call after the list was built, or whose
 local clock has passed 21:00, is not dialled.
 
-All times are aware datetimes; local times come from the member's IANA zone via
-:mod:`zoneinfo`, so daylight-saving changes are handled by construction.
+All times are aware datetimes. The calling window is checked by :mod:`dialer.hours` (the
+one module the outbox uses for quiet hours too): the member's zone from their record, else
+from their number, all of the number's zones when it could be in several; a member whose
+zone cannot be known is not dialled (fail closed, the reason recorded on the entry).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from dialer import hours
 
 LEGAL_START = dt.time(8, 0)
 LEGAL_END = dt.time(21, 0)
@@ -46,6 +51,10 @@ class CallingWindow:
         if self.start >= self.end:
             raise ValueError("calling window must start before it ends")
 
+    @property
+    def hours(self) -> hours.Window:
+        return hours.Window(self.start, self.end)
+
     @classmethod
     def parse(cls, start: str, end: str) -> CallingWindow:
         s, e = dt.time.fromisoformat(start), dt.time.fromisoformat(end)
@@ -70,13 +79,17 @@ class RetryPolicy:
 class Candidate:
     """What the rules need to know about an entry at dial time (read fresh from the DB)."""
 
-    timezone: str
+    timezone: str | None
+    """The member's record; None/empty/invalid = derive from ``phones``."""
     do_not_call: bool
     consent_call: bool
     phone_valid: bool
     attempts: int
     attempts_today_all_campaigns: int
     last_abandoned_at: dt.datetime | None
+    phones: tuple[str, ...] = ()
+    """The number being dialled first, then the member's others (zones come from the first
+    that gives any)."""
 
 
 class Verdict(enum.StrEnum):
@@ -94,22 +107,23 @@ class Decision:
     retry_at: dt.datetime | None = None
 
 
-def member_zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+def candidate_zones(c: Candidate) -> tuple[ZoneInfo, ...]:
+    return hours.member_zones(c.timezone, c.phones)
 
 
-def next_window_start(now: dt.datetime, tz: str, window: CallingWindow) -> dt.datetime | None:
-    """None if ``now`` is inside the member's local window, else the next local opening (UTC)."""
-    zone = member_zone(tz)
-    local = now.astimezone(zone)
-    if window.start <= local.time() < window.end:
-        return None
-    day = local.date() if local.time() < window.start else local.date() + dt.timedelta(days=1)
-    opening = dt.datetime.combine(day, window.start, tzinfo=zone)
-    return opening.astimezone(dt.UTC)
+def next_window_start(
+    now: dt.datetime, tz: str | None, window: CallingWindow, phones: Sequence[str] = ()
+) -> dt.datetime | None:
+    """None if ``now`` is inside the member's local window (in every zone they may be in),
+    else the next such opening (UTC). Raises LookupError when the zone cannot be known or
+    the zones share no hour of the window."""
+    zones = hours.member_zones(tz, phones)
+    if not zones:
+        raise LookupError(hours.UNKNOWN_ZONE)
+    at = hours.next_open(now, zones, window.hours)
+    if at is None:
+        raise LookupError(hours.NEVER_OPEN)
+    return None if at == now else at
 
 
 def check(c: Candidate, now: dt.datetime, window: CallingWindow, policy: RetryPolicy) -> Decision:
@@ -126,13 +140,18 @@ def check(c: Candidate, now: dt.datetime, window: CallingWindow, policy: RetryPo
         until = c.last_abandoned_at + dt.timedelta(seconds=policy.no_redial_after_abandon_s)
         if now < until:
             return Decision(Verdict.LATER, "abandoned call in the last 72 h", until)
-    opening = next_window_start(now, c.timezone, window)
-    if opening is not None:
+    zones = candidate_zones(c)
+    if not zones:
+        # Fail closed: never dial at an hour we cannot check. The entry is cancelled with
+        # this reason (fits last_outcome); a list built after the zone is known adds it again.
+        return Decision(Verdict.NEVER, "no time zone (record or number)")
+    opening = hours.next_open(now, zones, window.hours)
+    if opening is None:
+        return Decision(Verdict.NEVER, "zones share no calling hour")
+    if opening > now:
         return Decision(Verdict.LATER, "outside the member's local calling window", opening)
     if c.attempts_today_all_campaigns >= policy.max_attempts_per_member_per_day:
-        zone = member_zone(c.timezone)
-        tomorrow = now.astimezone(zone).date() + dt.timedelta(days=1)
-        at = dt.datetime.combine(tomorrow, window.start, tzinfo=zone).astimezone(dt.UTC)
+        at = hours.next_open(hours.next_local_day(now, zones), zones, window.hours)
         return Decision(Verdict.LATER, "daily attempt cap for this member reached", at)
     return Decision(Verdict.DIAL, "ok")
 

@@ -1,10 +1,11 @@
-"""Send-time rules, pure: quiet hours and the daily cap window in the member's time zone.
+"""The outbox's send-time rule settings: quiet hours, the daily cap, channel order.
 
-Quiet hours ``start``–``end`` are local wall-clock times (default 21:00–09:00, wrapping over
-midnight); ``start == end`` disables them. A message due inside quiet hours is deferred to
-the next local ``end`` — computed on the member's calendar, so a DST change shortens or
-lengthens the night rather than shifting the morning. The daily cap counts messages sent in
-the member's local calendar day.
+The hours themselves are decided by :mod:`dialer.hours`, the module the dialer's calling
+window uses too: quiet hours ``start``-``end`` (local wall-clock, default 21:00-09:00,
+wrapping over midnight; ``start == end`` disables them) are the complement of an allowed
+:class:`dialer.hours.Window`, checked in every zone the member may be in. A member whose
+zone cannot be known (no valid zone on record, none from the number) is not sent to: the
+row is held with that reason. The daily cap counts messages sent in the member's local day.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dialer.fallback.purposes import DEFAULT_POLICIES, OrderPolicy, Purpose
+from dialer.hours import Window
 
 
 def parse_hhmm(value: str) -> dt.time:
@@ -30,50 +31,12 @@ class RulesConfig:
     """Messages per member per local day, across purposes and channels."""
     fallback_wait_s: float = 3600.0
     """``sms_else_email``: how long to wait for an SMS delivery receipt before emailing."""
-    default_timezone: str = "Asia/Shanghai"
+    unknown_zone_retry_s: float = 6 * 3600.0
+    """A row held because the member's zone is unknown is looked at again this much later
+    (a migration or an operator may have filled the zone meanwhile)."""
     policies: Mapping[Purpose, OrderPolicy] = field(default_factory=lambda: dict(DEFAULT_POLICIES))
 
-
-def zone(name: str | None, default: str = "Asia/Shanghai") -> ZoneInfo:
-    try:
-        return ZoneInfo(name or default)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(default)
-
-
-def _local_at(day: dt.date, t: dt.time, tz: ZoneInfo) -> dt.datetime:
-    """``day`` at wall-clock ``t`` in ``tz`` as UTC (a time inside a DST gap moves forward)."""
-    # fold=0 maps a wall time inside a spring-forward gap to the instant after the gap.
-    return dt.datetime.combine(day, t, tzinfo=tz).astimezone(dt.UTC)
-
-
-def in_quiet_hours(now: dt.datetime, tz: ZoneInfo, cfg: RulesConfig) -> bool:
-    if cfg.quiet_start == cfg.quiet_end:
-        return False
-    t = now.astimezone(tz).time()
-    if cfg.quiet_start < cfg.quiet_end:
-        return cfg.quiet_start <= t < cfg.quiet_end
-    return t >= cfg.quiet_start or t < cfg.quiet_end
-
-
-def next_allowed(now: dt.datetime, tz: ZoneInfo, cfg: RulesConfig) -> dt.datetime:
-    """``now`` if sending is allowed, else the end of the current quiet period (UTC)."""
-    if not in_quiet_hours(now, tz, cfg):
-        return now
-    local = now.astimezone(tz)
-    day = local.date()
-    if local.time() >= cfg.quiet_end and cfg.quiet_start > cfg.quiet_end:
-        day = day + dt.timedelta(days=1)
-    return _local_at(day, cfg.quiet_end, tz)
-
-
-def local_day_start(now: dt.datetime, tz: ZoneInfo) -> dt.datetime:
-    """Midnight of the member's current local day, as UTC."""
-    return _local_at(now.astimezone(tz).date(), dt.time(0, 0), tz)
-
-
-def next_day_allowed(now: dt.datetime, tz: ZoneInfo, cfg: RulesConfig) -> dt.datetime:
-    """The first allowed instant of the member's next local day (cap reached today)."""
-    tomorrow = now.astimezone(tz).date() + dt.timedelta(days=1)
-    start = _local_at(tomorrow, dt.time(0, 0), tz)
-    return next_allowed(start, tz, cfg)
+    @property
+    def window(self) -> Window:
+        """The allowed hours (the complement of quiet hours)."""
+        return Window.from_quiet_hours(self.quiet_start, self.quiet_end)

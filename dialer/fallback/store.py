@@ -42,12 +42,14 @@ from dialer.fallback.email import OutgoingEmail
 from dialer.fallback.outbox import ORDER_KEY, sibling_key
 from dialer.fallback.purposes import OrderPolicy
 from dialer.fallback.results import Outcome, SendResult
-from dialer.fallback.rules import (
-    RulesConfig,
+from dialer.fallback.rules import RulesConfig
+from dialer.hours import (
+    NEVER_OPEN,
+    UNKNOWN_ZONE,
     local_day_start,
-    next_allowed,
-    next_day_allowed,
-    zone,
+    member_zones,
+    next_local_day,
+    next_open,
 )
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,19 @@ _MEMBER_COLS = (
 )
 BODY_KEY = "_body"
 """Payload key: the SMS text as sent (recovery matches the provider's copy against it)."""
+
+
+def sms_reference(outbox_id: int) -> str:
+    """The outbox id as carried in the SMS text: Twilio's Message resource has no client
+    reference field, and the status-callback URL (``?o=<id>``) is not listed back, so the
+    text itself must name the row for recovery to tell this message from an earlier one
+    with the same words."""
+    return f"[#{outbox_id}]"
+
+
+def with_reference(body: str, outbox_id: int) -> str:
+    return f"{body} {sms_reference(outbox_id)}"
+
 
 COUNTED = (
     OutboxStatus.LEASED,
@@ -179,14 +194,17 @@ def lease_batch(
     if pg:
         q = q.with_for_update()
     members: dict[int, Any] = {m.id: m for m in session.execute(q)}
-    bad_phones = {
-        (mid, e164)
-        for mid, e164 in session.execute(
-            select(P.c.member_id, P.c.e164).where(
-                P.c.member_id.in_(member_ids), P.c.invalid.is_(True)
-            )
-        )
-    }
+    bad_phones: set[tuple[int, str]] = set()
+    phones: dict[int, list[str]] = defaultdict(list)
+    """Each member's numbers (their zone comes from them when the record has none)."""
+    for mid, e164, invalid in session.execute(
+        select(P.c.member_id, P.c.e164, P.c.invalid)
+        .where(P.c.member_id.in_(member_ids))
+        .order_by(P.c.member_id, P.c.id)
+    ):
+        phones[mid].append(e164)
+        if invalid:
+            bad_phones.add((mid, e164))
     sent_times: dict[int, list[dt.datetime]] = defaultdict(list)
     row_ids = {r.id for r in rows}
     for mid, rid, at in session.execute(
@@ -218,9 +236,10 @@ def lease_batch(
     undecided: list[dict[str, Any]] = []
     sms_sent: list[dict[str, Any]] = []
     email_sent: list[dict[str, Any]] = []
+    poisoned: list[dict[str, Any]] = []
     for row in rows:
         member = members.get(row.member_id)
-        verdict = _decide(row, member, now, rules, bad_phones, sent_times, siblings)
+        verdict = _decide(row, member, now, rules, bad_phones, sent_times, siblings, phones)
         if verdict is not None:
             kind, when, reason = verdict
             skip = kind == "skip"
@@ -236,9 +255,23 @@ def lease_batch(
                 skipped_sms.append(row.idempotency_key)
             continue
         assert member is not None
+        # A row that cannot be built (template error, unusable address...) fails alone with
+        # its reason; the rest of the batch goes on.
+        try:
+            built: str | OutgoingEmail = (
+                with_reference(sms_body(content, member, row), row.id)
+                if row.channel is Channel.SMS
+                else email_message(content, member, row, now)
+            )
+        except Exception as exc:
+            log.warning("outbox row %d cannot be built: %s: %s", row.id, type(exc).__name__, exc)
+            poisoned.append({"b_id": row.id, "b_err": f"cannot build: {exc}"[:500]})
+            if row.channel is Channel.SMS:
+                skipped_sms.append(row.idempotency_key)
+            continue
         sent_times[member.id].append(now)  # counts towards today's cap from now on
-        if row.channel is Channel.SMS:
-            body = sms_body(content, member, row)
+        if isinstance(built, str):
+            body = built
             sms_sent.append({"b_id": row.id, "b_payload": {**(row.payload or {}), BODY_KEY: body}})
             jobs.append(
                 Job(
@@ -252,7 +285,7 @@ def lease_batch(
                 )
             )
         else:
-            msg = email_message(content, member, row, now)
+            msg = built
             email_sent.append({"b_id": row.id})
             jobs.append(
                 Job(
@@ -281,6 +314,20 @@ def lease_batch(
             ),
             undecided,
         )
+    if poisoned:
+        conn.execute(
+            update(T)
+            .where(by_id)
+            .values(
+                status=OutboxStatus.FAILED.value,
+                next_attempt_at=None,
+                last_error=bindparam("b_err"),
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            ),
+            poisoned,
+        )
     if sms_sent:
         conn.execute(
             update(T)
@@ -303,10 +350,11 @@ def _decide(
     bad_phones: set[tuple[int, str]],
     sent_times: dict[int, list[dt.datetime]],
     siblings: dict[str, Any],
+    phones: dict[int, list[str]] | None = None,
 ) -> tuple[str, dt.datetime | None, str] | None:
     """``row``: an outbox row (ORM object or Core row), ``member``: a members row or None.
 
-    None = send now; else ("skip" | "defer" | "hold", when, reason)."""
+    None = send now; else ("skip" | "defer", when, reason)."""
     if member is None:
         return ("skip", None, "member gone")
     if row.channel is Channel.SMS:
@@ -324,14 +372,22 @@ def _decide(
             gate = _gate(row, OrderPolicy(order), siblings, now, rules)
             if gate is not None:
                 return gate
-    tz = zone(member.timezone, rules.default_timezone)
-    allowed = next_allowed(now, tz, rules)
+    numbers = list((phones or {}).get(member.id, ()))
+    if row.channel is Channel.SMS:
+        numbers.insert(0, row.to_address)
+    zones = member_zones(member.timezone, numbers)
+    if not zones:  # fail closed: an hour we cannot check is not a quiet hour we may skip
+        return ("defer", now + dt.timedelta(seconds=rules.unknown_zone_retry_s), UNKNOWN_ZONE)
+    window = rules.window
+    allowed = next_open(now, zones, window)
+    if allowed is None:
+        return ("defer", now + dt.timedelta(seconds=rules.unknown_zone_retry_s), NEVER_OPEN)
     if allowed > now:
-        return ("defer", allowed, f"quiet hours until {allowed.astimezone(tz).isoformat()}")
+        return ("defer", allowed, f"quiet hours until {allowed.astimezone(zones[0]).isoformat()}")
     if rules.daily_cap > 0:
-        day_start = local_day_start(now, tz)
+        day_start = local_day_start(now, zones)
         if sum(1 for t in sent_times.get(member.id, ()) if t >= day_start) >= rules.daily_cap:
-            when = next_day_allowed(now, tz, rules)
+            when = next_open(next_local_day(now, zones), zones, window)
             return ("defer", when, f"daily cap {rules.daily_cap} reached")
     return None
 

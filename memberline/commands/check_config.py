@@ -41,9 +41,7 @@ def handler(args: argparse.Namespace, config: Config) -> int:
     bad = bool(failed) or (bool(warned) and not args.allow_sinks)
     if args.json:
         print(
-            json.dumps(
-                {"ok": not bad, "checks": [c.__dict__ for c in checks]}, ensure_ascii=False
-            )
+            json.dumps({"ok": not bad, "checks": [c.__dict__ for c in checks]}, ensure_ascii=False)
         )
     else:
         print(f"configuration: {getattr(args, 'config', None) or '(built-in defaults)'} is valid")

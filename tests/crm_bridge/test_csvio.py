@@ -71,7 +71,7 @@ def test_every_kind_of_bad_row_is_reported_with_its_line(engine: Engine, tmp_pat
         (6, "M005", "bad date in birthday: '1990-02-30' (expected YYYY-MM-DD)"),
         (7, "M006", "unknown tier: 'Diamond' (expected Standard/Silver/Gold/Platinum)"),
         (8, "M007", "missing name"),
-        (9, "M008", "bad email: 'not-an-email'"),
+        (9, "M008", "bad email: 'not-an-email' (An email address must have an @-sign.)"),
         (10, "M009", "bad locale: 'fr-FR' (expected zh-CN, zh-TW or en)"),
         (11, "M010", "bad timezone: 'Mars/Olympus' (expected an IANA zone)"),
         (12, "M011", "unknown maintaining_agent: '4242'"),
@@ -203,3 +203,26 @@ def test_export_then_import_into_a_fresh_database_is_identical(
         export_members(s, out, page=10)
     assert out.getvalue().splitlines() == lines
     assert NOW.date() > dt.date(2024, 1, 2)
+
+
+def test_emails_validated_with_their_line_and_zones_from_numbers(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """email-validator at import: internationalised addresses are kept (normalised), broken
+    ones are reported with their line; a member without a zone gets their number's."""
+    setup_agents(engine)
+    lines = [
+        HEADER,  # 1
+        row("E001", email="李伟@例子.中国", timezone=""),  # 2 ok (SMTPUTF8 address)
+        row("E002", email="wang@@example.com"),  # 3 bad
+        row("E003", email="Wang.Fang@EXAMPLE.com", phones="+447911123456", timezone=""),  # 4 ok
+        row("E004", email="a@b"),  # 5 bad: no dot in the domain
+    ]
+    report = import_members(engine, write(tmp_path, lines), now=NOW)
+    got = [(e.line, e.member_no, e.message.split(" (")[0]) for e in report.errors]
+    assert got == [(3, "E002", "bad email: 'wang@@example.com'"), (5, "E004", "bad email: 'a@b'")]
+    with session_scope(engine) as s:
+        m = {x.member_no: x for x in s.scalars(select(Member))}
+        assert m["E001"].email == "李伟@例子.中国" and m["E001"].timezone == "Asia/Shanghai"
+        assert m["E003"].email == "Wang.Fang@example.com"
+        assert m["E003"].timezone == "Europe/London"

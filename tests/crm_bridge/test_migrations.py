@@ -98,3 +98,55 @@ def test_new_campaign_kinds_pass_the_check_constraint(db_url: str) -> None:
     except IntegrityError:
         pass
     eng.dispose()
+
+
+def test_0003_fills_time_zones_from_numbers(db_url: str) -> None:
+    """Members written before 0003 (everyone Asia/Shanghai) get the zone their number gives."""
+    from sqlalchemy import text
+
+    migrate.downgrade(db_url, "0002")
+    eng = make_engine(db_url)
+    rows = [
+        # member_no, stored zone, numbers
+        ("UK", "Asia/Shanghai", ["+447911123456"]),  # old default, UK number -> London
+        ("CN", "Asia/Shanghai", ["+8613800138000"]),  # agrees: kept
+        ("RU", "Asia/Shanghai", ["+79161234567"]),  # several zones: unknown (rules use all)
+        ("NY", "America/New_York", ["+8613800138001"]),  # explicit other zone: kept
+        ("NOPHONE", "Asia/Shanghai", []),  # nothing better known: kept
+        ("BOGUS", "Asia/Shanghai", ["+447700900123"]),  # number gives no zone: kept
+    ]
+    with eng.begin() as conn:
+        for i, (no, tz, phones) in enumerate(rows, start=1):
+            conn.execute(
+                text(
+                    "INSERT INTO members (id, member_no, name, gender, email_invalid, locale,"
+                    " timezone, tier, points_balance, joined_on, consent_call, consent_sms,"
+                    " consent_email, do_not_call, purchase_count, created_at, updated_at)"
+                    " VALUES (:id, :no, :no, 'U', false, 'en', :tz, 'Standard', 0,"
+                    " '2025-01-01', true, true, true, false, 0, CURRENT_TIMESTAMP,"
+                    " CURRENT_TIMESTAMP)"
+                ),
+                {"id": i, "no": no, "tz": tz},
+            )
+            for p in phones:
+                conn.execute(
+                    text(
+                        "INSERT INTO member_phones (member_id, e164, kind, invalid)"
+                        " VALUES (:m, :p, 'mobile', false)"
+                    ),
+                    {"m": i, "p": p},
+                )
+    migrate.upgrade(db_url)
+    with eng.connect() as conn:
+        got = {no: tz for no, tz in conn.execute(text("SELECT member_no, timezone FROM members"))}
+        n_phones = conn.execute(text("SELECT count(*) FROM member_phones")).scalar_one()
+    eng.dispose()
+    assert got == {
+        "UK": "Europe/London",
+        "CN": "Asia/Shanghai",
+        "RU": "",
+        "NY": "America/New_York",
+        "NOPHONE": "Asia/Shanghai",
+        "BOGUS": "Asia/Shanghai",
+    }
+    assert n_phones == 5  # nothing rebuilt or cascaded

@@ -67,8 +67,54 @@ def test_next_opening_across_dst_change() -> None:
     assert next_window_start(now, "Europe/London", W) == dt.datetime(2026, 10, 25, 9, 0, tzinfo=UTC)
 
 
-def test_unknown_zone_falls_back_to_utc() -> None:
-    assert next_window_start(dt.datetime(2026, 6, 1, 10, tzinfo=UTC), "Mars/Olympus", W) is None
+def test_unknown_zone_fails_closed() -> None:
+    """No zone on record (or a bogus one) and no number giving one: never dialled."""
+    at = dt.datetime(2026, 6, 1, 10, tzinfo=UTC)
+    for tz in ("Mars/Olympus", None, ""):
+        with pytest.raises(LookupError, match="time zone unknown"):
+            next_window_start(at, tz, W)
+        d = check(cand(timezone=tz), at, W, P)
+        assert d.verdict is Verdict.NEVER and "no time zone" in d.reason
+    # +44 7700 900xxx is Ofcom's drama range: phonenumbers gives no zone either.
+    d = check(cand(timezone=None, phones=("+447700900123",)), at, W, P)
+    assert d.verdict is Verdict.NEVER
+
+
+def test_zone_from_the_number_when_the_record_has_none() -> None:
+    # 06:00 in London, 14:00 in Shanghai: a UK member must not be called.
+    at = dt.datetime(2026, 6, 1, 5, 0, tzinfo=UTC)
+    uk = cand(timezone=None, phones=("+447911123456",))
+    d = check(uk, at, W, P)
+    assert d.verdict is Verdict.LATER and "calling window" in d.reason
+    assert d.retry_at == dt.datetime(2026, 6, 1, 8, 0, tzinfo=UTC)  # 09:00 BST
+    assert check(cand(timezone=None, phones=("+8613800138000",)), at, W, P).verdict is Verdict.DIAL
+    # The record wins over the number.
+    assert check(cand(timezone="Asia/Shanghai", phones=("+447911123456",)), at, W, P).verdict is (
+        Verdict.DIAL
+    )
+
+
+def test_number_with_several_zones_uses_only_hours_allowed_in_all() -> None:
+    # A Russian mobile may be anywhere from Bucharest's offset (UTC+3) to Anadyr (UTC+12):
+    # 09:00-21:00 in all of them is only 06:00-09:00 UTC.
+    phones = ("+79161234567",)
+    assert (
+        check(
+            cand(timezone=None, phones=phones), dt.datetime(2026, 6, 1, 8, 0, tzinfo=UTC), W, P
+        ).verdict
+        is Verdict.DIAL
+    )
+    d = check(cand(timezone=None, phones=phones), dt.datetime(2026, 6, 1, 10, 0, tzinfo=UTC), W, P)
+    assert d.verdict is Verdict.LATER  # 22:00 in Anadyr, 13:00 in Moscow
+    assert d.retry_at == dt.datetime(2026, 6, 2, 6, 0, tzinfo=UTC)  # 09:00 Bucharest-offset
+    # Eastern Australia and Perth (2 h apart in June): only 09:00-19:00 Sydney time is in both.
+    au = ("+61412345678",)
+    sydney_0930 = dt.datetime(2026, 6, 1, 23, 30, tzinfo=UTC)  # 09:30 Sydney, 07:30 Perth
+    d = check(cand(timezone=None, phones=au), sydney_0930, W, P)
+    assert d.verdict is Verdict.LATER
+    assert d.retry_at is not None and d.retry_at.astimezone(
+        dt.timezone(dt.timedelta(hours=8))
+    ).time() >= dt.time(9, 0)
 
 
 NOON_SH = dt.datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
