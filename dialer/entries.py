@@ -5,10 +5,10 @@ Originate is sent**. Its ``attempt_key`` (``entry:<id>:<n>``) is unique and its
 ``channel_id`` is the Uniqueid preset with Originate's ``ChannelId``, so
 
 * a hub that dies after committing and before (or after) originating comes back,
-  finds the entry in ``dialing`` with an attempt that has no outcome, asks the PBX
-  which channels are alive (CoreShowChannels) and either re-attaches to the live
-  call or records the attempt as ``interrupted`` — it never sends a second
-  Originate for the same attempt number;
+  finds the entry in ``dialing`` with an attempt that has no outcome
+  (:func:`dialer.leasing.open_attempts`), and its call ledger resolves it from the
+  PBX's channel list (CoreShowChannels): re-attached to the live call, or
+  ``interrupted`` — it never sends a second Originate for the same attempt number;
 * two hubs never lease the same entry: PostgreSQL uses ``FOR UPDATE SKIP LOCKED``,
   SQLite (single writer) a conditional ``UPDATE … RETURNING``; leases expire so a
   dead hub's entries return to the pool.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import and_, func, or_, select, update
@@ -306,55 +306,6 @@ def finish_attempt(
     if entry.status is EntryStatus.EXHAUSTED and on_exhausted is not None:
         on_exhausted(session, entry)
     return True
-
-
-def in_flight(
-    session: Session, campaign_id: int | None = None, owner: str | None = None
-) -> list[tuple[int, str]]:
-    """(entry id, channel id) of attempts recorded but without an outcome yet.
-
-    ``owner``: only those of entries this hub leased (other hubs' calls are on other PBXs).
-    """
-    stmt = select(CallAttempt.entry_id, CallAttempt.channel_id).where(
-        CallAttempt.direction == Direction.OUTBOUND,
-        CallAttempt.outcome.is_(None),
-        CallAttempt.channel_id.is_not(None),
-        CallAttempt.entry_id.is_not(None),
-    )
-    if campaign_id is not None:
-        stmt = stmt.where(CallAttempt.campaign_id == campaign_id)
-    if owner is not None:
-        stmt = stmt.join(CallListEntry, CallListEntry.id == CallAttempt.entry_id).where(
-            CallListEntry.lease_owner == owner
-        )
-    return [(e, c) for e, c in session.execute(stmt) if e is not None and c is not None]
-
-
-def recover_interrupted(
-    session: Session,
-    live_channel_ids: Iterable[str],
-    now: dt.datetime,
-    policy: RetryPolicy,
-    on_exhausted: ExhaustedHook | None = None,
-    owner: str | None = None,
-) -> list[str]:
-    """After a restart: attempts whose channel is not alive on the PBX become ``interrupted``.
-
-    Returns the channel ids still alive (the caller keeps tracking those). Never redials.
-    ``owner``: only this hub's attempts — with several hubs, another hub's live call is
-    not on our PBX and must not be declared interrupted (None = every attempt).
-    """
-    live = set(live_channel_ids)
-    still_alive: list[str] = []
-    for _entry_id, channel_id in in_flight(session, owner=owner):
-        prefix_alive = any(c == channel_id or c.startswith(channel_id) for c in live)
-        if prefix_alive:
-            still_alive.append(channel_id)
-            continue
-        finish_attempt(
-            session, channel_id, Outcome.INTERRUPTED, now, policy, on_exhausted=on_exhausted
-        )
-    return still_alive
 
 
 def progress(session: Session, campaign_id: int) -> dict[str, int]:

@@ -13,7 +13,8 @@ API (stable; the simulator and the runner use exactly this)::
     led.place(call_id, campaign_id, at, kind=CallKind.QUEUE, entry_id=…, member_id=…,
               amd=False, action_id=None, agent=None)       # attempt committed, Originate next
     led.sent(call_id, at)                   # Originate accepted ("successfully queued")
-    led.send_failed(call_id, at)            # refused / not sent: never dialled -> failed
+    led.send_failed(call_id, at, refused=True)  # never dialled: failed (refused) or
+                                                #   interrupted (not sent: no connection)
     led.send_unknown(call_id, at)           # no answer to the action: in flight, *unknown*
     facts = led.feed(msg, at)               # any AMI event (``.name`` and ``.get(key)``)
     facts = led.resync(at, channels, connected_at)  # the CoreShowChannel list after a login
@@ -358,12 +359,13 @@ class CallLedger:
         if c is not None and c.rec.send == "pending":
             self._set(c, send="unknown")
 
-    def send_failed(self, call_id: str, at: float) -> list[Fact]:
-        """The Originate was refused or could not be sent: nothing was dialled."""
+    def send_failed(self, call_id: str, at: float, *, refused: bool = True) -> list[Fact]:
+        """Nothing was dialled: the PBX refused the Originate (``failed``), or it could not be
+        sent at all (``refused=False``: no connection -> ``interrupted``, retry soon)."""
         c = self._calls.get(call_id)
         if c is None or c.channels or c.gone:
             return []
-        out = self._decide(c, Outcome.FAILED, at)
+        out = self._decide(c, Outcome.FAILED if refused else Outcome.INTERRUPTED, at)
         return out + self._end(c, at)
 
     # ------------------------------------------------------------------ AMI events

@@ -1,28 +1,25 @@
-"""The campaign runner: leases entries, checks the rules at dial time, paces and originates.
+"""The campaign runner: the loop that paces campaigns and places their calls.
 
-One runner per hub. Every ``tick_s`` it looks at every campaign whose row says
-``running`` (supervisors change that row from the CLI or the console; the runner
-just follows it), builds a :class:`~dialer.pacing.PacingSnapshot` from the tracker's
-live agent states and its own in-flight calls, asks the pacer how many calls to
-place, leases that many entries, re-checks each member at dial time
-(:mod:`dialer.rules`), commits an attempt row and only then sends ``Originate``
-(``Async``, with ``ChannelId`` preset so every AMI event of the call carries our id
-as Uniqueid/Linkedid).
+One runner per hub. Every ``tick_s`` it looks at every campaign whose row says ``running``
+(supervisors change that row; the runner follows it), builds a
+:class:`~dialer.pacing.PacingSnapshot` from the tracker's agent states and the call
+ledger's counts, asks the pacer how many calls to place, leases and checks that many
+entries (:mod:`dialer.leasing`), commits an attempt row and only then sends the Originate
+(:mod:`dialer.origination`).
 
-Where an answered call goes is dialplan (see ``docs/dialer-pacing.md``):
+What became of each call is the ledger's to say (:mod:`dialer.ledger`, pure): the runner
+feeds it every raw AMI event (:meth:`CampaignRunner.on_ami`), the PBX's channel list after
+each (re)connection and at start-up, and stores what it decides
+(:mod:`dialer.outcomes`) through one writer task, in order. Preview cards and
+maintainer-first calls ring an agent first through the hub (the *desk*).
 
-* agent campaigns: ``Context: <campaign_context>``, ``Exten: <queue>`` — on Asterisk
-  ``Queue(<queue>,,,,2)`` then ``Playback(<safe-harbour>)``: the 2-second rule;
-* survey campaigns (mode ``ivr``): ``Context: <ivr_context>``, ``Exten: <survey>``
-  — ``AGI(agi://…/survey)``.
+Wiring (``memberline.stack``)::
 
-Outcomes come back as tracker domain events: ``OriginateResult`` (not answered →
-busy / no answer / congestion / failed), ``CallAnswered`` for our conversation (a
-person reached an agent → answered), ``ConversationEnded`` after an answer without
-an agent (→ abandoned; the safe-harbour message played). Each is stored once
-(:func:`dialer.entries.finish_attempt` is idempotent) and fed to the pacer's
-estimators. An entry that runs out of attempts is handed to the SMS/email
-fallback in the same transaction.
+    runner = CampaignRunner(engine, ami.send_action, tracker.agents, settings, desk=hub)
+    ami.subscribe(runner.on_ami)           # raw AMI: the ledger's input
+    ami.on_state(runner.on_ami_state)      # when each connection was made
+    hub.listeners.append(runner.on_event)  # CallResumed, agent cycles (pacing model)
+    await runner.start()
 """
 
 from __future__ import annotations
@@ -31,34 +28,35 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Integer, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
 
 from crm_bridge.db import run_db
-from crm_bridge.models import CallAttempt, Campaign, CampaignStatus
-from cti.ami.message import AmiMessage
+from crm_bridge.models import CampaignStatus
+from cti.ami.message import RESYNC_START, AmiMessage
 from cti.hub.sessions import AgentInfo
 from cti.hubproto.messages import ErrorCode, ProtocolError
 from cti.tracker import (
     AgentState,
     AgentStateChanged,
     AgentView,
-    CallAnswered,
     CallCompleted,
-    ConversationEnded,
+    CallResumed,
     DomainEvent,
-    OriginateOutcome,
-    OriginateResult,
 )
-from dialer import agentfirst, entries
+from dialer import entries, leasing, outcomes
 from dialer.agentfirst import AgentDesk, Offer
+from dialer.ledger import CallKind, CallLedger, Fact, FactKind, LiveChannel
+from dialer.origination import SendAction, originate_action, send_originate
 from dialer.pacing import (
     AbandonCounts,
+    AmdGovernor,
+    AmdMode,
     Decision,
     DialMode,
     OutcomeEstimator,
@@ -66,32 +64,11 @@ from dialer.pacing import (
     PredictivePacer,
     decide,
 )
-from dialer.rules import CallingWindow, Outcome, RetryPolicy, Verdict, check
+from dialer.rules import CallingWindow, Outcome, RetryPolicy
 
 log = logging.getLogger(__name__)
 
-SendAction = Callable[[dict[str, str]], Awaitable[Any]]
 AgentsView = Callable[[], list[AgentView]]
-LiveChannels = Callable[[], Awaitable[list[str]]]
-
-_ORIGINATE_OUTCOME = {
-    OriginateOutcome.NO_ANSWER: Outcome.NO_ANSWER,
-    OriginateOutcome.BUSY: Outcome.BUSY,
-    OriginateOutcome.REJECTED: Outcome.BUSY,
-    OriginateOutcome.CONGESTION: Outcome.CONGESTION,
-    OriginateOutcome.FAILED: Outcome.FAILED,
-    OriginateOutcome.HUNG_UP: Outcome.NO_ANSWER,
-}
-
-_DIAL_STATUS = {
-    "ANSWER": Outcome.ANSWERED,
-    "BUSY": Outcome.BUSY,
-    "NOANSWER": Outcome.NO_ANSWER,
-    "CANCEL": Outcome.NO_ANSWER,
-    "CONGESTION": Outcome.CONGESTION,
-    "CHANUNAVAIL": Outcome.FAILED,
-}
-"""DialEnd ``DialStatus`` of the member's leg of an agent-first call -> outcome."""
 
 
 @dataclass(frozen=True)
@@ -110,30 +87,25 @@ class RunnerSettings:
     ivr_concurrency: int = 10
     abandon_window_s: int = 30 * 86400
     """The legal window the abandonment rate is held over (US: 30 days per campaign)."""
+    safe_harbour_s: float = 2.0
+    """A live answer not bridged to an agent within this long is an abandoned call."""
+    safe_harbour_prompt: str = "memberline/safe-harbour"
+    """The prompt the dialplan plays to an abandoned call (checked on every one)."""
     stale_flight_s: float = 120.0
-    """An attempt with no result this long after its ring timeout is checked against the PBX."""
+    """A call with no channel this long after its ring timeout is checked against the PBX."""
     preview_lease_s: int = 600
     """How long a preview card holds its entry (the agent reads the member first)."""
     preview_skip_s: int = 900
     """A skipped preview entry is due again after this long (unless the reason cancels it)."""
     maintainer_first: bool = True
     """Progressive/predictive: ring an available maintaining (or assigned) agent first."""
+    amd_dispositions: tuple[str, ...] = ("voicemail", "answering-machine")
+    """Agents' dispositions that mean "this was an answering machine" (AMD governor)."""
 
-
-@dataclass
-class _Flight:
-    channel_id: str
-    entry_id: int
-    campaign_id: int
-    member_id: int
-    placed_at: float
-    action_id: str
-    answered_at: float | None = None
-    agent: str | None = None
-    agent_first: bool = False
-    """Rings ``agent`` first, then the member (preview, maintainer-first)."""
-    agent_id: int | None = None
-    agent_answered_at: float | None = None
+    def lease_rules(self) -> leasing.LeaseRules:
+        return leasing.LeaseRules(
+            self.owner, self.window, self.policy, self.lease_s, self.preview_lease_s
+        )
 
 
 @dataclass
@@ -145,12 +117,9 @@ class _Campaign:
     cap: float
     survey: str | None
     status: CampaignStatus
+    amd: AmdGovernor
     pacer: PredictivePacer = field(default_factory=PredictivePacer)
     estimator: OutcomeEstimator = field(default_factory=lambda: OutcomeEstimator(horizon_s=30))
-    window_abandoned: float = 0.0
-    window_live: float = 0.0
-    hour: list[tuple[float, bool]] = field(default_factory=list)
-    """(time, abandoned?) of live answers in the last hour."""
     last_decision: Decision | None = None
     placed: int = 0
 
@@ -163,43 +132,55 @@ class CampaignRunner:
         agents: AgentsView,
         settings: RunnerSettings | None = None,
         *,
-        live_channels: LiveChannels | None = None,
         on_exhausted: entries.ExhaustedHook | None = None,
         clock: Callable[[], float] = time.time,
         desk: AgentDesk | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.engine = engine
         self.send_action = send_action
         self.agents = agents
         self.settings = settings or RunnerSettings()
-        self.live_channels = live_channels
         self.on_exhausted = on_exhausted
         self.clock = clock
         self.desk = desk
         """The hub: consoles, preview cards, agent-first dialling (None: queue calls only)."""
+        self.rng = rng or random.Random()
+        self.ledger = CallLedger(
+            safe_harbour_s=self.settings.safe_harbour_s,
+            safe_harbour_prompt=self.settings.safe_harbour_prompt,
+        )
         self.offers: dict[int, Offer] = {}
         """entry id -> the preview card showing it."""
         self.offered_to: dict[str, int] = {}
         """agent code -> entry id of their card."""
         self.campaigns: dict[int, _Campaign] = {}
-        self.flights: dict[str, _Flight] = {}
-        self._by_action: dict[str, str] = {}
+        self._connected_at = 0.0
         self._agent_last_complete: dict[str, tuple[float, float]] = {}
+        self._amd_pending: dict[str, tuple[int, bool, float]] = {}
+        """call id -> (campaign, AMD said machine, verify probability): bridged AMD calls
+        whose agent's disposition will tell whether they were machines."""
+        self._writes: asyncio.Queue[list[Fact]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self.stats = {
             "placed": 0,
             "answered": 0,
             "abandoned": 0,
+            "machine": 0,
+            "interrupted": 0,
             "not_reached": 0,
             "skipped": 0,
             "offered": 0,
             "agent_first": 0,
+            "abandoned_without_safe_harbour": 0,
         }
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name="runner-writer")
         await self.recover()
         self._task = asyncio.create_task(self._loop(), name="campaign-runner")
 
@@ -214,6 +195,10 @@ class CampaignRunner:
                 await self._release_offer(offer)
         if self._jobs:
             await asyncio.gather(*self._jobs, return_exceptions=True)
+        if self._writer is not None:
+            self._writes.put_nowait([])  # wakes it to drain and stop
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._writer, 10)
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(coro)
@@ -226,105 +211,77 @@ class CampaignRunner:
         if not task.cancelled() and task.exception() is not None:
             log.error("runner job %s failed", task.get_name(), exc_info=task.exception())
 
-    async def recover(self) -> None:
-        """After a restart: attempts without an outcome are re-attached or marked interrupted."""
-        live: list[str] = []
-        if self.live_channels is not None:
-            try:
-                live = await self.live_channels()
-            except Exception:
-                log.warning(
-                    "could not list live channels; in-flight attempts stay unresolved for now"
-                )
-                return
-        now = _utc(self.clock())
-        alive = await run_db(
-            self.engine,
-            entries.recover_interrupted,
-            live,
-            now,
-            self.settings.policy,
-            self.on_exhausted,
-            self.settings.owner,
-        )
-        if alive:
-            talking = {a.conversation_id: a.interface for a in self.agents() if a.conversation_id}
-            rows = await run_db(self.engine, _flights_for, alive)
-            for channel_id, entry_id, campaign_id, member_id, agent_id in rows:
-                if agent_id is not None and channel_id not in talking:
-                    # Agent-first (preview / maintainer): whether the member answered was
-                    # lost with the old process; its end is recorded as interrupted, never
-                    # as an abandoned call.
-                    flight = _Flight(
-                        channel_id,
-                        entry_id,
-                        campaign_id,
-                        member_id,
-                        self.clock(),
-                        f"dial-{channel_id}",
-                        agent_first=True,
-                        agent_id=agent_id,
+    async def _write_loop(self) -> None:
+        """The one writer: facts are stored in the order the ledger produced them."""
+        while True:
+            batch = await self._writes.get()
+            while not self._writes.empty():
+                batch += self._writes.get_nowait()
+            if batch:
+                try:
+                    await run_db(
+                        self.engine,
+                        outcomes.store_facts,
+                        batch,
+                        self.settings.policy,
+                        self.on_exhausted,
                     )
-                    self.flights[channel_id] = flight
-                    self._by_action[flight.action_id] = channel_id
+                except Exception:
+                    log.exception("storing %d call outcome(s) failed; retrying", len(batch))
+                    await asyncio.sleep(1.0)
+                    self._writes.put_nowait(batch)
                     continue
-                flight = _Flight(
-                    channel_id,
-                    entry_id,
-                    campaign_id,
-                    member_id,
-                    self.clock(),
-                    f"dial-{channel_id}",
-                    answered_at=self.clock(),
-                )
-                self.flights[channel_id] = flight
-                if channel_id in talking:
-                    # Connected to an agent before the restart: that attempt reached a person.
-                    flight.agent = talking[channel_id]
-                    self._finish(flight, Outcome.ANSWERED, self.clock())
-        log.info("runner recovered: %d live attempt(s) re-attached", len(alive))
+            if self._stopping and self._writes.empty():
+                return
 
-    # ------------------------------------------------------------------ events
-    def on_event(self, ev: DomainEvent) -> None:
-        """Feed tracker domain events (the hub forwards every one)."""
-        if isinstance(ev, OriginateResult):
-            channel_id = self._by_action.get(ev.action_id)
-            flight = self.flights.get(channel_id) if channel_id else None
-            if flight is None:
-                return
-            if flight.agent_first:
-                if ev.outcome is OriginateOutcome.ANSWERED:
-                    flight.agent_answered_at = ev.at  # the agent; the member is dialled now
-                else:
-                    # The agent's phone did not answer: the member was never rung.
-                    self._finish(flight, Outcome.INTERRUPTED, ev.at, cause=ev.cause)
-                return
-            if ev.outcome is OriginateOutcome.ANSWERED:
-                flight.answered_at = ev.at
-                camp = self.campaigns.get(flight.campaign_id)
-                if camp is not None and camp.mode is DialMode.IVR:
-                    self._finish(flight, Outcome.ANSWERED, ev.at)
+    async def recover(self) -> None:
+        """After a (hub) restart: attempts recorded without outcome are adopted by the ledger
+        and resolved from the PBX's channel list (now, or at the next login's resync)."""
+        await self._refresh_campaigns(with_counts=True)
+        rows = await run_db(self.engine, leasing.open_attempts, self.settings.owner)
+        for a in rows:
+            camp = self.campaigns.get(a.campaign_id)
+            if a.agent_id is not None:
+                kind = CallKind.AGENT_FIRST
+            elif camp is not None and camp.mode is DialMode.IVR:
+                kind = CallKind.IVR
             else:
-                self._finish(
-                    flight,
-                    _ORIGINATE_OUTCOME.get(ev.outcome, Outcome.FAILED),
-                    ev.at,
-                    cause=ev.cause,
-                )
-        elif isinstance(ev, CallAnswered):
-            flight = self.flights.get(ev.conversation_id)
-            if flight is not None:
-                flight.agent = ev.interface
-                self._finish(flight, Outcome.ANSWERED, ev.at)
-        elif isinstance(ev, ConversationEnded):
-            flight = self.flights.get(ev.conversation_id)
-            if flight is not None and flight.agent_first:
-                # Ended before the member's leg reported (no DialEnd seen).
-                late = Outcome.NO_ANSWER if flight.agent_answered_at else Outcome.INTERRUPTED
-                self._finish(flight, late, ev.at)
-            elif flight is not None and flight.answered_at is not None:
-                # Answered by a person, never reached an agent: the 2-second rule dropped it.
-                self._finish(flight, Outcome.ABANDONED, ev.at)
+                kind = CallKind.QUEUE
+            started = a.started_at
+            if started.tzinfo is None:
+                started = started.replace(tzinfo=dt.UTC)
+            self.ledger.adopt(
+                a.channel_id,
+                a.campaign_id,
+                min(started.timestamp(), self.clock()),
+                kind=kind,
+                entry_id=a.entry_id,
+                member_id=a.member_id,
+                agent_id=a.agent_id,
+            )
+        if rows:
+            await self._resync(self.clock())
+        log.info("runner recovered: %d call(s) without outcome adopted", len(rows))
+
+    # ------------------------------------------------------------------ inputs
+    def on_ami_state(self, state: str) -> None:
+        """The AMI client's state (``connected`` after each login)."""
+        if state == "connected":
+            self._connected_at = self.clock()
+
+    def on_ami(self, msg: AmiMessage) -> None:
+        """Every raw AMI event: the ledger's input. A resync start asks for the channel list."""
+        if msg.name == RESYNC_START:
+            self._spawn(self._resync(self._connected_at or self.clock()), "runner-resync")
+            return
+        if msg.kind != "event":
+            return
+        self._apply(self.ledger.feed(msg, self.clock()))
+
+    def on_event(self, ev: DomainEvent) -> None:
+        """Tracker domain events (the hub forwards every one)."""
+        if isinstance(ev, CallResumed):
+            self._apply(self.ledger.resumed(ev.conversation_id, ev.interface, ev.at))
         elif isinstance(ev, CallCompleted):
             self._agent_last_complete[ev.interface] = (ev.at, float(ev.talk_time))
         elif isinstance(ev, AgentStateChanged):
@@ -334,66 +291,64 @@ class CampaignRunner:
                 for camp in self.campaigns.values():
                     camp.estimator.record_agent_cycle(talk, max(0.0, ev.at - completed_at))
 
-    def on_ami(self, msg: AmiMessage) -> None:
-        """Raw AMI events (subscribe to the AMI client): the member leg of agent-first calls.
+    async def _resync(self, connected_at: float) -> None:
+        """The PBX's channel list decides calls placed before ``connected_at``."""
+        try:
+            msgs = await self.send_action({"Action": "CoreShowChannels"})
+        except Exception as exc:
+            log.warning("channel list unavailable (%s); open calls wait for the next one", exc)
+            return
+        channels = [live_channel(m) for m in msgs if m.name == "CoreShowChannel"]
+        self._apply(self.ledger.resync(self.clock(), channels, connected_at))
 
-        The agent's phone was the Originate's channel; the member is dialled by the
-        dialplan after the agent answers, and that ``Dial()``'s ``DialEnd`` (it has a
-        calling ``Channel``; the Originate's own dial phase has none) tells the outcome.
-        """
-        if msg.name != "DialEnd" or not msg.get("Channel"):
+    def _apply(self, facts: list[Fact]) -> None:
+        """Count, learn from and store what the ledger decided."""
+        if not facts:
             return
-        flight = self.flights.get(msg.get("Linkedid") or "")
-        if flight is None or not flight.agent_first:
-            return
-        if (msg.get("DestChannel") or "").startswith(_iface_base(flight.agent)):
-            return
-        outcome = _DIAL_STATUS.get((msg.get("DialStatus") or "").upper())
-        if outcome is None:
-            return
-        now = self.clock()
-        if outcome is Outcome.ANSWERED:
-            flight.answered_at = now
-        self._finish(flight, outcome, now)
+        for fact in facts:
+            rec = fact.call
+            camp = self.campaigns.get(rec.campaign_id)
+            if fact.kind is FactKind.ENDED:
+                if rec.outcome is Outcome.ABANDONED and not rec.safe_harbour:
+                    self.stats["abandoned_without_safe_harbour"] += 1
+                    log.warning(
+                        "call %s abandoned and the safe-harbour message %r was not played: "
+                        "check the dialplan",
+                        rec.call_id,
+                        self.settings.safe_harbour_prompt,
+                    )
+                continue
+            key = rec.outcome.value if rec.outcome else "not_reached"
+            if key not in ("answered", "abandoned", "machine", "interrupted"):
+                key = "not_reached"
+            self.stats[key] += 1
+            log.info("%s", outcomes.describe(fact))
+            if camp is not None:
+                outcomes.feed_estimator(camp.estimator, fact)
+                self._amd_learn(camp, fact)
+        self._writes.put_nowait(list(facts))
 
-    def _finish(
-        self, flight: _Flight, outcome: Outcome, at: float, cause: int | None = None
-    ) -> None:
-        self.flights.pop(flight.channel_id, None)
-        self._by_action.pop(flight.action_id, None)
-        camp = self.campaigns.get(flight.campaign_id)
-        if camp is not None and not flight.agent_first:
-            reached = outcome in (Outcome.ANSWERED, Outcome.ABANDONED)
-            delay = (flight.answered_at or at) - flight.placed_at
-            camp.estimator.record_attempt(
-                reached_queue=reached, reach_delay_s=delay if reached else None
-            )
-            if reached:
-                camp.estimator.record_connection(live=True)
-                abandoned = outcome is Outcome.ABANDONED
-                camp.window_live += 1
-                camp.window_abandoned += 1 if abandoned else 0
-                camp.hour.append((at, abandoned))
-        key = {Outcome.ANSWERED: "answered", Outcome.ABANDONED: "abandoned"}.get(
-            outcome, "not_reached"
-        )
-        self.stats[key] += 1
-        answered_at = _utc(flight.answered_at) if flight.answered_at is not None else None
-        self._spawn(
-            run_db(
-                self.engine,
-                entries.finish_attempt,
-                flight.channel_id,
-                outcome,
-                _utc(at),
-                self.settings.policy,
-                hangup_cause=cause,
-                answered_at=answered_at,
-                agent_id=flight.agent_id,
-                on_exhausted=self.on_exhausted,
-            ),
-            f"finish-{flight.channel_id}",
-        )
+    # ------------------------------------------------------------------ AMD
+    def _amd_learn(self, camp: _Campaign, fact: Fact) -> None:
+        rec = fact.call
+        if not rec.amd or rec.outcome is not Outcome.ANSWERED or rec.amd_status is None:
+            return
+        # An agent took an AMD-analysed call: their disposition says machine or person.
+        machine = rec.amd_status == "MACHINE"
+        prob = camp.amd.verify_probability() if machine else 1.0
+        self._amd_pending[rec.call_id] = (camp.id, machine, prob)
+
+    async def _amd_review(self) -> None:
+        if not self._amd_pending:
+            return
+        got = await run_db(self.engine, leasing.dispositions, list(self._amd_pending))
+        for call_id, disposition in got.items():
+            campaign_id, machine, prob = self._amd_pending.pop(call_id)
+            camp = self.campaigns.get(campaign_id)
+            if camp is None:
+                continue
+            live = disposition not in self.settings.amd_dispositions
+            camp.amd.record_verified(verdict_machine=machine, live=live, verify_probability=prob)
 
     # ------------------------------------------------------------------ loop
     async def _loop(self) -> None:
@@ -402,7 +357,10 @@ class CampaignRunner:
         while not self._stopping:
             started = time.monotonic()
             try:
+                self._apply(self.ledger.expire(self.clock()))
                 await self._refresh_campaigns(with_counts=n % refresh_every == 0)
+                if n % refresh_every == 0:
+                    await self._amd_review()
                 for camp in list(self.campaigns.values()):
                     if camp.status is CampaignStatus.RUNNING:
                         await self._tick(camp)
@@ -416,12 +374,15 @@ class CampaignRunner:
 
     async def _refresh_campaigns(self, with_counts: bool) -> None:
         since = _utc(self.clock() - self.settings.abandon_window_s)
-        rows = await run_db(self.engine, _campaign_rows, since if with_counts else None)
+        rows = await run_db(self.engine, leasing.campaign_rows, since if with_counts else None)
         seen = set()
         for row in rows:
             seen.add(row["id"])
             camp = self.campaigns.get(row["id"])
             if camp is None:
+                amd = (
+                    AmdMode(row["amd"]) if row["amd"] in {m.value for m in AmdMode} else AmdMode.OFF
+                )
                 camp = _Campaign(
                     row["id"],
                     row["name"],
@@ -430,21 +391,26 @@ class CampaignRunner:
                     row["cap"],
                     row["survey"],
                     CampaignStatus(row["status"]),
+                    AmdGovernor(amd, row["cap"]),
                 )
                 self.campaigns[camp.id] = camp
             camp.status = CampaignStatus(row["status"])
             if "live" in row:
-                camp.window_live, camp.window_abandoned = row["live"], row["abandoned"]
+                self.ledger.set_window(camp.id, row["abandoned"], row["live"])
         for cid in set(self.campaigns) - seen:
-            if not any(f.campaign_id == cid for f in self.flights.values()):
+            if not self.ledger.calls(cid):
                 del self.campaigns[cid]
 
     def snapshot(self, camp: _Campaign) -> PacingSnapshot:
         now = self.clock()
+        counts = self.ledger.counts(camp.id, now)
+        held = set(counts.agents_held)
+        for c in self.campaigns.values():
+            if c.id != camp.id:
+                held |= self.ledger.counts(c.id, now).agents_held
         free = 0
         wrap: list[float] = []
         talk: list[float] = []
-        held = {f.agent for f in self.flights.values() if f.agent_first}
         for a in self.agents():
             if camp.queue not in a.queues:
                 continue
@@ -458,25 +424,20 @@ class CampaignRunner:
                 wrap.append(max(0.0, now - a.since))
             elif a.state in (AgentState.ON_CALL, AgentState.RINGING):
                 talk.append(max(0.0, now - a.since) if a.state is AgentState.ON_CALL else 0.0)
-        mine = [f for f in self.flights.values() if f.campaign_id == camp.id]
-        inflight = [
-            max(0.0, now - f.placed_at) for f in mine if f.answered_at is None and not f.agent_first
-        ]
-        queued = sum(1 for f in mine if f.answered_at is not None and f.agent is None)
-        camp.hour = [(t, a) for t, a in camp.hour if t >= now - 3600]
-        hour_ab = sum(1 for _, a in camp.hour if a)
+        ab = self.ledger.abandons(camp.id, now)
         return PacingSnapshot(
             agents_free=free,
             now_s=now,
             wrap_elapsed_s=tuple(wrap),
             talk_elapsed_s=tuple(talk),
-            inflight_elapsed_s=tuple(inflight),
-            queued=queued,
+            inflight_elapsed_s=counts.dialling_s,
+            queued=counts.waiting,
             model=camp.estimator.model(),
             abandons=AbandonCounts(
-                camp.window_abandoned, camp.window_live, hour_ab, len(camp.hour), camp.cap
+                ab.window_abandoned, ab.window_live, ab.hour_abandoned, ab.hour_live, camp.cap
             ),
-            ivr_active=queued if camp.mode is DialMode.IVR else 0,
+            amd_active=camp.amd.analysing,
+            ivr_active=counts.ivr_active,
             concurrency_cap=self.settings.ivr_concurrency,
         )
 
@@ -493,9 +454,16 @@ class CampaignRunner:
         free: dict[int, AgentInfo] = {}
         if self.settings.maintainer_first and camp.mode is not DialMode.IVR:
             free = {a.id: a for a in self.free_agents(camp)}
-        started = await run_db(
-            self.engine, self._claim, camp.id, decision.calls, _utc(now), dict(free)
+        started, skipped = await run_db(
+            self.engine,
+            leasing.claim,
+            self.settings.lease_rules(),
+            camp.id,
+            decision.calls,
+            _utc(now),
+            dict(free),
         )
+        self.stats["skipped"] += skipped
         for att, agent, name in started:
             if agent is not None:
                 log.info(
@@ -508,6 +476,67 @@ class CampaignRunner:
             else:
                 await self._originate(camp, att, now, decision)
 
+    async def _originate(
+        self, camp: _Campaign, att: entries.StartedAttempt, now: float, why: Decision
+    ) -> None:
+        variables = {
+            "MEMBER_ID": str(att.member_id),
+            "CAMPAIGN_ID": str(camp.id),
+            "ENTRY_ID": str(att.entry_id),
+        }
+        amd = verify = False
+        if camp.mode is DialMode.IVR:
+            kind, context = CallKind.IVR, self.settings.ivr_context
+            exten = camp.survey or "satisfaction"
+        else:
+            kind, context, exten = CallKind.QUEUE, self.settings.campaign_context, camp.queue
+            amd = camp.amd.analysing
+            verify = amd and self.rng.random() < camp.amd.verify_probability()
+            variables["MEMBERLINE_AMD"] = "1" if amd else "0"
+            variables["MEMBERLINE_AMD_VERIFY"] = "1" if verify else "0"
+        self.ledger.place(
+            att.channel_id,
+            camp.id,
+            now,
+            kind=kind,
+            entry_id=att.entry_id,
+            member_id=att.member_id,
+            amd=amd,
+            amd_verify=verify,
+        )
+        action = originate_action(
+            call_id=att.channel_id,
+            number=att.phone_e164,
+            trunk=self.settings.trunk,
+            context=context,
+            exten=exten,
+            ring_timeout_s=self.settings.ring_timeout_s,
+            caller_id=self.settings.caller_id,
+            variables=variables,
+        )
+        camp.placed += 1
+        self.stats["placed"] += 1
+        log.info(
+            "campaign %s: dialling entry %d (attempt %d): %s",
+            camp.name,
+            att.entry_id,
+            att.attempt_no,
+            why.reason,
+        )
+        self._apply(await send_originate(self.send_action, action, self.ledger, self.clock))
+
+    async def _sweep_stale(self) -> None:
+        """Calls with no sign of life long after their ring timeout: the PBX's channel list
+        (not a timer) says whether they still exist; those without a channel are settled."""
+        now = self.clock()
+        limit = self.settings.ring_timeout_s + self.settings.stale_flight_s
+        if not any(
+            r.answered_at is None and r.bridged_at is None and now - r.placed_at > limit
+            for r in self.ledger.calls()
+        ):
+            return
+        await self._resync(now - limit)
+
     # ------------------------------------------------------------------ agent first
     def free_agents(self, camp: _Campaign) -> list[AgentInfo]:
         """Agents with a console, in the campaign's queue, available, not paused, not busy
@@ -515,7 +544,7 @@ class CampaignRunner:
         if self.desk is None:
             return []
         views = {a.interface: a for a in self.agents()}
-        ringing = {f.agent for f in self.flights.values() if f.agent_first}
+        ringing = self._agents_held()
         out = []
         for info in self.desk.console_agents():
             v = views.get(info.interface)
@@ -534,7 +563,15 @@ class CampaignRunner:
         if not free:
             return
         now = self.clock()
-        got = await run_db(self.engine, self._claim_previews, camp.id, len(free), _utc(now))
+        got, skipped = await run_db(
+            self.engine,
+            leasing.claim_previews,
+            self.settings.lease_rules(),
+            camp.id,
+            len(free),
+            _utc(now),
+        )
+        self.stats["skipped"] += skipped
         by_id = {a.id: a for a in free}
         rest = list(free)
         for leased, name, card, preferred in got:
@@ -552,53 +589,6 @@ class CampaignRunner:
             self.stats["offered"] += 1
             self.desk.push_preview(agent.code, card)
             log.info("campaign %s: entry %d offered to %s", camp.name, leased.id, agent.code)
-
-    def _claim_previews(
-        self, s: Session, campaign_id: int, n: int, now: dt.datetime
-    ) -> list[tuple[entries.LeasedEntry, str, dict[str, Any], int | None]]:
-        leased = entries.lease_entries(
-            s, campaign_id, self.settings.owner, n, now, self.settings.preview_lease_s
-        )
-        ok = self._check_leased(s, leased, now)
-        shown = agentfirst.cards(s, campaign_id, ok)
-        preferred = agentfirst.preferred_agents(s, ok)
-        out = []
-        for e in ok:
-            if e.id not in shown:
-                entries.release(
-                    s, e.id, self.settings.owner, retry_at=None, cancel=True, reason="member gone"
-                )
-                continue
-            name, card = shown[e.id]
-            pref = preferred.get(e.id)
-            out.append((e, name, card, pref[0] if pref else None))
-        return out
-
-    def _check_leased(
-        self, s: Session, leased: list[entries.LeasedEntry], now: dt.datetime
-    ) -> list[entries.LeasedEntry]:
-        """The dial-time rules; entries that may not be dialled now are given back (or cancelled)."""
-        facts = entries.candidates(s, leased, now)
-        ok = []
-        for e in leased:
-            c = facts.get(e.id)
-            decision = check(c, now, self.settings.window, self.settings.policy) if c else None
-            if decision is None or decision.verdict is not Verdict.DIAL:
-                reason = decision.reason if decision else "member gone"
-                cancel = decision is None or decision.verdict is Verdict.NEVER
-                entries.release(
-                    s,
-                    e.id,
-                    self.settings.owner,
-                    retry_at=decision.retry_at if decision else None,
-                    cancel=cancel,
-                    reason=reason,
-                )
-                self.stats["skipped"] += 1
-                log.info("entry %d not dialled: %s", e.id, reason)
-                continue
-            ok.append(e)
-        return ok
 
     async def _expire_offers(self, camp: _Campaign) -> None:
         """Withdraw cards whose agent left, whose lease is nearly over, or whose campaign stopped."""
@@ -659,20 +649,17 @@ class CampaignRunner:
             raise ProtocolError(ErrorCode.CONFLICT, "already on a call")
         self._drop_offer(offer, withdrawn=False)
         att, why = await run_db(
-            self.engine, self._begin_offered, offer.entry, agent.id, _utc(self.clock())
+            self.engine,
+            leasing.begin_offered,
+            self.settings.lease_rules(),
+            offer.entry,
+            agent.id,
+            _utc(self.clock()),
         )
         if att is None:
             raise ProtocolError(ErrorCode.CONFLICT, f"not dialled: {why}")
         await self._dial_agent_first(camp, att, agent, offer.name, raise_errors=True)
         return {"call_id": att.channel_id, "attempt_id": att.attempt_id}
-
-    def _begin_offered(
-        self, s: Session, leased: entries.LeasedEntry, agent_id: int, now: dt.datetime
-    ) -> tuple[entries.StartedAttempt | None, str]:
-        if not self._check_leased(s, [leased], now):
-            return None, "the dial-time rules do not allow this call now"
-        att = entries.begin_attempt(s, leased, self.settings.owner, now, agent_id=agent_id)
-        return att, "ok" if att is not None else "the entry's lease was lost"
 
     async def preview_skip(self, agent: AgentInfo, entry_id: int, reason: str) -> dict[str, Any]:
         offer = self._offer_of(agent, entry_id)
@@ -698,21 +685,16 @@ class CampaignRunner:
         *,
         raise_errors: bool,
     ) -> None:
-        now = self.clock()
-        action_id = f"dial-{att.channel_id}"
-        flight = _Flight(
+        self.ledger.place(
             att.channel_id,
-            att.entry_id,
             camp.id,
-            att.member_id,
-            now,
-            action_id,
-            agent=agent.interface,
-            agent_first=True,
+            self.clock(),
+            kind=CallKind.AGENT_FIRST,
+            entry_id=att.entry_id,
+            member_id=att.member_id,
             agent_id=agent.id,
+            agent=agent.interface,
         )
-        self.flights[att.channel_id] = flight
-        self._by_action[action_id] = att.channel_id
         camp.placed += 1
         self.stats["placed"] += 1
         self.stats["agent_first"] += 1
@@ -729,192 +711,62 @@ class CampaignRunner:
             )
         except Exception as exc:
             log.warning("agent-first dial of entry %d failed: %s", att.entry_id, exc)
-            if att.channel_id in self.flights:
-                self._finish(flight, Outcome.FAILED, self.clock())
+            # The hub's Originate was refused or not sent: nobody was rung.
+            self._apply(self.ledger.send_failed(att.channel_id, self.clock(), refused=False))
             if raise_errors:
                 raise
 
-    def _claim(
-        self,
-        s: Session,
-        campaign_id: int,
-        n: int,
-        now: dt.datetime,
-        free: dict[int, AgentInfo] | None = None,
-    ) -> list[tuple[entries.StartedAttempt, AgentInfo | None, str]]:
-        """Lease, check and record attempts in one transaction (committed before any Originate)."""
-        leased = entries.lease_entries(
-            s, campaign_id, self.settings.owner, n, now, self.settings.lease_s
-        )
-        ok = self._check_leased(s, leased, now)
-        preferred = agentfirst.preferred_agents(s, ok) if free else {}
-        out: list[tuple[entries.StartedAttempt, AgentInfo | None, str]] = []
-        for e in ok:
-            target, name = preferred.get(e.id, (None, ""))
-            agent = free.pop(target, None) if free and target is not None else None
-            att = entries.begin_attempt(
-                s, e, self.settings.owner, now, agent_id=agent.id if agent else None
-            )
-            if att is not None:
-                out.append((att, agent, name))
-        return out
-
-    async def _originate(
-        self, camp: _Campaign, att: entries.StartedAttempt, now: float, why: Decision
-    ) -> None:
-        action_id = f"dial-{att.channel_id}"
-        flight = _Flight(att.channel_id, att.entry_id, camp.id, att.member_id, now, action_id)
-        self.flights[att.channel_id] = flight
-        self._by_action[action_id] = att.channel_id
-        if camp.mode is DialMode.IVR:
-            context, exten = self.settings.ivr_context, camp.survey or "satisfaction"
-        else:
-            context, exten = self.settings.campaign_context, camp.queue
-        action = {
-            "Action": "Originate",
-            "ActionID": action_id,
-            "Channel": self.settings.trunk.format(number=att.phone_e164),
-            "Context": context,
-            "Exten": exten,
-            "Priority": "1",
-            "Timeout": str(self.settings.ring_timeout_s * 1000),
-            "CallerID": self.settings.caller_id,
-            "Async": "true",
-            "ChannelId": att.channel_id,
-            "OtherChannelId": f"{att.channel_id}-2",
-            "Variable": f"MEMBER_ID={att.member_id},CAMPAIGN_ID={camp.id},ENTRY_ID={att.entry_id}",
-        }
-        camp.placed += 1
-        self.stats["placed"] += 1
-        log.info(
-            "campaign %s: dialling entry %d (attempt %d): %s",
-            camp.name,
-            att.entry_id,
-            att.attempt_no,
-            why.reason,
-        )
-        try:
-            await self.send_action(action)
-        except Exception as exc:
-            # Refused or not sent (PBX down): the attempt is over; it will be retried per policy.
-            log.warning("originate for entry %d failed: %s", att.entry_id, exc)
-            if att.channel_id in self.flights:
-                self._finish(flight, Outcome.FAILED, self.clock())
-
-    async def _sweep_stale(self) -> None:
+    def _agents_held(self) -> set[str]:
+        """Agents ringing or talking on an agent-first call the queue does not see."""
         now = self.clock()
-        limit = self.settings.ring_timeout_s + self.settings.stale_flight_s
-        stale = [
-            f for f in self.flights.values() if f.answered_at is None and now - f.placed_at > limit
-        ]
-        if not stale:
-            return
-        live: set[str] = set()
-        if self.live_channels is not None:
-            try:
-                live = set(await self.live_channels())
-            except Exception:
-                return
-        for f in stale:
-            if not any(c.startswith(f.channel_id) for c in live):
-                self._finish(f, Outcome.INTERRUPTED, now)
+        held: set[str] = set()
+        for cid in self.campaigns:
+            held |= self.ledger.counts(cid, now).agents_held
+        return held
 
     # ------------------------------------------------------------------ reporting
+    def pending(self, call_id: str) -> bool:
+        """The call is placed and its outcome not yet decided."""
+        rec = self.ledger.get(call_id)
+        return rec is not None and rec.outcome is None
+
     def status(self) -> list[dict[str, Any]]:
         out = []
+        now = self.clock()
         for camp in self.campaigns.values():
             d = camp.last_decision
+            ab = self.ledger.abandons(camp.id, now)
             out.append(
                 {
                     "campaign_id": camp.id,
                     "name": camp.name,
                     "status": camp.status.value,
                     "mode": camp.mode.value,
-                    "in_flight": sum(1 for f in self.flights.values() if f.campaign_id == camp.id),
+                    "in_flight": self.ledger.counts(camp.id, now).open,
                     "placed": camp.placed,
-                    "abandon_rate": camp.window_abandoned / camp.window_live
-                    if camp.window_live
-                    else 0.0,
+                    "abandon_rate": ab.window_abandoned / ab.window_live if ab.window_live else 0.0,
                     "abandon_cap": camp.cap,
+                    "amd": camp.amd.reason,
                     "last_decision": d.reason if d else "",
                 }
             )
         return out
 
 
+def live_channel(m: AmiMessage) -> LiveChannel:
+    """A ``CoreShowChannel`` list item as the ledger reads it."""
+    return LiveChannel(
+        uniqueid=m.get("Uniqueid") or "",
+        linkedid=m.get("Linkedid") or "",
+        up=(m.get("ChannelState") or "") == "6",
+        application=m.get("Application") or "",
+        bridged=bool(m.get("BridgeId")),
+    )
+
+
 def _utc(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
-def _iface_base(interface: str | None) -> str:
-    """``Local/1001@agents/n`` -> ``Local/1001@agents`` (channel names add ``-xxxx;1``)."""
-    if not interface:
-        return "\0"
-    return interface.split("/n")[0] if interface.endswith("/n") else interface
-
-
-def _campaign_rows(s: Session, since: dt.datetime | None) -> list[dict[str, Any]]:
-    rows = s.execute(
-        select(
-            Campaign.id,
-            Campaign.name,
-            Campaign.mode,
-            Campaign.queue,
-            Campaign.abandon_cap,
-            Campaign.survey_name,
-            Campaign.status,
-        ).where(Campaign.status.in_([CampaignStatus.RUNNING, CampaignStatus.PAUSED]))
-    ).all()
-    out = [
-        {
-            "id": r[0],
-            "name": r[1],
-            "mode": r[2].value,
-            "queue": r[3],
-            "cap": r[4],
-            "survey": r[5],
-            "status": r[6].value,
-        }
-        for r in rows
-    ]
-    if since is not None and out:
-        counts = s.execute(
-            select(
-                CallAttempt.campaign_id,
-                func.sum(func.cast(CallAttempt.outcome == Outcome.ABANDONED.value, Integer)),
-                func.count(),
-            )
-            .where(
-                CallAttempt.campaign_id.in_([r["id"] for r in out]),
-                CallAttempt.started_at >= since,
-                CallAttempt.outcome.in_([Outcome.ANSWERED.value, Outcome.ABANDONED.value]),
-            )
-            .group_by(CallAttempt.campaign_id)
-        ).all()
-        by_id = {cid: (float(ab or 0), float(n)) for cid, ab, n in counts}
-        for r in out:
-            r["abandoned"], r["live"] = by_id.get(r["id"], (0.0, 0.0))
-    return out
-
-
-def _flights_for(s: Session, channel_ids: list[str]) -> list[tuple[str, int, int, int, int | None]]:
-    """(channel id, entry, campaign, member, agent id) of attempts; an agent id set at
-    dial time marks an agent-first call (preview, maintainer first)."""
-    rows = s.execute(
-        select(
-            CallAttempt.channel_id,
-            CallAttempt.entry_id,
-            CallAttempt.campaign_id,
-            CallAttempt.member_id,
-            CallAttempt.agent_id,
-        ).where(CallAttempt.channel_id.in_(channel_ids))
-    ).all()
-    return [
-        (str(a), int(b), int(c), int(d), e)
-        for a, b, c, d, e in rows
-        if b is not None and c is not None and d is not None
-    ]
-
-
-def entry_counts(s: Session, campaign_id: int) -> dict[str, int]:
+def entry_counts(s: Any, campaign_id: int) -> dict[str, int]:
     return entries.progress(s, campaign_id)

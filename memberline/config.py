@@ -123,7 +123,9 @@ class CallingConfig:
     window_start: str = "09:00"
     window_end: str = "21:00"
     abandon_cap: float = 0.03
-    safe_harbour_prompt: str = "memberline-safe-harbour"
+    safe_harbour_prompt: str = "memberline/safe-harbour"
+    """The prompt (in Asterisk's sounds folder, no extension) played to an abandoned campaign
+    call: the business name and a callback number (``memberline prompts render``)."""
     pause_reasons: tuple[str, ...] = ("break", "lunch", "training", "meeting", "admin")
     dispositions: tuple[tuple[str, str], ...] = (
         ("s", "satisfied"),

@@ -72,6 +72,7 @@ def runner_settings(config: Config, owner: str) -> RunnerSettings:
         trunk=config.ami.trunk,
         campaign_context=config.ami.campaign_context,
         ivr_context=config.ami.survey_context,
+        safe_harbour_prompt=config.calling.safe_harbour_prompt,
     )
 
 
@@ -181,24 +182,23 @@ async def start_stack(
         surveys.agi.app.add_route(HotlineAgi.ROUTE, hotline.run)
         surveys.agi.app.add_route(MaintainerRoute.ROUTE, MaintainerRoute(hub.hub).run)
 
-    async def live_channels() -> list[str]:
-        msgs = await hub.ami.send_action({"Action": "CoreShowChannels"})
-        return [m.get("Uniqueid") or "" for m in msgs if m.name == "CoreShowChannel"]
-
     camp_runner = CampaignRunner(
         engine,
         hub.ami.send_action,
         hub.tracker.agents,
         runner or runner_settings(config, owner),
-        live_channels=live_channels,
         on_exhausted=hand_to_fallback,
         desk=hub.hub,
     )
     hub.hub.listeners.append(camp_runner.on_event)
-    # Preview cards and maintainer-first calls: the runner answers preview_dial/skip, and
-    # reads the member leg of agent-first calls (DialEnd) from the raw AMI feed.
+    # Preview cards and maintainer-first calls: the runner answers preview_dial/skip. Its
+    # call ledger reads every dialer call from the raw AMI feed, and resolves what was in
+    # flight from the channel list after each login.
     hub.hub.preview = camp_runner
     hub.ami.subscribe(camp_runner.on_ami)
+    hub.ami.on_state(camp_runner.on_ami_state)
+    if hub.ami.connected:
+        camp_runner.on_ami_state("connected")
     stack = Stack(config, engine, hub, camp_runner, surveys, fallback, web)
     if engine.dialect.name == "postgresql":
         # Scale-out: pops for consoles on other hubs and the whole-centre wallboard.
@@ -208,13 +208,8 @@ async def start_stack(
         stack.bus.start()
 
     async def start_runner() -> None:
-        # Recovery needs the PBX: wait for the first AMI login (the client retries forever).
-        ready = asyncio.Event()
-        hub.ami.on_state(lambda state: ready.set() if state == "connected" else None)
-        if hub.ami.connected:
-            ready.set()
-        await ready.wait()
-        await asyncio.sleep(0.3)  # let the resync reach the tracker first
+        # Calls left in flight by a previous process are adopted and resolved from the
+        # PBX's channel list now, or at the next login's resync when the PBX is down.
         await camp_runner.start()
 
     stack.runner_start = asyncio.create_task(start_runner(), name="runner-start")

@@ -35,8 +35,9 @@ Behaviour worth knowing (differences from the brief are marked DIFF):
 * ``send_action`` returns ``[response]`` or, for EventList actions
   (``EventList: start`` / "will follow"), ``[response, item..., complete]``.
   ``Response: Error`` raises :class:`AmiActionError`; a missing answer raises
-  :class:`AmiTimeout`; no connection or a connection lost meanwhile raises
-  :class:`AmiNotConnected` at once. Nothing is re-sent after a reconnect.
+  :class:`AmiTimeout`; no connection raises :class:`AmiNotConnected` at once, a
+  connection lost meanwhile its subclass :class:`AmiConnectionLost` (the action may
+  have run). Nothing is re-sent after a reconnect.
 * After each login the client waits for ``FullyBooted`` (at most ``boot_wait``
   seconds: an Asterisk still booting accepts the login before app_queue is
   loaded and sends FullyBooted later, as a broadcast), then resyncs: before the
@@ -72,6 +73,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from cti.ami.errors import (
     AmiActionError,
     AmiAuthError,
+    AmiConnectionLost,
     AmiError,
     AmiNoBanner,
     AmiNotConnected,
@@ -251,7 +253,7 @@ class AmiClient:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._fail_pending(AmiNotConnected("client closed"))
+        self._fail_pending(AmiConnectionLost("client closed"))
         if self._first_login is not None and not self._first_login.done():
             self._first_login.set_exception(AmiNotConnected("client closed"))
             self._first_login.exception()  # retrieved: start() may be gone
@@ -360,7 +362,7 @@ class AmiClient:
             return
         self._protocol = None
         self._logged_in = False
-        self._fail_pending(AmiNotConnected(f"{self.name}: connection lost"))
+        self._fail_pending(AmiConnectionLost(f"{self.name}: connection lost"))
         if self._banner is not None and not self._banner.done():
             self._banner.set_exception(
                 AmiNoBanner(f"{self.name}: connection closed before the banner")
@@ -493,7 +495,7 @@ class AmiClient:
         self._logged_in = False
         if proto is not None and proto.transport is not None:
             proto.transport.abort()
-        self._fail_pending(AmiNotConnected(f"{self.name}: connection lost"))
+        self._fail_pending(AmiConnectionLost(f"{self.name}: connection lost"))
         for task in list(self._tasks):
             task.cancel()
 

@@ -17,6 +17,10 @@ class AmiNotConnected(AmiError):
     """No logged-in connection, or it was lost while the action was in flight."""
 
 
+class AmiConnectionLost(AmiNotConnected):
+    """The connection was lost (or closed) after the action was written: it may have run."""
+
+
 class AmiTimeout(AmiError):
     """No (complete) answer within the action's timeout."""
 

@@ -91,6 +91,20 @@ def newstate(chan: Channel) -> Pairs:
     return channel_event("Newstate", chan)
 
 
+def newexten(chan: Channel) -> Pairs:
+    """The channel's dialplan runs ``application(app_data)`` (dialplan class)."""
+    return _ev(
+        "Newexten",
+        "dialplan,all",
+        [
+            *chan.block(),
+            ("Extension", chan.exten),
+            ("Application", chan.application),
+            ("AppData", chan.app_data),
+        ],
+    )
+
+
 def hangup_request(chan: Channel, cause: int, soft: bool = False) -> Pairs:
     name = "SoftHangupRequest" if soft else "HangupRequest"
     return channel_event(name, chan, [("Cause", str(cause))])

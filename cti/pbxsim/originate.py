@@ -6,7 +6,7 @@ Where an answered ``;1`` goes (Originate ``Context``/``Exten``, or
 * ``outbound,agent-queue``: ``Queue(members)`` (the lab dialplan of the traces);
 * ``outbound,park``: ``Wait(30)``;
 * ``queues,<queue>``: ``Queue(<queue>)``;
-* ``campaign,<queue>``: ``Queue(<queue>,,,,2)`` then ``Playback(safe-harbour)``
+* ``campaign,<queue>``: ``Queue(<queue>,,,,2)`` then ``Playback(memberline/safe-harbour)``
   (the dialer's 2-second rule: no agent within 2 s -> message, hang up);
 * ``survey,start`` / ``survey,start-case``:
   ``AGI(agi://<agi_host>:<agi_port>/<survey_agi_path>[,${SURVEY_CASE}])``;
@@ -63,6 +63,8 @@ LAB_EXTENS: dict[str, tuple[str, float | None, float | None]] = {
 
 SAFE_HARBOUR_S = 2.0
 """``campaign`` context: seconds in queue before the call counts as abandoned."""
+SAFE_HARBOUR_PROMPT = "memberline/safe-harbour"
+"""The prompt the shipped dialplan plays (``docs/asterisk/extensions.conf``)."""
 SAFE_HARBOUR_MESSAGE_S = 6.0
 """Length of the safe-harbour message (business name and callback number)."""
 
@@ -468,7 +470,8 @@ async def run_dialplan(
             )
             if res.outcome == "timeout" and step.seconds:
                 # no agent in time: the safe-harbour message, then hang up
-                one.application, one.app_data = "Playback", "safe-harbour"
+                one.application, one.app_data = "Playback", SAFE_HARBOUR_PROMPT
+                sim.emit(ev.newexten(one))
                 sig = await wait_on_call(actor, one, two, SAFE_HARBOUR_MESSAGE_S)
                 if sig is not None:
                     context, exten, app, data = _redirect_target(one, sig)

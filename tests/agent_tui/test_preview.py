@@ -40,7 +40,7 @@ async def test_preview_card_f7_dials_and_wraps_up_on_the_attempt(stack: Stack) -
             call_id = home.call_id
             assert app.preview is None and not card.display
             await stack.sim.agent_answer(IFACE["1001"])
-            await settle(pilot, lambda: call_id not in runner.flights, what="member answered")
+            await settle(pilot, lambda: not runner.pending(call_id), what="member answered")
             await pilot.press("f8")
             await settle(pilot, lambda: isinstance(app.screen, WrapUpScreen), what="wrap-up")
             await pilot.press("f")  # follow-up

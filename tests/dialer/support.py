@@ -86,6 +86,9 @@ async def desk_runner(
     hub.listeners.append(runner.on_event)
     hub.preview = runner
     ami.subscribe(runner.on_ami)
+    ami.on_state(runner.on_ami_state)
+    if ami.connected:
+        runner.on_ami_state("connected")
     try:
         yield runner
     finally:

@@ -16,7 +16,8 @@ from crm_bridge.models import (
     Member,
     MemberPhone,
 )
-from dialer import entries
+from dialer import entries, leasing, outcomes
+from dialer.ledger import CallLedger, LiveChannel
 from dialer.rules import Outcome, RetryPolicy
 
 NOW = dt.datetime(2026, 6, 1, 4, 0, tzinfo=dt.UTC)
@@ -112,10 +113,22 @@ def test_recovery_never_redials_an_attempt(engine: Engine) -> None:
         a1 = entries.begin_attempt(s, leased[0], "hub", NOW)
         a2 = entries.begin_attempt(s, leased[1], "hub", NOW)
     assert a1 and a2
-    # "hub killed": on restart the PBX reports a1's channel alive (e.g. ";1" suffix) and a2's gone.
+    # "hub killed": on restart the PBX reports a1's channel alive (its ";2" half too) and
+    # a2's gone; the new process's ledger adopts both and the channel list decides.
     with session_scope(engine) as s:
-        alive = entries.recover_interrupted(s, [a1.channel_id], NOW, P)
-    assert alive == [a1.channel_id]
+        found = leasing.open_attempts(s, "hub")
+    assert {a.channel_id for a in found} == {a1.channel_id, a2.channel_id}
+    led = CallLedger()
+    for a in found:
+        led.adopt(a.channel_id, a.campaign_id, 0.0, entry_id=a.entry_id)
+    live = [
+        LiveChannel(a1.channel_id, a1.channel_id),
+        LiveChannel(f"{a1.channel_id}-2", a1.channel_id),
+    ]
+    facts = led.resync(NOW.timestamp(), live, connected_at=1.0)
+    assert [f.call.call_id for f in facts] == [a2.channel_id, a2.channel_id]
+    with session_scope(engine) as s:
+        outcomes.store_facts(s, facts, P)
     with session_scope(engine) as s:
         rows = {a.channel_id: a.outcome for a in s.scalars(select(CallAttempt))}
         assert rows == {a1.channel_id: None, a2.channel_id: "interrupted"}

@@ -129,7 +129,7 @@ async def test_preview_offered_dialled_answered_and_wrapped_up(engine: Engine) -
             "call_state", lambda d: d["call_id"] == call_id and d["state"] == "ringing"
         )
         await st.sim.agent_answer(IFACE["1001"])
-        await st.wait(lambda: call_id not in r.runner.flights, within=8, what="member answered")
+        await st.wait(lambda: not r.runner.pending(call_id), within=8, what="member answered")
         await c1.request("hangup", call_id=call_id)
         await c1.wait_for("call_state", lambda d: d["call_id"] == call_id and d["state"] == "ended")
         out = await c1.request("wrapup", call_id=call_id, disposition="satisfied", notes="ok")
@@ -152,7 +152,7 @@ async def test_preview_member_busy_is_stored_on_the_attempt(engine: Engine) -> N
         card = await c1.wait_for("preview", lambda d: not d["withdrawn"])
         res = await c1.request("preview_dial", entry_id=card["entry_id"])
         await r.st.sim.agent_answer(IFACE["1001"])
-        await r.st.wait(lambda: res["call_id"] not in r.runner.flights, within=8, what="busy")
+        await r.st.wait(lambda: not r.runner.pending(res["call_id"]), within=8, what="busy")
         await r.runner.stop()
     (row,) = attempts(engine)
     assert row.outcome == "busy" and row.agent_id == r.ids.agents["1001"]
@@ -278,7 +278,7 @@ async def test_maintainer_first_rings_the_maintainer(engine: Engine) -> None:
             "call_state", lambda d: d["call_id"] == row.channel_id and d["state"] == "ringing"
         )
         await st.sim.agent_answer(IFACE["1001"])
-        await st.wait(lambda: row.channel_id not in r.runner.flights, within=8, what="answer")
+        await st.wait(lambda: not r.runner.pending(str(row.channel_id)), within=8, what="answer")
         await r.runner.stop()
     (row,) = attempts(engine)
     assert row.outcome == "answered" and row.agent_id == r.ids.agents["1001"]

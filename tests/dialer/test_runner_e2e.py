@@ -104,10 +104,6 @@ async def rig(sqlite_url: str, request: pytest.FixtureRequest) -> AsyncIterator[
         "127.0.0.1", sim.port, "memberline", "s3cret-ami", reconnect_initial=0.1, reconnect_max=0.5
     )
 
-    async def live_channels() -> list[str]:
-        msgs = await ami.send_action({"Action": "CoreShowChannels"})
-        return [m.get("Uniqueid") or "" for m in msgs if m.name == "CoreShowChannel"]
-
     runner = CampaignRunner(
         engine,
         ami.send_action,
@@ -118,15 +114,9 @@ async def rig(sqlite_url: str, request: pytest.FixtureRequest) -> AsyncIterator[
             ring_timeout_s=10,
             policy=RetryPolicy(max_attempts=2, busy_s=3600),
         ),
-        live_channels=live_channels,
         clock=clock,
     )
-
-    def feed(msg: object) -> None:
-        for ev in tracker.feed(msg, clock()):  # type: ignore[arg-type]
-            runner.on_event(ev)
-
-    ami.subscribe(feed)
+    wire(runner, ami, tracker, clock)
     await ami.start(fail_fast=True)
     campaign_id = seed(engine, list(OUTCOMES))
     r = Rig(engine, sim, ami, tracker, runner, campaign_id, clock)
@@ -135,6 +125,20 @@ async def rig(sqlite_url: str, request: pytest.FixtureRequest) -> AsyncIterator[
     await ami.close()
     await sim.stop()
     engine.dispose()
+
+
+def wire(
+    runner: CampaignRunner, ami: AmiClient, tracker: Tracker, clock: Callable[[], float]
+) -> None:
+    """As ``memberline serve`` wires it: tracker domain events and the raw AMI feed."""
+
+    def feed(msg: object) -> None:
+        for ev in tracker.feed(msg, clock()):  # type: ignore[arg-type]
+            runner.on_event(ev)
+
+    ami.subscribe(feed)
+    ami.subscribe(runner.on_ami)
+    ami.on_state(runner.on_ami_state)
 
 
 async def wait_for(pred: Callable[[], bool], within: float = 20.0) -> None:
@@ -214,35 +218,19 @@ async def test_hub_crash_mid_call_never_redials_the_attempt(rig: Rig) -> None:
         lambda: any(a.state is AgentState.ON_CALL for a in rig.tracker.agents()), within=10
     )
     assert rig.runner._task is not None
-    rig.runner._task.cancel()
-    rig.runner.flights.clear()  # everything in memory is lost, as with kill -9
+    rig.runner._task.cancel()  # everything in memory is lost, as with kill -9
     await rig.ami.close()
     placed_before = rig.sim.stats.calls_originated
 
     tracker2 = Tracker(wrap_up_timeout=1.0)
     ami2 = AmiClient("127.0.0.1", rig.sim.port, "memberline", "s3cret-ami", reconnect_initial=0.1)
 
-    async def live_channels() -> list[str]:
-        msgs = await ami2.send_action({"Action": "CoreShowChannels"})
-        return [m.get("Uniqueid") or "" for m in msgs if m.name == "CoreShowChannel"]
-
     runner2 = CampaignRunner(
-        rig.engine,
-        ami2.send_action,
-        tracker2.agents,
-        rig.runner.settings,
-        live_channels=live_channels,
-        clock=rig.clock,
+        rig.engine, ami2.send_action, tracker2.agents, rig.runner.settings, clock=rig.clock
     )
-
-    def feed(msg: object) -> None:
-        for ev in tracker2.feed(msg, rig.clock()):  # type: ignore[arg-type]
-            runner2.on_event(ev)
-
-    ami2.subscribe(feed)
+    wire(runner2, ami2, tracker2, rig.clock)
     await ami2.start(fail_fast=True)
-    await asyncio.sleep(0.5)  # resync (CoreShowChannels/QueueStatus) reaches tracker2
-    await runner2.start()
+    await runner2.start()  # no sleep: the calls in flight are resolved from the channel list
     try:
         await wait_for(
             lambda: (
@@ -269,8 +257,8 @@ async def test_two_second_rule_abandons_and_blocks_redial(rig: Rig) -> None:
     await rig.runner.start()
     await wait_for(lambda: "abandoned" in outcomes(rig.engine).get("+8613900000001", []))
     assert rig.runner.stats["abandoned"] >= 1
-    camp = rig.runner.campaigns[rig.campaign_id]
-    assert camp.window_live >= 1 and camp.window_abandoned >= 1
+    ab = rig.runner.ledger.abandons(rig.campaign_id, rig.clock())
+    assert ab.window_live >= 1 and ab.window_abandoned >= 1
     with session_scope(rig.engine) as s:
         e = s.scalars(
             select(CallListEntry).where(CallListEntry.phone_e164 == "+8613900000001")

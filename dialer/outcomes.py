@@ -1,0 +1,91 @@
+"""Outcomes: what the ledger decided, stored on the attempt rows and fed to the estimators.
+
+The ledger (:mod:`dialer.ledger`) produces two facts per call: ``DECIDED`` (the outcome is
+fixed: the attempt row gets it, the entry its next due time or ``done``/``exhausted`` — an
+exhausted entry goes to the SMS/email fallback in the same transaction) and ``ENDED``
+(every channel is gone: ``ended_at`` and ``hangup_by``; IVR calls never reach a queue, so
+this is the only place their end is written). Storing is idempotent
+(:func:`dialer.entries.finish_attempt` keeps the first outcome).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_bridge.models import CallAttempt
+from dialer import entries
+from dialer.ledger import CallKind, Fact, FactKind
+from dialer.pacing import OutcomeEstimator
+from dialer.rules import Outcome, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+def store_facts(
+    s: Session,
+    facts: list[Fact],
+    policy: RetryPolicy,
+    on_exhausted: entries.ExhaustedHook | None = None,
+) -> None:
+    """One transaction for a batch of facts, in their order."""
+    for fact in facts:
+        rec = fact.call
+        if fact.kind is FactKind.DECIDED:
+            assert rec.outcome is not None and rec.decided_at is not None
+            entries.finish_attempt(
+                s,
+                rec.call_id,
+                rec.outcome,
+                _utc(rec.decided_at),
+                policy,
+                hangup_cause=rec.cause,
+                answered_at=_utc(rec.answered_at) if rec.answered_at is not None else None,
+                agent_id=rec.agent_id,
+                on_exhausted=on_exhausted,
+            )
+            continue
+        row = s.scalars(
+            select(CallAttempt).where(CallAttempt.channel_id == rec.call_id)
+        ).one_or_none()
+        if row is None or rec.ended_at is None:
+            continue
+        if row.ended_at is None or rec.outcome is not Outcome.ANSWERED:
+            row.ended_at = _utc(rec.ended_at)
+        if row.hangup_by is None:
+            row.hangup_by = rec.hung_up_by
+
+
+def feed_estimator(est: OutcomeEstimator, fact: Fact) -> None:
+    """A decided dialer call (queue campaigns) teaches the pacer's outcome model."""
+    rec = fact.call
+    if fact.kind is not FactKind.DECIDED or rec.kind is not CallKind.QUEUE:
+        return
+    if rec.outcome is Outcome.INTERRUPTED:
+        return  # cut by a restart: says nothing about the list
+    reached = rec.reached
+    end = rec.answered_at if rec.answered_at is not None else rec.decided_at
+    delay = max(0.0, (end or rec.placed_at) - rec.placed_at)
+    est.record_attempt(reached_queue=reached, reach_delay_s=delay if reached else None)
+    if reached:
+        est.record_connection(live=True)
+
+
+def describe(fact: Fact) -> str:
+    """One log line for a decided call."""
+    rec = fact.call
+    bits = [f"call {rec.call_id}: {rec.outcome}"]
+    if rec.bridge_wait_s is not None:
+        bits.append(f"agent after {rec.bridge_wait_s:.2f} s")
+    if rec.outcome is Outcome.ABANDONED:
+        bits.append("safe harbour played" if rec.safe_harbour else "NO safe-harbour message seen")
+    if rec.amd_status:
+        bits.append(f"AMD {rec.amd_status}")
+    return ", ".join(bits)
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
