@@ -75,7 +75,7 @@ async def test_winback_wrapup_asks_why_the_member_stopped_buying(stack: Stack) -
             await settle(pilot, lambda: home.call_visible and bool(home.call_id), what="pop")
             call_id = home.call_id
             await stack.sim.agent_answer(IFACE["1001"])
-            await settle(pilot, lambda: call_id not in runner.flights, what="member answered")
+            await settle(pilot, lambda: not runner.pending(call_id), what="member answered")
             await pilot.press("f8")
             await settle(pilot, lambda: isinstance(app.screen, Wrap), what="wrap-up")
             await pilot.press("n")  # not-interested: the hub wants a reason first

@@ -358,7 +358,7 @@ async def test_winback_wrapup_needs_a_reason_and_other_needs_a_note(engine: Engi
         res = await c1.request("preview_dial", entry_id=card["entry_id"])
         call_id = res["call_id"]
         await st.sim.agent_answer(IFACE["1001"])
-        await st.wait(lambda: call_id not in r.runner.flights, within=8, what="member answered")
+        await st.wait(lambda: not r.runner.pending(call_id), within=8, what="member answered")
         await c1.request("hangup", call_id=call_id)
         await c1.wait_for("call_state", lambda d: d["call_id"] == call_id and d["state"] == "ended")
         for extra, code in (
