@@ -38,8 +38,11 @@ class CampaignError(Exception):
 
 
 S = CampaignStatus
-BUILDERS = ("post_purchase", "dormant_winback", "survey")
+BUILDERS = ("post_purchase", "dormant_winback", "survey", "monthly_care", "spend_decline")
 """Campaign kinds that have a list builder."""
+DEFAULT_MODES = {"monthly_care": "preview", "spend_decline": "preview"}
+"""Kinds whose calls are personal (the maintaining agent reads the member first): preview
+unless the supervisor chooses another mode."""
 #: action -> (allowed current statuses, new status)
 TRANSITIONS: dict[str, tuple[frozenset[CampaignStatus], CampaignStatus]] = {
     "start": (frozenset({S.DRAFT}), S.RUNNING),
@@ -105,6 +108,8 @@ SETTINGS_KEYS: dict[str, tuple[str, ...]] = {
     "post_purchase": ("days_ago",),
     "dormant_winback": ("days",),
     "survey": ("size", "seed"),
+    "monthly_care": (),
+    "spend_decline": ("share",),
 }
 """The list-builder parameters each kind understands (besides the common keys below)."""
 COMMON_SETTINGS = ("queue", "abandon_cap", "survey_name")
@@ -176,6 +181,13 @@ def validate_campaign(
         )
         if stored is None and survey_name not in builtin_names():
             raise CampaignError("bad_request", f"no survey named {survey_name!r}")
+    if kind == "spend_decline":
+        share = settings.get("share", lists.SPEND_DECLINE_SHARE)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
+            raise CampaignError(
+                "bad_request",
+                f"settings.share must be a fraction in (0, 1), e.g. 0.4; got {share!r}",
+            )
     if kind == "post_purchase":
         _whole(settings, "days_ago", lists.POST_PURCHASE_DAYS, 0)
     elif kind == "dormant_winback":
@@ -195,12 +207,14 @@ def create_campaign(
     agent_id: int | None,
     name: str,
     kind: str,
-    mode: str,
+    mode: str | None,
     settings: dict[str, Any],
     queue: str,
     abandon_cap: float,
     known_queues: Collection[str] | None = None,
 ) -> tuple[int, int]:
+    if mode is None:
+        mode = DEFAULT_MODES.get(kind, "predictive")
     """Create a campaign (status draft) and build its call list; everything is validated
     (:func:`validate_campaign`) before the first row is written. ``known_queues``: the queues
     that exist (None: any)."""
@@ -237,6 +251,11 @@ def create_campaign(
             )
         elif kind == "dormant_winback":
             result = lists.build_dormant_list(s, campaign.id, now, int(settings.get("days", 180)))
+        elif kind == "monthly_care":
+            result = lists.build_monthly_care_list(s, campaign.id, now)
+        elif kind == "spend_decline":
+            share = float(settings.get("share", lists.SPEND_DECLINE_SHARE))
+            result = lists.build_spend_decline_list(s, campaign.id, now, share)
         else:
             result = lists.build_survey_list(
                 s, campaign.id, now, int(settings.get("size", 500)), int(settings.get("seed", 0))

@@ -27,6 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
+    Date,
     Integer,
     Select,
     String,
@@ -62,16 +63,19 @@ from crm_bridge.models import (
     Tier,
     UTCDateTime,
 )
-from crm_bridge.segments import DORMANT_DAYS, LAPSED_DAYS, dormant_between
+from crm_bridge.segments import DORMANT_DAYS, LAPSED_DAYS, NEW_DAYS, dormant_between
 
 __all__ = [
     "GreetingCandidate",
     "ListResult",
     "build_dormant_list",
+    "build_monthly_care_list",
     "build_post_purchase_list",
+    "build_spend_decline_list",
     "build_survey_list",
     "dormant_greeting_candidates",
     "local_day_windows",
+    "local_month_starts",
 ]
 
 log = logging.getLogger(__name__)
@@ -302,40 +306,55 @@ def build_dormant_list(
         winback_campaign.kind == CampaignKind.DORMANT_WINBACK,
         or_(Member.last_purchase_at.is_(None), winback_entry.created_at > Member.last_purchase_at),
     )
-    # The first-ever run meets the whole 180-365-day backlog (188k of 1M members), so every
-    # per-member probe counts. The candidates are read in member order (every index of
-    # call_list_entries then grows at its end instead of taking random inserts, and SQLite
-    # reads members and their phones front to back), each member's phone is looked up once
-    # (the subquery is kept whole: SQLite would otherwise copy the phone subquery into the
-    # WHERE clause), and open complaints are one join instead of three probes per member.
+    # The first-ever run meets the whole 180-365-day backlog (188k of 1M members): see
+    # _insert_candidates for how the insert is kept cheap.
     cand_q = (
-        select(
-            Member.id.label("member_id"),
-            Member.maintaining_agent_id.label("maint"),
-            _valid_phone().label("phone"),
-            _priority().label("priority"),
-        )
+        select(*_candidate_columns())
         .where(
             dormant_between(now, days, max_days),
             ~called_since,
-            Member.do_not_call.is_(False),
-            Member.consent_call.is_(True),
-            ~exists().where(
-                CallListEntry.campaign_id == campaign_id, CallListEntry.member_id == Member.id
-            ),
+            *_not_listed(campaign_id),
         )
         .order_by(Member.id)
     )
+    return _insert_candidates(session, campaign_id, now, cand_q)
+
+
+def _candidate_columns() -> list[Any]:
+    """The columns :func:`_insert_candidates` reads from a candidate SELECT over members."""
+    return [
+        Member.id.label("member_id"),
+        Member.maintaining_agent_id.label("maint"),
+        _valid_phone().label("phone"),
+        _priority().label("priority"),
+        _has_open_complaint().label("routed"),
+    ]
+
+
+def _insert_candidates(
+    session: Session,
+    campaign_id: int,
+    now: dt.datetime,
+    cand_q: Select[Any],
+    *,
+    to_maintainer: bool = False,
+) -> ListResult:
+    """Write the entries of a candidate SELECT (:func:`_candidate_columns`, ordered by member
+    id): members with a valid phone; an open complaint routes the entry to its owner (else the
+    maintainer); ``to_maintainer`` assigns the other entries to the member's maintaining agent.
+
+    Large first runs meet hundreds of thousands of candidates, so every per-member probe
+    counts: the candidates are read in member order (every index of call_list_entries then
+    grows at its end instead of taking random inserts, and SQLite reads members and their
+    phones front to back), and each member's phone and open-complaint flag are looked up once
+    (the subquery is kept whole: SQLite would otherwise copy those subqueries into the outer
+    query). A join to the set of open complaints was tried: SQLite scans that set once per
+    candidate when it builds no automatic index (the spend-decline plan), 88k x thousands.
+    """
     if session.get_bind().dialect.name == "sqlite":
         cand_q = cand_q.limit(-1)  # "no limit", and SQLite's fence against flattening
     cand = cand_q.subquery("cand")
-    open_c = (
-        select(Complaint.member_id)
-        .where(Complaint.status.in_(OPEN_COMPLAINT))
-        .distinct()
-        .subquery("open_complaints")
-    )
-    routed = open_c.c.member_id.is_not(None)
+    routed = cand.c.routed.is_(True)
     owner = (
         select(func.coalesce(Complaint.owner_agent_id, cand.c.maint))
         .where(Complaint.member_id == cand.c.member_id, Complaint.status.in_(OPEN_COMPLAINT))
@@ -349,7 +368,7 @@ def build_dormant_list(
             cand.c.member_id,
             cand.c.phone,
             literal(None, Integer),
-            case((routed, owner), else_=None),
+            case((routed, owner), else_=cand.c.maint if to_maintainer else None),
             case(
                 (routed, literal(EntryStatus.ROUTED.value)),
                 else_=literal(EntryStatus.PENDING.value),
@@ -360,7 +379,7 @@ def build_dormant_list(
             _ts(now),
             _ts(now),
         )
-        .select_from(cand.outerjoin(open_c, open_c.c.member_id == cand.c.member_id))
+        .select_from(cand)
         .where(cand.c.phone.is_not(None))
     )
     return _insert(session, campaign_id, now, stmt)
@@ -475,3 +494,137 @@ def build_survey_list(
         .join(Member, Member.id == sample.c.member_id)
     )
     return _insert(session, campaign_id, now, stmt)
+
+
+def local_month_starts(timezones: list[str], now: dt.datetime) -> list[tuple[str, dt.datetime]]:
+    """For each IANA zone: the UTC instant its current calendar month began at ``now``.
+    Unknown zones are logged and left out."""
+    out = []
+    for tz in sorted(set(timezones)):
+        try:
+            zone = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("skipping members with unknown time zone %r", tz)
+            continue
+        local = now.astimezone(zone)
+        first = dt.datetime.combine(local.date().replace(day=1), dt.time(), zone)
+        out.append((tz, first.astimezone(dt.UTC)))
+    return out
+
+
+def _not_listed(campaign_id: int) -> list[ColumnElement[bool]]:
+    """Consent and not already on this campaign (the phone is checked by the insert)."""
+    return [
+        Member.do_not_call.is_(False),
+        Member.consent_call.is_(True),
+        ~exists().where(
+            CallListEntry.campaign_id == campaign_id, CallListEntry.member_id == Member.id
+        ),
+    ]
+
+
+def _regular(now: dt.datetime) -> list[ColumnElement[bool]]:
+    """Regular members who buy: joined at least ``NEW_DAYS`` ago and bought within the last
+    ``DORMANT_DAYS`` (an indexed range of ``members.last_purchase_at``)."""
+    return [
+        Member.last_purchase_at > _ts(now - dt.timedelta(days=DORMANT_DAYS)),
+        Member.joined_on <= literal((now - dt.timedelta(days=NEW_DAYS)).date(), Date()),
+    ]
+
+
+def build_monthly_care_list(session: Session, campaign_id: int, now: dt.datetime) -> ListResult:
+    """The monthly care call ("a call every month with personal care"): every regular member
+    (see :func:`_regular`) not yet on a ``monthly_care`` campaign this calendar month -- the
+    month of the member's own time zone -- assigned to their maintaining agent.
+
+    Run it into a new campaign each month, or again into the same one (idempotent): a member
+    is listed once a calendar month whichever campaign holds them. Two statements: the zones
+    of the regular members, then one INSERT ... SELECT joining their month starts.
+    """
+    zones = session.scalars(select(Member.timezone).where(*_regular(now)).distinct()).all()
+    starts = local_month_starts(list(zones), now)
+    if not starts:
+        return ListResult(campaign_id, 0, 0)
+    month = union_all(
+        *(select(literal(tz, String).label("tz"), _ts(lo).label("lo")) for tz, lo in starts)
+    ).subquery("months")
+    earlier = aliased(CallListEntry)
+    care_campaign = aliased(Campaign)
+    cared_this_month = exists().where(
+        earlier.member_id == Member.id,
+        earlier.created_at >= month.c.lo,
+        care_campaign.id == earlier.campaign_id,
+        care_campaign.kind == CampaignKind.MONTHLY_CARE,
+    )
+    cand_q = (
+        select(*_candidate_columns())
+        .join(month, month.c.tz == Member.timezone)
+        .where(*_regular(now), ~cared_this_month, *_not_listed(campaign_id))
+        .order_by(Member.id)
+    )
+    return _insert_candidates(session, campaign_id, now, cand_q, to_maintainer=True)
+
+
+SPEND_DECLINE_SHARE = 0.4
+DECLINE_RECENT_DAYS = 90
+DECLINE_BASELINE_DAYS = 365
+
+
+def build_spend_decline_list(
+    session: Session, campaign_id: int, now: dt.datetime, share: float = SPEND_DECLINE_SHARE
+) -> ListResult:
+    """Regular members whose buying dropped: over the last 90 days their purchase count or
+    amount is at least ``share`` (0.4) below their own pace over the 12 months before
+    (that year's count or amount x 90/365), who bought at all in that year. Members who
+    stopped completely are dormant (the win-back list), not here. A member is listed again
+    only after a purchase since their last ``spend_decline`` entry (one call per decline).
+
+    Open complaints route the entry to the complaint's owner (the member's maintaining agent
+    when the complaint has none) -- they hear about the complaint before anyone calls.
+    One aggregate over the purchases of the regular members (the member-time index), one
+    INSERT ... SELECT.
+    """
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"share must be between 0 and 1, got {share}")
+    mid = now - dt.timedelta(days=DECLINE_RECENT_DAYS)
+    start = mid - dt.timedelta(days=DECLINE_BASELINE_DAYS)
+    recent = Purchase.purchased_at > _ts(mid)
+    pace = DECLINE_RECENT_DAYS / DECLINE_BASELINE_DAYS
+    keep = 1.0 - share
+    n_recent = func.sum(case((recent, 1), else_=0))
+    n_before = func.sum(case((recent, 0), else_=1))
+    amt_recent = func.coalesce(func.sum(case((recent, Purchase.amount), else_=0)), 0)
+    amt_before = func.coalesce(func.sum(case((recent, 0), else_=Purchase.amount)), 0)
+    declined = (
+        select(Purchase.member_id.label("member_id"))
+        .where(
+            Purchase.member_id.in_(select(Member.id).where(*_regular(now))),
+            Purchase.purchased_at > _ts(start),
+            Purchase.purchased_at <= _ts(now),
+        )
+        .group_by(Purchase.member_id)
+        .having(
+            n_before > 0,
+            or_(
+                n_recent <= n_before * literal(pace * keep),
+                amt_recent <= amt_before * literal(pace * keep),
+            ),
+        )
+        .subquery("declined")
+    )
+    earlier = aliased(CallListEntry)
+    decline_campaign = aliased(Campaign)
+    listed_since_purchase = exists().where(
+        earlier.member_id == Member.id,
+        earlier.created_at > Member.last_purchase_at,
+        decline_campaign.id == earlier.campaign_id,
+        decline_campaign.kind == CampaignKind.SPEND_DECLINE,
+    )
+    cand_q = (
+        select(*_candidate_columns())
+        .select_from(declined)
+        .join(Member, Member.id == declined.c.member_id)
+        .where(~listed_since_purchase, *_not_listed(campaign_id))
+        .order_by(declined.c.member_id)  # the aggregate's order: it drives the join
+    )
+    return _insert_candidates(session, campaign_id, now, cand_q, to_maintainer=True)

@@ -62,6 +62,8 @@ _KIND_REASON = {
     CampaignKind.SURVEY: "satisfaction survey",
     CampaignKind.GREETING: "greeting",
     CampaignKind.CUSTOM: "campaign list",
+    CampaignKind.MONTHLY_CARE: "monthly care call",
+    CampaignKind.SPEND_DECLINE: "buying less than usual",
 }
 
 

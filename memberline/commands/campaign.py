@@ -19,7 +19,7 @@ from memberline.config import Config
 if TYPE_CHECKING:  # imported where used: building the CLI parser must stay cheap
     from crm_bridge.campaigns import CampaignError
 
-BUILDERS = ("post_purchase", "dormant_winback", "survey")
+BUILDERS = ("post_purchase", "dormant_winback", "survey", "monthly_care", "spend_decline")
 """Campaign kinds with a list builder: a copy of :data:`crm_bridge.campaigns.BUILDERS` (that
 module imports SQLAlchemy and the models, too much for ``--help``; tests/memberline/
 test_cli_startup.py checks the two agree)."""
@@ -173,7 +173,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     create.add_argument("name")
     create.add_argument("--kind", required=True, choices=BUILDERS)
-    create.add_argument("--mode", default="predictive", choices=MODES)
+    create.add_argument(
+        "--mode",
+        choices=MODES,
+        help="dial mode (default: preview for monthly_care and spend_decline, else predictive)",
+    )
     create.add_argument("--queue", help="agent queue (default: ami.queue)")
     create.add_argument("--survey", help="survey name for ivr campaigns")
     create.add_argument(

@@ -82,7 +82,7 @@ async def campaign_create(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
             agent_id=who.id,
             name=args["name"],
             kind=args["kind"],
-            mode=args["mode"],
+            mode=args.get("mode"),
             settings=args.get("settings") or {},
             queue=hub_settings.queue,
             abandon_cap=hub_settings.abandon_cap,
