@@ -192,7 +192,7 @@ def validate_campaign(
         _whole(settings, "days_ago", lists.POST_PURCHASE_DAYS, 0)
     elif kind == "dormant_winback":
         _whole(settings, "days", 180, 1)
-    else:
+    elif kind == "survey":
         _whole(settings, "size", 500, 1)
         _whole(settings, "seed", 0, -(2**63))
     if s.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:

@@ -71,8 +71,8 @@ def test_care_campaign_kinds_default_to_preview(
     assert main(["campaign", "create", "drop", "--kind", "spend_decline", "--mode", "progressive",
                  "--settings", '{"share": 0.5}', *db]) == 0  # fmt: skip
     assert main(["campaign", "create", "bad", "--kind", "spend_decline",
-                 "--settings", '{"share": 1.5}', *db]) == 1  # fmt: skip
-    assert "share" in capsys.readouterr().out
+                 "--settings", '{"share": 1.5}', *db]) == 2  # fmt: skip
+    assert "share" in capsys.readouterr().err
     with session_scope(engine) as s:
         modes = dict(s.execute(select(Campaign.name, Campaign.mode)).all())
     assert {k: v.value for k, v in modes.items()} == {"care-12": "preview", "drop": "progressive"}
