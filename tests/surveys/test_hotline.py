@@ -86,10 +86,14 @@ async def agi(engine: Engine) -> AsyncIterator[tuple[int, HotlineAgi]]:
 
 
 async def _call(
-    port: int, number: str, keys: tuple[str, ...], talk: float | None = None
+    port: int,
+    number: str,
+    keys: tuple[str, ...],
+    talk: float | None = None,
+    time_scale: float = 0.01,
 ) -> tuple[str, list[str], PbxSimulator]:
     scen = Scenario(
-        time_scale=0.01,
+        time_scale=time_scale,
         queues=(QueueSpec("members", exten="8000", members=(), timeout=15.0, max_wait=30.0),),
         overrides={number: NumberOverride("answer", 0.0, talk, keys)},
     )
@@ -210,7 +214,9 @@ async def test_hang_up_mid_prompt_keeps_what_was_heard(
 ) -> None:
     ids = _seed(engine)
     # The caller hangs up 4.5 s in: welcome (0.96 s) + tier + while the balance is read.
-    outcome, commands, sim = await _call(agi[0], KNOWN, (), talk=4.5)
+    # Prompts are slow enough here (48 ms real each) that database time cannot move the
+    # hang-up out of the balance's prompts.
+    outcome, commands, sim = await _call(agi[0], KNOWN, (), talk=4.5, time_scale=0.05)
     assert outcome == "caller"
     # cut off mid-prompt (result=-1, then CHANNEL STATUS finds the channel dead); no more
     assert commands[-2].startswith("STREAM FILE") and commands[-1] == "CHANNEL STATUS"
