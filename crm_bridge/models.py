@@ -224,6 +224,24 @@ class Agent(Base):
     created_at: Mapped[created_ts]
 
 
+class AgentPresence(Base):
+    """What an agent asked the hub for: queue logins and a pause reason (the hub's source of
+    truth; re-applied to Asterisk after every (re)connection, which may have lost both)."""
+
+    __tablename__ = "agent_presence"
+
+    agent_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("agents.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Queues joined through the hub (dynamic members)."""
+    pause_reason: Mapped[str | None] = mapped_column(String(32))
+    """The pause the agent asked for; NULL = available."""
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
 class Member(Base):
     __tablename__ = "members"
 
@@ -632,6 +650,7 @@ class AuditLog(Base):
 
 __all__ = [
     "Agent",
+    "AgentPresence",
     "AuditLog",
     "Base",
     "CallAttempt",

@@ -43,6 +43,11 @@ class CallRecord:
     """Every agent who answered it, in order (a transfer adds one); each may wrap up."""
     wrapped_up: set[str] = field(default_factory=set)
     """Agents who have wrapped it up."""
+    unfinished: set[str] = field(default_factory=set)
+    """Owners whose wrap-up time ran out unsaved: the call is on their unfinished list."""
+    campaign_id: int | None = None
+    campaign: str | None = None
+    """The campaign that placed it (a dialer call answered by a queue agent)."""
     survey_sent: bool = False
     repop: bool = False
     """Taken up again after a hub restart (CallResumed): pop it to its agent's console once."""
@@ -67,7 +72,20 @@ class CallRecord:
             "since": iso(self.since or self.started),
             "hangup_by": self.hangup_by,
             "queue": self.queue,
+            "campaign_id": self.campaign_id,
+            "campaign": self.campaign,
+            "agent": self.agent_code,
+            "wrapup_due": for_agent is not None and self.wrapup_due(for_agent),
         }
+
+    def wrapup_due(self, code: str) -> bool:
+        """This agent answered it, it has ended, and their disposition is still owed here."""
+        return (
+            self.state == "ended"
+            and code in self.owners
+            and code not in self.wrapped_up
+            and code not in self.unfinished
+        )
 
 
 class CallBook:
@@ -114,7 +132,7 @@ class CallBook:
         out = []
         for rec in self._calls.values():
             if rec.state == "ended":
-                if code in rec.owners and code not in rec.wrapped_up:
+                if rec.wrapup_due(code):
                     out.append(rec)
             elif rec.concerns(code):
                 out.append(rec)

@@ -211,3 +211,90 @@ def store_wrapup(
         optout.apply(s, disposition, row.member_id, row.phone_e164, agent.actor, details)
     s.flush()
     return row.id
+
+
+# --------------------------------------------------------------------------- the agent's desk
+def load_presence(s: Session) -> dict[int, tuple[list[str], str | None]]:
+    """agent id -> (queues joined through the hub, requested pause reason)."""
+    from crm_bridge.models import AgentPresence
+
+    return {
+        p.agent_id: (list(p.queues or []), p.pause_reason) for p in s.scalars(select(AgentPresence))
+    }
+
+
+def save_presence(s: Session, agent_id: int, queues: list[str], pause_reason: str | None) -> None:
+    from crm_bridge.models import AgentPresence
+
+    row = s.get(AgentPresence, agent_id)
+    if row is None:
+        s.add(AgentPresence(agent_id=agent_id, queues=sorted(queues), pause_reason=pause_reason))
+    else:
+        row.queues = sorted(queues)
+        row.pause_reason = pause_reason
+
+
+def _call_id(row: CallAttempt) -> str:
+    """The console's call id of a row: the hub's ``call:<id>`` key, or a dialer's ChannelId."""
+    if row.attempt_key.startswith("call:"):
+        return row.attempt_key[5:]
+    return row.channel_id or row.attempt_key
+
+
+def unfinished_calls(
+    s: Session, agent_id: int | None, stale_before: dt.datetime, limit: int = 200
+) -> list[dict[str, object]]:
+    """Answered, ended calls with no disposition yet (``agent_id`` None: every agent's),
+    oldest first; ``stale``: ended before ``stale_before`` (an earlier shift)."""
+    q = (
+        select(CallAttempt, Agent.code, Member.name)
+        .join(Agent, Agent.id == CallAttempt.agent_id)
+        .outerjoin(Member, Member.id == CallAttempt.member_id)
+        .where(
+            CallAttempt.answered_at.is_not(None),
+            CallAttempt.ended_at.is_not(None),
+            CallAttempt.disposition.is_(None),
+        )
+        .order_by(CallAttempt.ended_at, CallAttempt.id)
+        .limit(limit)
+    )
+    if agent_id is not None:
+        q = q.where(CallAttempt.agent_id == agent_id)
+    out: list[dict[str, object]] = []
+    for row, code, name in s.execute(q).all():
+        ended = row.ended_at
+        out.append(
+            {
+                "call_id": _call_id(row),
+                "attempt_id": row.id,
+                "agent": code,
+                "direction": row.direction.value,
+                "campaign_id": row.campaign_id,
+                "member_id": row.member_id,
+                "member_name": name,
+                "answered_at": row.answered_at.isoformat(timespec="seconds")
+                if row.answered_at
+                else None,
+                "ended_at": ended.isoformat(timespec="seconds") if ended else None,
+                "stale": bool(ended is not None and ended < stale_before),
+            }
+        )
+    return out
+
+
+def unfinished_counts(s: Session, stale_before: dt.datetime) -> dict[str, tuple[int, int]]:
+    """agent code -> (unfinished calls, of which stale) over every agent."""
+    rows = s.execute(
+        select(Agent.code, CallAttempt.ended_at)
+        .join(Agent, Agent.id == CallAttempt.agent_id)
+        .where(
+            CallAttempt.answered_at.is_not(None),
+            CallAttempt.ended_at.is_not(None),
+            CallAttempt.disposition.is_(None),
+        )
+    ).all()
+    out: dict[str, tuple[int, int]] = {}
+    for code, ended in rows:
+        n, old = out.get(code, (0, 0))
+        out[code] = (n + 1, old + (1 if ended is not None and ended < stale_before else 0))
+    return out

@@ -25,6 +25,7 @@ HANDLERS: dict[str, Handler] = {
     "hangup": calls.hangup,
     "transfer": calls.transfer,
     "wrapup": calls.wrapup,
+    "unfinished_calls": calls.unfinished_calls,
     # campaign preview cards
     "preview_dial": preview.preview_dial,
     "preview_skip": preview.preview_skip,

@@ -29,10 +29,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from crm_bridge.db import run_db
-from cti.ami.message import AmiMessage
+from cti.ami.message import RESYNC_DONE, AmiMessage
 from cti.hub import actions
 from cti.hub import db as hubdb
 from cti.hub.calls import CallBook, CallRecord, iso
+from cti.hub.desk import Desk
 from cti.hub.lookups import PopLookups
 from cti.hub.memberdb import RedemptionHook
 from cti.hub.persist import Writer
@@ -134,8 +135,13 @@ class HubServer:
         from cti.hub.tracking import TrackerEvents
 
         self.events = TrackerEvents(self)
-        self.wrap_paused: set[str] = set()
-        """Agents the hub paused for wrap-up (and will unpause)."""
+        self.desks: dict[str, Desk] = {}
+        """agent code -> what the agent asked for (queues, pause) and their after-call work."""
+        self.call_origin: Callable[[str], dict[str, Any] | None] | None = None
+        """call id -> ``{"campaign_id", "campaign", "wrapup_max_s"?}`` for a call a campaign
+        placed (set by the wiring from the campaign runner), else None."""
+        self.reapplied = 0
+        """Times the desks were re-applied after a resync (tests, metrics)."""
         self.listeners: list[Callable[[DomainEvent], None]] = []
         """Other services fed every domain event after the hub's own reactions (the dialer runner)."""
         self.wallboard_merge: Callable[[dict[str, Any]], dict[str, Any]] | None = None
@@ -153,6 +159,7 @@ class HubServer:
 
             reactor = default_reactor
         await self.load_agents()
+        await self.load_desks()
         self.writer.start()
         self._port = await listen(self, reactor)
         self._wallboard_task = self.spawn(self._wallboard_loop(), "hub-wallboard")
@@ -181,6 +188,7 @@ class HubServer:
         while True:
             await asyncio.sleep(1.0)
             self.dispatch_events(self.tracker.tick(self.clock()))
+            self.expire_wrapups()
             self.calls.prune(self.clock())
 
     async def _wallboard_loop(self) -> None:
@@ -247,11 +255,14 @@ class HubServer:
             state = view.state.value
             reason = view.pause_reason or None
             since = view.since or now
+        desk = self.desks.get(info.code)
         return {
             "agent": info.code,
             "name": info.name,
             "state": state,
             "reason": reason,
+            "next_pause": desk.wanted_pause if desk is not None else None,
+            "wrapup_call": desk.wrapup_call if desk is not None else None,
             "since": iso(since),
             "time_in_state_s": max(0, int(now - since)),
             "calls_today": calls,
@@ -469,33 +480,132 @@ class HubServer:
             )
         return replies
 
-    async def wrapup_pause(self, agent: AgentInfo, paused: bool) -> None:
-        """Pause (reason ``wrap-up``) or unpause an agent around their wrap-up."""
-        if paused:
-            self.wrap_paused.add(agent.code)
-        elif agent.code not in self.wrap_paused:
+    # ------------------------------------------------------------------ the agent's desk
+    async def load_desks(self) -> None:
+        """The desks the database remembers (re-applied at the next PBX resync)."""
+        rows = await run_db(self.engine, hubdb.load_presence)
+        by_id = {a.id: a for a in self.agents_by_code.values()}
+        for agent_id, (queues, reason) in rows.items():
+            info = by_id.get(agent_id)
+            if info is not None:
+                desk = self.desk(info)
+                desk.queues, desk.wanted_pause, desk.persisted = set(queues), reason, True
+
+    def desk(self, info: AgentInfo) -> Desk:
+        desk = self.desks.get(info.code)
+        if desk is None:
+            desk = self.desks[info.code] = Desk(info.code, info.interface)
+        desk.interface = info.interface
+        return desk
+
+    async def save_desk(self, info: AgentInfo) -> None:
+        desk = self.desk(info)
+        await run_db(
+            self.engine, hubdb.save_presence, info.id, sorted(desk.queues), desk.wanted_pause
+        )
+        desk.persisted = True
+
+    async def apply(self, info: AgentInfo, acts: list[dict[str, Any]], why: str) -> bool:
+        """Send a desk's actions; a refusal is logged (the next resync re-applies)."""
+        ok = True
+        for action in acts:
+            try:
+                await self.send_action(action)
+            except ProtocolError as exc:
+                ok = False
+                log.info("%s for %s: %s failed: %s", why, info.code, action["Action"], exc.message)
+        return ok
+
+    def wrapup_limit(self, rec: CallRecord) -> float:
+        origin = self.call_origin(rec.call_id) if self.call_origin is not None else None
+        if origin is not None and origin.get("wrapup_max_s") is not None:
+            return float(origin["wrapup_max_s"])
+        return self.settings.wrapup_max_for(rec.queue)
+
+    def begin_wrapup(self, rec: CallRecord, info: AgentInfo) -> None:
+        """The agent's call ended: after-call work starts (pause reason wrap-up)."""
+        desk = self.desk(info)
+        if desk.wrapup_call == rec.call_id or not rec.wrapup_due(info.code):
             return
-        else:
-            self.wrap_paused.discard(agent.code)
-            view = self.tracker.agent(agent.interface)
-            if view is not None and view.pause_reason and view.pause_reason != "wrap-up":
-                return  # the agent paused themselves meanwhile (break, lunch...): leave it
-        try:
-            await self.send_action(
-                actions.queue_pause(agent.interface, paused, "wrap-up" if paused else "")
-            )
-        except ProtocolError as exc:
-            log.info(
-                "wrap-up %s of %s failed: %s",
-                "pause" if paused else "unpause",
-                agent.code,
-                exc.message,
-            )
+        previous = desk.wrapup_call
+        if previous is not None:
+            self.to_unfinished(info, previous, "another call ended")
+        pause = self.settings.wrapup_pause and self.sessions.logged_in_anywhere(info.code)
+        acts = desk.start_wrapup(rec.call_id, self.clock(), self.wrapup_limit(rec), pause)
+        if acts:
+            self.spawn(self.apply(info, acts, "wrap-up pause"), f"wrapup-pause-{info.code}")
+        self.push_agent_state(info)
+
+    async def finish_wrapup(self, info: AgentInfo, call_id: str) -> None:
+        """The disposition of ``call_id`` is saved: end the wrap-up it held, if any."""
+        desk = self.desk(info)
+        if desk.wrapup_call != call_id:
+            return
+        acts = desk.end_wrapup(self.settings.wrapup_pause)
+        self.dispatch_events(self.tracker.end_wrap_up(info.interface, self.clock()))
+        await self.apply(info, acts, "end of wrap-up")
+        self.push_agent_state(info)
+
+    def to_unfinished(self, info: AgentInfo, call_id: str, why: str) -> None:
+        rec = self.calls.get(call_id)
+        if rec is not None:
+            rec.unfinished.add(info.code)
+            self.push_call_state(rec, info.code)
+        self.sessions.push_to_agent(
+            info.code,
+            "notice",
+            {
+                "level": "warning",
+                "kind": "unfinished",
+                "call_id": call_id,
+                "text": f"Call {call_id} moved to your unfinished calls ({why}). / "
+                f"通话 {call_id} 已移入未完成小结列表。",
+            },
+        )
+
+    def expire_wrapups(self) -> None:
+        """Wrap-ups past their maximum: the agent gets the state they asked for, and the
+        call goes to their unfinished list (the row keeps no disposition)."""
+        now = self.clock()
+        for desk in list(self.desks.values()):
+            if desk.wrapup_call is None or not desk.expired(now):
+                continue
+            info = self.agents_by_code.get(desk.code)
+            if info is None:
+                continue
+            call_id = desk.wrapup_call
+            acts = desk.end_wrapup(self.settings.wrapup_pause)
+            self.dispatch_events(self.tracker.end_wrap_up(info.interface, now))
+            self.to_unfinished(info, call_id, "wrap-up time is up")
+            self.spawn(self.apply(info, acts, "wrap-up timeout"), f"wrapup-end-{info.code}")
+            self.push_agent_state(info)
+
+    async def reapply_desks(self) -> None:
+        """After a resync: put every remembered queue login and pause back (a PBX restart
+        loses both), then push every console its full agent state."""
+        for code, desk in list(self.desks.items()):
+            info = self.agents_by_code.get(code)
+            if info is None or not (desk.persisted or desk.in_wrapup()):
+                continue
+            view = self.tracker.agent(info.interface)
+            mq = self.settings.maintainer_queue
+            penalties = {mq: info.id} if mq else {}  # maintainer-first: penalty = agent id
+            acts = desk.reapply(view, info.name, self.settings.wrapup_pause, penalties)
+            if acts:
+                log.info("re-applying %d action(s) for agent %s after a resync", len(acts), code)
+                await self.apply(info, acts, "re-apply")
+        self.reapplied += 1
+        for code in self.sessions.agent_codes():
+            info = self.agents_by_code.get(code)
+            if info is not None:
+                self.push_agent_state(info)
 
     # ------------------------------------------------------------------ AMI feed
     def on_ami_message(self, msg: AmiMessage) -> None:
         """Subscriber for the AMI client: every event goes through the tracker."""
         now = self.clock()
+        if msg.name == RESYNC_DONE:
+            self.spawn(self.reapply_desks(), "hub-reapply")
         try:
             events = self.tracker.feed(msg, now)
         except Exception:
@@ -530,7 +640,6 @@ class HubServer:
                 context=s.survey_context,
                 exten=s.survey_exten,
             )
-        from cti.hub import actions
 
         return [actions.redirect(rec.member_channel, s.survey_context, s.survey_exten)]
 

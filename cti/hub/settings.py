@@ -67,6 +67,15 @@ class HubSettings:
     send ``wrapup`` or the tracker's wrap-up timeout passes — so the queue does not ring a
     person who is still writing notes. Off for PBXs that enforce ``wrapuptime`` themselves."""
 
+    wrapup_max_s: float = 60.0
+    """After-call work: how long the hub keeps an agent paused (reason ``wrap-up``) waiting
+    for the disposition before making them available again; 0 = until it is saved. A
+    campaign's ``settings.wrapup_max_s`` and ``wrapup_max_by_queue`` override it."""
+    wrapup_max_by_queue: tuple[tuple[str, float], ...] = ()
+    shift_s: float = 8 * 3600.0
+    """An unfinished call (no disposition) that ended longer ago than this is flagged as
+    from an earlier shift on the supervisor's screen."""
+
     postcall_survey_queues: tuple[str, ...] = ()
     """Queues whose callers go to the post-call survey when the agent hangs up."""
     survey_context: str = "survey"
@@ -81,6 +90,12 @@ class HubSettings:
     grant_ttl_s: float = 4 * 3600.0
     """How long a member offered to an agent by a call stays in that agent's reach."""
     extra: dict[str, str] = field(default_factory=dict)
+
+    def wrapup_max_for(self, queue: str | None) -> float:
+        for q, limit in self.wrapup_max_by_queue:
+            if q == queue:
+                return limit
+        return self.wrapup_max_s
 
     def interface_for(self, extension: str) -> str:
         return self.agent_interface.format(extension=extension)

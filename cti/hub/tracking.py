@@ -21,7 +21,6 @@ from cti.screenpop import Pop
 from cti.tracker import (
     AgentRinging,
     AgentRingStopped,
-    AgentState,
     AgentStateChanged,
     CallAbandoned,
     CallAnswered,
@@ -109,7 +108,26 @@ class TrackerEvents:
                     state=state,
                 )
             )
+            self._origin(rec)
         return rec
+
+    def _origin(self, rec: CallRecord) -> None:
+        """A call a campaign placed is outbound and names its campaign, even when it reaches
+        the agent through a queue (the dialer's ChannelId is the conversation id)."""
+        lookup = self.hub.call_origin
+        origin = lookup(rec.call_id) if lookup is not None else None
+        if origin is not None:
+            rec.direction = "outbound"
+            rec.campaign_id = origin.get("campaign_id")
+            rec.campaign = origin.get("campaign")
+
+    def _withdraw(self, rec: CallRecord, code: str, reason: str) -> None:
+        """The pop of ``rec`` is no longer this agent's to take (see ``pop_withdrawn``)."""
+        self.hub.sessions.push_to_agent(
+            code,
+            "pop_withdrawn",
+            {"call_id": rec.call_id, "reason": reason, "agent": rec.agent_code},
+        )
 
     def _push(self, rec: CallRecord, *codes: str | None) -> None:
         for code in dict.fromkeys(c for c in codes if c):
@@ -220,6 +238,7 @@ class TrackerEvents:
             if ev.reason == "caller_left" and not rec.ringing and rec.agent_code is None:
                 self._set_state(rec, "ended", ev.at)
             hub.sessions.push_to_agent(agent.code, "call_state", rec.to_push(agent.code))
+            self._withdraw(rec, agent.code, ev.reason or "ring_stopped")
 
     def on_answered(self, ev: CallAnswered) -> None:
         hub = self.hub
@@ -245,6 +264,20 @@ class TrackerEvents:
             rec, answered_at=ev.at, agent_id=agent.id if agent else None, outcome="answered"
         )
         self._push(rec, rec.agent_code, *others)
+        for code in others:
+            self._withdraw(rec, code, "answered_elsewhere")
+        if len(rec.owners) > 1 and agent is not None:
+            # Handed over (transfer into a queue): the previous owner keeps only their wrap-up.
+            previous = rec.owners[-2]
+            hub.writer.submit(
+                audit(
+                    agent.actor,
+                    "call.handover",
+                    rec.member_id,
+                    {"call_id": rec.call_id, "from": previous, "to": agent.code},
+                )
+            )
+            self._push(rec, previous)
 
     def on_resumed(self, ev: CallResumed) -> None:
         """The AMI resync found an agent on a call this hub did not know (it restarted
@@ -298,8 +331,8 @@ class TrackerEvents:
         self._persist(rec, ended_at=ev.at, hangup_by=rec.hangup_by)
         self._push(rec, rec.agent_code)
         agent = self._agent(ev.interface)
-        if agent is not None and hub.settings.wrapup_pause and hub.sessions.logged_in(agent.code):
-            hub.spawn(hub.wrapup_pause(agent, True), f"wrapup-pause-{agent.code}")
+        if agent is not None:
+            hub.begin_wrapup(rec, agent)
         acts = hub.postcall_actions(rec) if ev.hung_up_by is Party.AGENT else None
         if acts:
             hub.spawn(self._to_survey(rec, acts), f"survey-{rec.call_id}")
@@ -368,11 +401,14 @@ class TrackerEvents:
             return
         if not already or was_ringing:
             self._push(rec, rec.agent_code, *was_ringing)
+        for code in was_ringing:
+            if code != rec.agent_code:
+                self._withdraw(rec, code, "ended")
+        owner = hub.agents_by_code.get(rec.agent_code or "")
+        if owner is not None:
+            hub.begin_wrapup(rec, owner)  # a click-to-dial or dialer call (no AgentComplete)
 
     def on_agent_state(self, ev: AgentStateChanged) -> None:
         agent = self._agent(ev.interface)
         if agent is not None:
-            if ev.previous is AgentState.WRAP_UP and agent.code in self.hub.wrap_paused:
-                # Wrap-up timed out without a disposition: give the agent back to the queue.
-                self.hub.spawn(self.hub.wrapup_pause(agent, False), f"wrapup-unpause-{agent.code}")
             self.hub.push_agent_state(agent)

@@ -132,14 +132,22 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec(
             "pause",
-            "Pause in every queue with a reason code (QueuePause).",
+            "Pause in every queue with a reason code (QueuePause). On a call or in wrap-up the "
+            "pause is remembered and applied when the wrap-up ends (deferred=true); it is kept "
+            "in the database and re-applied after a PBX restart.",
             (_f("reason", "str", "a configured pause reason code", max_len=32),),
+            '{"deferred": bool}',
             errors=(E.BAD_REQUEST, E.PBX_ERROR),
         ),
-        CommandSpec("unpause", "Unpause in every queue.", errors=(E.CONFLICT, E.PBX_ERROR)),
+        CommandSpec(
+            "unpause",
+            "Unpause in every queue (on a call or in wrap-up: available once the wrap-up ends).",
+            result='{"deferred": bool}',
+            errors=(E.CONFLICT, E.PBX_ERROR),
+        ),
         CommandSpec(
             "queue_login",
-            "Join the inbound queue (QueueAdd).",
+            "Join the inbound queue (QueueAdd); remembered and re-applied after a PBX restart.",
             (
                 _f(
                     "queue",
@@ -190,7 +198,9 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec(
             "wrapup",
-            "Disposition, notes and optional callback for a finished call; ends wrap-up.",
+            "Disposition, notes and optional callback for a call the agent answered (only its "
+            "answering agent, or a supervisor); ends the wrap-up and its pause, then applies the "
+            "pause the agent asked for meanwhile, if any. Works for unfinished calls too.",
             (
                 _f("call_id", "str", "call id", max_len=96),
                 _f("disposition", "str", "a configured disposition code", max_len=32),
@@ -211,6 +221,16 @@ COMMANDS: dict[str, CommandSpec] = {
             ),
             '{"attempt_id": int}',
             errors=(E.NOT_FOUND, E.FORBIDDEN, E.BAD_REQUEST, E.REASON_REQUIRED),
+        ),
+        CommandSpec(
+            "unfinished_calls",
+            "Answered calls whose wrap-up time ran out with no disposition (finish each with "
+            "wrapup). An agent sees their own; a supervisor any agent's, or everyone's when "
+            "agent is left out. stale = ended before the current shift (settings.shift_s).",
+            (_f("agent", "str", "agent code (supervisors)", required=False, max_len=32),),
+            '{"calls": [{"call_id", "attempt_id", "agent", "direction", "campaign_id", '
+            '"member_id", "member_name", "answered_at", "ended_at", "stale": bool}]}',
+            errors=(E.FORBIDDEN, E.NOT_FOUND),
         ),
         CommandSpec(
             "preview_dial",
@@ -355,8 +375,8 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec(
             "agents_list",
-            "Every agent with state (supervisors).",
-            result='{"agents": [AgentState]}',
+            "Every agent with state, plus unfinished wrap-ups per agent (supervisors).",
+            result='{"agents": [AgentState + {"logged_in", "unfinished": int, "unfinished_stale": int}]}',
             role="supervisor",
         ),
         CommandSpec(
@@ -429,15 +449,31 @@ PUSHES: dict[str, PushSpec] = {
             '"profile": Profile|null, "matches": [MemberSummary]}',
         ),
         PushSpec(
+            "pop_withdrawn",
+            "The pop of a call that rang this agent is withdrawn: another agent answered it "
+            "(answered_elsewhere, agent = who), or the ring stopped (ring timeout, caller_left, "
+            "ended). The call is not this agent's: close the pop, no wrap-up.",
+            '{"call_id", "reason": "answered_elsewhere"|"timeout"|"caller_left"|"ended"|str, '
+            '"agent": str|null}',
+        ),
+        PushSpec(
             "call_state",
-            "One of the agent's calls changed state.",
-            '{"call_id", "state": "ringing"|"up"|"hold"|"ended", "direction", "member_id"|null, "since", "hangup_by"|null}',
+            "One of the agent's calls changed state. Only the answering agent (agent) owns it; "
+            "wrapup_due says this agent owes its disposition (the console opens the wrap-up "
+            "then, and only then). direction is outbound for a campaign's call, with campaign.",
+            '{"call_id", "state": "ringing"|"up"|"hold"|"ended", "direction": "inbound"|"outbound", '
+            '"member_id"|null, "since", "hangup_by"|null, "queue"|null, "campaign_id"|null, '
+            '"campaign"|null, "agent": str|null, "wrapup_due": bool}',
         ),
         PushSpec(
             "agent_state",
-            "The agent's own state.",
+            "The agent's own state; pushed on every change, after login, and to every console "
+            "after each PBX resync (the hub is the source of truth: it re-applies queue logins "
+            "and pauses first). next_pause: the pause asked for during a call or wrap-up, "
+            "applied when the wrap-up ends.",
             '{"state": "logged_out"|"available"|"ringing"|"on_call"|"wrap_up"|"paused", "reason"|null, "since", '
-            '"calls_today": int, "talk_s_today": int}',
+            '"calls_today": int, "talk_s_today": int, "queues": [str], "next_pause": str|null, '
+            '"wrapup_call": str|null}',
         ),
         PushSpec(
             "wallboard",

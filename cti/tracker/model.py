@@ -15,6 +15,10 @@ from cti.tracker.events import (
 
 S = AgentState
 
+WRAP_UP_REASON = "wrap-up"
+"""The pause reason of after-call work: a member paused with it is in wrap-up, not paused
+(the hub pauses the agent so, until the disposition is saved or its maximum passes)."""
+
 #: Agent transitions the tracker expects. AMI is the source of truth, so a
 #: transition outside this table is still applied, but counted in
 #: ``Tracker.anomalies`` (it means events were lost or arrived out of order).
@@ -63,7 +67,7 @@ class Agent:
         if not self.queues:
             return S.LOGGED_OUT
         if any(self.queues.values()):
-            return S.PAUSED
+            return S.WRAP_UP if self.pause_reason == WRAP_UP_REASON else S.PAUSED
         return S.AVAILABLE
 
     def conversation_id(self) -> str | None:

@@ -20,43 +20,73 @@ async def pause(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
             ErrorCode.BAD_REQUEST,
             f"unknown pause reason {reason!r}; one of {', '.join(ctx.hub.settings.pause_reasons)}",
         )
-    await ctx.hub.send_action(actions.queue_pause(ctx.agent.interface, True, reason))
-    return {}
+    hub, agent = ctx.hub, ctx.agent
+    desk = hub.desk(agent)
+    acts = desk.pause(reason, _busy(ctx))
+    await hub.save_desk(agent)
+    for action in acts:
+        await hub.send_action(action)
+    hub.push_agent_state(agent)
+    return {"deferred": not acts}
+
+
+def _busy(ctx: Ctx) -> bool:
+    """On a call (ringing, up, held): a pause asked now is applied after its wrap-up."""
+    view = ctx.hub.tracker.agent(ctx.agent.interface)
+    on_call = view is not None and view.state in (AgentState.ON_CALL, AgentState.RINGING)
+    return on_call or ctx.hub.agent_busy(ctx.agent.code, include_wrapup=False)
 
 
 async def unpause(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
-    view = ctx.hub.tracker.agent(ctx.agent.interface)
-    if view is None or (view.state is not AgentState.PAUSED and not view.paused_queues):
+    hub, agent = ctx.hub, ctx.agent
+    desk = hub.desk(agent)
+    busy = _busy(ctx)
+    view = hub.tracker.agent(agent.interface)
+    paused = view is not None and (view.state is AgentState.PAUSED or bool(view.paused_queues))
+    if not paused and not busy and not desk.in_wrapup() and desk.wanted_pause is None:
         raise ProtocolError(ErrorCode.CONFLICT, "not paused")
-    await ctx.hub.send_action(actions.queue_pause(ctx.agent.interface, False))
-    return {}
+    acts = desk.unpause(busy)
+    await hub.save_desk(agent)
+    for action in acts:
+        await hub.send_action(action)
+    hub.push_agent_state(agent)
+    return {"deferred": not acts}
 
 
 async def queue_login(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     """Join the queue; joining the main queue also joins the maintainer queue (penalty =
-    agent id: ``route-inbound`` rings one agent there by limiting the caller's penalty)."""
-    settings, agent = ctx.hub.settings, ctx.agent
+    agent id: ``route-inbound`` rings one agent there by limiting the caller's penalty).
+    Remembered (``agent_presence``) and re-applied after a PBX restart."""
+    hub, settings, agent = ctx.hub, ctx.hub.settings, ctx.agent
     queue = args.get("queue") or settings.queue
     mq = settings.maintainer_queue
     penalty = agent.id if queue == mq else 0
-    await ctx.hub.send_action(actions.queue_add(queue, agent.interface, agent.name, penalty))
+    desk = hub.desk(agent)
+    desk.queues.add(queue)
+    if mq and queue == settings.queue:
+        desk.queues.add(mq)
+    await hub.save_desk(agent)
+    await hub.send_action(actions.queue_add(queue, agent.interface, agent.name, penalty))
     if mq and queue == settings.queue:
         try:
-            await ctx.hub.send_action(actions.queue_add(mq, agent.interface, agent.name, agent.id))
+            await hub.send_action(actions.queue_add(mq, agent.interface, agent.name, agent.id))
         except Exception as exc:  # the main queue worked; maintainer-first is a bonus
             log.warning("agent %s could not join %s: %s", agent.code, mq, exc)
     return {}
 
 
 async def queue_logout(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
-    settings, agent = ctx.hub.settings, ctx.agent
+    hub, settings, agent = ctx.hub, ctx.hub.settings, ctx.agent
     queue = args.get("queue") or settings.queue
-    await ctx.hub.send_action(actions.queue_remove(queue, agent.interface))
+    desk = hub.desk(agent)
+    desk.queues.discard(queue)
+    if settings.maintainer_queue and queue == settings.queue:
+        desk.queues.discard(settings.maintainer_queue)
+    await hub.save_desk(agent)
+    await hub.send_action(actions.queue_remove(queue, agent.interface))
     if settings.maintainer_queue and queue == settings.queue:
         try:
-            await ctx.hub.send_action(
-                actions.queue_remove(settings.maintainer_queue, agent.interface)
-            )
+            await hub.send_action(actions.queue_remove(settings.maintainer_queue, agent.interface))
         except Exception as exc:
             log.warning(
                 "agent %s could not leave %s: %s", agent.code, settings.maintainer_queue, exc

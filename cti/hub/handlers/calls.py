@@ -144,9 +144,35 @@ async def wrapup(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     )
     if attempt_id is None:
         raise ProtocolError(ErrorCode.NOT_FOUND, f"no call {call_id}")
+    owner = agent
     if rec is not None:
-        rec.wrapped_up.add(agent.code)
-    hub.dispatch_events(hub.tracker.end_wrap_up(agent.interface, hub.clock()))
-    if agent.code in hub.wrap_paused:
-        await hub.wrapup_pause(agent, False)
+        if agent.code not in rec.owners and rec.agent_code in hub.agents_by_code:
+            owner = hub.agents_by_code[rec.agent_code]  # a supervisor finishing it for them
+        rec.wrapped_up.add(owner.code)
+        rec.unfinished.discard(owner.code)
+    if hub.desk(owner).wrapup_call == call_id:
+        await hub.finish_wrapup(owner, call_id)
+    else:
+        hub.dispatch_events(hub.tracker.end_wrap_up(owner.interface, hub.clock()))
     return {"attempt_id": attempt_id}
+
+
+async def unfinished_calls(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    """The agent's answered calls with no disposition (a supervisor: anyone's, or all)."""
+    hub, agent = ctx.hub, ctx.agent
+    who: str | None = args.get("agent")
+    if who is None and not agent.is_supervisor:
+        who = agent.code
+    if who is not None and who != agent.code and not agent.is_supervisor:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "supervisors only")
+    agent_id = None
+    if who is not None:
+        info = hub.agents_by_code.get(who)
+        if info is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no agent {who}")
+        agent_id = info.id
+    await hub.writer.flush()
+    stale_before = dt.datetime.fromtimestamp(hub.clock() - hub.settings.shift_s, dt.UTC)
+    rows = await run_db(hub.engine, hubdb.unfinished_calls, agent_id, stale_before)
+    live = {d.wrapup_call for d in hub.desks.values() if d.wrapup_call}
+    return {"calls": [r for r in rows if r["call_id"] not in live]}

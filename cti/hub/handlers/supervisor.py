@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from crm_bridge import campaigns
+from cti.hub import db as cti_db
 from cti.hub import memberdb
 from cti.hub.handlers.members import _db
 from cti.hub.server import Ctx
@@ -63,8 +64,13 @@ async def agents_list(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     hub = ctx.hub
     await hub.load_agents()
     agents = [hub.agent_view(a) for a in sorted(hub.agents_by_code.values(), key=lambda a: a.code)]
+    stale_before = dt.datetime.fromtimestamp(hub.clock() - hub.settings.shift_s, dt.UTC)
+    await hub.writer.flush()
+    counts = await _db(ctx, cti_db.unfinished_counts, stale_before)
     for view in agents:
         view["logged_in"] = hub.sessions.logged_in(view["agent"])
+        n, stale = counts.get(view["agent"], (0, 0))
+        view["unfinished"], view["unfinished_stale"] = n, stale
     return {"agents": agents}
 
 
