@@ -123,10 +123,13 @@ class TrackerEvents:
 
     def _withdraw(self, rec: CallRecord, code: str, reason: str) -> None:
         """The pop of ``rec`` is no longer this agent's to take (see ``pop_withdrawn``)."""
+        owner = rec.agent_code
+        if owner is None:  # the ring stops just before the answer is reported
+            conv = self.hub.tracker.conversation(rec.call_id)
+            info = self._agent(conv.interface) if conv is not None and conv.interface else None
+            owner = info.code if info is not None else None
         self.hub.sessions.push_to_agent(
-            code,
-            "pop_withdrawn",
-            {"call_id": rec.call_id, "reason": reason, "agent": rec.agent_code},
+            code, "pop_withdrawn", {"call_id": rec.call_id, "reason": reason, "agent": owner}
         )
 
     def _push(self, rec: CallRecord, *codes: str | None) -> None:
