@@ -191,6 +191,16 @@ async def start_stack(
         desk=hub.hub,
     )
     hub.hub.listeners.append(camp_runner.on_event)
+
+    def call_origin(call_id: str) -> dict[str, Any] | None:
+        """A dialer call reaching an agent: outbound, and which campaign (console pushes)."""
+        rec = camp_runner.ledger.get(call_id)
+        if rec is None:
+            return None
+        camp = camp_runner.campaigns.get(rec.campaign_id)
+        return {"campaign_id": rec.campaign_id, "campaign": camp.name if camp else None}
+
+    hub.hub.call_origin = call_origin
     # Preview cards and maintainer-first calls: the runner answers preview_dial/skip. Its
     # call ledger reads every dialer call from the raw AMI feed, and resolves what was in
     # flight from the channel list after each login.
