@@ -81,7 +81,11 @@ class Desk:
 
     # ------------------------------------------------------------------ resync
     def reapply(
-        self, view: AgentView | None, name: str, pause: bool, penalties: dict[str, int] | None = None
+        self,
+        view: AgentView | None,
+        name: str,
+        pause: bool,
+        penalties: dict[str, int] | None = None,
     ) -> list[Action]:
         """What brings the PBX back to this desk after a (re)connection: QueueAdd for each
         queue the member is missing from (a restart drops dynamic members), then the pause
