@@ -126,6 +126,11 @@ class CallingConfig:
     safe_harbour_prompt: str = "memberline/safe-harbour"
     """The prompt (in Asterisk's sounds folder, no extension) played to an abandoned campaign
     call: the business name and a callback number (``memberline prompts render``)."""
+    business_name: str = "Memberline"
+    """Named in the safe-harbour message (the law asks for the caller's name)."""
+    business_name_zh: str = "会员服务中心"
+    callback_number: str = "4000"
+    """The number the safe-harbour message gives members to call back."""
     pause_reasons: tuple[str, ...] = ("break", "lunch", "training", "meeting", "admin")
     dispositions: tuple[tuple[str, str], ...] = (
         ("s", "satisfied"),

@@ -25,6 +25,8 @@ __all__ = [
     "RenderedPrompt",
     "render_hotline_prompts",
     "render_prompts",
+    "render_safe_harbour",
+    "safe_harbour_texts",
 ]
 
 ESPEAK_VOICES = {"zh-CN": "cmn-latn-pinyin", "zh-TW": "cmn-latn-pinyin", "en": "en"}
@@ -151,4 +153,38 @@ def render_hotline_prompts(
                 target = target_dir / f"{name}.wav"
                 seconds = _speak(espeak, sox, segments, target, Path(tmp))
                 rendered.append(RenderedPrompt(locale, name, target, seconds))
+    return rendered
+
+
+def safe_harbour_texts(business: str, business_zh: str, callback: str) -> dict[str, str]:
+    """The safe-harbour message per locale: who called and a number to call back (digits
+    spoken one by one). Played to a member no agent took within 2 s."""
+    digits = " ".join(ch for ch in callback if ch.isdigit() or ch == "+")
+    return {
+        "zh-CN": f"这里是{business_zh}，现在没有客服接听，请回电 {digits}。",
+        "en": f"This is {business}. No one is free right now. Please call back on {digits}.",
+    }
+
+
+def render_safe_harbour(
+    out_dir: Path,
+    prompt: str,
+    texts: dict[str, str],
+    *,
+    locales: tuple[str, ...] = ("zh-CN", "en"),
+) -> list[RenderedPrompt]:
+    """``OUT/<lang>/<prompt>.wav`` per locale, each in both languages (the channel's first:
+    the dialplan plays it before anyone knows the member's language)."""
+    espeak = _tool("espeak-ng", "espeak-ng")
+    sox = _tool("sox", "sox")
+    rendered: list[RenderedPrompt] = []
+    with tempfile.TemporaryDirectory(prefix="memberline-tts-") as tmp:
+        for locale in locales:
+            target = out_dir / asterisk_language(locale) / f"{prompt}.wav"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            segments = [(locale, texts[locale])] + [
+                (other, texts[other]) for other in locales if other != locale
+            ]
+            seconds = _speak(espeak, sox, segments, target, Path(tmp))
+            rendered.append(RenderedPrompt(locale, prompt, target, seconds))
     return rendered
