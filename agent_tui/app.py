@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import ssl as ssl_mod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -74,6 +74,7 @@ class ConsoleApp(App[None]):
         reconnect_initial: float = 0.2,
         reconnect_max: float = 5.0,
         offline: bool = False,
+        status_note: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         super().__init__()
         self.host, self.port, self._ssl = host, port, ssl
@@ -89,6 +90,9 @@ class ConsoleApp(App[None]):
         self.home: HomeScreen | None = None
         """The home screen (with the call view), from login on."""
         self.offline = offline
+        self.status_note = status_note
+        """Where the home screen gets one extra line every few seconds (the demo: its hub
+        port and what the rules held back), or None."""
         self._gc_thresholds: tuple[int, int, int] | None = None
         """CPython's thresholds before :func:`agent_tui.heap.settle` (set once logged in)."""
         """Recorded mode (snapshot tests, demos): no hub; requests quietly give nothing."""

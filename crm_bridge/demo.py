@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import abc
 import bisect
+import dataclasses
 import datetime as dt
 import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, Index, func, select, text
 
@@ -317,6 +319,35 @@ _REGION_CDF = [
 ]
 
 
+def _open_fraction(region: str, now: dt.datetime, start: dt.time, end: dt.time) -> float:
+    """The share of ``region``'s time zones whose local time is inside ``[start, end)``."""
+    zones = REGIONS[region][2]
+    inside = sum(1 for tz, _ in zones if start <= now.astimezone(ZoneInfo(tz)).time() < end)
+    return inside / len(zones)
+
+
+def open_region_weights(
+    now: dt.datetime, start: dt.time, end: dt.time, *, open_share: float = 0.6
+) -> tuple[dict[str, float], float]:
+    """Region weights for a demo started at ``now``: :data:`REGIONS`' own shares, with the
+    regions whose local time is inside ``[start, end)`` (the calling window, less quiet hours
+    and a margin) scaled up until they hold ``open_share`` of the members -- so the demo has
+    members it may call and text at any hour, without bending a rule. Members elsewhere are
+    kept (the rules hold them back, and the demo says so). Returns the weights and the share
+    of members in an open zone (0.0 when no zone is open: then the shares are unchanged)."""
+    base = {r: REGIONS[r][0] for r in _REGION_CODES}
+    opened = {r: base[r] * _open_fraction(r, now, start, end) for r in base}
+    open_w, total = sum(opened.values()), sum(base.values())
+    if open_w == 0.0:
+        return base, 0.0
+    if open_w / total >= open_share:
+        return base, open_w / total
+    # Scale the open part by k: k*open_w / (k*open_w + total - open_w) = open_share.
+    k = open_share * (total - open_w) / (open_w * (1.0 - open_share))
+    weights = {r: base[r] + (k - 1.0) * opened[r] for r in base}
+    return weights, open_share
+
+
 @dataclass
 class _Ids:
     phone: int = 0
@@ -353,6 +384,10 @@ class _Context:
     calendar: _Calendar
     agent_ids: tuple[int, ...]
     survey_id: int
+    region_codes: tuple[str, ...] = _REGION_CODES
+    region_cdf: Sequence[float] = tuple(_REGION_CDF)
+    """Cumulative weights of ``region_codes`` (:data:`REGIONS`' own unless ``seed_demo`` was
+    given other weights)."""
 
 
 def _tier_for(spend_year: float) -> str:
@@ -381,7 +416,8 @@ def _generate_chunk(
     cal = ctx.calendar
     prev_phone: str | None = None
     for member_id in range(first_id, first_id + count):
-        region = _REGION_CODES[bisect.bisect_left(_REGION_CDF, rnd() * _REGION_CDF[-1])]
+        cdf = ctx.region_cdf
+        region = ctx.region_codes[bisect.bisect_left(cdf, rnd() * cdf[-1])]
         _w, locales, zones = REGIONS[region]
         locale = pick(locales)
         tz, offset = pick(zones)
@@ -582,8 +618,11 @@ def seed_demo(
     now: dt.datetime | None = None,
     progress: Callable[[int], None] | None = None,
     refresh_segments: bool = True,
+    region_weights: Mapping[str, float] | None = None,
 ) -> DemoSummary:
-    """Create (migrate) and fill a demo database; ``progress(n)`` is called with members done."""
+    """Create (migrate) and fill a demo database; ``progress(n)`` is called with members done.
+    ``region_weights`` replaces :data:`REGIONS`' share of members per region (e.g.
+    :func:`open_region_weights`)."""
     started = time.perf_counter()
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
     upgrade(url)
@@ -594,6 +633,12 @@ def seed_demo(
         is_pg = engine.dialect.name == "postgresql"
         ctx = _Context(_pg_ts if is_pg else _sqlite_ts, _pg_day if is_pg else _iso_day, int(now.timestamp()),
                        now.date(), _Calendar.build(now), agent_ids, survey_id)  # fmt: skip
+        if region_weights is not None:
+            codes = tuple(r for r in _REGION_CODES if region_weights.get(r, 0.0) > 0)
+            if not codes:
+                raise ValueError("region_weights: no region with a positive weight")
+            cdf = [sum(region_weights[r] for r in codes[: i + 1]) for i in range(len(codes))]
+            ctx = dataclasses.replace(ctx, region_codes=codes, region_cdf=tuple(cdf))
         indexes = _secondary_indexes()
         with engine.begin() as conn:
             for idx in indexes:

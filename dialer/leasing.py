@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,13 +47,20 @@ class OpenAttempt:
     started_at: dt.datetime
 
 
+def rule_of(reason: str) -> str:
+    """A rule's name from a decision's reason, without its figures ("3 attempts made (max 3)"
+    -> "attempts made (max)"), so held-back counts add up per rule."""
+    return " ".join(re.sub(r"\d+", "", reason).split())
+
+
 def check_leased(
     s: Session, rules: LeaseRules, leased: list[entries.LeasedEntry], now: dt.datetime
-) -> tuple[list[entries.LeasedEntry], int]:
-    """The dial-time rules: (entries that may be dialled, number given back or cancelled)."""
+) -> tuple[list[entries.LeasedEntry], Counter[str]]:
+    """The dial-time rules: (entries that may be dialled, entries given back or cancelled
+    per rule)."""
     facts = entries.candidates(s, leased, now)
     ok = []
-    skipped = 0
+    skipped: Counter[str] = Counter()
     for e in leased:
         c = facts.get(e.id)
         decision = check(c, now, rules.window, rules.policy) if c else None
@@ -66,7 +75,7 @@ def check_leased(
                 cancel=cancel,
                 reason=reason,
             )
-            skipped += 1
+            skipped[rule_of(reason)] += 1
             log.info("entry %d not dialled: %s", e.id, reason)
             continue
         ok.append(e)
@@ -84,7 +93,7 @@ def claim(
     n: int,
     now: dt.datetime,
     free: dict[int, AgentInfo] | None = None,
-) -> tuple[list[Claimed], int]:
+) -> tuple[list[Claimed], Counter[str]]:
     """Lease, check and record up to ``n`` attempts (committed before any Originate)."""
     leased = entries.lease_entries(s, campaign_id, rules.owner, n, now, rules.lease_s)
     ok, skipped = check_leased(s, rules, leased, now)
@@ -105,7 +114,7 @@ PreviewCard = tuple[entries.LeasedEntry, str, dict[str, Any], int | None]
 
 def claim_previews(
     s: Session, rules: LeaseRules, campaign_id: int, n: int, now: dt.datetime
-) -> tuple[list[PreviewCard], int]:
+) -> tuple[list[PreviewCard], Counter[str]]:
     leased = entries.lease_entries(s, campaign_id, rules.owner, n, now, rules.preview_lease_s)
     ok, skipped = check_leased(s, rules, leased, now)
     shown = agentfirst.cards(s, campaign_id, ok)

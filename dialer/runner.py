@@ -30,6 +30,7 @@ import datetime as dt
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,6 +163,9 @@ class CampaignRunner:
         whose agent's disposition will tell whether they were machines."""
         self._writes: asyncio.Queue[list[Fact]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self.held_back: Counter[str] = Counter()
+        """Entries due but not dialled, per dial-time rule (``leasing.rule_of``): an entry
+        counts again each time it falls due and a rule holds it back again."""
         self._writer: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[Any]] = set()
         self._stopping = False
@@ -463,7 +467,8 @@ class CampaignRunner:
             _utc(now),
             dict(free),
         )
-        self.stats["skipped"] += skipped
+        self.stats["skipped"] += skipped.total()
+        self.held_back.update(skipped)
         for att, agent, name in started:
             if agent is not None:
                 log.info(
@@ -571,7 +576,8 @@ class CampaignRunner:
             len(free),
             _utc(now),
         )
-        self.stats["skipped"] += skipped
+        self.stats["skipped"] += skipped.total()
+        self.held_back.update(skipped)
         by_id = {a.id: a for a in free}
         rest = list(free)
         for leased, name, card, preferred in got:

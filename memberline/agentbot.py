@@ -60,6 +60,8 @@ class AgentBot:
         self.stats = BotStats()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wrapping: set[str] = set()
+        self.state = "logged_out"
+        """This agent's state as last pushed by the hub."""
 
     async def start(self, queue_login: bool = True) -> None:
         self.client.on_push(self._on_push)
@@ -78,6 +80,19 @@ class AgentBot:
                 ):  # static members are logged in already
                     raise
 
+    async def finish(self, timeout_s: float) -> bool:
+        """End the shift as a person would: leave the queue, finish the call in hand and its
+        wrap-up. True when done within ``timeout_s`` (nothing left unfinished)."""
+        with contextlib.suppress(ProtocolError, ConnectionError, TimeoutError):
+            await self.client.request("queue_logout")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            if not self._wrapping and self.state not in ("ringing", "on_call"):
+                return True
+            await asyncio.sleep(0.2)
+        return False
+
     async def stop(self) -> None:
         for t in list(self._tasks):
             t.cancel()
@@ -87,7 +102,9 @@ class AgentBot:
         await self.client.close()
 
     def _on_push(self, name: str, data: dict[str, Any]) -> None:
-        if name == "screen_pop":
+        if name == "agent_state" and data.get("agent", self.agent) == self.agent:
+            self.state = str(data.get("state", self.state))
+        elif name == "screen_pop":
             self.stats.pops += 1
             kind = str(data.get("kind", "?"))
             self.stats.pop_kinds[kind] = self.stats.pop_kinds.get(kind, 0) + 1

@@ -15,6 +15,16 @@ What runs (all in this process, on one asyncio loop, over real sockets):
 
 ``--headless --seconds N`` simulates agent 1001 too and prints a JSON summary whose every
 count comes from rows in the database and frames that crossed the sockets.
+
+At any hour: the calling window and SMS quiet hours are the member's local hours, and the
+rules are not bent for the demo. Instead the demo's members are seeded over the regions
+(with their own time zones and phone numbers) so that most of them are inside their
+calling window when the demo starts (:func:`crm_bridge.demo.open_region_weights`); the rest
+are held back by the rules, and the console and the summary say how many, by which rule.
+
+The hub listens on port 7070 (``--hub-port``; 0 = any free port) with SO_REUSEADDR, so a
+port in TIME_WAIT after the last demo is reused; a port really taken is an error, never a
+silent move. The port is shown on the console and in the summary.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from sqlalchemy import func, select
 
 from crm_bridge import campaigns, lists
 from crm_bridge.db import make_engine, session_scope
-from crm_bridge.demo import DEMO_PASSWORD, seed_demo
+from crm_bridge.demo import DEMO_PASSWORD, open_region_weights, seed_demo
 from crm_bridge.models import (
     CallAttempt,
     Channel,
@@ -55,11 +65,14 @@ from cti.pbxsim import (
     Scenario,
     SurveySpec,
 )
+from dialer.fallback import parse_hhmm
 from dialer.fallback.outbox import enqueue
 from dialer.fallback.purposes import Purpose
+from dialer.leasing import rule_of
 from dialer.rules import CallingWindow, RetryPolicy
 from dialer.runner import RunnerSettings
 from memberline.agentbot import AgentBot
+from memberline.cli import OperatorError
 from memberline.config import Config
 from memberline.stack import start_stack
 
@@ -70,6 +83,8 @@ BOTS = ("1002", "1003", "1004", "1005", "1006")
 AMI_USER, AMI_SECRET = "memberline", "demo-ami-secret"
 GREETINGS = 40
 """Dormant members greeted by SMS/email at demo start (a slice, to keep the demo calm)."""
+WINDOW = CallingWindow(dt.time(8), dt.time(21))
+"""The demo runner's calling window (member's local time)."""
 
 
 @dataclasses.dataclass
@@ -143,12 +158,61 @@ def _callers(engine: Any, rng: random.Random) -> list[Caller]:
     return callers
 
 
-def _setup_db(opts: DemoOptions) -> str:
+def contact_hours(config: Config) -> tuple[dt.time, dt.time]:
+    """Local hours in which a member may be both called (:data:`WINDOW`) and texted (outside
+    quiet hours), less an hour at the end so the demo does not start as they close."""
+    quiet_start = parse_hhmm(config.messaging.quiet_start)
+    quiet_end = parse_hhmm(config.messaging.quiet_end)
+    start = max(WINDOW.start, quiet_end) if quiet_start != quiet_end else WINDOW.start
+    end = min(WINDOW.end, quiet_start) if quiet_start != quiet_end else WINDOW.end
+    end = (dt.datetime.combine(dt.date.min, end) - dt.timedelta(hours=1)).time()
+    return start, max(start, end)
+
+
+def _setup_db(opts: DemoOptions, config: Config) -> tuple[str, dict[str, Any]]:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{opts.db_path}{suffix}").unlink(missing_ok=True)
     url = f"sqlite:///{opts.db_path.resolve()}"
-    seed_demo(url, members=opts.members, seed=opts.seed)
-    return url
+    now = dt.datetime.now(dt.UTC)
+    start, end = contact_hours(config)
+    weights, share = open_region_weights(now, start, end)
+    seed_demo(url, members=opts.members, seed=opts.seed, now=now, region_weights=weights)
+    return url, {
+        "utc_hour": now.strftime("%H:%M"),
+        "contact_hours_local": f"{start:%H:%M}-{end:%H:%M}",
+        "region_weights": {r: round(w, 3) for r, w in weights.items()},
+        "members_open_share": round(share, 2),
+    }
+
+
+def claim_port(preferred: int, host: str = "127.0.0.1") -> int:
+    """``preferred`` if a server may listen there (SO_REUSEADDR, as the hub's listener does:
+    a port in TIME_WAIT is fine); 0 stays 0 (any port). A port in use is an
+    :class:`OperatorError`: the hub never moves to another port by itself."""
+    import errno
+    import socket
+
+    if preferred == 0:
+        return 0
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, preferred))
+            s.listen(1)
+        except OSError as exc:
+            why = "in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise OperatorError(
+                f"demo: port {preferred} on {host} is {why} (another demo or hub running?); "
+                "stop it, or pass --hub-port PORT (0 = any free port)"
+            ) from None
+    return preferred
+
+
+def held_back_line(held: dict[str, dict[str, int]]) -> str:
+    """``Held back: 12 calls outside the …; 3 SMS: quiet hours`` (one line for the console)."""
+    parts = [f"{n} call(s): {rule}" for rule, n in held.get("calls", {}).items()]
+    parts += [f"{n} message(s): {rule}" for rule, n in held.get("messages", {}).items()]
+    return "Held back by the rules: " + ("; ".join(parts) if parts else "nothing so far")
 
 
 def _campaigns_and_greetings(engine: Any, cap: float) -> dict[str, Any]:
@@ -195,7 +259,8 @@ def _campaigns_and_greetings(engine: Any, cap: float) -> dict[str, Any]:
 
 async def run(config: Config, opts: DemoOptions) -> dict[str, Any]:
     started = time.monotonic()
-    url = await asyncio.to_thread(_setup_db, opts)
+    hub_port = claim_port(opts.hub_port)  # before seeding: a taken port fails at once
+    url, zones = await asyncio.to_thread(_setup_db, opts, config)
     engine = make_engine(url)
     rng = random.Random(opts.seed)
     callers = await asyncio.to_thread(_callers, engine, rng)
@@ -226,11 +291,11 @@ async def run(config: Config, opts: DemoOptions) -> dict[str, Any]:
             username=AMI_USER,
             secret=type(cfg.ami.secret)(AMI_SECRET),
         ),
-        hub=dataclasses.replace(cfg.hub, bind="127.0.0.1", port=_free_port(opts.hub_port)),
+        hub=dataclasses.replace(cfg.hub, bind="127.0.0.1", port=hub_port),
     )
     runner = RunnerSettings(
         owner="demo-hub",
-        window=CallingWindow(dt.time(8), dt.time(21)),
+        window=WINDOW,
         # Demo retry delays are short so fallbacks happen while you watch; production uses config.
         policy=RetryPolicy(
             busy_s=20,
@@ -246,6 +311,8 @@ async def run(config: Config, opts: DemoOptions) -> dict[str, Any]:
     stack = await start_stack(cfg, engine=engine, runner=runner, local_sinks=True, owner="demo-hub")
     sim.agi_port = stack.surveys.agi.port
     hub_port = stack.hub.hub.port
+    if opts.hub_port and hub_port != opts.hub_port:  # pragma: no cover - the hub never moves
+        raise RuntimeError(f"hub listens on {hub_port}, not {opts.hub_port}")
     bots = [
         AgentBot("127.0.0.1", hub_port, code, DEMO_PASSWORD, seed=i)
         for i, code in enumerate(BOTS if not opts.headless else (HUMAN, *BOTS))
@@ -256,12 +323,28 @@ async def run(config: Config, opts: DemoOptions) -> dict[str, Any]:
             await bot.start()
         if opts.headless:
             await asyncio.sleep(opts.seconds)
+            # End of the shift: no new campaign calls, every bot finishes its call and wrap-up
+            # (an unfinished wrap-up left after this is a real one, and the summary counts it).
+            await asyncio.to_thread(_pause_campaigns, engine, setup)
+            await asyncio.gather(*(bot.finish(60.0 / opts.speed + 10.0) for bot in bots))
         else:
             from agent_tui.app import ConsoleApp
 
-            app = ConsoleApp("127.0.0.1", hub_port, agent=HUMAN, password=DEMO_PASSWORD)
+            held: dict[str, dict[str, int]] = {}
+
+            async def note() -> str:
+                held.update(await asyncio.to_thread(_held_back, engine, stack.runner, since))
+                return f"Demo hub 127.0.0.1:{hub_port} · {held_back_line(held)}"
+
+            app = ConsoleApp(
+                "127.0.0.1", hub_port, agent=HUMAN, password=DEMO_PASSWORD, status_note=note
+            )
             await app.run_async()
         summary = await asyncio.to_thread(_summary, engine, setup, since)
+        summary["hub_port"] = hub_port
+        summary["time_zones"] = zones
+        summary["held_back"] = await asyncio.to_thread(_held_back, engine, stack.runner, since)
+        summary["unfinished_wrapups"] = await asyncio.to_thread(_unfinished, engine, since)
         summary["pops_delivered"] = sum(b.stats.pops for b in bots)
         summary["bot_wrapups"] = sum(b.stats.wrapups for b in bots)
         summary["sms_received_by_sink"] = (
@@ -282,15 +365,58 @@ async def run(config: Config, opts: DemoOptions) -> dict[str, Any]:
     return summary
 
 
-def _free_port(preferred: int) -> int:
-    import socket
+def _pause_campaigns(engine: Any, setup: dict[str, Any]) -> None:
+    """Pause the demo's campaigns (the runner follows within a second; calls in flight end)."""
+    with session_scope(engine) as s:
+        for key in ("post_purchase", "survey"):
+            with contextlib.suppress(campaigns.CampaignError):
+                campaigns.control_campaign(
+                    s, actor="system:demo", campaign_id=setup[key]["id"], action="pause"
+                )
 
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            return 0
+
+def _held_back(engine: Any, runner: Any, since: dt.datetime) -> dict[str, dict[str, int]]:
+    """What the rules held back since the demo started, per rule: campaign entries that fell
+    due and were not dialled (the runner's count), and messages deferred or skipped (their
+    outbox rows' reason)."""
+    calls = dict(sorted(runner.held_back.items(), key=lambda kv: -kv[1]))
+    messages: dict[str, int] = {}
+    with session_scope(engine) as s:
+        rows = s.execute(
+            select(OutboxMessage.channel, OutboxMessage.last_error, func.count())
+            .where(
+                OutboxMessage.created_at >= since,
+                OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SKIPPED]),
+                OutboxMessage.last_error.is_not(None),
+            )
+            .group_by(OutboxMessage.channel, OutboxMessage.last_error)
+        ).all()
+    for channel, reason, n in rows:
+        key = f"{channel.value}: {rule_of(str(reason).split(' until ')[0])}"
+        messages[key] = messages.get(key, 0) + int(n)
+    return {"calls": calls, "messages": dict(sorted(messages.items(), key=lambda kv: -kv[1]))}
+
+
+def _unfinished(engine: Any, since: dt.datetime) -> dict[str, Any]:
+    """Answered calls of this demo that ended without a disposition (an unfinished wrap-up),
+    per agent: the simulated agents must leave none."""
+    from crm_bridge.models import Agent
+
+    with session_scope(engine) as s:
+        rows = s.execute(
+            select(Agent.code, func.count())
+            .select_from(CallAttempt)
+            .join(Agent, Agent.id == CallAttempt.agent_id)
+            .where(
+                CallAttempt.started_at >= since,
+                CallAttempt.answered_at.is_not(None),
+                CallAttempt.ended_at.is_not(None),
+                CallAttempt.disposition.is_(None),
+            )
+            .group_by(Agent.code)
+        ).all()
+    by_agent = {str(code): int(n) for code, n in rows}
+    return {"total": sum(by_agent.values()), "by_agent": by_agent}
 
 
 def _summary(engine: Any, setup: dict[str, Any], since: dt.datetime) -> dict[str, Any]:

@@ -16,6 +16,7 @@ are in :mod:`agent_tui.screens.call`:
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -31,6 +32,8 @@ from agent_tui.widgets.status import HubBanner, StateBar
 
 if TYPE_CHECKING:
     pass
+
+log = logging.getLogger(__name__)
 
 SUPERVISOR_ACTIONS = {"maintainers", "campaigns", "wallboard", "surveys"}
 HOME_ACTIONS = {"pause", "unpause", "queue_login", "queue_logout", "search", "current_call"}
@@ -63,6 +66,22 @@ class HomeScreen(CallDesk):
         super().on_mount()
         self.watch(self.app, "agent_state", lambda _s: self._render_body())
         self.watch(self.app, "preview", lambda _p: self._render_preview())
+        self._note = ""
+        if self.console.status_note is not None:
+            self._refresh_note()
+            self.set_interval(3.0, self._refresh_note)
+        self._render_body()
+
+    @work(exclusive=True, exit_on_error=False, group="note")
+    async def _refresh_note(self) -> None:
+        provider = self.console.status_note
+        if provider is None:
+            return
+        try:
+            self._note = await provider()
+        except Exception:  # a note is decoration: never let it take the console down
+            log.exception("status note failed")
+            return
         self._render_body()
 
     def on_screen_resume(self) -> None:
@@ -154,6 +173,8 @@ class HomeScreen(CallDesk):
         waiting = self.console.book.awaiting_wrapup()
         if waiting:
             text.append(f"Waiting for wrap-up: {', '.join(waiting)}\n")
+        if getattr(self, "_note", ""):
+            text.append(f"\n{self._note}\n", style="dim")
         self.query_one("#home-body", Static).update(text)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

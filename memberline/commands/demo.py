@@ -24,7 +24,11 @@ def _run(args: argparse.Namespace, cfg: Config) -> int:
         headless=args.headless,
         seconds=args.seconds,
         speed=args.speed if args.speed is not None else (4.0 if args.headless else 1.0),
+        hub_port=args.hub_port,
     )
+    from memberline.demo import claim_port
+
+    claim_port(opts.hub_port)  # a taken port: one line before seeding anything
     if not args.headless:
         # The terminal belongs to the console: logs go to a file next to the database.
         log_path = Path(args.demo_db).with_suffix(".log")
@@ -36,7 +40,8 @@ def _run(args: argparse.Namespace, cfg: Config) -> int:
         root.setLevel(args.log_level if args.log_level != "WARNING" else "INFO")
         print(
             f"Seeding {opts.members} demo members and starting the PBX simulator, hub and dialer "
-            f"(logs: {log_path})…",
+            f"(logs: {log_path})…\nThe hub will listen on 127.0.0.1:{opts.hub_port or '(any free port)'}; "
+            f"a supervisor console: memberline console --hub 127.0.0.1:{opts.hub_port} --agent 9001",
             flush=True,
         )
     else:
@@ -65,6 +70,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--members", type=int, default=3000, help="demo members to seed (default 3000)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--hub-port",
+        type=int,
+        default=7070,
+        help="the hub's port (default 7070; 0 = any free port); a port in use is an error",
+    )
     p.add_argument("--speed", type=float, help="PBX time speed-up (default 1, headless 4)")
     p.add_argument(
         "--demo-db", default="memberline-demo.db", help="SQLite file (recreated each run)"

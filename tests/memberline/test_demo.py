@@ -18,7 +18,8 @@ pytestmark = pytest.mark.e2e
 def test_headless_demo_runs_end_to_end_and_logs_no_secret(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "memberline", "demo", "--headless", "--seconds", "25", "--members", "600",
-         "--speed", "6", "--demo-db", str(tmp_path / "demo.db"), "--log-level", "DEBUG"],
+         "--speed", "6", "--demo-db", str(tmp_path / "demo.db"), "--log-level", "DEBUG",
+         "--hub-port", "0"],
         capture_output=True, timeout=240, cwd=tmp_path,
     )  # fmt: skip
     err = proc.stderr.decode("utf-8", "replace")
@@ -32,6 +33,13 @@ def test_headless_demo_runs_end_to_end_and_logs_no_secret(tmp_path: Path) -> Non
     assert summary["sms_sent"] == summary["sms_received_by_sink"]
     assert summary["emails_sent"] == summary["emails_received_by_sink"]
     assert summary["dispositions_stored"] > 0
+    # The new fields: the port the hub used, what the rules held back (per rule), the time-zone
+    # mix chosen for this hour, and no unfinished wrap-up left by the simulated agents.
+    assert summary["hub_port"] > 0
+    assert set(summary["held_back"]) == {"calls", "messages"}
+    assert all(n > 0 for part in summary["held_back"].values() for n in part.values())
+    assert summary["time_zones"]["members_open_share"] >= 0.6
+    assert summary["unfinished_wrapups"] == {"total": 0, "by_agent": {}}, summary
     # Secrets: the AMI secret, the SMS provider token and the SMTP/console passwords never appear.
     for secret in (AMI_SECRET, "sink-token"):
         assert secret not in err, f"secret {secret!r} leaked into the logs"
