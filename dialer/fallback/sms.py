@@ -6,8 +6,11 @@ names the outbox row (``?o=<id>``): the webhook uses it to find the row even bef
 worker has recorded the provider's sid.
 
 Recovery of an in-flight row asks Twilio for messages to the same number from the same
-sender, sent since the attempt started, with the same body (the Message resource has no
-client reference field; body + to + from + time is what the real API lets us match on).
+sender and looks for the row's reference (``[#<outbox id>]``, carried in the text: the
+Message resource has no client reference field and does not list the status-callback URL
+back). It does **not** filter on ``DateSent``: a message still ``queued``/``accepted``/
+``sending`` has no ``DateSent`` yet and would be missed. The list is newest first; paging
+stops at messages created well before the attempt. Any status counts as "exists".
 """
 
 from __future__ import annotations
@@ -134,15 +137,26 @@ class TwilioSms:
             return SendResult(Outcome.AMBIGUOUS, code="io", detail=f"{type(exc).__name__}: {exc}")
         return SendResult(Outcome.SENT, provider_id=msg.sid, detail=msg.status or "")
 
-    async def find_sent(self, to: str, body: str, since: dt.datetime) -> list[str]:
-        """Sids of messages to ``to`` with exactly ``body`` sent since ``since`` (recovery)."""
-        msgs = await self.client.messages.list_async(
-            to=to,
-            from_=self.settings.from_number,
-            date_sent_after=since - dt.timedelta(minutes=5),
-            page_size=100,
-        )
-        return [m.sid for m in msgs if m.body == body and m.sid]
+    async def find_sent(
+        self, to: str, reference: str, since: dt.datetime, *, max_scan: int = 1000
+    ) -> list[tuple[str, str]]:
+        """(sid, status) of messages to ``to`` from our number whose text carries
+        ``reference``, created since ``since`` minus 5 minutes (recovery)."""
+        found: list[tuple[str, str]] = []
+        horizon = since - dt.timedelta(minutes=5)
+        scanned = 0
+        async for m in await self.client.messages.stream_async(
+            to=to, from_=self.settings.from_number, page_size=100
+        ):
+            scanned += 1
+            created = m.date_created
+            if created is not None and created < horizon:
+                break  # newest first: everything after this is older
+            if m.sid and (m.body or "").endswith(reference):
+                found.append((m.sid, str(m.status or "")))
+            if scanned >= max_scan:
+                raise RuntimeError(f"more than {max_scan} recent messages to {to}")
+        return found
 
     async def close(self) -> None:
         session = self._http.session

@@ -768,10 +768,14 @@ def resolve_in_doubt(
     now: dt.datetime,
     provider_id: str | None = None,
     reason: str = "",
+    until: dt.datetime | None = None,
 ) -> None:
-    """verdict: ``sent`` (proved), ``pending`` (proved not sent), ``review`` (unknown)."""
+    """verdict: ``sent`` (proved), ``pending`` (proved not sent), ``review`` (unknown),
+    ``wait`` (not provable yet: stays ``sending``, looked at again after ``until``)."""
     values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
-    if verdict == "sent":
+    if verdict == "wait":
+        values.update(lease_expires_at=until or now, last_error=reason or None)
+    elif verdict == "sent":
         values.update(status=OutboxStatus.SENT.value, last_error=reason or None)
         if provider_id:
             values["provider_id"] = provider_id

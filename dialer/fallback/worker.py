@@ -10,10 +10,15 @@ Crash safety, step by step for one row:
    *before* the provider is called.
 3. The provider call. 4. ``record_results`` (group-committed) stores the provider id / error.
 
-A crash between 2 and 4 leaves the row ``sending``. Recovery (at start-up for rows of our
-own ``worker_id``, later for any expired lease) never resends blindly: SMS rows are looked
-up at the provider (same to/from/body since ``sent_at``): one match -> ``sent`` with its
-sid, none -> pending (safe to send), several -> ``review``. Email rows are ``sent`` /
+A crash between 2 and 4 leaves the row ``sending`` (so does a connection dropped after the
+provider accepted). Recovery (at start-up for rows of our own ``worker_id``, later for any
+expired lease) never resends blindly: SMS rows are looked up at the provider by the row's
+reference carried in the text (:func:`dialer.fallback.store.sms_reference`), without a
+``DateSent`` filter: a match in any status (``queued``, ``accepted``, ``sending``, ``sent``,
+``delivered``, even ``undelivered``) -> ``sent`` with its sid. No match is only believed
+once ``provider_list_lag_s`` has passed since the attempt (Twilio lists new messages late):
+before that the row waits in ``sending`` and is looked up again; after it -> pending (the
+provider proved it has none: safe to send). A failed lookup -> ``review``. Email rows are ``sent`` /
 pending when a :class:`MailProbe` can tell (the local SMTP sink can), else ``review``: a
 real SMTP server cannot be asked whether it accepted a message.
 """
@@ -53,6 +58,7 @@ from dialer.fallback.store import (
     mark_sending,
     record_results,
     resolve_in_doubt,
+    sms_reference,
 )
 
 log = logging.getLogger(__name__)
@@ -81,6 +87,9 @@ class WorkerSettings:
     idle_horizon_s: float = 120.0
     """``until_idle``: stop when nothing is due within this horizon and nothing is in flight."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    provider_list_lag_s: float = 120.0
+    """How late the SMS provider may list a message it accepted: recovery believes "no such
+    message" only after this long since the attempt."""
 
 
 @dataclass
@@ -308,6 +317,10 @@ class OutboxWorker:
                 break
             verdicts = await asyncio.gather(*(self._verdict(r) for r in rows))
             for row, (verdict, pid, reason) in zip(rows, verdicts, strict=True):
+                until = None
+                if verdict == "wait":
+                    until = self._lag_over(row)
+                    self._recover_at(row)
                 await run_db(
                     self.engine,
                     resolve_in_doubt,
@@ -317,6 +330,7 @@ class OutboxWorker:
                     utcnow(),
                     pid,
                     reason,
+                    until,
                 )
                 done[verdict] += 1
                 self.stats.counts[f"recovered_{verdict}"] += 1
@@ -326,21 +340,38 @@ class OutboxWorker:
             log.info("outbox recovery: %s", dict(done))
         return done
 
+    def _recover_at(self, row: InDoubt) -> None:
+        """Wake recovery when ``row``'s listing lag has passed (it waits in ``sending``)."""
+        assert row.sent_at is not None
+        delay = (self._lag_over(row) - utcnow()).total_seconds()
+        loop = asyncio.get_running_loop()
+        loop.call_later(max(0.0, delay) + 0.05, self._recover_now.set)
+        loop.call_later(max(0.0, delay) + 0.05, self._changed.set)
+
+    def _lag_over(self, row: InDoubt) -> dt.datetime:
+        assert row.sent_at is not None
+        sent_at = row.sent_at if row.sent_at.tzinfo else row.sent_at.replace(tzinfo=dt.UTC)
+        return sent_at + dt.timedelta(seconds=self.settings.provider_list_lag_s)
+
     async def _verdict(self, row: InDoubt) -> tuple[str, str | None, str]:
         if row.provider_id:
             return "sent", row.provider_id, "recovered: provider id was recorded"
         if row.channel is Channel.SMS:
-            if self.sms is None or row.sms_body is None or row.sent_at is None:
+            if self.sms is None or row.sent_at is None:
                 return "review", None, "in doubt: cannot ask the SMS provider"
             try:
-                sids = await self.sms.find_sent(row.to, row.sms_body, row.sent_at)
+                found = await self.sms.find_sent(row.to, sms_reference(row.id), row.sent_at)
             except Exception as exc:
                 return "review", None, f"in doubt: provider lookup failed ({type(exc).__name__})"
-            if len(sids) == 1:
-                return "sent", sids[0], "recovered: found at the provider"
-            if not sids:
-                return "pending", None, "recovered: provider has no copy, resending"
-            return "review", None, f"in doubt: {len(sids)} matching messages at the provider"
+            if found:
+                # Any status means the provider has it (queued/accepted/sending have no
+                # DateSent yet); the status callbacks carry it on from here.
+                sid, status = found[0]
+                more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+                return "sent", sid, f"recovered: found at the provider ({status}){more}"
+            if utcnow() < self._lag_over(row):
+                return "wait", None, "in doubt: waiting out the provider's listing lag"
+            return "pending", None, "recovered: provider has no copy after its listing lag"
         if self.mail_probe is None:
             return "review", None, "in doubt: the SMTP server cannot be asked; check and retry"
         mid = message_id_for(row.key, parse_sender(self.content.email.sender)[2])

@@ -209,7 +209,9 @@ def _list(args: argparse.Namespace, cfg: Config) -> int:
     engine = open_database(cfg.database.url)
     with session_scope(engine) as s:
         q = select(OutboxMessage).order_by(desc(OutboxMessage.id)).limit(args.limit)
-        if args.status:
+        if args.review:
+            q = q.where(OutboxMessage.status == OutboxStatus.REVIEW)
+        elif args.status:
             q = q.where(OutboxMessage.status == OutboxStatus(args.status))
         if args.member:
             q = q.where(OutboxMessage.member_id == args.member)
@@ -373,6 +375,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     o.required = True
     ls = add_command(o, "list", _list, "list outbox messages, newest first")
     ls.add_argument("--status", choices=STATUSES)
+    ls.add_argument(
+        "--review",
+        action="store_true",
+        help="messages that may have been sent and need a person (check, then retry)",
+    )
     ls.add_argument("--member", type=int)
     ls.add_argument("--purpose")
     ls.add_argument("--limit", type=int, default=50)

@@ -5,9 +5,17 @@
 - ``GET  .../Messages.json`` with ``To``, ``From``, ``DateSent``, ``DateSent>``,
   ``DateSent<``, ``PageSize``, ``Page`` -> a Twilio page (``messages``, ``next_page_uri``...).
 - ``GET  .../Messages/{sid}.json`` -> one message.
-- Status callbacks: after ``callback_delay_s`` the sink POSTs ``sent`` then the final status
-  (``delivered`` or ``undelivered`` + ``ErrorCode``) to the message's ``StatusCallback``,
-  signed with ``X-Twilio-Signature`` exactly as Twilio does (``RequestValidator``).
+- Statuses advance over time as at Twilio: ``queued`` at creation, ``sending`` after
+  ``step_s``, ``sent`` after ``2*step_s`` (``date_sent`` is empty until then, so a
+  ``DateSent`` filter cannot see a message still queued or sending), then ``delivered`` or
+  ``undelivered`` (+ ``ErrorCode``) after ``3*step_s``. Status callbacks POST ``sent`` and
+  the final status at those moments to the message's ``StatusCallback``, signed with
+  ``X-Twilio-Signature`` exactly as Twilio does (``RequestValidator``).
+- ``list_lag_s``: a new message appears in list results only that long after its creation
+  (Twilio's list is eventually consistent; a fetch by sid sees it at once).
+- ``drop_after_accept``: that fraction of accepted creates (or the next N given by
+  ``drop_next``) store the message, then close the connection without answering: the
+  client cannot know whether the message exists.
 - ``send_inbound`` posts a member's reply (STOP, 退订...) to an inbound webhook, signed.
 - ``GET /_sink/mail?message_id=`` answers for an attached :class:`SmtpSink` (the worker's
   mail probe in recovery).
@@ -65,9 +73,14 @@ class SinkMessage:
     created: dt.datetime
     status: str = "queued"
     error_code: str | None = None
+    sent_at: dt.datetime | None = None
+    born: float = 0.0
+    """Loop time at creation (list lag and status progression)."""
+    final: tuple[str, str | None] = ("delivered", None)
 
     def resource(self) -> dict[str, Any]:
         date = format_datetime(self.created, usegmt=True)
+        sent = format_datetime(self.sent_at, usegmt=True) if self.sent_at else None
         return {
             "sid": self.sid,
             "account_sid": self.account_sid,
@@ -81,7 +94,7 @@ class SinkMessage:
             "num_media": "0",
             "date_created": date,
             "date_updated": date,
-            "date_sent": date,
+            "date_sent": sent,
             "error_code": int(self.error_code) if self.error_code else None,
             "error_message": None,
             "price": None,
@@ -110,6 +123,12 @@ class TwilioSink:
     auth_token: str = "sink-token"
     callbacks: bool = True
     callback_delay_s: float = 0.05
+    """``step_s``'s old name: kept as the default step."""
+    step_s: float | None = None
+    """Time between queued -> sending -> sent -> final; default ``callback_delay_s``."""
+    list_lag_s: float = 0.0
+    drop_after_accept: float = 0.0
+    drop_next: int = 0
     transient_rate: float = 0.0
     faults: dict[str, str | list[str]] = field(default_factory=dict)
     mail: SmtpSink | None = None
@@ -127,6 +146,9 @@ class TwilioSink:
         self._tasks: set[asyncio.Task[None]] = set()
         self.requests = 0
         self.injected = 0
+        self.dropped = 0
+        """Creates accepted (message stored) whose connection was then dropped."""
+        self.listed = 0
 
     @property
     def base_url(self) -> str:
@@ -230,15 +252,19 @@ class TwilioSink:
         self.messages.append(msg)
         self._by_sid[msg.sid] = msg
         final_error = fault if fault in _CALLBACK_ERRORS else None
-        msg.status = "sent" if not self.callbacks else "queued"
-        if not final_error and not self.callbacks:
-            msg.status = "delivered"
-        if self.callbacks and msg.status_callback:
-            task = asyncio.create_task(self._callbacks(msg, final_error))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        elif final_error:
-            msg.status, msg.error_code = "undelivered", final_error
+        msg.final = ("undelivered", final_error) if final_error else ("delivered", None)
+        msg.born = asyncio.get_running_loop().time()
+        task = asyncio.create_task(self._advance(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if self.drop_next > 0 or (
+            self.drop_after_accept and self._rng.random() < self.drop_after_accept
+        ):
+            self.drop_next = max(0, self.drop_next - 1)
+            self.dropped += 1
+            if request.transport is not None:
+                request.transport.abort()  # stored, never answered
+            return web.Response(status=201)  # written to a closed transport: never seen
         return web.json_response(msg.resource(), status=201)
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -246,20 +272,23 @@ class TwilioSink:
         if not self._auth_ok(request, sid):
             return _twilio_error(401, 20003, "Authenticate")
         q = request.query
-        msgs = [m for m in self.messages if m.account_sid == sid]
+        self.listed += 1
+        visible_before = asyncio.get_running_loop().time() - self.list_lag_s
+        msgs = [m for m in self.messages if m.account_sid == sid and m.born <= visible_before]
         if "To" in q:
             msgs = [m for m in msgs if m.to == q["To"]]
         if "From" in q:
             msgs = [m for m in msgs if m.from_ == q["From"]]
         for key, op in (("DateSent>", "ge"), ("DateSent<", "le"), ("DateSent", "eq")):
             if key in q:
+                # Filters on DateSent: a message not yet sent has none and never matches.
                 bound = _parse_date(q[key])
                 if op == "ge":
-                    msgs = [m for m in msgs if m.created >= bound]
+                    msgs = [m for m in msgs if m.sent_at and m.sent_at >= bound]
                 elif op == "le":
-                    msgs = [m for m in msgs if m.created <= bound]
+                    msgs = [m for m in msgs if m.sent_at and m.sent_at <= bound]
                 else:
-                    msgs = [m for m in msgs if m.created.date() == bound.date()]
+                    msgs = [m for m in msgs if m.sent_at and m.sent_at.date() == bound.date()]
         msgs.sort(key=lambda m: m.created, reverse=True)
         size = max(1, min(1000, int(q.get("PageSize", "50"))))
         page = int(q.get("Page", "0"))
@@ -311,35 +340,45 @@ class TwilioSink:
             await r.read()
             return r.status
 
-    async def _callbacks(self, msg: SinkMessage, final_error: str | None) -> None:
-        assert msg.status_callback is not None
-        await asyncio.sleep(self.callback_delay_s)
-        steps = [
-            ("sent", None),
-            ("undelivered", final_error) if final_error else ("delivered", None),
-        ]
+    @property
+    def _step(self) -> float:
+        return self.callback_delay_s if self.step_s is None else self.step_s
+
+    async def _advance(self, msg: SinkMessage) -> None:
+        """queued -> sending -> sent -> delivered/undelivered, one step apart; callbacks for
+        ``sent`` and the final status (as Twilio sends them for an SMS without a service)."""
+        steps: list[tuple[str, str | None]] = [("sending", None), ("sent", None), msg.final]
         for status, code in steps:
+            await asyncio.sleep(self._step)
             msg.status, msg.error_code = status, code
-            params = {
-                "MessageSid": msg.sid,
-                "SmsSid": msg.sid,
-                "AccountSid": msg.account_sid,
-                "MessageStatus": status,
-                "SmsStatus": status,
-                "To": msg.to,
-                "From": msg.from_,
-                "ApiVersion": "2010-04-01",
-            }
-            if code:
-                params["ErrorCode"] = code
-            for attempt in range(3):
-                try:
-                    answered = await self._post(msg.status_callback, params)
-                except (aiohttp.ClientError, OSError):
-                    await asyncio.sleep(0.1 * (attempt + 1))
-                    continue
-                self.callback_results.append((status, answered))
-                break
+            if status == "sent":
+                msg.sent_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+            if status == "sending" or not (self.callbacks and msg.status_callback):
+                continue
+            await self._callback(msg, status, code)
+
+    async def _callback(self, msg: SinkMessage, status: str, code: str | None) -> None:
+        assert msg.status_callback is not None
+        params = {
+            "MessageSid": msg.sid,
+            "SmsSid": msg.sid,
+            "AccountSid": msg.account_sid,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "To": msg.to,
+            "From": msg.from_,
+            "ApiVersion": "2010-04-01",
+        }
+        if code:
+            params["ErrorCode"] = code
+        for attempt in range(3):
+            try:
+                answered = await self._post(msg.status_callback, params)
+            except (aiohttp.ClientError, OSError):
+                await asyncio.sleep(0.1 * (attempt + 1))
+                continue
+            self.callback_results.append((status, answered))
+            break
 
     async def send_inbound(
         self, url: str, from_: str, to: str, body: str, *, signature: str | None = "valid"

@@ -112,6 +112,8 @@ class Stack:
             poll_interval_s=0.05,
             idle_horizon_s=5,
             retry=RetryPolicy(max_attempts=3, base_s=0.05, max_s=0.2),
+            provider_list_lag_s=settings.pop("provider_list_lag_s", 0.3),
+            recovery_interval_s=settings.pop("recovery_interval_s", 0.5),
             **settings,
         )
         return OutboxWorker(

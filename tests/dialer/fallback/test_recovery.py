@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, update
@@ -83,7 +84,7 @@ async def test_sending_row_with_a_recorded_provider_id_is_sent(stack: Stack) -> 
     assert stack.sinks.sms.messages == []
 
 
-async def test_two_matching_messages_at_the_provider_need_review(stack: Stack) -> None:
+async def test_two_copies_at_the_provider_are_not_sent_a_third_time(stack: Stack) -> None:
     mid = add_member(stack.engine)
     (rid,) = crash_mid_send(stack, mid, "sms")
     stack.sinks.sms.callbacks = False  # no delivery receipt to settle it
@@ -94,7 +95,78 @@ async def test_two_matching_messages_at_the_provider_need_review(stack: Stack) -
         await w.sms.send(r.to_address, r.payload["_body"], rid)
     await w.sms.close()
     await run_worker(stack.worker(), until_idle=True)
-    assert row(stack.engine, rid).status is OutboxStatus.REVIEW
+    got = row(stack.engine, rid)
+    assert got.status is OutboxStatus.SENT and "+1 more" in (got.last_error or "")
+    assert len(stack.sinks.sms.messages) == 2
+
+
+async def test_sms_still_queued_at_the_provider_has_no_date_sent_and_is_found(
+    stack: Stack,
+) -> None:
+    """A message the provider accepted but has not sent yet (queued/sending, no DateSent):
+    a DateSent filter would miss it and resend; the reference lookup finds it."""
+    mid = add_member(stack.engine)
+    (rid,) = crash_mid_send(stack, mid, "sms")
+    sink = stack.sinks.sms
+    sink.step_s = 30.0  # stays queued for the whole test
+    w = stack.worker()
+    assert w.sms is not None
+    r = row(stack.engine, rid)
+    sent = await w.sms.send(r.to_address, r.payload["_body"], rid)
+    await w.sms.close()
+    assert sink.messages[0].status == "queued" and sink.messages[0].resource()["date_sent"] is None
+    restarted = stack.worker()
+    await run_worker(restarted, until_idle=True)
+    got = row(stack.engine, rid)
+    assert got.status is OutboxStatus.SENT and got.provider_id == sent.provider_id
+    assert "(queued)" in (got.last_error or "")
+    assert len(sink.messages) == 1 and restarted.stats.counts["recovered_sent"] == 1
+
+
+async def test_connection_dropped_after_accept_with_listing_lag_is_not_resent(
+    stack: Stack,
+) -> None:
+    """The provider stores the message, drops the connection, and lists it only 1 s later:
+    recovery waits the lag out instead of concluding "no copy" and resending."""
+    sink = stack.sinks.sms
+    sink.list_lag_s = 1.0
+    sink.drop_next = 1
+    sink.callbacks = False  # no status callback (carrying ?o=<id>) settles it first
+    mid = add_member(stack.engine)
+    with session_scope(stack.engine) as s:
+        enqueue(s, Purpose.EXHAUSTED, mid, channels="sms", ref="drop")
+    w = stack.worker(provider_list_lag_s=1.5)
+    await run_worker(w, until_idle=True)
+    assert sink.dropped == 1 and len(sink.messages) == 1
+    with session_scope(stack.engine) as s:
+        (r,) = s.scalars(select(OutboxMessage)).all()
+        assert r.status in ACCEPTED and r.provider_id == sink.messages[0].sid
+        assert r.attempts == 1
+    assert w.stats.counts["recovered_wait"] >= 1 and w.stats.counts["recovered_sent"] == 1
+
+
+async def test_provider_lookup_failure_puts_the_row_up_for_review(
+    stack: Stack, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    """Nothing proves the message absent: review, listed by ``outbox list --review``."""
+    mid = add_member(stack.engine)
+    (rid,) = crash_mid_send(stack, mid, "sms")
+    w = stack.worker()
+    stack.sinks.sms.auth_token = "rotated"  # the lookup is refused (HTTP 401)
+    await run_worker(w, until_idle=True)
+    got = row(stack.engine, rid)
+    assert got.status is OutboxStatus.REVIEW and "lookup failed" in (got.last_error or "")
+    assert stack.sinks.sms.messages == []
+    from memberline.cli import main
+
+    url = stack.engine.url.render_as_string(hide_password=False)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
+    import asyncio
+
+    rc = await asyncio.to_thread(main, ["outbox", "list", "--review", "--config", str(cfg)])
+    out = capsys.readouterr().out
+    assert rc == 0 and f"{rid:>7}  review" in out and "lookup failed" in out
 
 
 async def test_expired_lease_of_another_worker_is_recovered(stack: Stack) -> None:
