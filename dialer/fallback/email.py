@@ -2,7 +2,9 @@
 
 Messages are multipart/alternative (plain text + HTML) with ``List-Unsubscribe`` (a signed
 HTTPS link and, when configured, a mailto) and ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``
-(RFC 8058). The ``Message-ID`` is derived from the outbox idempotency key, so every attempt
+(RFC 8058), built with the standard library's ``EmailMessage`` (``policy.SMTP``, or
+``policy.SMTPUTF8`` for a non-ASCII address; IDNA domains go out in ASCII form). The
+``Message-ID`` is derived from the outbox idempotency key, so every attempt
 of one row carries the same id (receivers dedupe on it; the local sink is asked for it in
 recovery).
 
@@ -17,17 +19,19 @@ an archive refusal is logged.
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import functools
 import hashlib
 import logging
 import socket
 from dataclasses import dataclass, field
-from email.header import Header
-from email.utils import format_datetime, formataddr, parseaddr
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
 
 import aiosmtplib
+from email_validator import EmailNotValidError, validate_email
 
 from dialer.fallback.results import Outcome, SendResult
 from dialer.fallback.templates import RenderedEmail
@@ -74,18 +78,34 @@ class OutgoingEmail:
 
     message_id: str
     to: str
+    """The envelope recipient: the address with its domain in IDNA (``xn--``) form when the
+    local part is ASCII, else the UTF-8 address (then ``smtputf8`` is set)."""
     data: bytes
+    smtputf8: bool = False
+    """The address needs SMTPUTF8 (a non-ASCII local part): refused permanently by a server
+    that does not offer it."""
 
 
-def _header(value: str) -> str:
-    if value.isascii():
-        return value
-    return Header(value, "utf-8").encode(linesep="\r\n")
+_ASCII = policy.SMTP.clone(max_line_length=998)
+_UTF8 = policy.SMTPUTF8.clone(max_line_length=998)
+"""Headers are not folded at 78 (RFC 5322 allows 998): a folded ``List-Unsubscribe`` URL
+trips naive one-click parsers. Encoded words still keep non-ASCII out of ASCII headers."""
 
 
-def _b64_lines(text: str) -> str:
-    raw = base64.b64encode(text.encode("utf-8")).decode("ascii")
-    return "\r\n".join(raw[i : i + 76] for i in range(0, len(raw), 76))
+class BadAddress(ValueError):
+    """The member's address cannot be used (a permanent failure of that row alone)."""
+
+
+def envelope_address(to: str) -> tuple[str, bool]:
+    """(address to use on the wire, needs SMTPUTF8) for a member's address, checked with
+    ``email-validator`` (syntax only): an IDNA domain is sent in its ASCII form."""
+    try:
+        ok = validate_email(to, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise BadAddress(f"invalid email address {to!r}: {exc}") from None
+    if ok.ascii_email:
+        return ok.ascii_email, False
+    return ok.normalized, True
 
 
 def build_message(
@@ -97,34 +117,29 @@ def build_message(
     unsubscribe_url: str,
     date: dt.datetime | None = None,
 ) -> OutgoingEmail:
-    """Assemble multipart/alternative bytes directly (the ``email`` package's EmailMessage
-    costs several milliseconds per message; this is pure string work)."""
+    """multipart/alternative (plain + HTML) built with :class:`email.message.EmailMessage`:
+    ``policy.SMTP`` (CRLF, RFC 2047 encoded UTF-8 display names and subject), or
+    ``policy.SMTPUTF8`` when the address itself is not ASCII. Deterministic for one key
+    (Message-ID and MIME boundary derive from it): a retry sends the same bytes."""
     name, addr, domain = parse_sender(settings.sender)
+    rcpt, utf8 = envelope_address(to)
     message_id = message_id_for(key, domain)
-    boundary = "=_ml_" + hashlib.sha256(("b:" + key).encode()).hexdigest()[:24]
     unsub = f"<{unsubscribe_url}>"
     if settings.unsubscribe_mailto:
         unsub += f", <mailto:{settings.unsubscribe_mailto}>"
-    headers = [
-        f"From: {formataddr((name, addr), charset='utf-8')}",
-        f"To: {to}",
-        f"Subject: {_header(rendered.subject)}",
-        f"Date: {format_datetime(date or dt.datetime.now(dt.UTC))}",
-        f"Message-ID: {message_id}",
-        "MIME-Version: 1.0",
-        f"List-Unsubscribe: {unsub}",
-        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
-        f"X-Memberline-Outbox: {key}",
-        f'Content-Type: multipart/alternative; boundary="{boundary}"',
-    ]
-    parts = []
-    for subtype, body in (("plain", rendered.text), ("html", rendered.html)):
-        parts.append(
-            f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
-            f"Content-Transfer-Encoding: base64\r\n\r\n{_b64_lines(body)}\r\n"
-        )
-    text = "\r\n".join(headers) + "\r\n\r\n" + "".join(parts) + f"--{boundary}--\r\n"
-    return OutgoingEmail(message_id=message_id, to=to, data=text.encode("ascii"))
+    msg = EmailMessage(policy=_UTF8 if utf8 else _ASCII)
+    msg["From"] = Address(display_name=name, addr_spec=addr)
+    msg["To"] = rcpt
+    msg["Subject"] = rendered.subject
+    msg["Date"] = format_datetime(date or dt.datetime.now(dt.UTC))
+    msg["Message-ID"] = message_id
+    msg["List-Unsubscribe"] = unsub
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["X-Memberline-Outbox"] = key
+    msg.set_content(rendered.text, cte="base64")
+    msg.add_alternative(rendered.html, subtype="html", cte="base64")
+    msg.set_boundary("=_ml_" + hashlib.sha256(("b:" + key).encode()).hexdigest()[:24])
+    return OutgoingEmail(message_id=message_id, to=rcpt, data=msg.as_bytes(), smtputf8=utf8)
 
 
 def _reply_result(code: int, message: str, *, about_recipient: bool) -> SendResult:
@@ -172,6 +187,12 @@ class SmtpEmail:
         else:
             client.close()
 
+    @staticmethod
+    async def _offers_smtputf8(client: aiosmtplib.SMTP) -> bool:
+        if not client.esmtp_extensions:
+            await client.ehlo()
+        return client.supports_extension("smtputf8")
+
     async def send(self, msg: OutgoingEmail) -> SendResult:
         to = msg.to
         recipients = [to] + ([self.settings.bcc] if self.settings.bcc else [])
@@ -190,20 +211,36 @@ class SmtpEmail:
                 Outcome.TRANSIENT, code="connect", detail=f"{type(exc).__name__}: {exc}"
             )
         in_data = False
+        mail_options = ["SMTPUTF8"] if msg.smtputf8 else []
+        encoding = "utf-8" if msg.smtputf8 else "ascii"
         try:
             try:
-                await client.mail(sender)
+                if msg.smtputf8 and not await self._offers_smtputf8(client):
+                    self._release(client)
+                    return SendResult(
+                        Outcome.PERMANENT,
+                        code="smtputf8",
+                        detail=f"the mail server does not offer SMTPUTF8, required for {to!r}",
+                    )
+                await client.mail(sender, options=mail_options)
             except aiosmtplib.SMTPServerDisconnected:
                 if not reused:
                     raise
                 client.close()  # a pooled connection the server dropped: reconnect once
                 client = self._client()
                 await client.connect()
-                await client.mail(sender)
+                if msg.smtputf8 and not await self._offers_smtputf8(client):
+                    self._release(client)
+                    return SendResult(
+                        Outcome.PERMANENT,
+                        code="smtputf8",
+                        detail=f"the mail server does not offer SMTPUTF8, required for {to!r}",
+                    )
+                await client.mail(sender, options=mail_options)
             refused: dict[str, aiosmtplib.SMTPRecipientRefused] = {}
             for rcpt in recipients:
                 try:
-                    await client.rcpt(rcpt)
+                    await client.rcpt(rcpt, encoding=encoding)
                 except aiosmtplib.SMTPRecipientRefused as exc:
                     refused[rcpt] = exc
             if to in refused:

@@ -69,6 +69,8 @@ class SmtpSink:
     tls_context: ssl.SSLContext | None = None
     """Server-side TLS: offered with STARTTLS, or from the first byte with ``implicit_tls``."""
     implicit_tls: bool = False
+    smtputf8: bool = True
+    """Offer SMTPUTF8 in EHLO (a server without it must refuse non-ASCII addresses)."""
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -82,7 +84,7 @@ class SmtpSink:
         loop = asyncio.get_running_loop()
         kwargs: dict[str, Any] = {
             "hostname": "sink.local",
-            "enable_SMTPUTF8": True,
+            "enable_SMTPUTF8": self.smtputf8,
             "auth_require_tls": False,
             "timeout": 30,
         }
@@ -92,7 +94,7 @@ class SmtpSink:
             kwargs.update(tls_context=self.tls_context, require_starttls=True)
 
         def factory() -> SMTP:
-            proto = _SinkSMTP(self, **kwargs)
+            proto = _SinkSMTP(self, **{**kwargs, "enable_SMTPUTF8": self.smtputf8})
             self._protocols.add(proto)
             return proto
 
