@@ -103,6 +103,11 @@ class AmiConfig:
     """Where answered dialer calls go: ``Queue(<queue>,,,,2)`` then the safe-harbour message."""
     survey_context: str = "surveys"
     """Where answered IVR-campaign calls go: exten = survey name, runs the survey FastAGI."""
+    maintainer_queue: str = "maintainers"
+    """Queue agents also join with their id as penalty: a known caller's maintaining agent
+    rings there first (docs/asterisk). Empty: no maintainer-first routing."""
+    maintainer_ring_s: float = 15.0
+    """Seconds the maintaining agent rings before the call goes to the queue."""
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,8 @@ class CareConfig:
 class AgiConfig:
     bind: str = "127.0.0.1"
     port: int = 4573
+    hotline_locale: str = "zh-CN"
+    """Language of the self-service hotline until the caller is identified (zh-CN or en)."""
 
 
 @dataclass(frozen=True)
@@ -340,6 +347,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("care.winback_reasons: expected unique codes of a-z, 0-9, - or _")
     if not set(cfg.care.reasons_needing_note) <= set(codes):
         raise ConfigError("care.reasons_needing_note: every code must be a winback reason")
+    if not 0.0 < cfg.ami.maintainer_ring_s <= 120.0:
+        raise ConfigError("ami.maintainer_ring_s: expected seconds in (0, 120]")
+    if cfg.agi.hotline_locale not in ("zh-CN", "zh-TW", "en"):
+        raise ConfigError("agi.hotline_locale: expected zh-CN, zh-TW or en")
     if not 0.0 < cfg.care.spend_decline_share < 1.0:
         raise ConfigError("care.spend_decline_share: expected a fraction such as 0.4")
     if not 0 <= cfg.care.greeting_catch_up_days <= 31:

@@ -59,6 +59,8 @@ def hub_settings(config: Config, **overrides: Any) -> HubSettings:
         abandon_cap=c.abandon_cap,
         transfer_context=a.transfer_context,
         postcall_survey_queues=c.postcall_survey_queues,
+        maintainer_queue=a.maintainer_queue,
+        maintainer_ring_s=a.maintainer_ring_s,
     )
     return dataclasses.replace(settings, **overrides) if overrides else settings
 

@@ -178,7 +178,11 @@ async def start_stack(
     from surveys.hotline import HotlineAgi
 
     if surveys.agi.app is not None:
-        hotline = HotlineAgi(engine, region=hub.hub.settings.default_region)
+        hotline = HotlineAgi(
+            engine,
+            region=hub.hub.settings.default_region,
+            default_locale=config.agi.hotline_locale,
+        )
         surveys.agi.app.add_route(HotlineAgi.ROUTE, hotline.run)
         surveys.agi.app.add_route(MaintainerRoute.ROUTE, MaintainerRoute(hub.hub).run)
 

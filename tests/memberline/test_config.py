@@ -40,6 +40,8 @@ def test_env_override_wins(tmp_path: Path) -> None:
         ("[calling]\nwindow_start = '9am'\n", "calling.window_start"),
         ("[ami]\nsecret = '${NOPE}'\n", "NOPE is not set"),
         ("not toml [", "not valid TOML"),
+        ("[ami]\nmaintainer_ring_s = 0\n", "ami.maintainer_ring_s"),
+        ("[agi]\nhotline_locale = 'fr'\n", "agi.hotline_locale"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
