@@ -355,6 +355,10 @@ class ScreenPop:
     """member | chooser | unknown"""
     profile: Profile | None
     matches: tuple[MemberSummary, ...]
+    your_member: bool = False
+    """The caller is a member this agent maintains (maintainer-first routing)."""
+    ivr: str = ""
+    """What the caller just heard on the self-service hotline."""
 
     @classmethod
     def parse(cls, data: Record) -> ScreenPop:
@@ -368,6 +372,8 @@ class ScreenPop:
             kind=_str(data.get("kind")) or ("member" if profile else "unknown"),
             profile=Profile.parse(profile) if isinstance(profile, Mapping) else None,
             matches=tuple(MemberSummary.parse(m) for m in _records(data.get("matches"))),
+            your_member=data.get("your_member") is True,
+            ivr=_str(data.get("ivr")),
         )
 
 

@@ -155,6 +155,10 @@ class CallDesk(MemberScreen, inherit_bindings=False):
             text.append(f" {format_duration(elapsed)}")
         origin = f"queue {self.pop.queue}" if self.pop.queue else "outbound"
         text.append(f"  {origin} · caller {self.caller_label() or '—'} · call {self.call_id}")
+        if self.pop.your_member:
+            text.append("  ★ your member · 您的会员", style="bold green")
+        if self.pop.ivr:
+            text.append(f"\n {self.pop.ivr}", style="italic")
         self.query_one("#call-bar", Static).update(text)
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:

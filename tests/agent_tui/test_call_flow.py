@@ -45,6 +45,9 @@ async def test_pop_notes_reconnect_inquiry_redeem_wrapup(stack: Stack) -> None:
             balance = s.get(Member, stack.ids.members["liwei"]).points_balance  # type: ignore[union-attr]
         assert f"Points {balance:,}" in _header(app) and "Maintainer 王芳 (1001)" in _header(app)
         assert app.screen is home  # shown in place: no screen switch
+        # Li Wei is 1001's own member: the call bar says so.
+        bar = str(home.query_one("#call-bar", Static).render())
+        assert "your member · 您的会员" in bar
 
         # Notes typed while ringing survive the hub dropping us.
         notes = home.query_one("#notes", TextArea)

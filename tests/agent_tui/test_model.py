@@ -65,8 +65,14 @@ def test_profile_from_the_hub_shape() -> None:
 def test_pop_session_and_summaries() -> None:
     pop = ScreenPop.parse(R.POP_MEMBER)
     assert pop.kind == "member" and pop.profile is not None and pop.profile.name == "李伟"
+    assert (pop.your_member, pop.ivr) == (False, "")
     chooser = ScreenPop.parse({"call_id": "c", "kind": "chooser", "matches": R.MATCHES})
     assert chooser.profile is None and [m.name for m in chooser.matches] == ["李伟", "李娜"]
+    heard = ScreenPop.parse(
+        {**R.POP_MEMBER, "your_member": True, "ivr": "Hotline heard: tier Gold"}
+    )
+    assert (heard.your_member, heard.ivr) == (True, "Hotline heard: tier Gold")
+    assert ScreenPop.parse({**R.POP_MEMBER, "your_member": "yes"}).your_member is False
     s = Session.parse(R.LOGIN_SUPERVISOR)
     assert s.agent.is_supervisor and s.dispositions[0] == ("s", "satisfied")
     m = MemberSummary.parse({"member_id": 3, "phone_e164": "+86 139****9000", "points_balance": 5})
