@@ -12,8 +12,8 @@ Dialplan (``docs/asterisk/extensions.conf``, context ``hotline``)::
 The caller ID identifies the member (one match). Several members on that number: the caller
 keys in their member number, which must be one of them. An unknown number: the member
 number, then the last four digits of a phone on file (so a stranger cannot hear someone
-else's balance). Prompts are files in ``sounds/<lang>/`` (``memberline surveys prompts
-hotline``); numbers and dates are spoken word by word (:mod:`surveys.hotline_say`).
+else's balance). Prompts are files in ``sounds/<lang>/`` (``memberline prompts
+render``); numbers and dates are spoken word by word (:mod:`surveys.hotline_say`).
 
 What the member heard is kept as a call row (``call_attempts``: ``attempt_key``
 ``hotline:<uniqueid>``, outcome ``hotline``, the call's Linkedid, the summary in ``notes``),

@@ -1,7 +1,7 @@
 """How the hotline speaks numbers and dates: pure functions from a value to prompt names.
 
 Each name is a short recording in ``sounds/<lang>/`` (``hotline-n-7``, ``hotline-n-10000``,
-``hotline-month-3`` ...), rendered by ``memberline surveys prompts hotline`` in every
+``hotline-month-3`` ...), rendered by ``memberline prompts render`` in every
 language, so a real Asterisk plays them without its own ``say`` sounds for Chinese.
 
 Chinese reads numbers in groups of four (万, 亿) with 零 for a gap and 两 before 千/万/亿

@@ -84,16 +84,8 @@ def _publish(args: argparse.Namespace, cfg: Config) -> int:
 
 def _prompts(args: argparse.Namespace, cfg: Config) -> int:
     from surveys.definitions import SurveyDefinitionError
-    from surveys.prompts import PromptToolMissing, render_hotline_prompts, render_prompts
+    from surveys.prompts import PromptToolMissing, render_prompts
 
-    if args.survey == "hotline":  # the self-service hotline's prompts and number words
-        try:
-            done = render_hotline_prompts(Path(args.out))
-        except PromptToolMissing as exc:
-            print(f"memberline: {exc}", file=sys.stderr)
-            return 3
-        print(f"{len(done)} hotline prompts written (8 kHz mono 16-bit WAV) under {args.out}")
-        return 0
     try:
         survey = _load(args.survey)
     except SurveyDefinitionError as exc:
@@ -127,7 +119,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pr.add_argument(
         "survey",
         metavar="SURVEY",
-        help="built-in survey name or TOML file; `hotline`: the self-service hotline's prompts",
+        help="built-in survey name or TOML file",
     )
     pr.add_argument(
         "--out", required=True, metavar="DIR", help="output dir (one subdir per language)"

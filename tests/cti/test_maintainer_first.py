@@ -40,8 +40,9 @@ def _scenario() -> Scenario:
     return Scenario(
         time_scale=0.1,
         queues=(
-            QueueSpec("members", exten="8000", members=("1001", "1002"), timeout=60.0,
-                      max_wait=600.0),
+            QueueSpec(
+                "members", exten="8000", members=("1001", "1002"), timeout=60.0, max_wait=600.0
+            ),
             QueueSpec("maintainers", exten="8009", members=(), timeout=60.0, max_wait=600.0),
         ),
         agents=agents,
@@ -120,8 +121,10 @@ class _No:
 def _route_of(stack: Stack, linkedid: str) -> str:
     for m in stack.sim.events:
         cmd = m.get("Command") or ""
-        if m.name == "AGIExecEnd" and cmd.startswith("SET VARIABLE ML_ROUTE") and (
-            m.get("Linkedid") == linkedid
+        if (
+            m.name == "AGIExecEnd"
+            and cmd.startswith("SET VARIABLE ML_ROUTE")
+            and (m.get("Linkedid") == linkedid)
         ):
             return cmd.split('"')[1]
     return ""
@@ -228,3 +231,36 @@ async def test_hotline_zero_reaches_the_maintainer_whose_pop_says_what_was_heard
         assert await stack.sim.agent_answer(IFACE["1002"])
         await stack.sim.agent_hangup(IFACE["1002"])
         assert await asyncio.wait_for(call.done, 10) == "agent"
+
+
+def test_shipped_dialplan_runs_what_the_simulator_runs() -> None:
+    """docs/asterisk: the member line asks route-inbound, rings the maintainers queue limited
+    to the maintainer's penalty, then the queue; the hotline number runs the hotline route
+    and, on 0, the member line (the order the simulator follows)."""
+    from cti.hub.settings import HubSettings
+    from memberline.config import Config
+    from tests.dialer.test_dialplan import ASTERISK, match, parse_extensions
+
+    plan = parse_extensions((ASTERISK / "extensions.conf").read_text(encoding="utf-8"))
+    line = match(plan, "from-pstn", "8000")
+    names = [a for a, _ in line]
+    agi = next(d for a, d in line if a == "AGI")
+    assert agi.endswith("/" + MaintainerRoute.ROUTE)
+    queues = [d.split(",")[0] for a, d in line if a == "Queue"]
+    mq = HubSettings().maintainer_queue
+    assert queues == [mq, Config().ami.queue] and mq == Config().ami.maintainer_queue
+    assert names.index("AGI") < names.index("Queue")
+    sets = [d for a, d in line if a == "Set"]
+    assert sets[:2] == [
+        "QUEUE_MIN_PENALTY=${ML_MAINTAINER_PENALTY}",
+        "QUEUE_MAX_PENALTY=${ML_MAINTAINER_PENALTY}",
+    ]
+    assert next(d for a, d in line if a == "Queue").endswith("${ML_MAINTAINER_RING}")
+    hotline = match(plan, "hotline", "s")
+    assert next(d for a, d in hotline if a == "AGI").endswith("/" + HotlineAgi.ROUTE)
+    assert any(
+        a == "GotoIf" and "HOTLINE_RESULT" in d and "from-pstn,8000" in d for a, d in hotline
+    )
+    assert ("Goto", "hotline,s,1") in match(plan, "from-pstn", "8100")
+    text = (ASTERISK / "queues.conf").read_text(encoding="utf-8")
+    assert f"[{mq}]" in text
