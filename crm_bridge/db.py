@@ -48,7 +48,10 @@ def normalise_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
+def make_engine(
+    url: str, *, echo: bool = False, pool_size: int = 10, mmap_bytes: int = SQLITE_MMAP_BYTES
+) -> Engine:
+    """An engine for ``url``; for SQLite, ``mmap_bytes`` of the file are memory-mapped."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -63,7 +66,7 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA cache_size=-65536")
-            cur.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+            cur.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
             cur.close()
 
         return engine
