@@ -1,7 +1,18 @@
-"""``memberline bench crm --db URL``: member lookup, screen-pop profile and list-builder speed.
+"""``memberline bench crm --db URL``: member lookup, screen-pop assembly, profile, list builders.
 
-On a demo-data database (``memberline demo-data``). Lookups use real members' numbers in the
-forms a PBX sends (national ``138 0013 8000``, ``+852...``, ``00...``); each lookup and each
+On a demo-data database (``memberline demo-data``). Callers are real members' numbers in the
+forms a PBX sends (national ``138 0013 8000``, ``+852...``, ``00...``) plus ``--miss-rate``
+(20 %) numbers no member has. Timed, each from the call to the return:
+
+* ``lookup_*``: ``find_members_by_phone`` in its own session (hits and misses);
+* ``pop_*``: the whole screen-pop assembly as the hub's lookup thread does it: a session,
+  ``cti.screenpop.build_pop`` (number normalised, members found, the profile read, masked;
+  unknown and several-member pops included), ``Pop.to_push`` and the frame encoded
+  (``cti.hubproto.framing.encode``); ``pop_statements_*`` counts the SQL statements each
+  pop sent, ``pop_encode_*`` the serialisation alone;
+* ``profile_*``: ``build_profile`` of a member by id.
+
+Each lookup and each
 profile runs in its own session/transaction like the hub's ``run_db`` calls (after a
 warm-up); ``*_cpu_*`` are the same operations in process CPU time (what they cost when the
 machine is not shared; wall-clock percentiles include waiting for a core). The list builders run into throwaway campaigns inside one transaction that is
@@ -37,9 +48,16 @@ def _as_dialled(e164: str, rng: random.Random) -> str:
     return e164 if rng.random() < 0.5 else "00" + e164[1:]
 
 
-def run(url: str, samples: int, seed: int, region: str, survey_size: int) -> dict[str, Any]:
+def _unknown_number(rng: random.Random) -> str:
+    """A mobile number in a range the demo data never hands out (+86 199 ...)."""
+    return f"199 {rng.randrange(10**4):04d} {rng.randrange(10**4):04d}"
+
+
+def run(
+    url: str, samples: int, seed: int, region: str, survey_size: int, miss_rate: float = 0.2
+) -> dict[str, Any]:
     # imported here, not at the top: every `memberline` command imports the benches
-    from sqlalchemy import func, select
+    from sqlalchemy import event, func, select
 
     from crm_bridge.db import make_engine, session_scope, sessions
     from crm_bridge.lists import (
@@ -50,6 +68,8 @@ def run(url: str, samples: int, seed: int, region: str, survey_size: int) -> dic
     )
     from crm_bridge.lookup import build_profile, find_members_by_phone
     from crm_bridge.models import Campaign, CampaignKind, DialMode, Member, MemberPhone
+    from cti.hubproto.framing import encode
+    from cti.screenpop.assemble import build_pop
 
     engine = make_engine(url)
     rng = random.Random(seed)
@@ -74,12 +94,16 @@ def run(url: str, samples: int, seed: int, region: str, survey_size: int) -> dic
                 )
             ]
         rng.shuffle(phones)
-        dialled = [_as_dialled(p, rng) for p in phones]
+        known = [_as_dialled(p, rng) for p in phones]
+        misses = round(len(known) * miss_rate / max(1e-9, 1 - miss_rate))
+        unknown = {_unknown_number(rng) for _ in range(misses)}
+        dialled = known + sorted(unknown)
+        rng.shuffle(dialled)
         warm = min(200, len(dialled) // 5)
 
         lookups: list[float] = []
         lookups_cpu: list[float] = []
-        found = 0
+        found = found_unknown = 0
         gc.collect()
         for i, raw in enumerate(dialled):
             t0, c0 = time.perf_counter(), time.process_time()
@@ -90,6 +114,37 @@ def run(url: str, samples: int, seed: int, region: str, survey_size: int) -> dic
                 lookups.append(elapsed * 1000)
                 lookups_cpu.append(cpu * 1000)
             found += bool(res)
+            found_unknown += bool(res) and raw in unknown
+
+        statements = 0
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _count(*_args: Any) -> None:
+            nonlocal statements
+            statements += 1
+
+        pops: list[float] = []
+        pops_cpu: list[float] = []
+        pop_statements: list[int] = []
+        encodes: list[float] = []
+        kinds: dict[str, int] = {}
+        gc.collect()
+        for i, raw in enumerate(dialled):
+            before = statements
+            t0, c0 = time.perf_counter(), time.process_time()
+            with session_scope(engine) as s:
+                pop = build_pop(s, raw, "", region, None)
+            t1 = time.perf_counter()
+            frame = encode({"push": "screen_pop", "data": pop.to_push(f"bench-{i}", "members")})
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+            if i >= warm:
+                pops.append(elapsed * 1000)
+                pops_cpu.append(cpu * 1000)
+                encodes.append((time.perf_counter() - t1) * 1000)
+                pop_statements.append(statements - before)
+                kinds[pop.kind] = kinds.get(pop.kind, 0) + 1
+            assert frame
+        event.remove(engine, "before_cursor_execute", _count)
 
         profiles: list[float] = []
         profiles_cpu: list[float] = []
@@ -153,11 +208,25 @@ def run(url: str, samples: int, seed: int, region: str, survey_size: int) -> dic
         "members": members,
         "lookups": len(lookups),
         "lookup_hit_rate": round(found / max(1, len(dialled)), 4),
+        "lookup_known_hit_rate": round((found - found_unknown) / max(1, len(known)), 4),
+        "lookup_unknown_found": found_unknown,
         "lookup_p50_ms": round(_pct(lookups, 0.50), 3),
         "lookup_p99_ms": round(_pct(lookups, 0.99), 3),
         "lookup_max_ms": round(max(lookups), 3),
         "lookup_cpu_p50_ms": round(_pct(lookups_cpu, 0.50), 3),
         "lookup_cpu_p99_ms": round(_pct(lookups_cpu, 0.99), 3),
+        "lookup_miss_rate": miss_rate,
+        "pops": len(pops),
+        "pop_kinds": kinds,
+        "pop_p50_ms": round(_pct(pops, 0.50), 3),
+        "pop_p99_ms": round(_pct(pops, 0.99), 3),
+        "pop_max_ms": round(max(pops), 3),
+        "pop_cpu_p50_ms": round(_pct(pops_cpu, 0.50), 3),
+        "pop_cpu_p99_ms": round(_pct(pops_cpu, 0.99), 3),
+        "pop_encode_p50_ms": round(_pct(encodes, 0.50), 3),
+        "pop_encode_p99_ms": round(_pct(encodes, 0.99), 3),
+        "pop_statements_mean": round(sum(pop_statements) / len(pop_statements), 2),
+        "pop_statements_max": max(pop_statements),
         "profiles": len(profiles),
         "profile_p50_ms": round(_pct(profiles, 0.50), 3),
         "profile_p99_ms": round(_pct(profiles, 0.99), 3),
@@ -176,6 +245,7 @@ def _handler(args: argparse.Namespace, cfg: Config) -> int:
         args.seed,
         args.region or cfg.database.default_region,
         args.survey_size,
+        args.miss_rate,
     )
     emit(result, stamp, runs=1)
     return 0
@@ -189,6 +259,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--samples", type=int, default=3000, help="members to look up and profile (default 3000)"
     )
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--miss-rate", type=float, default=0.2, help="share of callers no member has (0.2)"
+    )
     p.add_argument("--region", help="default region for national numbers (default: config, CN)")
     p.add_argument(
         "--survey-size", type=int, default=2000, help="survey sample size (default 2000)"

@@ -17,15 +17,20 @@ def test_demo_data_bench_and_members_round_trip(
     assert main(["demo-data", "--members", "300", "--seed", "5", "--db", db]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["members"] == 300 and summary["agents"] == 21
+    assert 0 < summary["peak_rss_mib"] < 1536
     assert main(["demo-data", "--members", "10", "--db", db]) == 1
     assert "already has 300 members" in capsys.readouterr().err
 
     assert main(["bench", "crm", "--db", db, "--samples", "60", "--survey-size", "20"]) == 0
     result = json.loads(capsys.readouterr().out)
     for key in ("members", "lookup_p50_ms", "lookup_p99_ms", "profile_p50_ms", "profile_p99_ms",
-                "list_post_purchase_s", "list_dormant_s", "list_survey_s"):  # fmt: skip
+                "list_post_purchase_s", "list_dormant_s", "list_survey_s", "pop_p50_ms",
+                "pop_p99_ms", "pop_statements_mean", "pop_encode_p99_ms"):  # fmt: skip
         assert isinstance(result[key], (int, float)), key
-    assert result["members"] == 300 and result["lookup_hit_rate"] == 1.0
+    # every member's number is found, none of the 20 % unknown numbers is
+    assert result["members"] == 300 and result["lookup_known_hit_rate"] == 1.0
+    assert result["lookup_unknown_found"] == 0 and 0.7 < result["lookup_hit_rate"] < 0.9
+    assert result["pop_kinds"]["unknown"] > 0 and result["pop_kinds"]["member"] > 0
     # The bench's lists were rolled back: exporting shows no campaign side effects and
     # export -> import into a fresh database -> export is stable.
     out = tmp_path / "members.csv"
