@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -81,6 +82,18 @@ async def originate_action(s: AmiSession, a: AmiMessage) -> None:
         action_id=a.get("ActionID"),
     )
     if req.is_async:
+        delay = s.sim.originate_reply_delay
+        if delay > 0:
+            # A loaded Asterisk: the call goes ahead, its reply comes late (after the
+            # client's action timeout, say) -- the dialer must not take that as a failure.
+            await originate(s.sim, req)
+
+            async def late_reply() -> None:
+                await asyncio.sleep(delay)
+                s.send(response(a, "Success", ("Message", "Originate successfully queued")))
+
+            s.sim.spawn(late_reply())
+            return
         s.send(response(a, "Success", ("Message", "Originate successfully queued")))
         await originate(s.sim, req)
         return

@@ -3,9 +3,10 @@
 Event orders follow the real Asterisk 22.10.1 traces (``a-inbound-queue-call``,
 ``a2-...ringnoanswer``, ``a3-...abandon``, ``b-originate-answered``,
 ``c-originate-*``, ``d-ivr-survey-*``, ``f-core-restart-with-call``). The
-simulator leaves out the pure noise classes (Newexten, VarSet, NewCallerid,
-NewConnectedLine, DeviceStateChange, MixMonitorStart); everything it emits is
-in the real order with the real headers.
+simulator leaves out the pure noise classes (NewCallerid, NewConnectedLine,
+DeviceStateChange, MixMonitorStart, and Newexten/VarSet except where Memberline reads
+them: the safe-harbour Playback, AMD's AMDSTATUS, the ``failed`` extension); everything it
+emits is in the real order with the real headers.
 
 Dialplan conventions (the same names as the lab dialplan in the README):
 

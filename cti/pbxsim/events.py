@@ -105,6 +105,11 @@ def newexten(chan: Channel) -> Pairs:
     )
 
 
+def varset(chan: Channel, variable: str, value: str) -> Pairs:
+    """``Set()`` or an application sets a channel variable (dialplan class)."""
+    return _ev("VarSet", "dialplan,all", [*chan.block(), ("Variable", variable), ("Value", value)])
+
+
 def hangup_request(chan: Channel, cause: int, soft: bool = False) -> Pairs:
     name = "SoftHangupRequest" if soft else "HangupRequest"
     return channel_event(name, chan, [("Cause", str(cause))])

@@ -87,6 +87,8 @@ class OriginateRequest:
     channel_id: str | None = None
     other_channel_id: str | None = None
     action_id: str | None = None
+    failed_reason: int | None = None
+    """Set when the dial failed and the context's ``failed`` extension is still to run."""
 
 
 @dataclass
@@ -171,6 +173,7 @@ async def originate(sim: PbxSimulator, req: OriginateRequest) -> asyncio.Future[
         if sim.active_calls() >= sim.scenario.max_calls:
             sim.stats.rejected_max_calls += 1
         _fail_response(sim, req, 0)
+        run_failed_exten(sim, req)
         result.set_result(False)
         return result
     actor = CallActor(sim)
@@ -181,7 +184,17 @@ async def originate(sim: PbxSimulator, req: OriginateRequest) -> asyncio.Future[
     return result
 
 
+FAILED_EXTEN_CONTEXTS = frozenset({"campaign", "surveys"})
+"""Contexts of the shipped dialplan (docs/asterisk/extensions.conf) with a ``failed``
+extension: a failed Originate into them runs it (NoOp, Hangup) on an ``OutgoingSpoolFailed``
+dummy channel before the OriginateResponse (h-originate-failed-ivr)."""
+
+
 def _fail_response(sim: PbxSimulator, req: OriginateRequest, reason: int) -> None:
+    if req.context in FAILED_EXTEN_CONTEXTS and req.failed_reason is None:
+        # Asterisk runs `failed` on the originate thread; the response comes after it.
+        req.failed_reason = reason
+        return
     sim.stats.originate_failed += 1
     if not req.is_async:
         return
@@ -198,6 +211,28 @@ def _fail_response(sim: PbxSimulator, req: OriginateRequest, reason: int) -> Non
             req.cid_name or UNKNOWN,
         )
     )
+
+
+def run_failed_exten(sim: PbxSimulator, req: OriginateRequest) -> None:
+    """The ``failed`` extension on a dummy channel with a fresh id (not the ChannelId),
+    carrying REASON and the call's variables, then the deferred OriginateResponse."""
+    reason = req.failed_reason
+    if reason is None:
+        return
+    uid = sim.next_uniqueid()
+    dummy = Channel("OutgoingSpoolFailed", uid, uid, req.context, "failed", created=sim.now())
+    dummy.cid_num, dummy.cid_name = req.cid_num or UNKNOWN, req.cid_name or UNKNOWN
+    sim.emit(ev.newchannel(dummy))
+    for name, value in [("REASON", str(reason)), *req.variables.items()]:
+        sim.emit(ev.varset(dummy, name, value))
+    dummy.application, dummy.app_data = "NoOp", f"failed {req.variables.get('MEMBER_ID', '')}"
+    sim.emit(ev.newexten(dummy))
+    dummy.priority = 2
+    dummy.application, dummy.app_data = "Hangup", ""
+    sim.emit(ev.newexten(dummy))
+    sim.emit(ev.hangup_request(dummy, 16, soft=True))
+    sim.emit(ev.hangup(dummy, 16))
+    _fail_response(sim, req, reason)
 
 
 def _ok_response(sim: PbxSimulator, req: OriginateRequest, one: Channel) -> None:
@@ -237,6 +272,8 @@ async def _run(
             c.variables.update(req.variables)
             _cid(c, req.cid_num, req.cid_name)
         answered = await _dial(actor, req, one, two, callee, dial_string)
+        if not answered:
+            run_failed_exten(sim, req)
         if not result.done():
             result.set_result(answered)
         if answered:
@@ -472,7 +509,9 @@ async def run_dialplan(
                 # no agent in time: the safe-harbour message, then hang up
                 one.application, one.app_data = "Playback", SAFE_HARBOUR_PROMPT
                 sim.emit(ev.newexten(one))
-                sig = await wait_on_call(actor, one, two, SAFE_HARBOUR_MESSAGE_S)
+                sig = await wait_on_call(
+                    actor, one, two, SAFE_HARBOUR_MESSAGE_S, then_hangup=True
+                )
                 if sig is not None:
                     context, exten, app, data = _redirect_target(one, sig)
                     continue
@@ -531,14 +570,19 @@ def _redirect_target(chan: Channel, sig: Signal) -> tuple[str, str, str, str]:
 
 
 async def wait_on_call(
-    actor: CallActor, chan: Channel, peer: Channel, seconds: float
+    actor: CallActor, chan: Channel, peer: Channel, seconds: float, *, then_hangup: bool = False
 ) -> Signal | None:
-    """``Wait(n)`` on ``chan``; ends by itself, by the callee, by Hangup or Redirect."""
+    """``Wait(n)`` on ``chan``; ends by itself, by the callee, by Hangup or Redirect.
+    ``then_hangup``: the dialplan's next step is ``Hangup()`` (its Newexten is shown)."""
     sim = actor.sim
     actor.timer(seconds, "wait_end")
     while True:
         sig = await actor.next()
         if sig.kind == "timer" and sig.tag == "wait_end":
+            if then_hangup:
+                chan.priority += 1
+                chan.application, chan.app_data = "Hangup", ""
+                sim.emit(ev.newexten(chan))
             _hangup_pair(sim, chan, peer, 16)
             return None
         if sig.kind == "timer" and sig.tag == "callee_end":

@@ -73,6 +73,7 @@ class PbxSimulator:
         event_log_size: int = 200_000,
         boot_queue_delay: float = 0.03,
         boot_fully_delay: float = 0.055,
+        originate_reply_delay: float = 0.0,
     ) -> None:
         self.scenario = scenario or Scenario()
         self.ami_users = dict(ami_users or {"memberline": "secret"})
@@ -94,6 +95,9 @@ class PbxSimulator:
         self.boot_fully_delay = boot_fully_delay
         """... and ``FullyBooted`` is broadcast this many seconds after the port reopens
         (46-64 ms after the login in the trace). Stretch both to make the race certain."""
+        self.originate_reply_delay = originate_reply_delay
+        """Real seconds an async Originate's ``Response`` is held back while the call goes
+        ahead (fault injection: a reply slower than the client's action timeout)."""
         self.queue_loaded = True
         self.booted = True
         self._booting: asyncio.Task[None] | None = None

@@ -187,6 +187,9 @@ def test_pbx_simulator_runs_the_shipped_campaign_context(plan: Dialplan) -> None
     queue = next(d for a, d in steps if a == "Queue")
     assert float(queue.split(",")[4]) == sim_originate.SAFE_HARBOUR_S
     assert [d for a, d in steps if a == "Playback"] == [sim_originate.SAFE_HARBOUR_PROMPT]
+    # a failed Originate runs `failed` in the same contexts as the shipped dialplan
+    shipped_failed = {ctx for ctx, extens in plan.items() if "failed" in extens}
+    assert shipped_failed == sim_originate.FAILED_EXTEN_CONTEXTS
     # every context the simulator resolves for Memberline is shipped
     for context, exten in [
         ("campaign", "members"),

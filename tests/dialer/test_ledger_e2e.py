@@ -1,0 +1,378 @@
+"""Every campaign call accounted for, end to end: runner + call ledger over real AMI against
+the PBX simulator (loopback), through the faults real Asterisk produces.
+
+Each test checks the ledger's promises on the database and on the PBX: every attempt gets
+exactly one true outcome, nothing is dialled twice (one Originate per attempt row), no call
+is left in flight once its channels are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import Engine, select
+
+from crm_bridge.db import make_engine, session_scope
+from crm_bridge.models import (
+    CallAttempt,
+    CallListEntry,
+    CampaignKind,
+    DialMode,
+    Member,
+    MemberPhone,
+    SurveyResponse,
+)
+from cti.ami.client import AmiClient
+from cti.pbxsim import AgentSpec, Dist, NumberOverride, PbxSimulator, QueueSpec, Scenario
+from cti.tracker import Tracker
+from dialer.rules import RetryPolicy
+from dialer.runner import CampaignRunner, RunnerSettings
+from surveys.service import start_survey_services
+from tests.dialer.support import ALL_DAY, add_campaign
+
+pytestmark = pytest.mark.e2e
+
+BASE = dt.datetime(2026, 6, 1, 4, 0, tzinfo=dt.UTC).timestamp()
+SCALE = 0.1
+"""Simulated seconds -> real seconds."""
+
+
+@dataclass
+class Rig:
+    engine: Engine
+    sim: PbxSimulator
+    ami: AmiClient
+    tracker: Tracker
+    runner: CampaignRunner
+    campaign_id: int
+    clock: Callable[[], float]
+
+
+def seed(engine: Engine, numbers: list[str], mode: DialMode, survey: str | None) -> int:
+    with session_scope(engine) as s:
+        c = add_campaign(s, f"ledger-{mode.value}", CampaignKind.POST_PURCHASE, mode)
+        c.survey_name = survey
+        for i, num in enumerate(numbers):
+            m = Member(
+                member_no=f"L{i:03d}",
+                name=f"账本会员{i}",
+                joined_on=dt.date(2025, 1, 1),
+                timezone="Asia/Shanghai",
+            )
+            m.phones.append(MemberPhone(e164=num))
+            s.add(m)
+            s.flush()
+            s.add(CallListEntry(campaign_id=c.id, member_id=m.id, phone_e164=num))
+        return c.id
+
+
+@asynccontextmanager
+async def rig(
+    url: str,
+    numbers: dict[str, NumberOverride],
+    *,
+    mode: DialMode = DialMode.PROGRESSIVE,
+    survey: str | None = None,
+    agents: tuple[AgentSpec, ...] = (
+        AgentSpec("1001", talk_time=Dist("fixed", 40.0)),
+        AgentSpec("1002", talk_time=Dist("fixed", 40.0)),
+    ),
+    reply_delay: float = 0.0,
+    action_timeout: float = 5.0,
+    agi_port: int = 0,
+    ring_timeout_s: int = 10,
+) -> AsyncIterator[Rig]:
+    engine = make_engine(url)
+    scenario = Scenario(
+        seed=11,
+        time_scale=SCALE,
+        queues=(QueueSpec("members", members=tuple(a.ext for a in agents)),),
+        agents=agents,
+        overrides=numbers,
+    )
+    sim = PbxSimulator(
+        scenario,
+        ami_users={"memberline": "s3cret-ami"},
+        agi_port=agi_port,
+        originate_reply_delay=reply_delay,
+    )
+    await sim.start("127.0.0.1", 0)
+    t0 = time.time()
+
+    def clock() -> float:
+        return BASE + (time.time() - t0)
+
+    tracker = Tracker(wrap_up_timeout=1.0)
+    ami = AmiClient(
+        "127.0.0.1",
+        sim.port,
+        "memberline",
+        "s3cret-ami",
+        reconnect_initial=0.05,
+        reconnect_max=0.3,
+        action_timeout=action_timeout,
+    )
+    runner = CampaignRunner(
+        engine,
+        ami.send_action,
+        tracker.agents,
+        RunnerSettings(
+            owner="hub-ledger",
+            tick_s=0.1,
+            ring_timeout_s=ring_timeout_s,
+            window=ALL_DAY,
+            # the 2-second rule in the simulator's time
+            safe_harbour_s=2.0 * SCALE,
+            policy=RetryPolicy(max_attempts=3, busy_s=3600),
+        ),
+        clock=clock,
+    )
+
+    def feed(msg: object) -> None:
+        for ev in tracker.feed(msg, clock()):  # type: ignore[arg-type]
+            runner.on_event(ev)
+
+    ami.subscribe(feed)
+    ami.subscribe(runner.on_ami)
+    ami.on_state(runner.on_ami_state)
+    await ami.start(fail_fast=True)
+    cid = seed(engine, list(numbers), mode, survey)
+    try:
+        yield Rig(engine, sim, ami, tracker, runner, cid, clock)
+    finally:
+        await runner.stop()
+        await ami.close()
+        await sim.stop()
+        engine.dispose()
+
+
+async def wait_for(pred: Callable[[], bool], within: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + within
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in time: {what}")
+        await asyncio.sleep(0.05)
+
+
+def attempts(engine: Engine) -> list[CallAttempt]:
+    with session_scope(engine) as s:
+        rows = list(s.scalars(select(CallAttempt).order_by(CallAttempt.id)))
+        s.expunge_all()
+        return rows
+
+
+def by_phone(engine: Engine) -> dict[str, list[CallAttempt]]:
+    out: dict[str, list[CallAttempt]] = {}
+    for a in attempts(engine):
+        out.setdefault(str(a.phone_e164), []).append(a)
+    return out
+
+
+def all_decided(r: Rig, n: int) -> bool:
+    rows = attempts(r.engine)
+    return len(rows) >= n and all(a.outcome is not None for a in rows)
+
+
+def check_accounting(r: Rig) -> None:
+    rows = attempts(r.engine)
+    assert all(a.outcome is not None for a in rows)
+    keys = [a.attempt_key for a in rows]
+    assert len(keys) == len(set(keys))
+    # one Originate per attempt row: nothing dialled twice
+    assert r.sim.stats.calls_originated == len(rows)
+    placed, decided = r.runner.ledger.tally(r.campaign_id)
+    assert sum(decided.values()) == placed == len(rows)
+
+
+async def no_flight_left(r: Rig) -> None:
+    await wait_for(lambda: r.runner.ledger.calls() == [], within=15, what="ledger empty")
+    counts = r.runner.ledger.counts(r.campaign_id, r.clock())
+    assert counts.dialling_s == () and counts.waiting == 0 and counts.open == 0
+
+
+OUTCOMES = {
+    "+8613900000011": NumberOverride(outcome="answer", ring_time=2.0, talk_time=20.0),
+    "+8613900000012": NumberOverride(outcome="busy"),
+    "+8613900000013": NumberOverride(outcome="noanswer", ring_time=30.0),
+    "+8613900000014": NumberOverride(outcome="congestion"),
+}
+
+
+async def test_hangup_before_originate_response_and_a_late_reply(sqlite_url: str) -> None:
+    """The Originate's reply comes after the client's action timeout (a loaded PBX), and a
+    failed call's Hangup comes before its OriginateResponse (the `failed` extension runs
+    first, as on Asterisk 22): every call still gets its true outcome, no line leaks."""
+    async with rig(sqlite_url, OUTCOMES, reply_delay=0.6, action_timeout=0.2) as r:
+        await wait_for(lambda: len(r.tracker.agents()) >= 2, what="agents")
+        await r.runner.start()
+        await wait_for(lambda: all_decided(r, len(OUTCOMES)), what="outcomes")
+        got = {k: v[0].outcome for k, v in by_phone(r.engine).items()}
+        assert got == {
+            "+8613900000011": "answered",
+            "+8613900000012": "busy",
+            "+8613900000013": "no_answer",
+            "+8613900000014": "congestion",
+        }
+        # the failed calls' `failed` extension ran on a dummy channel, before the response
+        names = [m.name for m in r.sim.events]
+        assert "Newchannel" in names
+        dummy = [
+            i
+            for i, m in enumerate(r.sim.events)
+            if m.name == "Newchannel" and m.get("Channel") == "OutgoingSpoolFailed"
+        ]
+        assert len(dummy) == 3
+        await no_flight_left(r)
+        check_accounting(r)
+
+
+async def test_pbx_restart_mid_campaign_interrupts_cut_calls(sqlite_url: str) -> None:
+    numbers = {
+        "+8613900000021": NumberOverride(outcome="answer", ring_time=1.0, talk_time=300.0),
+        "+8613900000022": NumberOverride(outcome="noanswer", ring_time=300.0),
+        "+8613900000023": NumberOverride(outcome="noanswer", ring_time=300.0),
+    }
+    agents = tuple(
+        AgentSpec(ext, talk_time=Dist("fixed", 300.0)) for ext in ("1001", "1002", "1003")
+    )
+    async with rig(sqlite_url, numbers, agents=agents, ring_timeout_s=60) as r:
+        await wait_for(lambda: len(r.tracker.agents()) >= 3, what="agents")
+        await r.runner.start()
+        await wait_for(
+            lambda: (
+                any(a.outcome == "answered" for a in attempts(r.engine))
+                and len(attempts(r.engine)) == 3
+            ),
+            what="one talking, two ringing",
+        )
+        await r.sim.restart()  # `core restart now`: every call cut
+        await wait_for(lambda: all_decided(r, 3), what="outcomes after the restart")
+        got = {k: v[0].outcome for k, v in by_phone(r.engine).items()}
+        assert got == {
+            "+8613900000021": "answered",  # an agent had it: a true answer, kept
+            "+8613900000022": "interrupted",  # cut while ringing: not the member's failure
+            "+8613900000023": "interrupted",
+        }
+        with session_scope(r.engine) as s:
+            for e in s.scalars(select(CallListEntry)):
+                if e.last_outcome == "interrupted":
+                    # retried soon (policy.interrupted_s), not in 24 h like a failure
+                    assert e.next_attempt_at is not None
+                    due = e.next_attempt_at.replace(tzinfo=dt.UTC).timestamp()
+                    assert due - r.clock() <= RetryPolicy().interrupted_s + 5
+        await no_flight_left(r)
+        check_accounting(r)
+
+
+async def test_hub_restart_resolves_calls_from_the_channel_list(sqlite_url: str) -> None:
+    """The runner dies with calls ringing; a new one adopts them with no sleep and the
+    calls' own ends decide them (no answer stays no answer, never abandoned)."""
+    numbers = {
+        "+8613900000031": NumberOverride(outcome="noanswer", ring_time=5.0),
+        "+8613900000032": NumberOverride(outcome="answer", ring_time=5.0, talk_time=10.0),
+    }
+    async with rig(sqlite_url, numbers) as r:
+        await wait_for(lambda: len(r.tracker.agents()) >= 2, what="agents")
+        await r.runner.start()
+        await wait_for(lambda: len(attempts(r.engine)) == 2, what="both dialling")
+        assert r.runner._task is not None
+        r.runner._task.cancel()  # the hub dies: everything in memory is gone
+        await r.ami.close()
+        tracker2 = Tracker(wrap_up_timeout=1.0)
+        ami2 = AmiClient("127.0.0.1", r.sim.port, "memberline", "s3cret-ami")
+        runner2 = CampaignRunner(
+            r.engine, ami2.send_action, tracker2.agents, r.runner.settings, clock=r.clock
+        )
+        ami2.subscribe(runner2.on_ami)
+        ami2.on_state(runner2.on_ami_state)
+        await ami2.start(fail_fast=True)
+        await runner2.start()
+        try:
+            assert {c.call_id for c in runner2.ledger.calls()} == {
+                a.channel_id for a in attempts(r.engine)
+            }
+            await wait_for(lambda: all_decided(r, 2), what="outcomes")
+            await wait_for(lambda: runner2.ledger.calls() == [], what="ledger empty")
+        finally:
+            await runner2.stop()
+            await ami2.close()
+        got = {k: v[0].outcome for k, v in by_phone(r.engine).items()}
+        # ringing at the restart: its own end decides (not "answered_at = now" any more)
+        assert got["+8613900000031"] == "no_answer"
+        assert got["+8613900000032"] in ("answered", "abandoned")
+        assert r.sim.stats.calls_originated == 2
+
+
+async def test_live_answer_waiting_3s_is_abandoned_with_safe_harbour_and_72h(
+    sqlite_url: str,
+) -> None:
+    numbers = {"+8613900000041": NumberOverride(outcome="answer", ring_time=1.0, talk_time=60.0)}
+    slow = (AgentSpec("1001", ring_time=Dist("fixed", 3.0), talk_time=Dist("fixed", 30.0)),)
+    async with rig(sqlite_url, numbers, agents=slow) as r:
+        await wait_for(lambda: len(r.tracker.agents()) >= 1, what="agents")
+        await r.runner.start()
+        await wait_for(lambda: all_decided(r, 1), what="outcome")
+        await no_flight_left(r)
+        (row,) = attempts(r.engine)
+        assert row.outcome == "abandoned"
+        assert row.ended_at is not None and row.hangup_by == "system"
+        assert r.runner.stats["abandoned"] == 1
+        assert r.runner.stats["abandoned_without_safe_harbour"] == 0
+        played = [
+            m
+            for m in r.sim.events
+            if m.name == "Newexten"
+            and m.get("Linkedid") == row.channel_id
+            and m.get("AppData") == "memberline/safe-harbour"
+        ]
+        assert played, "the safe-harbour message was not played"
+        with session_scope(r.engine) as s:
+            e = s.scalars(select(CallListEntry)).one()
+            assert e.next_attempt_at is not None
+            due = e.next_attempt_at.replace(tzinfo=dt.UTC).timestamp()
+            assert due - r.clock() > 71 * 3600  # no redial within 72 h of an abandoned call
+        ab = r.runner.ledger.abandons(r.campaign_id, r.clock())
+        assert (ab.window_abandoned, ab.window_live) == (1.0, 1.0)
+        check_accounting(r)
+
+
+async def test_failed_ivr_call_opens_no_survey_and_ivr_calls_get_their_end(
+    sqlite_url: str,
+) -> None:
+    engine = make_engine(sqlite_url)
+    services = await start_survey_services(engine, agi_host="127.0.0.1", agi_port=0)
+    numbers = {
+        "+8613900000051": NumberOverride(outcome="busy"),
+        "+8613900000052": NumberOverride(outcome="answer", ring_time=1.0, survey=("4", "9")),
+    }
+    try:
+        async with rig(
+            sqlite_url,
+            numbers,
+            mode=DialMode.IVR,
+            survey="satisfaction",
+            agi_port=services.agi.port,
+        ) as r:
+            await r.runner.start()
+            await wait_for(lambda: all_decided(r, 2), what="outcomes")
+            await no_flight_left(r)
+            rows = by_phone(r.engine)
+            busy, answered = rows["+8613900000051"][0], rows["+8613900000052"][0]
+            assert busy.outcome == "busy"
+            assert answered.outcome == "answered"
+            for row in (busy, answered):
+                assert row.ended_at is not None and row.hangup_by is not None
+            with session_scope(r.engine) as s:
+                responses = list(s.scalars(select(SurveyResponse)))
+                # one survey for the answered call; none for the failed one's dummy channel
+                assert [x.response_key for x in responses] == [answered.channel_id]
+            check_accounting(r)
+    finally:
+        await services.close()
+        engine.dispose()
