@@ -93,6 +93,10 @@ class ConsoleApp(App[None]):
         self.status_note = status_note
         """Where the home screen gets one extra line every few seconds (the demo: its hub
         port and what the rules held back), or None."""
+        self.waiting_pop: ScreenPop | None = None
+        """A pop that arrived during a wrap-up: shown once the wrap-up is sent."""
+        self.unfinished: set[str] = set()
+        """Calls whose wrap-up time the hub ended unsaved (on the agent's unfinished list)."""
         self._gc_thresholds: tuple[int, int, int] | None = None
         """CPython's thresholds before :func:`agent_tui.heap.settle` (set once logged in)."""
         """Recorded mode (snapshot tests, demos): no hub; requests quietly give nothing."""
@@ -212,6 +216,8 @@ class ConsoleApp(App[None]):
             self.show_pop(ScreenPop.parse(data))
         elif name == "call_state":
             self._call_changed(CallState.parse(data))
+        elif name == "pop_withdrawn":
+            self.withdraw_pop(str(data.get("call_id", "")))
         elif name == "wallboard":
             self.wallboard = Wallboard.parse(data)
         elif name == "preview":
@@ -221,6 +227,8 @@ class ConsoleApp(App[None]):
             elif self.preview is not None and self.preview.entry_id == card.entry_id:
                 self.preview = None
         elif name == "notice":
+            if data.get("kind") == "unfinished":
+                self.unfinished.add(str(data.get("call_id", "")))
             level = str(data.get("level", "info"))
             severity = level if level in ("warning", "error") else "information"
             self.notify(str(data.get("text", "")), severity=severity)  # type: ignore[arg-type]
@@ -229,6 +237,8 @@ class ConsoleApp(App[None]):
 
     def show_pop(self, pop: ScreenPop) -> None:
         """Show a pop on the home screen's call view; the same call again keeps the notes."""
+        from agent_tui.screens.wrapup import WrapUpScreen
+
         self.book.add_pop(pop)
         home = self.home
         if home is None:
@@ -236,7 +246,27 @@ class ConsoleApp(App[None]):
         if home.call_id == pop.call_id:
             home.update_pop(pop)
             return
+        wrap = next((s for s in self.screen_stack if isinstance(s, WrapUpScreen)), None)
+        if wrap is not None and wrap.call_id not in self.unfinished:
+            # A wrap-up is never replaced by the next call: the pop waits behind it.
+            self.waiting_pop = pop
+            self.notify("A call is waiting: finish the wrap-up first.", severity="warning")
+            return
         self.open_call(pop)
+
+    def withdraw_pop(self, call_id: str) -> None:
+        """``pop_withdrawn``: another agent answered (or the ring stopped): not our call."""
+        from agent_tui.screens.wrapup import WrapUpScreen
+
+        self.book.withdraw(call_id)
+        if self.waiting_pop is not None and self.waiting_pop.call_id == call_id:
+            self.waiting_pop = None
+        for screen in list(self.screen_stack):
+            if isinstance(screen, WrapUpScreen) and screen.call_id == call_id:
+                self.finish_call(call_id)
+                return
+        if self.home is not None and self.home.call_id == call_id:
+            self.home.clear_call()
 
     def open_call(self, pop: ScreenPop) -> None:
         """Bring the home screen to the top with ``pop`` in its call view."""
@@ -261,8 +291,11 @@ class ConsoleApp(App[None]):
             isinstance(s, WrapUpScreen) and s.call_id == call.call_id for s in self.screen_stack
         ):
             return
-        if call.call_id not in self.book.pops and call.member_id is None:
-            return  # not a call this console showed (e.g. a stray call_state)
+        if call.wrapup_due is False:
+            return  # not ours to wrap up (another agent answered it), or done already
+        if call.wrapup_due is None:
+            if call.call_id not in self.book.pops and call.member_id is None:
+                return  # not a call this console showed (e.g. a stray call_state)
         self.push_screen(WrapUpScreen(call.call_id))
 
     def finish_call(self, call_id: str) -> None:
@@ -273,6 +306,10 @@ class ConsoleApp(App[None]):
             self.pop_screen()
         if home is not None and home.call_id == call_id:
             home.clear_call()
+        self.unfinished.discard(call_id)
+        waiting, self.waiting_pop = self.waiting_pop, None
+        if waiting is not None and waiting.call_id in self.book.pops:
+            self.open_call(waiting)
 
     def member_tz(self, name: str) -> dt.tzinfo:
         try:

@@ -41,8 +41,17 @@ class CallBook:
 
     def awaiting_wrapup(self) -> list[str]:
         return [
-            cid for cid, c in self.calls.items() if c.state == "ended" and cid not in self.wrapped
+            cid
+            for cid, c in self.calls.items()
+            if c.state == "ended" and cid not in self.wrapped and c.wrapup_due is not False
         ]
+
+    def withdraw(self, call_id: str) -> None:
+        """Another agent took the call (or its ring stopped): nothing of it is ours."""
+        self.pops.pop(call_id, None)
+        self.notes.pop(call_id, None)
+        self.calls.pop(call_id, None)
+        self.members.pop(call_id, None)
 
     def finish(self, call_id: str) -> None:
         """Wrap-up sent: forget the call (notes included)."""

@@ -171,11 +171,20 @@ class CallState:
     member_id: int | None
     since: dt.datetime | None
     hangup_by: str | None
+    wrapup_due: bool | None = None
+    """The hub says this agent owes the call's disposition (None: a hub that does not say)."""
+    agent: str = ""
+    """The agent who answered it (owns it)."""
+    campaign: str = ""
 
     @classmethod
     def parse(cls, data: Record) -> CallState:
         member_id = data.get("member_id")
+        due = data.get("wrapup_due")
         return cls(
+            wrapup_due=bool(due) if isinstance(due, bool) else None,
+            agent=_str(data.get("agent")),
+            campaign=_str(data.get("campaign")),
             call_id=_str(data.get("call_id")),
             state=_str(data.get("state")),
             direction=_str(data.get("direction")),
