@@ -221,6 +221,9 @@ class CareConfig:
     greeting_catch_up_days: int = 2
     """A run on day D also queues occasions of the previous N days not yet greeted (the
     service was down): each is still sent once."""
+    greetings_in_serve: bool = True
+    """``serve`` queues the day's greetings itself (off: run ``memberline greetings run``
+    from cron instead)."""
     greeting_run_at: str = "08:00"
     """When ``serve`` runs the day's greetings (hub host's local time; the outbox holds the
     messages until the member's quiet hours end)."""

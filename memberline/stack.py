@@ -17,7 +17,8 @@ Start order (each step needs the one before):
 5. the AMI client, tracker and console hub (:func:`memberline.services.start_hub_services`);
 6. the campaign runner, fed every tracker domain event by the hub, with exhausted
    entries handed to the outbox in the same transaction;
-7. the outbox worker loop.
+7. the outbox worker loop;
+8. the daily greetings (:func:`greetings_loop`, birthday and holiday messages through the outbox).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +105,7 @@ class Stack:
     worker_stop: asyncio.Event = field(default_factory=asyncio.Event)
     worker_task: asyncio.Task[Any] | None = None
     runner_start: asyncio.Task[Any] | None = None
+    greetings_task: asyncio.Task[Any] | None = None
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -112,6 +116,9 @@ class Stack:
         if self.runner_start is not None:
             self.runner_start.cancel()
         self.worker_stop.set()
+        if self.greetings_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.greetings_task, 10)
         if self.worker_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.worker_task, 10)
@@ -127,6 +134,35 @@ class Stack:
         with contextlib.suppress(Exception):
             await self.fallback.close()
         self.engine.dispose()
+
+
+async def greetings_loop(
+    engine: Engine,
+    config: Config,
+    stop: asyncio.Event,
+    *,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now().astimezone(),
+) -> None:
+    """The daily greetings inside ``serve``: today's at start (catching up after downtime),
+    then every day at ``care.greeting_run_at`` (this host's local time) until ``stop``.
+    Each run is idempotent (dialer.greetings), so restarts and several hubs are harmless."""
+    from memberline.commands.greetings import run_for
+
+    hh, mm = (int(x) for x in config.care.greeting_run_at.split(":"))
+    while True:
+        now = clock()
+        try:
+            await asyncio.to_thread(run_for, engine, config, now.date())
+        except Exception:
+            log.exception("greetings run failed; trying again at the next run")
+        if stop.is_set():
+            return
+        nxt = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(hh, mm), now.tzinfo)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(1.0, (nxt - clock()).total_seconds())):
+                await stop.wait()
+        if stop.is_set():
+            return
 
 
 async def start_stack(
@@ -228,6 +264,10 @@ async def start_stack(
 
     stack.runner_start = asyncio.create_task(start_runner(), name="runner-start")
     stack.worker_task = asyncio.create_task(fallback.run(stack.worker_stop), name="outbox-worker")
+    if config.care.greetings_in_serve:
+        stack.greetings_task = asyncio.create_task(
+            greetings_loop(engine, config, stack.worker_stop), name="greetings"
+        )
     log.info(
         "memberline stack up: hub %d, FastAGI %d, webhooks %d", hub.hub.port, surveys.agi.port, port
     )

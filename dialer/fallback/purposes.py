@@ -24,6 +24,8 @@ class Purpose(enum.StrEnum):
     """The dialer could not reach the member (entry exhausted)."""
     DORMANT_GREETING = "dormant_greeting"
     BIRTHDAY = "birthday"
+    HOLIDAY = "holiday"
+    """A holiday greeting (dialer.greetings; payload ``holiday`` = its name in the member's language)."""
     SURVEY_INVITATION = "survey_invitation"
     CALLBACK_CONFIRMATION = "callback_confirmation"
     POINTS_REDEMPTION = "points_redemption"
@@ -39,6 +41,7 @@ DEFAULT_POLICIES: dict[Purpose, OrderPolicy] = {
     Purpose.EXHAUSTED: OrderPolicy.SMS_THEN_EMAIL,
     Purpose.DORMANT_GREETING: OrderPolicy.SMS_THEN_EMAIL,
     Purpose.BIRTHDAY: OrderPolicy.SMS_THEN_EMAIL,
+    Purpose.HOLIDAY: OrderPolicy.SMS_ELSE_EMAIL,
     Purpose.SURVEY_INVITATION: OrderPolicy.SMS_THEN_EMAIL,
     Purpose.CALLBACK_CONFIRMATION: OrderPolicy.SMS_ELSE_EMAIL,
     Purpose.POINTS_REDEMPTION: OrderPolicy.SMS_ELSE_EMAIL,

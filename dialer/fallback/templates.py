@@ -72,6 +72,23 @@ _TEXTS: dict[Purpose, dict[str, tuple[str, str, str]]] = {
             "Dear {{ name }},\nHappy birthday from all of us, and thank you for being a member.",
         ),
     },
+    Purpose.HOLIDAY: {
+        "zh-CN": (
+            "【会员中心】{{ name }}，{{ holiday }}快乐！祝您和家人节日愉快。",
+            "{{ holiday }}快乐，{{ name }}",
+            "{{ name }}您好：\n{{ holiday }}快乐！祝您和家人节日愉快，感谢您一直以来的支持。",
+        ),
+        "zh-TW": (
+            "【會員中心】{{ name }}，{{ holiday }}快樂！祝您和家人節日愉快。",
+            "{{ holiday }}快樂，{{ name }}",
+            "{{ name }}您好：\n{{ holiday }}快樂！祝您和家人節日愉快，感謝您一直以來的支持。",
+        ),
+        "en": (
+            "Happy {{ holiday }}, {{ name }}! Best wishes to you and your family.",
+            "Happy {{ holiday }}, {{ name }}",
+            "Dear {{ name }},\nHappy {{ holiday }}! Best wishes to you and your family, and thank you for being a member.",
+        ),
+    },
     Purpose.SURVEY_INVITATION: {
         "zh-CN": (
             "【会员中心】{{ name }}，邀请您参与满意度调查：{{ survey_url }}",

@@ -164,6 +164,8 @@ def _config(url: str, sinks: LocalSinks, sim: PbxSimulator) -> Config:
         ),
         hub=dataclasses.replace(base.hub, bind="127.0.0.1", port=0),
         agi=dataclasses.replace(base.agi, bind="127.0.0.1", port=0),
+        # the outbox figures below count this test's rows only (no greetings on a holiday)
+        care=dataclasses.replace(base.care, greetings_in_serve=False),
         messaging=dataclasses.replace(
             base.messaging,
             # quiet hours off (start == end) and a roomy cap: the test's clock is any time
