@@ -18,7 +18,8 @@ import heapq
 import itertools
 import random
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,9 @@ class SoakAmi:
     traces: Path = TRACES
     seed: int = 1
     stats: Traffic = field(default_factory=Traffic)
+    on_written: Callable[[list[bytes], float], None] | None = None
+    """Called with the events just written to the hub's socket and ``time.perf_counter()``
+    taken right after the write (``memberline bench pop --load`` times AgentCalled from it)."""
 
     def __post_init__(self) -> None:
         self._call = load_queue_call(self.traces)
@@ -261,6 +265,8 @@ class SoakAmi:
                     self._writers.discard(w)
                     continue
                 w.write(data)
+            if self.on_written is not None:
+                self.on_written(chunks, time.perf_counter())
             self.stats.events_sent += len(chunks)
             self.stats.bytes_sent += len(data)
             for w in list(self._writers):

@@ -25,6 +25,7 @@ import sys
 from typing import Any
 
 from memberline.benches._common import LoadStamp, emit
+from memberline.benches._pop_load import add_arguments
 from memberline.cli import add_command
 from memberline.config import Config
 from memberline.runtime import freeze_startup_heap, install_reactor
@@ -145,6 +146,11 @@ async def _run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
 
 def handler(args: argparse.Namespace, config: Config) -> int:
     stamp = LoadStamp()
+    if args.load:
+        from memberline.benches._pop_load import run_load
+
+        emit(run_load(args, config.database.url), stamp, runs=1)
+        return 0
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     install_reactor(loop)
@@ -165,3 +171,4 @@ def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--password", default="demo", help="the agent's password (demo data: demo)")
     p.add_argument("--gap-ms", type=float, default=10.0, help="pause between calls (default 10)")
     p.add_argument("--seed", type=int, default=1)
+    add_arguments(p)
