@@ -147,11 +147,17 @@ class AgentState:
     code: str = ""
     name: str = ""
     queues: tuple[str, ...] = ()
+    next_pause: str | None = None
+    """A pause asked for during a call or wrap-up, applied when the wrap-up ends."""
+    unfinished: int = 0
+    """Unfinished wrap-ups (``agents_list`` rows for supervisors)."""
 
     @classmethod
     def parse(cls, data: Record) -> AgentState:
         queues = data.get("queues")
         return cls(
+            next_pause=data.get("next_pause") or None,
+            unfinished=_int(data.get("unfinished")),
             state=_str(data.get("state")) or "logged_out",
             reason=data.get("reason") or None,
             since=parse_time(data.get("since")),

@@ -10,6 +10,7 @@ are in :mod:`agent_tui.screens.call`:
 | l / o | join / leave the queue |
 | s or / | member search |
 | a | show the current call (or its wrap-up) |
+| n | unfinished calls (wrap-ups whose time ran out; supervisors: every agent's) |
 | m c w v | maintainers, campaigns, wallboard, surveys (supervisors) |
 | F7 / k | dial / skip the preview card (preview campaigns) |
 """
@@ -36,7 +37,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUPERVISOR_ACTIONS = {"maintainers", "campaigns", "wallboard", "surveys"}
-HOME_ACTIONS = {"pause", "unpause", "queue_login", "queue_logout", "search", "current_call"}
+HOME_ACTIONS = {
+    "pause",
+    "unpause",
+    "queue_login",
+    "queue_logout",
+    "search",
+    "current_call",
+    "unfinished",
+}
 
 
 class HomeScreen(CallDesk):
@@ -47,6 +56,7 @@ class HomeScreen(CallDesk):
         Binding("o", "queue_logout", "Queue out"),
         Binding("s,slash", "search", "Search"),
         Binding("a", "current_call", "Call"),
+        Binding("n", "unfinished", "Unfinished"),
         Binding("m", "maintainers", "Maintainers"),
         Binding("c", "campaigns", "Campaigns"),
         Binding("w", "wallboard", "Wallboard"),
@@ -173,6 +183,9 @@ class HomeScreen(CallDesk):
         waiting = self.console.book.awaiting_wrapup()
         if waiting:
             text.append(f"Waiting for wrap-up: {', '.join(waiting)}\n")
+        if self.console.unfinished:
+            n = len(self.console.unfinished)
+            text.append(f"Unfinished wrap-ups: {n} — press n to finish them\n")
         if getattr(self, "_note", ""):
             text.append(f"\n{self._note}\n", style="dim")
         self.query_one("#home-body", Static).update(text)
@@ -240,6 +253,11 @@ class HomeScreen(CallDesk):
             self.notify("No current call.", timeout=2)
             return
         self.load(pop)
+
+    def action_unfinished(self) -> None:
+        from agent_tui.screens.unfinished import UnfinishedScreen
+
+        self.app.push_screen(UnfinishedScreen())
 
     # -- supervisor ----------------------------------------------------------------
     def action_maintainers(self) -> None:

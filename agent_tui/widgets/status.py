@@ -29,6 +29,8 @@ def state_line(state: AgentState | None, now_s: float | None) -> str:
     label = STATE_LABELS.get(state.state, state.state.upper())
     if state.state == "paused" and state.reason:
         label += f" ({state.reason})"
+    if state.next_pause and state.state in ("ringing", "on_call", "wrap_up"):
+        label += f" → {state.next_pause}"  # the pause asked for, applied after the wrap-up
     in_state = (
         format_duration(now_s - state.since.timestamp())
         if state.since is not None and now_s is not None

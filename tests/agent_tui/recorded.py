@@ -257,3 +257,43 @@ WALLBOARD: dict[str, Any] = {
         "utilization": _series(60, 0.5, 0.4),
     },
 }
+
+
+# unfinished_calls / agents_list rows (issue 12): wrap-ups whose time ran out unsaved
+UNFINISHED_CALLS = [
+    {
+        "call_id": "1700000011.201",
+        "attempt_id": 311,
+        "agent": "1001",
+        "direction": "inbound",
+        "campaign_id": None,
+        "member_id": 1,
+        "member_name": "李伟",
+        "answered_at": at(30 * 3600 + 300),
+        "ended_at": at(30 * 3600),
+        "stale": True,
+    },
+    {
+        "call_id": "ml-5c1e0d2a9b7f44c1a0e3d2c1",
+        "attempt_id": 352,
+        "agent": "1001",
+        "direction": "outbound",
+        "campaign_id": 4,
+        "member_id": 7,
+        "member_name": "Wang Fang",
+        "answered_at": at(2400),
+        "ended_at": at(2280),
+        "stale": False,
+    },
+]
+AGENTS_UNFINISHED = [
+    {"agent": "1001", "name": "王芳", "state": "available", "unfinished": 2, "unfinished_stale": 1},
+    {
+        "agent": "1002",
+        "name": "Chen Jie",
+        "state": "wrap_up",
+        "unfinished": 0,
+        "unfinished_stale": 0,
+    },
+    {"agent": "1003", "name": "刘洋", "state": "paused", "unfinished": 1, "unfinished_stale": 0},
+]

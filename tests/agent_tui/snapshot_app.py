@@ -45,8 +45,11 @@ async def wrapup_screen(pilot: Pilot[Any]) -> None:
     app = pilot.app
     assert isinstance(app, ConsoleApp)
     app.book.notes[str(R.CALL_UP["call_id"])] = "会员询问冬季外套预售；已说明积分抵扣规则。"
-    app.handle_push("agent_state", {**R.AGENT_AVAILABLE, "state": "wrap_up", "since": R.at(23)})
-    app.handle_push("call_state", R.CALL_ENDED)
+    app.handle_push(
+        "agent_state",
+        {**R.AGENT_AVAILABLE, "state": "wrap_up", "since": R.at(23), "next_pause": "break"},
+    )
+    app.handle_push("call_state", {**R.CALL_ENDED, "wrapup_due": True, "agent": "1001"})
     await pilot.pause()
 
 
@@ -74,9 +77,43 @@ async def wallboard_screen(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
+async def unfinished_screen(pilot: Pilot[Any]) -> None:
+    from agent_tui.screens.unfinished import UnfinishedScreen
+
+    app = await _session(pilot, R.LOGIN_AGENT)
+    app.handle_push("agent_state", R.AGENT_AVAILABLE)
+    screen = UnfinishedScreen()
+    await app.push_screen(screen)
+    await pilot.pause()
+    screen.show(R.UNFINISHED_CALLS)
+    await pilot.pause()
+
+
+async def supervisor_unfinished_screen(pilot: Pilot[Any]) -> None:
+    from agent_tui.screens.unfinished import UnfinishedScreen
+
+    app = await _session(pilot, R.LOGIN_SUPERVISOR)
+    app.handle_push("agent_state", R.AGENT_AVAILABLE)
+    screen = UnfinishedScreen()
+    await app.push_screen(screen)
+    await pilot.pause()
+    other = {
+        **R.UNFINISHED_CALLS[1],
+        "call_id": "1700000042.877",
+        "agent": "1003",
+        "member_name": "Zhang San",
+        "direction": "inbound",
+        "ended_at": R.at(640),
+    }
+    screen.show([*R.UNFINISHED_CALLS, other], R.AGENTS_UNFINISHED)
+    await pilot.pause()
+
+
 SCREENS: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
     "pop": pop_screen,
     "wrapup": wrapup_screen,
     "search": search_screen,
     "wallboard": wallboard_screen,
+    "unfinished": unfinished_screen,
+    "supervisor_unfinished": supervisor_unfinished_screen,
 }

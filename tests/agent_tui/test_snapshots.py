@@ -1,4 +1,5 @@
-"""Snapshots of the pop, wrap-up, search and wallboard screens at 80x24 and 120x40.
+"""Snapshots of the pop, wrap-up, search, wallboard, unfinished-calls (agent) and unfinished
+wrap-ups per agent (supervisor) screens at 80x24 and 120x40.
 
 Regenerate after an intended change: ``pytest tests/agent_tui/test_snapshots.py --snapshot-update``
 (Textual and Rich versions are pinned by the venv; a version bump churns the SVGs).
