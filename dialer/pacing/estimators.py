@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 
@@ -47,6 +47,137 @@ class RateEstimator:
     def mean(self) -> float:
         a = self._a + self._prior_a
         return a / (a + self._b + self._prior_b)
+
+    def restart_counts(self, successes: float, failures: float, prior_weight: float = 2.0) -> None:
+        """Forget this memory and continue from these observations (a change point), with a
+        light prior at their own mean (so a short run is not taken for certain)."""
+        n = successes + failures
+        mean = (successes + 1.0) / (n + 2.0)
+        self._a, self._b = successes, failures
+        self._prior_a, self._prior_b = mean * prior_weight, (1.0 - mean) * prior_weight
+
+
+class ShiftingRate:
+    """A proportion that may jump (the evening answer rate): a long memory (steady, precise),
+    a short one (quick), and a change-point detector; ``mean`` is the more cautious of the two
+    estimates (``cautious_high``: the higher, e.g. the share of calls that will need an agent).
+
+    The detector is a two-sided Bernoulli CUSUM against the long estimate ``p``: the
+    log-likelihood ratio of "the rate is now ``p x (1 + jump)``" (or ``p / (1 + jump)``) is
+    summed over the observations and reset at 0; when a sum passes ``threshold`` the rate has
+    changed. Both memories then restart from the observations since that sum last left 0 (the
+    new level's own evidence), so the old level is forgotten at once instead of fading over
+    thousands of calls. A rise of the answer rate from 0.17 to 0.47 is detected within about
+    20 calls.
+
+    ``uncertain`` is true while the estimate is young or a change was seen within the last
+    ``settle`` observations: counts weighted by this share should then assume the worst.
+    """
+
+    def __init__(
+        self,
+        prior_mean: float,
+        prior_weight: float = 20.0,
+        *,
+        memory: float = 2000.0,
+        short_memory: float = 150.0,
+        jump: float = 0.5,
+        threshold: float = 6.0,
+        settle: int = 300,
+        cautious_high: bool = True,
+    ):
+        self.long = RateEstimator(prior_mean, prior_weight, memory)
+        self.short = RateEstimator(prior_mean, prior_weight / 4.0, short_memory)
+        self._short_memory = short_memory
+        self._jump = jump
+        self._threshold = threshold
+        self._settle = settle
+        self._high = cautious_high
+        self.changes = 0
+        self._since_change = 0
+        self.count = 0
+        # CUSUM sums, and the observations (successes, n) since each last left 0
+        self._up = 0.0
+        self._down = 0.0
+        self._up_run = (0, 0)
+        self._down_run = (0, 0)
+        self._recent: deque[int] = deque(maxlen=int(short_memory))
+
+    def update(self, success: bool) -> None:
+        p = min(0.98, max(0.02, self.long.mean))
+        hi = min(0.99, p * (1.0 + self._jump))
+        lo = p / (1.0 + self._jump)
+        if success:
+            inc_up, inc_down = math.log(hi / p), math.log(lo / p)
+        else:
+            inc_up, inc_down = math.log((1.0 - hi) / (1.0 - p)), math.log((1.0 - lo) / (1.0 - p))
+        x = 1 if success else 0
+        self._up, self._up_run = _cusum_step(self._up, inc_up, self._up_run, x)
+        self._down, self._down_run = _cusum_step(self._down, inc_down, self._down_run, x)
+        self._recent.append(x)
+        self.long.update(success)
+        self.short.update(success)
+        self.count += 1
+        self._since_change += 1
+        if self._up > self._threshold:
+            self._restart(self._up_run, (self.long, self.short))
+        elif self._down > self._threshold:
+            # a fall: the short memory keeps the higher level until it fades (cautious)
+            self._restart(self._down_run, (self.long,))
+
+    def _restart(self, run: tuple[int, int], estimators: tuple[RateEstimator, ...]) -> None:
+        successes, n = _change_point(list(self._recent)[-max(run[1], 1) :], self.long.mean)
+        for est in estimators:
+            est.restart_counts(float(successes), float(n - successes))
+        self.changes += 1
+        self._since_change = 0
+        self._up = self._down = 0.0
+        self._up_run = self._down_run = (0, 0)
+
+    @property
+    def mean(self) -> float:
+        a, b = self.long.mean, self.short.mean
+        return max(a, b) if self._high else min(a, b)
+
+    @property
+    def uncertain(self) -> bool:
+        return self.count < self._short_memory or self._since_change < self._settle
+
+    def upper(self, z: float = 2.0) -> float:
+        """An upper bound of the share (the higher estimate + z standard errors)."""
+        p = max(self.long.mean, self.short.mean)
+        n = min(self.short.count, self._short_memory) + 1.0
+        return min(1.0, p + z * math.sqrt(max(p * (1.0 - p), 1e-4) / n))
+
+
+def _change_point(xs: list[int], p0: float) -> tuple[int, int]:
+    """(successes, n) of the suffix of ``xs`` most unlike rate ``p0`` (the maximum-likelihood
+    change point: the suffix with the largest log-likelihood ratio, at least 5 observations)."""
+    p0 = min(0.999, max(0.001, p0))
+    best, best_run = -1.0, (sum(xs), len(xs))
+    succ = 0
+    for n, x in enumerate(reversed(xs), 1):
+        succ += x
+        if n < 5:
+            continue
+        ph = succ / n
+        llr = 0.0
+        if ph > 0.0:
+            llr += succ * math.log(ph / p0)
+        if ph < 1.0:
+            llr += (n - succ) * math.log((1.0 - ph) / (1.0 - p0))
+        if llr > best:
+            best, best_run = llr, (succ, n)
+    return best_run
+
+
+def _cusum_step(
+    total: float, inc: float, run: tuple[int, int], x: int
+) -> tuple[float, tuple[int, int]]:
+    total += inc
+    if total <= 0.0:
+        return 0.0, (0, 0)
+    return total, (run[0] + x, run[1] + 1)
 
 
 def lognormal_quantiles(mean: float, sd: float, n: int) -> list[float]:
@@ -165,8 +296,8 @@ class OutcomeEstimator:
         self.horizon_s = horizon_s
         self._max_e = max_elapsed_s
         self._rebuild_fraction = rebuild_fraction
-        self.reach = RateEstimator(pri.reach_rate, 20.0, memory=3000.0)
-        self.live = RateEstimator(pri.live_fraction, 20.0, memory=2000.0)
+        self.reach = ShiftingRate(pri.reach_rate, 20.0, memory=3000.0, short_memory=150.0)
+        self.live = ShiftingRate(pri.live_fraction, 20.0, memory=2000.0, short_memory=100.0)
         self._reach_delay = DurationSample(pri.ring, window=1500)
         wrap_prior = lognormal_quantiles(pri.wrap.mean_s, pri.wrap.sd_s, pri.wrap.weight)
         talk_prior = lognormal_quantiles(pri.talk.mean_s, pri.talk.sd_s, pri.talk.weight)
@@ -177,6 +308,7 @@ class OutcomeEstimator:
         self._new_cycles = 0
         self._new_attempts = 0
         self._model: PacingModel | None = None
+        self._rates_built = (0.0, 0.0)
 
     # -- observations -------------------------------------------------------------------------
     def record_attempt(self, *, reached_queue: bool, reach_delay_s: float | None = None) -> None:
@@ -199,12 +331,29 @@ class OutcomeEstimator:
     # -- model --------------------------------------------------------------------------------
     def model(self) -> PacingModel:
         """The current model. Rebuilt after ``rebuild_fraction`` x window new agent cycles (at
-        least 20) or 200 settled attempts, so most decisions reuse the tables."""
+        least 20) or 200 settled attempts, so most decisions reuse the tables; when only the
+        reach rate or live share moved (by 2 % relative), just the rows that depend on them
+        are recomputed: a shift in the list reaches the pacer within a few calls."""
         threshold = max(20, int(self._rebuild_fraction * len(self._cycles)))
         if self._model is None or self._new_cycles >= threshold or self._new_attempts >= 200:
             self._model = self._build()
             self._new_cycles = 0
             self._new_attempts = 0
+            self._rates_built = (self.reach.mean, self.live.mean)
+        else:
+            reach, live = self.reach.mean, self.live.mean
+            r0, l0 = self._rates_built
+            if abs(reach - r0) > 0.02 * r0 or abs(live - l0) > 0.02 * l0:
+                rows = _reach_rows(self._model.reach_cdf, reach, self.horizon_s)
+                self._model = replace(
+                    self._model,
+                    reach_rate=reach,
+                    live_fraction=live,
+                    reach_rows=rows,
+                    reach_var=_var_rows(rows),
+                    attempts_observed=self.reach.count,
+                )
+                self._rates_built = (reach, live)
         return self._model
 
     def _build(self) -> PacingModel:

@@ -11,6 +11,10 @@ is a no answer) -> with AMD analysing: ``amd_delay_s`` then a verdict right with
 ``amd_accuracy`` (a "machine" verdict is hung up unless the governor verifies it) -> the agent
 queue, where the 2-second rule applies: no free agent within 2 s = abandoned (safe-harbour
 message). A live call gets lognormal talk then wrap-up; a machine costs the agent 5 s.
+Scenario shifts change the answer and machine rates of calls placed from their time on.
+
+What the pacer learns goes through :class:`~dialer.sim.accounting.RunnerAccounting`, which
+counts as the live runner does (it cannot tell machines from people).
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from dialer.pacing import AmdGovernor, AmdMode, OutcomeEstimator
+from dialer.pacing import AmdGovernor, AmdMode
 from dialer.pacing.snapshot import AbandonCounts, PacingSnapshot
+from dialer.sim.accounting import RunnerAccounting
 from dialer.sim.scenario import Scenario
 
 PATIENCE_S = 2.0
@@ -96,7 +101,7 @@ class Simulation:
         self,
         scenario: Scenario,
         policy: Policy,
-        amd_mode: AmdMode = AmdMode.AUTO,
+        amd_mode: AmdMode = AmdMode.OFF,
         *,
         hours: float | None = None,
     ):
@@ -124,18 +129,19 @@ class Simulation:
         self.inflight: dict[int, float] = {}  # call id -> placed time (ringing or AMD)
         self.queue: deque[tuple[int, float]] = deque()  # (call id, deadline)
         self.horizon_s = math.ceil(sc.ring_timeout_s + sc.amd_delay_s + PATIENCE_S) + 1
-        self.estimator = OutcomeEstimator(self.horizon_s)
+        self.acct = RunnerAccounting(
+            self.horizon_s, sc.abandon_cap, machine_verdicts=amd_mode is not AmdMode.OFF
+        )
+        self.estimator = self.acct.estimator
         self.governor = AmdGovernor(amd_mode, sc.abandon_cap)
-        # the dialer's own (estimated) abandonment counts
-        self.win_ab = 0.0
-        self.win_live = 0.0
-        self._hour: deque[tuple[float, float, float]] = deque()
-        self.hour_ab = 0.0
-        self.hour_live = 0.0
-        # VICIdial-style counters (calls that reached the queue, drops from the queue)
-        self.q_answered = 0
-        self.q_dropped = 0
-        self.q_recent: deque[tuple[float, bool]] = deque()
+        # VICIdial's own statistics (its vicidial_log): every call placed, drops, and answers
+        # with a "human answered" status (agent-dispositioned people, and every DROP)
+        self.vd_calls_today = 0
+        self.vd_drops_today = 0
+        self.vd_answers_today = 0
+        self.vd_placed: deque[float] = deque()
+        self.vd_dropped: deque[float] = deque()
+        """Placing times of every call, and of the dropped ones (its last-minute drop %)."""
         # truth
         self.calls_placed = 0
         self.talk_total = 0.0
@@ -155,11 +161,14 @@ class Simulation:
             cid = self._next_call
             self._next_call += 1
             self.calls_placed += 1
+            self.vd_calls_today += 1
+            self.vd_placed.append(self.now)
+            answer_rate, machine_rate = sc.rates_at(self.now)
             u = rng.random()
             ring = rng.lognormvariate(*self._ring)
-            if u < sc.answer_rate and ring < sc.ring_timeout_s:
+            if u < answer_rate and ring < sc.ring_timeout_s:
                 outcome, t = _LIVE, ring
-            elif u < sc.answer_rate + sc.machine_rate and ring < sc.ring_timeout_s:
+            elif u < answer_rate + machine_rate and ring < sc.ring_timeout_s:
                 outcome, t = _MACH, ring
             else:
                 outcome, t = _NOANSWER, sc.ring_timeout_s
@@ -168,29 +177,8 @@ class Simulation:
             self._push(self.now + t, _SETTLE, cid)
 
     # -- the dialer's bookkeeping ------------------------------------------------------------
-    def _count(self, abandoned: float, live: float) -> None:
-        self.win_ab += abandoned
-        self.win_live += live
-        self.hour_ab += abandoned
-        self.hour_live += live
-        self._hour.append((self.now, abandoned, live))
-
-    def _trim_hour(self) -> None:
-        h = self._hour
-        while h and h[0][0] < self.now - 3600.0:
-            _, a, b = h.popleft()
-            self.hour_ab -= a
-            self.hour_live -= b
-
     def abandon_counts(self) -> AbandonCounts:
-        self._trim_hour()
-        return AbandonCounts(
-            self.win_ab,
-            self.win_live,
-            max(0.0, self.hour_ab),
-            max(0.0, self.hour_live),
-            self.sc.abandon_cap,
-        )
+        return self.acct.counts(self.now)
 
     def snapshot(self, *, with_model: bool = True) -> PacingSnapshot:
         """What a runner would hand the pacer (``with_model=False``: skip the estimates)."""
@@ -221,7 +209,7 @@ class Simulation:
         if call.outcome == _NOANSWER:
             del self.inflight[cid]
             del self.calls[cid]
-            self.estimator.record_attempt(reached_queue=False)
+            self.acct.not_reached()
             return
         if call.outcome == _LIVE:
             self.live_events.append((self.now, 0))
@@ -248,9 +236,7 @@ class Simulation:
             # hung up as a machine
             del self.inflight[cid]
             del self.calls[cid]
-            self.estimator.record_attempt(reached_queue=False)
-            est = gov.live_given_machine_verdict()
-            self._count(est, est)
+            self.acct.amd_hangup(self.now, gov.live_given_machine_verdict())
             if call.outcome == _LIVE:
                 idx = call.live_index
                 self.live_events[idx] = (self.live_events[idx][0], 2)
@@ -260,8 +246,7 @@ class Simulation:
     def _to_queue(self, cid: int) -> None:
         call = self.calls[cid]
         del self.inflight[cid]
-        self.estimator.record_attempt(reached_queue=True, reach_delay_s=self.now - call.placed)
-        self.q_answered += 1
+        self.acct.reached(self.now - call.placed)
         if self._free:
             self._connect(cid, self._free.pop())
         else:
@@ -278,17 +263,16 @@ class Simulation:
         if self.queue:
             self.queue.popleft()
         del self.calls[cid]
-        self.q_dropped += 1
-        self.q_recent.append((self.now, True))
-        live_est = self.estimator.live.mean
-        self._count(live_est, live_est)
+        self.vd_drops_today += 1
+        self.vd_answers_today += 1
+        self.vd_dropped.append(call.placed)
+        self.acct.dropped(self.now)
         if call.outcome == _LIVE:
             idx = call.live_index
             self.live_events[idx] = (self.live_events[idx][0], 1)
 
     def _connect(self, cid: int, agent: int) -> None:
         call = self.calls.pop(cid)
-        self.q_recent.append((self.now, False))
         self.since[agent] = self.now
         if call.verified or call.analysed:
             self.governor.record_verified(
@@ -296,16 +280,15 @@ class Simulation:
                 live=call.outcome == _LIVE,
                 verify_probability=self.governor.verify_probability() if call.verified else 1.0,
             )
+        self.acct.bridged(self.now, machine=call.outcome != _LIVE, handle_s=MACHINE_HANDLE_S)
         if call.outcome == _LIVE:
             self.connects += 1
-            self._count(0.0, 1.0)
-            self.estimator.record_connection(live=True)
+            self.vd_answers_today += 1
             self.state[agent] = TALK
             talk = self._dur_rng.lognormvariate(*self._talk)
             self._talk_len[agent] = talk
             self._push(self.now + talk, _AGENT, agent)
         else:
-            self.estimator.record_connection(live=False, machine_handle_s=MACHINE_HANDLE_S)
             self.state[agent] = MACHINE
             self._push(self.now + MACHINE_HANDLE_S, _AGENT, agent)
 
@@ -320,7 +303,10 @@ class Simulation:
             self._push(self.now + self._dur_rng.lognormvariate(*self._wrap), _AGENT, agent)
             return
         if s == WRAP:
-            self.estimator.record_agent_cycle(self._talk_len[agent], self.now - self.since[agent])
+            self.acct.agent_cycle(self._talk_len[agent], self.now - self.since[agent])
+        elif not self.acct.machine_verdicts:
+            # the runner sees an agent call of a few seconds and no wrap-up
+            self.acct.agent_cycle(MACHINE_HANDLE_S, 0.0)
         self.state[agent] = FREE
         self.since[agent] = self.now
         self._agent_free(agent)

@@ -1,10 +1,15 @@
-"""Simulation scenarios: TOML files with every key required, validated with clear errors."""
+"""Simulation scenarios: TOML files with every key required, validated with clear errors.
+
+Optional ``[[shift]]`` tables change the list's answer behaviour during the run: each has
+``at_h`` (hours from the start) and ``answer_rate`` and/or ``machine_rate``, in force from then
+on (until a later shift); several are allowed, in any order in the file.
+"""
 
 from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,6 +17,15 @@ from typing import Any
 
 class ScenarioError(ValueError):
     """A scenario file is missing a key, has an unknown key or a value out of range."""
+
+
+@dataclass(frozen=True)
+class Shift:
+    """From ``at_h`` hours on, these rates replace the scenario's (``None``: unchanged)."""
+
+    at_h: float
+    answer_rate: float | None = None
+    machine_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,23 @@ class Scenario:
     ring_timeout_s: float
     abandon_cap: float
     seed: int
+    shifts: tuple[Shift, ...] = ()
+    """Sorted by ``at_h``."""
+
+    def rates_at(self, t_s: float) -> tuple[float, float]:
+        """(answer_rate, machine_rate) in force ``t_s`` seconds after the start."""
+        answer, machine = self.answer_rate, self.machine_rate
+        for sh in self.shifts:
+            if sh.at_h * 3600.0 > t_s:
+                break
+            if sh.answer_rate is not None:
+                answer = sh.answer_rate
+            if sh.machine_rate is not None:
+                machine = sh.machine_rate
+        return answer, machine
+
+    def with_seed(self, seed: int) -> Scenario:
+        return replace(self, seed=seed)
 
     @property
     def limit_talk_min_per_agent_hour(self) -> float:
@@ -77,7 +108,7 @@ def scenario_from_mapping(data: dict[str, Any], name: str, where: str | None = N
     missing = [k for k in _KEYS if k not in data]
     if missing:
         raise ScenarioError(f"{where}: missing key(s): {', '.join(missing)}")
-    unknown = sorted(set(data) - set(_KEYS) - {"name"})
+    unknown = sorted(set(data) - set(_KEYS) - {"name", "shift"})
     if unknown:
         raise ScenarioError(f"{where}: unknown key(s): {', '.join(unknown)}")
     agents = data["agents"]
@@ -107,6 +138,7 @@ def scenario_from_mapping(data: dict[str, Any], name: str, where: str | None = N
         raise ScenarioError(
             f"{where}: ring_timeout_s must be in [15, 120] (the law wants >= 15 s), got {timeout}"
         )
+    shifts = _shifts(where, data.get("shift", []), hours, probs)
     return Scenario(
         name=str(data.get("name", name)),
         agents=agents,
@@ -121,7 +153,48 @@ def scenario_from_mapping(data: dict[str, Any], name: str, where: str | None = N
         ring_timeout_s=timeout,
         abandon_cap=probs["abandon_cap"],
         seed=seed,
+        shifts=shifts,
     )
+
+
+def _shifts(where: str, raw: Any, hours: float, probs: dict[str, float]) -> tuple[Shift, ...]:
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise ScenarioError(f"{where}: shift must be [[shift]] tables")
+    out: list[Shift] = []
+    for i, table in enumerate(raw, 1):
+        at = f"{where}: shift {i}"
+        unknown = sorted(set(table) - {"at_h", "answer_rate", "machine_rate"})
+        if unknown:
+            raise ScenarioError(f"{at}: unknown key(s): {', '.join(unknown)}")
+        if "at_h" not in table:
+            raise ScenarioError(f"{at}: missing key at_h")
+        at_h = _number(at, "at_h", table["at_h"])
+        if not 0 <= at_h < hours:
+            raise ScenarioError(f"{at}: at_h must be in [0, hours), got {at_h}")
+        if "answer_rate" not in table and "machine_rate" not in table:
+            raise ScenarioError(f"{at}: needs answer_rate and/or machine_rate")
+        rates: dict[str, float | None] = {}
+        for key in ("answer_rate", "machine_rate"):
+            if key in table:
+                v = _number(at, key, table[key])
+                if not 0.0 <= v <= 1.0:
+                    raise ScenarioError(f"{at}: {key} must be in [0, 1], got {v}")
+                rates[key] = v
+            else:
+                rates[key] = None
+        out.append(Shift(at_h, rates["answer_rate"], rates["machine_rate"]))
+    out.sort(key=lambda sh: sh.at_h)
+    if len({sh.at_h for sh in out}) != len(out):
+        raise ScenarioError(f"{where}: two shifts at the same at_h")
+    answer, machine = probs["answer_rate"], probs["machine_rate"]
+    for sh in out:
+        answer = sh.answer_rate if sh.answer_rate is not None else answer
+        machine = sh.machine_rate if sh.machine_rate is not None else machine
+        if answer + machine > 1.0:
+            raise ScenarioError(
+                f"{where}: from {sh.at_h} h answer_rate + machine_rate would exceed 1"
+            )
+    return tuple(out)
 
 
 def load_scenario_file(path: str | Path) -> Scenario:

@@ -1,7 +1,9 @@
 """``memberline bench dialer``: every pacing algorithm on the same seeded scenario, as JSON.
 
 ``--scenario NAME`` (a shipped scenario, or ``all``) or ``--scenario-file FILE.toml``;
-``--amd on|off|auto`` (default auto: the AMD governor), ``--hours H`` to shorten a run.
+``--seeds N`` (default 5: the scenario's seed and the next ones; median and worst seed are
+reported per algorithm), ``--hours H`` to shorten a run, ``--amd`` (only the modes the live
+campaign runner can run: see ``RUNNER_AMD_MODES``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from memberline.config import Config
 AMD_MODES = ("on", "off", "auto")
 """The values of :class:`dialer.pacing.AmdMode`: a copy, so that building the CLI parser does
 not import the pacing package (tests/memberline/test_cli_startup.py checks they agree)."""
+RUNNER_AMD_MODES = ("off",)
+"""The AMD modes the live campaign runner can run: no figure may come from any other."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,8 +35,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"shipped scenario ({', '.join(scenario_names())}) or 'all' (default standard)",
     )
     src.add_argument("--scenario-file", metavar="FILE.toml", help="a scenario TOML file")
-    p.add_argument("--amd", choices=AMD_MODES, default="auto")
+    p.add_argument(
+        "--amd",
+        choices=AMD_MODES,
+        default="off",
+        help=f"AMD mode (the runner runs: {', '.join(RUNNER_AMD_MODES)}; default off)",
+    )
     p.add_argument("--hours", type=float, default=None, help="override the scenario's hours")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per algorithm (default 5)")
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -45,6 +55,20 @@ def run(args: argparse.Namespace, config: Config) -> int:
         scenario_names,
     )
 
+    if args.amd not in RUNNER_AMD_MODES:
+        print(
+            f"memberline bench dialer: --amd {args.amd}: the campaign runner cannot run this "
+            f"mode, so the benchmark does not report it (runner modes: "
+            f"{', '.join(RUNNER_AMD_MODES)})",
+            file=sys.stderr,
+        )
+        return 2
+    if not 1 <= args.seeds <= 50:
+        print("memberline bench dialer: --seeds must be in 1..50", file=sys.stderr)
+        return 2
+    if args.hours is not None and not 0 < args.hours <= 24:
+        print("memberline bench dialer: --hours must be in (0, 24]", file=sys.stderr)
+        return 2
     stamp = LoadStamp()
     amd = AmdMode(args.amd)
     try:
@@ -60,7 +84,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     results: list[dict[str, Any]] = []
     for sc in scenarios:
         t0 = time.perf_counter()
-        res = compare(sc, amd, hours=args.hours)
+        res = compare(sc, amd, hours=args.hours, seeds=args.seeds)
         res["elapsed_s"] = round(time.perf_counter() - t0, 2)
         results.append(res)
     out: dict[str, Any] = results[0] if len(results) == 1 else {"scenarios": results}

@@ -52,7 +52,7 @@ def test_other_seed_other_figures() -> None:
 
 
 def test_named_scenarios_match_the_issue() -> None:
-    assert scenario_names() == ["large", "low-contact", "small-team", "standard"]
+    assert scenario_names() == ["evening", "large", "low-contact", "small-team", "standard"]
     std = named_scenario("standard")
     assert (std.agents, std.hours, std.answer_rate, std.machine_rate) == (20, 8, 0.28, 0.12)
     assert std.ring_time_s == (12, 5) and std.talk_time_s == (180, 120)
@@ -63,6 +63,11 @@ def test_named_scenarios_match_the_issue() -> None:
     assert (large.agents, large.hours) == (100, 4)
     low = named_scenario("low-contact")
     assert (low.answer_rate, low.machine_rate) == (0.12, 0.2)
+    evening = named_scenario("evening")
+    assert dataclasses.replace(evening, answer_rate=0.28, shifts=(), name="standard") == std
+    assert evening.rates_at(0) == (0.12, 0.12)
+    assert evening.rates_at(3 * 3600 - 1) == (0.12, 0.12)
+    assert evening.rates_at(3 * 3600) == (0.30, 0.12)
 
 
 def test_scenario_file_loads(tmp_path: Path) -> None:
@@ -112,25 +117,40 @@ def test_bench_dialer_prints_one_json_object(
 ) -> None:
     f = tmp_path / "tiny.toml"
     f.write_text(GOOD.replace("hours = 0.5", "hours = 0.25"))
-    assert main(["bench", "dialer", "--scenario-file", str(f)]) == 0
+    assert main(["bench", "dialer", "--scenario-file", str(f), "--seeds", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["scenario"] == "tiny"
+    assert out["seeds"] == [3, 4] and out["amd"] == "off"
     assert out["limit_talk_min_per_agent_hour"] == pytest.approx(51.429, abs=1e-3)
     for algo in ("predictive", "progressive", "vicidial", "vicidial_compliant"):
-        fig = out["algorithms"][algo]
+        summary = out["algorithms"][algo]
         for key in (
             "talk_min_per_agent_hour",
-            "utilization",
+            "fraction_of_limit",
             "abandon_rate",
-            "pacing_abandon_rate",
-            "amd_abandon_rate",
-            "amd_mode",
             "max_hour_abandon_rate",
-            "connects_per_agent_hour",
-            "calls_placed",
         ):
-            assert key in fig
+            assert key in summary["median"]
+        assert set(summary["worst"]) == {
+            "abandon_rate",
+            "max_hour_abandon_rate",
+            "talk_min_per_agent_hour",
+            "fraction_of_limit",
+        }
+        assert [run["seed"] for run in summary["seeds"]] == [3, 4]
+        worst_hour = max(run["max_hour_abandon_rate"] for run in summary["seeds"])
+        assert summary["worst"]["max_hour_abandon_rate"]["max_hour_abandon_rate"] == worst_hour
     assert 0 < out["predictive_fraction_of_limit"] < 1
+    assert "run_within_cap_every_seed" in out["targets_met"]
+
+
+def test_bench_dialer_refuses_a_mode_the_runner_cannot_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "tiny.toml"
+    f.write_text(GOOD)
+    assert main(["bench", "dialer", "--scenario-file", str(f), "--amd", "auto"]) == 2
+    assert "cannot run this mode" in capsys.readouterr().err
 
 
 def test_bench_dialer_rejects_a_bad_file(
