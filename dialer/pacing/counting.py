@@ -88,13 +88,19 @@ class AbandonCounter:
                 else:
                     self.window_abandoned -= a
                     self.window_live -= b
+        # running sums drift by rounding: exact zero when a window is empty
+        if not self._hour:
+            self.hour_abandoned = self.hour_live = 0.0
+        if not self._window:
+            self.window_abandoned = self.window_live = 0.0
 
     def counts(self, now: float) -> AbandonCounts:
         self._trim(now)
+        w_live, h_live = max(0.0, self.window_live), max(0.0, self.hour_live)
         return AbandonCounts(
-            max(0.0, self.window_abandoned),
-            max(0.0, self.window_live),
-            max(0.0, self.hour_abandoned),
-            max(0.0, self.hour_live),
+            min(w_live, max(0.0, self.window_abandoned)),
+            w_live,
+            min(h_live, max(0.0, self.hour_abandoned)),
+            h_live,
             self.cap,
         )
