@@ -24,7 +24,7 @@ ALGORITHMS = ("predictive", "progressive", "vicidial", "vicidial_compliant")
 
 def run_predictive(
     sc: Scenario,
-    amd: AmdMode = AmdMode.OFF,
+    amd: AmdMode = AmdMode.AUTO,
     config: PredictiveConfig | None = None,
     hours: float | None = None,
 ) -> SimResult:
@@ -32,14 +32,14 @@ def run_predictive(
 
 
 def run_progressive(
-    sc: Scenario, amd: AmdMode = AmdMode.OFF, hours: float | None = None
+    sc: Scenario, amd: AmdMode = AmdMode.AUTO, hours: float | None = None
 ) -> SimResult:
     return Simulation(sc, progressive_policy(), amd, hours=hours).run()
 
 
 def run_vicidial(
     sc: Scenario,
-    amd: AmdMode = AmdMode.OFF,
+    amd: AmdMode = AmdMode.AUTO,
     max_level: float = 3.0,
     name: str = "vicidial",
     hours: float | None = None,
@@ -54,7 +54,7 @@ def complies(sc: Scenario, res: SimResult) -> bool:
 
 
 def vicidial_compliant(
-    sc: Scenario, amd: AmdMode = AmdMode.OFF, hours: float | None = None
+    sc: Scenario, amd: AmdMode = AmdMode.AUTO, hours: float | None = None
 ) -> tuple[SimResult, float | None]:
     """Hindsight tuning on this very run: the highest ``adaptive_maximum_level`` in 1.0..3.0
     (step 0.1) whose run :func:`complies` (run <= cap and worst hour <= 2 x cap). Scans from the
@@ -110,7 +110,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def compare(
     sc: Scenario,
-    amd: AmdMode = AmdMode.OFF,
+    amd: AmdMode = AmdMode.AUTO,
     hours: float | None = None,
     seeds: int = SEEDS,
     algorithms: tuple[str, ...] = ALGORITHMS,

@@ -28,7 +28,7 @@ from typing import Protocol
 
 from dialer.pacing import AmdGovernor, AmdMode
 from dialer.pacing.snapshot import AbandonCounts, PacingSnapshot
-from dialer.sim.accounting import RunnerAccounting
+from dialer.sim.accounting import NoAccounting, RunnerAccounting
 from dialer.sim.scenario import Scenario
 
 PATIENCE_S = 2.0
@@ -52,6 +52,8 @@ class Policy(Protocol):
 
     name: str
     interval_s: float
+    runner_accounting: bool
+    """Feed the calls to the runner's ledger and estimator (Memberline's policies)."""
 
     def calls_to_place(self, sim: Simulation) -> int: ...
 
@@ -64,6 +66,8 @@ class _Call:
     verified: bool = False  # a "machine" verdict passed to an agent for measurement
     analysed: bool = False
     live_index: int = -1  # index into Simulation.live_events for live calls
+    queued_at: float = 0.0
+    verify_p: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ class Simulation:
         self,
         scenario: Scenario,
         policy: Policy,
-        amd_mode: AmdMode = AmdMode.OFF,
+        amd_mode: AmdMode = AmdMode.AUTO,
         *,
         hours: float | None = None,
     ):
@@ -129,9 +133,9 @@ class Simulation:
         self.inflight: dict[int, float] = {}  # call id -> placed time (ringing or AMD)
         self.queue: deque[tuple[int, float]] = deque()  # (call id, deadline)
         self.horizon_s = math.ceil(sc.ring_timeout_s + sc.amd_delay_s + PATIENCE_S) + 1
-        self.acct = RunnerAccounting(
-            self.horizon_s, sc.abandon_cap, machine_verdicts=amd_mode is not AmdMode.OFF
-        )
+        runner = getattr(policy, "runner_accounting", True)
+        self.acct = (RunnerAccounting if runner else NoAccounting)(self.horizon_s, sc.abandon_cap)
+        self._agent_call = [-1] * n  # the call each agent is on (to hang it up)
         self.estimator = self.acct.estimator
         self.governor = AmdGovernor(amd_mode, sc.abandon_cap)
         # VICIdial's own statistics (its vicidial_log): every call placed, drops, and answers
@@ -172,8 +176,16 @@ class Simulation:
                 outcome, t = _MACH, ring
             else:
                 outcome, t = _NOANSWER, sc.ring_timeout_s
-            self.calls[cid] = _Call(self.now, outcome)
+            call = _Call(self.now, outcome)
+            gov = self.governor
+            if gov.analysing:  # as the runner: AMD and its verification drawn at placing
+                call.analysed = True
+                verify = gov.verify_probability()
+                call.verify_p = verify
+                call.verified = verify > 0 and self._amd_rng.random() < verify
+            self.calls[cid] = call
             self.inflight[cid] = self.now
+            self.acct.placed(cid, self.now, amd=call.analysed, verify=call.verified)
             self._push(self.now + t, _SETTLE, cid)
 
     # -- the dialer's bookkeeping ------------------------------------------------------------
@@ -181,8 +193,10 @@ class Simulation:
         return self.acct.counts(self.now)
 
     def snapshot(self, *, with_model: bool = True) -> PacingSnapshot:
-        """What a runner would hand the pacer (``with_model=False``: skip the estimates)."""
+        """What the runner hands the pacer (``with_model=False``: skip the estimates): agent
+        states, and calls dialling and waiting as the ledger counts them."""
         now = self.now
+        dialling, waiting = self.acct.dialling_and_waiting(now)
         wrap, talk = [], []
         state, since = self.state, self.since
         for i in range(len(state)):
@@ -196,8 +210,8 @@ class Simulation:
             now_s=now,
             wrap_elapsed_s=wrap,
             talk_elapsed_s=talk,
-            inflight_elapsed_s=[now - t for t in self.inflight.values()],
-            queued=len(self.queue),
+            inflight_elapsed_s=dialling,
+            queued=waiting,
             model=self.estimator.model() if with_model else None,
             abandons=self.abandon_counts(),
             amd_active=self.governor.analysing,
@@ -209,14 +223,13 @@ class Simulation:
         if call.outcome == _NOANSWER:
             del self.inflight[cid]
             del self.calls[cid]
-            self.acct.not_reached()
+            self.acct.not_answered(cid, self.now)
             return
         if call.outcome == _LIVE:
             self.live_events.append((self.now, 0))
             call.live_index = len(self.live_events) - 1
-        gov = self.governor
-        if gov.analysing:
-            call.analysed = True
+        self.acct.answered(cid, self.now)
+        if call.analysed:
             acc = self.sc.amd_accuracy
             right = self._amd_rng.random() < acc
             call.verdict_machine = (call.outcome == _MACH) == right
@@ -226,17 +239,15 @@ class Simulation:
 
     def _amd_done(self, cid: int) -> None:
         call = self.calls[cid]
-        gov = self.governor
+        self.acct.amd_verdict(cid, self.now, machine=call.verdict_machine)
         if call.verdict_machine:
-            verify = gov.verify_probability()
-            if verify > 0 and self._amd_rng.random() < verify:
-                call.verified = True
+            if call.verified:
                 self._to_queue(cid)
                 return
             # hung up as a machine
             del self.inflight[cid]
             del self.calls[cid]
-            self.acct.amd_hangup(self.now, gov.live_given_machine_verdict())
+            self.acct.hung_up(cid, self.now)
             if call.outcome == _LIVE:
                 idx = call.live_index
                 self.live_events[idx] = (self.live_events[idx][0], 2)
@@ -244,9 +255,8 @@ class Simulation:
         self._to_queue(cid)
 
     def _to_queue(self, cid: int) -> None:
-        call = self.calls[cid]
         del self.inflight[cid]
-        self.acct.reached(self.now - call.placed)
+        self.calls[cid].queued_at = self.now
         if self._free:
             self._connect(cid, self._free.pop())
         else:
@@ -266,7 +276,8 @@ class Simulation:
         self.vd_drops_today += 1
         self.vd_answers_today += 1
         self.vd_dropped.append(call.placed)
-        self.acct.dropped(self.now)
+        self.acct.expire(self.now)  # the runner's tick: over 2 s without an agent
+        self.acct.dropped(cid, self.now)
         if call.outcome == _LIVE:
             idx = call.live_index
             self.live_events[idx] = (self.live_events[idx][0], 1)
@@ -274,13 +285,15 @@ class Simulation:
     def _connect(self, cid: int, agent: int) -> None:
         call = self.calls.pop(cid)
         self.since[agent] = self.now
-        if call.verified or call.analysed:
+        self._agent_call[agent] = cid
+        if call.analysed:
+            # the agent's disposition says person or machine (the runner reads it back)
             self.governor.record_verified(
                 verdict_machine=call.verdict_machine,
                 live=call.outcome == _LIVE,
-                verify_probability=self.governor.verify_probability() if call.verified else 1.0,
+                verify_probability=call.verify_p if call.verdict_machine else 1.0,
             )
-        self.acct.bridged(self.now, machine=call.outcome != _LIVE, handle_s=MACHINE_HANDLE_S)
+        self.acct.bridged(cid, self.now, agent, self.now - call.queued_at)
         if call.outcome == _LIVE:
             self.connects += 1
             self.vd_answers_today += 1
@@ -294,6 +307,8 @@ class Simulation:
 
     def _agent_event(self, agent: int) -> None:
         s = self.state[agent]
+        if s == TALK or s == MACHINE:
+            self.acct.hung_up(self._agent_call[agent], self.now)
         if s == TALK:
             talk = self.now - self.since[agent]
             self.talk_total += min(self.now, self.end) - min(self.since[agent], self.end)
@@ -304,8 +319,8 @@ class Simulation:
             return
         if s == WRAP:
             self.acct.agent_cycle(self._talk_len[agent], self.now - self.since[agent])
-        elif not self.acct.machine_verdicts:
-            # the runner sees an agent call of a few seconds and no wrap-up
+        else:
+            # a machine: the runner sees an agent call of a few seconds and no wrap-up
             self.acct.agent_cycle(MACHINE_HANDLE_S, 0.0)
         self.state[agent] = FREE
         self.since[agent] = self.now

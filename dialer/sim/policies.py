@@ -22,6 +22,7 @@ class PacingPolicy:
         needs_model: bool = True,
     ):
         self.name = name
+        self.runner_accounting = True
         self.needs_model = needs_model
         self.interval_s = interval_s
         self._decide = decide
@@ -87,6 +88,7 @@ class VicidialPolicy:
     def __init__(self, config: VicidialConfig | None = None, name: str = "vicidial"):
         self.cfg = config or VicidialConfig()
         self.name = name
+        self.runner_accounting = False  # VICIdial keeps its own statistics (Simulation.vd_*)
         self.interval_s = 0.5
         self.level = self.cfg.start_level
         self._samples: deque[tuple[int, int, int]] = deque(maxlen=self.cfg.samples_averaged)

@@ -2,8 +2,8 @@
 
 ``--scenario NAME`` (a shipped scenario, or ``all``) or ``--scenario-file FILE.toml``;
 ``--seeds N`` (default 5: the scenario's seed and the next ones; median and worst seed are
-reported per algorithm), ``--hours H`` to shorten a run, ``--amd`` (only the modes the live
-campaign runner can run: see ``RUNNER_AMD_MODES``).
+reported per algorithm), ``--hours H`` to shorten a run, ``--amd on|off|auto`` (default auto:
+the AMD governor, as the campaign runner runs it).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from memberline.config import Config
 AMD_MODES = ("on", "off", "auto")
 """The values of :class:`dialer.pacing.AmdMode`: a copy, so that building the CLI parser does
 not import the pacing package (tests/memberline/test_cli_startup.py checks they agree)."""
-RUNNER_AMD_MODES = ("off",)
-"""The AMD modes the live campaign runner can run: no figure may come from any other."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,8 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--amd",
         choices=AMD_MODES,
-        default="off",
-        help=f"AMD mode (the runner runs: {', '.join(RUNNER_AMD_MODES)}; default off)",
+        default="auto",
+        help="AMD mode, as a campaign's amd_mode (default auto: the AMD governor)",
     )
     p.add_argument("--hours", type=float, default=None, help="override the scenario's hours")
     p.add_argument("--seeds", type=int, default=5, help="seeds per algorithm (default 5)")
@@ -55,14 +53,6 @@ def run(args: argparse.Namespace, config: Config) -> int:
         scenario_names,
     )
 
-    if args.amd not in RUNNER_AMD_MODES:
-        print(
-            f"memberline bench dialer: --amd {args.amd}: the campaign runner cannot run this "
-            f"mode, so the benchmark does not report it (runner modes: "
-            f"{', '.join(RUNNER_AMD_MODES)})",
-            file=sys.stderr,
-        )
-        return 2
     if not 1 <= args.seeds <= 50:
         print("memberline bench dialer: --seeds must be in 1..50", file=sys.stderr)
         return 2

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialer.pacing.counting import AbandonCounter, drop_weight
 from dialer.pacing.estimators import ShiftingRate
+from dialer.sim.accounting import RunnerAccounting
 from dialer.sim.compare import complies, run_predictive, run_progressive
 from dialer.sim.scenario import ScenarioError, Shift, load_scenario_file, named_scenario
 
@@ -84,62 +84,60 @@ def test_uncertain_while_young_and_after_a_change() -> None:
     assert est.changes >= 1 and est.uncertain
 
 
-# -- cautious counting ---------------------------------------------------------------------------
-
-
-def test_a_drop_is_a_full_abandon_while_the_live_share_is_uncertain() -> None:
-    assert drop_weight(None) == 1.0
-    share = ShiftingRate(0.7, short_memory=100.0)
-    assert drop_weight(share) == 1.0  # young
-    rng = random.Random(3)
-    _feed(share, rng, 0.7, 2000)
-    assert not share.uncertain
-    w = drop_weight(share)
-    assert share.mean <= w <= 1.0  # never the plain estimate: an upper bound
-    _feed(share, rng, 0.98, 200)  # the evening: more people at home
-    assert share.uncertain and drop_weight(share) == 1.0
+# -- cautious counting, through the runner's ledger ---------------------------------------------
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
         st.tuples(
-            st.floats(0, 200),  # gap since the previous event, s
-            st.sampled_from(["live", "drop"]),
-            st.floats(0, 1),
+            st.sampled_from(["no_answer", "bridged", "late", "dropped", "amd_machine"]),
+            st.floats(0.0, 1.9),  # wait for an agent (bridged) or extra delay
+            st.floats(0.1, 120.0),  # gap to the next call, s
         ),
-        max_size=120,
-    ),
-    st.floats(100, 10_000),
+        max_size=80,
+    )
 )
-def test_counter_matches_a_recount_over_both_windows(
-    events: list[tuple[float, str, float]], window_s: float
+def test_every_drop_counts_as_a_full_abandon_of_a_live_answer(
+    fates: list[tuple[str, float, float]],
 ) -> None:
-    counter = AbandonCounter(0.03, window_s=window_s, hour_s=600.0)
+    """The runner cannot tell a person from a machine on a dropped call, so the live share is
+    never known: every drop (and every bridge later than 2 s) is one full abandon and one live
+    answer, an agent's call within 2 s one live answer, and an AMD machine hang-up neither.
+    The simulator feeds the runner's own ledger, so this is the counting the pacer reads."""
+    acct = RunnerAccounting(30, 0.03)
     t = 0.0
-    seen: list[tuple[float, float, float]] = []
-    for gap, kind, weight in events:
+    abandoned = live = 0
+    for cid, (fate, wait, gap) in enumerate(fates):
         t += gap
-        if kind == "live":
-            counter.live_answer(t)
-            seen.append((t, 0.0, 1.0))
+        acct.placed(cid, t, amd=fate == "amd_machine", verify=False)
+        if fate == "no_answer":
+            acct.not_answered(cid, t + 25.0)
+            continue
+        acct.answered(cid, t + 10.0)
+        if fate == "amd_machine":
+            acct.amd_verdict(cid, t + 12.0, machine=True)
+            acct.hung_up(cid, t + 12.0)
+            continue
+        if fate == "bridged":
+            acct.bridged(cid, t + 10.0 + wait, agent=1, hold_s=wait)
+            acct.hung_up(cid, t + 100.0)
+            live += 1
+        elif fate == "late":
+            acct.bridged(cid, t + 12.1 + wait, agent=1, hold_s=2.1 + wait)
+            acct.hung_up(cid, t + 100.0)
+            live += 1
+            abandoned += 1
         else:
-            counter.abandoned(t, weight)
-            seen.append((t, weight, weight))
-        got = counter.counts(t)
-        for span, ab, live in (
-            (window_s, got.window_abandoned, got.window_live),
-            (600.0, got.hour_abandoned, got.hour_live),
-        ):
-            inside = [e for e in seen if e[0] > t - span]
-            assert ab == pytest.approx(sum(e[1] for e in inside), abs=1e-6)
-            assert live == pytest.approx(sum(e[2] for e in inside), abs=1e-6)
-        assert 0.0 <= got.window_rate <= 1.0 and 0.0 <= got.hour_rate <= 1.0
-
-
-def test_counter_rejects_a_cap_out_of_range() -> None:
-    with pytest.raises(ValueError):
-        AbandonCounter(0.0)
+            acct.expire(t + 12.0 + 0.1 + wait)
+            acct.dropped(cid, t + 12.1 + wait)
+            live += 1
+            abandoned += 1
+    counts = acct.counts(t + 200.0)
+    assert (counts.window_abandoned, counts.window_live) == (abandoned, live)
+    assert not acct.ledger.calls()  # every call ended
+    decided = sum(acct.outcomes.values())
+    assert decided == len(fates)
 
 
 # -- scenario files with [[shift]] ---------------------------------------------------------------
