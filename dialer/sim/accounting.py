@@ -26,7 +26,7 @@ SAFE_HARBOUR = "memberline/safe-harbour"
 class _Event:
     """An AMI event as the ledger reads it (``name`` and ``get``)."""
 
-    __slots__ = ("name", "_fields")
+    __slots__ = ("_fields", "name")
 
     def __init__(self, name: str, **fields: str) -> None:
         self.name = name
