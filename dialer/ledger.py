@@ -488,6 +488,15 @@ class CallLedger:
                     self._set(c, answered_unknown=True)
                     if c.rec.kind is CallKind.IVR and c.rec.outcome is None:
                         out += self._decide(c, Outcome.ANSWERED, at)
+            if (
+                own is not None
+                and own.bridged
+                and c.rec.kind is CallKind.QUEUE
+                and c.rec.bridged_at is None
+            ):
+                # In a bridge: the queue connected an agent while we were not listening
+                # (as CallResumed says); the wait is unknown, the dialplan allowed 2 s.
+                out += self.resumed(c.rec.call_id, c.rec.agent or "", at)
         return out
 
     def expire(self, at: float) -> list[Fact]:

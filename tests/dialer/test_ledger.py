@@ -411,3 +411,13 @@ def test_agent_first_member_leg_decides() -> None:
         5.0,
     )
     assert out[0].outcome is Outcome.BUSY
+
+
+def test_resync_finds_a_call_bridged_to_an_agent_while_nobody_listened() -> None:
+    led = CallLedger()
+    led.adopt("b", 1, 0.0)
+    out = led.resync(
+        5.0, [LiveChannel("b", "b", up=True, application="Queue", bridged=True)], connected_at=1.0
+    )
+    assert [f.outcome for f in out] == [Outcome.ANSWERED]
+    assert out[0].call.bridge_wait_s is None
