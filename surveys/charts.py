@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 
@@ -10,6 +11,11 @@ __all__ = ["bar_chart", "line_chart"]
 W, H = 560, 240
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 28, 44
 FONT = "font-family='system-ui, sans-serif' font-size='11'"
+
+
+def _text_w(text: str) -> float:
+    """Rough width in px of ``text`` at 11 px: 6.5 per Latin character, 11 per CJK one."""
+    return sum(11.0 if ord(ch) > 0x2E80 else 6.5 for ch in text)
 
 
 def _frame(title: str) -> list[str]:
@@ -52,8 +58,13 @@ def line_chart(
     hi: float,
     ticks: Sequence[float],
     unit: str = "",
+    sublabels: Sequence[str] | None = None,
 ) -> str:
-    """Lines over ``labels`` (x); ``series`` = (name, colour, values); None = a gap."""
+    """Lines over ``labels`` (x); ``series`` = (name, colour, values); None = a gap.
+
+    Only every ``step``-th label is written, ``step`` chosen from the widest label so that
+    none overlaps; ``sublabels`` (e.g. the year under a week) go on a second line, under
+    the first written label of each run of equal sublabels."""
     out = _frame(title) + _axes(lo, hi, ticks, unit)
     n = len(labels)
     plot_w = W - LEFT - RIGHT
@@ -61,13 +72,23 @@ def line_chart(
     def x(i: int) -> float:
         return LEFT + (plot_w * (i + 0.5) / n if n else 0)
 
-    step = max(1, (n + 9) // 10)
+    widest = max([_text_w(label) for label in labels] + [1.0])
+    slot = plot_w / max(n, 1)
+    step = max(1, math.ceil((widest + 8) / slot))
+    shown_sub = ""
     for i, label in enumerate(labels):
         if i % step == 0:
             out.append(
                 f"<text x='{x(i):.1f}' y='{H - BOTTOM + 16}' text-anchor='middle' {FONT} "
                 f"fill='#555'>{escape(label)}</text>"
             )
+            sub = sublabels[i] if sublabels is not None and i < len(sublabels) else ""
+            if sub and sub != shown_sub:
+                out.append(
+                    f"<text x='{x(i):.1f}' y='{H - BOTTOM + 29}' text-anchor='middle' {FONT} "
+                    f"fill='#888'>{escape(sub)}</text>"
+                )
+                shown_sub = sub
     for s_index, (name, colour, values) in enumerate(series):
         runs: list[list[tuple[float, float]]] = [[]]
         for i, v in enumerate(values):
@@ -83,9 +104,10 @@ def line_chart(
                 )
             for px, py in run:
                 out.append(f"<circle cx='{px:.1f}' cy='{py:.1f}' r='3.5' fill='{colour}'/>")
-        lx = LEFT + 150 * s_index
-        out.append(f"<rect x='{lx}' y='{H - 18}' width='12' height='4' fill='{colour}'/>")
-        out.append(f"<text x='{lx + 16}' y='{H - 12}' {FONT} fill='#333'>{escape(name)}</text>")
+        # the legend sits top right, beside the title (the bottom holds two lines of labels)
+        lx = W - RIGHT - 130 * (len(series) - s_index)
+        out.append(f"<rect x='{lx}' y='10' width='12' height='4' fill='{colour}'/>")
+        out.append(f"<text x='{lx + 16}' y='16' {FONT} fill='#333'>{escape(name)}</text>")
     if not any(v is not None for _, _, vals in series for v in vals):
         out.append(
             f"<text x='{W / 2}' y='{H / 2}' text-anchor='middle' {FONT} fill='#999'>no data</text>"

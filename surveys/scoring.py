@@ -4,10 +4,21 @@ Definitions (every figure over the responses *started* in the period):
 
 - **CSAT**: share of CSAT answers that are 4 or 5 (``csat_pct``, 0-100) and the mean (1-5).
 - **NPS**: % promoters (9-10) minus % detractors (0-6) of the NPS answers, -100..100.
-- **Response rate**: responses with at least one answer / invitations. An invitation is a
-  survey that started playing (a ``survey_responses`` row) or an answered call of a survey
-  campaign (``campaigns.kind = survey`` or ``survey_name`` set) that never reached the survey.
-- **Completion rate**: ``complete`` responses / started responses.
+The four counts, defined once and nested (complete <= answered <= started <= invited in
+every group, whatever the rows say):
+
+- **invited**: a survey that started playing (a ``survey_responses`` row) or an answered call
+  of a survey campaign (``campaigns.kind = survey`` or ``survey_name`` set) that never reached
+  the survey;
+- **started**: a ``survey_responses`` row;
+- **answered**: a started survey with at least one answer: a ``survey_answers`` row or a
+  score on the response itself (``csat``, ``nps``, ``callback_requested``; imported and
+  seeded responses carry only those);
+- **complete**: an answered survey whose status is ``complete`` (a "complete" response with no
+  answer at all is counted as started only).
+
+- **Response rate**: answered / invited.
+- **Completion rate**: complete / started.
 
 Grouping: by campaign, by agent (the response's agent: the one whose call a post-call survey
 followed) or by ISO week (Monday-based, UTC) of ``started_at``. The database does the counting
@@ -168,13 +179,18 @@ def group_figures(
 ) -> list[GroupFigures]:
     """Figures per group for responses started in [since, until), sorted by group key."""
     g = _group_col(session, by, SurveyResponse).label("g")
-    answered = exists().where(SurveyAnswer.response_id == SurveyResponse.id)
     r = SurveyResponse
+    answered = or_(
+        r.csat.is_not(None),
+        r.nps.is_not(None),
+        r.callback_requested.is_not(None),
+        exists().where(SurveyAnswer.response_id == r.id),
+    )
     resp_q: Select[Any] = select(
         g,
         func.count(),
         func.sum(case((answered, 1), else_=0)),
-        func.sum(case((r.status == "complete", 1), else_=0)),
+        func.sum(case((and_(r.status == "complete", answered), 1), else_=0)),
         func.count(r.csat),
         func.coalesce(func.sum(r.csat), 0),
         func.sum(case((r.csat >= 4, 1), else_=0)),

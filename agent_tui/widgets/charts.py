@@ -24,6 +24,23 @@ def bar(value: float, maximum: float, width: int) -> str:
     return out + " " * (width - len(out))
 
 
+def diverging_bar(value: float, limit: float, width: int) -> tuple[str, str]:
+    """A bar around zero for a score in ``-limit..limit`` (NPS): ``(left, right)`` halves of
+    ``width // 2`` cells each. A negative score fills the left half from the centre outwards
+    (half-cell precision), a positive one the right half (eighth-cell precision); so -100 and
+    +100 fill opposite halves and 0 draws nothing (pure)."""
+    half = max(width // 2, 1)
+    if limit <= 0:
+        return " " * half, " " * half
+    frac = min(max(value / limit, -1.0), 1.0)
+    if frac >= 0:
+        return " " * half, bar(frac, 1.0, half)
+    halves = round(-frac * half * 2)
+    full, part = divmod(halves, 2)
+    left = ("▐" if part else "") + "█" * full
+    return " " * (half - len(left)) + left, " " * half
+
+
 def progress_text(fraction: float, width: int = 10) -> str:
     return f"{bar(fraction, 1.0, width)} {fraction * 100:3.0f}%"
 
@@ -35,7 +52,12 @@ def survey_chart(rows: Sequence[SurveyRow], bar_width: int = 20) -> str:
     """
     csat_max = 100.0 if any((r.csat or 0) > 5 for r in rows) else 5.0
     period_w = max([cell_len("Period"), *(cell_len(r.period) for r in rows)])
-    lines = [f"[b]{pad('Period', period_w)}  {'n':>5}  {pad('CSAT', bar_width + 6)}  NPS[/b]"]
+    half = max(bar_width // 2, 1)
+    nps_head = pad("-100", half) + "0" + "+100".rjust(half)
+    lines = [
+        f"[b]{pad('Period', period_w)}  {'n':>5}  {pad('CSAT', bar_width + 6)}  NPS[/b]",
+        f"{pad('', period_w)}  {'':>5}  {pad('', bar_width + 6)}  [dim]{nps_head}[/]",
+    ]
     for r in rows:
         if r.csat is None:
             csat = pad("—", bar_width + 6)
@@ -44,7 +66,7 @@ def survey_chart(rows: Sequence[SurveyRow], bar_width: int = 20) -> str:
         if r.nps is None:
             nps = "—"
         else:
-            colour = "$success" if r.nps >= 0 else "$error"
-            nps = f"[{colour}]{bar(abs(r.nps), 100.0, bar_width)}[/] {r.nps:+4.0f}"
+            left, right = diverging_bar(r.nps, 100.0, bar_width)
+            nps = f"[$error]{left}[/]│[$success]{right}[/] {r.nps:+4.0f}"
         lines.append(f"{escape(pad(r.period, period_w))}  {r.responses:>5}  {csat}  {nps}")
     return "\n".join(lines)

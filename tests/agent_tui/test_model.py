@@ -111,3 +111,18 @@ def test_formatting() -> None:
     assert bar(1, 2, 4) == "██  " and bar(0, 0, 3) == "   "
     chart = survey_chart([SurveyRow("W1", 3, 4.0, -20.0)])
     assert "$error" in chart and "-20" in chart and "4.0" in chart
+
+
+def test_nps_bar_diverges_from_zero() -> None:
+    """-100 fills the left half, +100 the right: never the same full bar (as abs() drew)."""
+    from agent_tui.widgets.charts import diverging_bar
+
+    assert diverging_bar(-100, 100, 20) == ("█" * 10, " " * 10)
+    assert diverging_bar(100, 100, 20) == (" " * 10, "█" * 10)
+    assert diverging_bar(0, 100, 20) == (" " * 10, " " * 10)
+    assert diverging_bar(-25, 100, 20) == (" " * 7 + "▐██", " " * 10)  # 2.5 cells
+    assert diverging_bar(-250, 100, 4) == ("██", "  ")  # clamped
+    worst = survey_chart([SurveyRow("W1", 3, 1.0, -100.0)]).splitlines()[-1]
+    best = survey_chart([SurveyRow("W2", 3, 5.0, 100.0)]).splitlines()[-1]
+    assert "[$error]██████████[/]│[$success]          [/] -100" in worst
+    assert "[$error]          [/]│[$success]██████████[/] +100" in best

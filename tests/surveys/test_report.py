@@ -244,3 +244,41 @@ def test_html_renders_in_headless_chromium(sqlite_url: str, tmp_path: Path) -> N
     assert len(data) > 20_000  # a blank page compresses to a few KB; charts and text do not
     keep = Path("/tmp/memberline-survey-report.png")
     shutil.copy(shot, keep)
+
+
+@pytest.mark.e2e
+def test_week_labels_readable_in_headless_chromium(sqlite_url: str, tmp_path: Path) -> None:
+    """40 weeks across New Year, some without responses: Chromium lays the charts out and no
+    two labels overlap; weeks read W52, W01 with the year underneath; gaps stay gaps."""
+    from tests.chromium import CHROMIUM, layout
+
+    if CHROMIUM is None:
+        pytest.skip("chromium not installed (apt-get install -y chromium); CI installs it")
+    engine = make_engine(sqlite_url)
+    start = dt.datetime(2026, 7, 20, 10, 0, tzinfo=UTC)  # Monday of 2026-W30
+    with session_scope(engine) as s:
+        sd = SurveyDefinition(name="satisfaction", version=1, source_toml="", sha256="0" * 64)
+        s.add(sd)
+        s.flush()
+        for week in range(40):
+            if week in (5, 6, 23):
+                continue  # no survey those weeks
+            s.add(SurveyResponse(
+                response_key=f"w{week}", survey_id=sd.id, channel="agi", status="complete",
+                started_at=start + dt.timedelta(weeks=week), csat=1 + week % 5, nps=week % 11,
+            ))  # fmt: skip
+    with session_scope(engine) as s:
+        report = survey_report(s, start.date(), "week", now=start + dt.timedelta(weeks=41))
+    html = render_html(report)
+    got = layout(html, tmp_path)
+    trends = [
+        c for c in got["charts"] if c["title"].endswith("per week") or "per week" in c["title"]
+    ]
+    assert len(trends) == 2
+    for chart in got["charts"]:
+        assert chart["overlaps"] == [] and chart["outside"] == [], chart
+    labels = trends[0]["labels"]
+    assert "2026" in labels and "2027" in labels
+    assert not any("-W" in label for label in labels)  # short labels, the year underneath
+    assert got["scrollWidth"] <= got["clientWidth"]
+    engine.dispose()
