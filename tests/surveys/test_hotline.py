@@ -19,6 +19,7 @@ from cti.pbxsim import PbxSimulator, QueueSpec, Scenario
 from cti.pbxsim.scenario import NumberOverride
 from surveys.agi import SurveyAgiApplication
 from surveys.hotline import HotlineAgi, heard_summary
+from tests.cti.pbxsim_helpers import AmiClient
 
 pytestmark = pytest.mark.e2e
 
@@ -90,10 +91,9 @@ async def _call(
     number: str,
     keys: tuple[str, ...],
     talk: float | None = None,
-    time_scale: float = 0.01,
 ) -> tuple[str, list[str], PbxSimulator]:
     scen = Scenario(
-        time_scale=time_scale,
+        time_scale=0.01,
         queues=(QueueSpec("members", exten="8000", members=(), timeout=15.0, max_wait=30.0),),
         overrides={number: NumberOverride("answer", 0.0, talk, keys)},
     )
@@ -212,18 +212,37 @@ async def test_unknown_member_number_three_times_then_goodbye(
 async def test_hang_up_mid_prompt_keeps_what_was_heard(
     engine: Engine, agi: tuple[int, HotlineAgi]
 ) -> None:
+    """The caller hangs up (AMI Hangup of the handset) while the balance is being read."""
     ids = _seed(engine)
-    # The caller hangs up 4.5 s in: welcome (0.96 s) + tier + while the balance is read.
-    # Prompts are slow enough here (48 ms real each) that database time cannot move the
-    # hang-up out of the balance's prompts.
-    outcome, commands, sim = await _call(agi[0], KNOWN, (), talk=4.5, time_scale=0.05)
-    assert outcome == "caller"
+    scen = Scenario(
+        time_scale=0.05,  # a prompt lasts 48 ms real: time to hang up inside one
+        queues=(QueueSpec("members", exten="8000", members=(), timeout=15.0, max_wait=30.0),),
+    )
+    sim = PbxSimulator(scen, agi_port=agi[0])
+    await sim.start()
+    ami = await AmiClient.connect(sim.port)
+    try:
+        await ami.login()
+        handle = await sim.inbound_call(KNOWN, "", "members", hotline=True, patience=60.0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while not any(
+            m.name == "AGIExecStart" and m.get("Command") == 'STREAM FILE hotline-balance "0"'
+            for m in sim.events
+        ):
+            assert loop.time() < deadline, "the balance was never read"
+            await asyncio.sleep(0.002)
+        ami.send("Hangup", Channel=handle.caller_channel)
+        assert await asyncio.wait_for(handle.done, 10) == "caller"
+    finally:
+        await ami.close()
+        await sim.stop()
+    commands = [m.get("Command") or "" for m in sim.events if m.name == "AGIExecEnd"]
     # cut off mid-prompt (result=-1, then CHANNEL STATUS finds the channel dead); no more
-    assert commands[-2].startswith("STREAM FILE") and commands[-1] == "CHANNEL STATUS"
-    assert sim.stats.agi_sessions == 1
+    assert commands[-2].startswith("STREAM FILE hotline-") and commands[-1] == "CHANNEL STATUS"
     plays = _plays(commands)
-    assert plays[:2] == ["hotline-welcome", "hotline-tier-gold"]
-    assert "hotline-points" not in plays[:-1]  # the balance never finished
+    assert plays[:3] == ["hotline-welcome", "hotline-tier-gold", "hotline-balance"]
+    assert "hotline-points" not in plays  # the balance never finished
     row = _row(engine)
     assert row.member_id == ids.liwei
     assert row.notes is not None
