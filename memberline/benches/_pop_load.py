@@ -61,6 +61,8 @@ class PopLoadAmi(SoakAmi):
     timed (``sent``: (call id, agent) -> perf_counter after the write)."""
 
     ring: int = 3
+    ring_s: tuple[float, float] = (1.0, 3.0)
+    """How long the agents ring before the caller gives up (uniform in this range)."""
     unknown_share: float = 0.1
     multi_share: float = 0.1
     multi_phones: Sequence[str] = ()
@@ -82,11 +84,6 @@ class PopLoadAmi(SoakAmi):
                 self.sent[mark] = t
 
     def _new_call(self, now: float) -> None:
-        from cti.pbxsim import events as ev
-        from cti.pbxsim.wire import encode
-
-        self._call_no += 1
-        n = self._call_no
         rng = self._rng
         r = rng.random()
         if r < self.unknown_share:
@@ -95,6 +92,17 @@ class PopLoadAmi(SoakAmi):
             kind, number = "multi", rng.choice(list(self.multi_phones))
         else:
             kind, number = "member", rng.choice(list(self.phones))
+        agents = rng.sample(list(self.agents), min(self.ring, len(self.agents)))
+        self.ring_call(now, number, agents, kind)
+
+    def ring_call(self, now: float, number: str, agents: Sequence[str], kind: str = "") -> str:
+        """Schedule one queue call from ``number`` ringing ``agents``; returns its call id."""
+        from cti.pbxsim import events as ev
+        from cti.pbxsim.wire import encode
+
+        self._call_no += 1
+        n = self._call_no
+        rng = self._rng
         base = str(1_800_000_000 + n)
         linkedid = f"{base}.0"
         caller = ev.Channel(
@@ -102,7 +110,6 @@ class PopLoadAmi(SoakAmi):
             priority=3, state=ev.UP, cid_num=number, cid_name="",
         )  # fmt: skip
         self.kinds[linkedid] = kind
-        agents = rng.sample(list(self.agents), min(self.ring, len(self.agents)))
         legs = [
             ev.Channel(f"Local/{a}@agents-{n:08x}{j:x};1", f"{base}.{2 + j}", linkedid, "agents", a)
             for j, a in enumerate(agents)
@@ -122,7 +129,7 @@ class PopLoadAmi(SoakAmi):
             )
             self._marks[id(data)] = (linkedid, a)
             self.stats.agent_called += 1
-        ring_s = rng.uniform(1.0, 3.0)
+        ring_s = rng.uniform(*self.ring_s)
         for a, leg in zip(agents, legs, strict=True):
             iface = f"Local/{a}@agents/n"
             due(ring_s, ev.agent_event("AgentRingNoAnswer", caller, leg, self.queue, iface,
@@ -131,6 +138,7 @@ class PopLoadAmi(SoakAmi):
         due(ring_s, ev.queue_caller("QueueCallerLeave", caller, self.queue, 1, 0))
         due(ring_s + 0.01, ev.hangup(caller, 16))
         self.stats.calls_started += 1
+        return linkedid
 
 
 def _multi_member_phones(url: str, limit: int = 2000) -> list[str]:
