@@ -63,7 +63,10 @@ def make_engine(
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            # FULL: a commit is on disk before it returns (WAL fsync per commit). The outbox
+            # "sending" marks and the hub's call/audit rows are what exactly-once rests on;
+            # NORMAL can lose the last commits on an OS crash (not on a process crash).
+            cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA cache_size=-65536")
             cur.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")

@@ -7,8 +7,8 @@ a logged-in console's agent serves that queue, and every agent rung for the call
 rings several) awaits the same result. A lookup older than ``max_age_s`` is redone, so a
 caller who waited long still gets a fresh profile.
 
-While lookups run, the hub's call-row writer holds back (``pops_idle``), so a pop never
-competes with a batch of writes for the GIL.
+The call-row/audit writer does not wait for lookups (its facts are journalled first, see
+:mod:`cti.hub.persist`).
 """
 
 from __future__ import annotations

@@ -1,20 +1,40 @@
-"""Durable call rows: an ordered, batched writer and the row functions it runs.
+"""Durable call rows and audit trail: a write-ahead journal, then an ordered, batched writer.
 
-Tracker events arrive on the event loop; their ``call_attempts`` writes go through
-:class:`Writer`, one asyncio task that drains a queue and runs the pending jobs in
-one transaction on a worker thread (``run_db``). Jobs are idempotent upserts keyed by
-``attempt_key`` (``call:<linkedid>``), so the order of facts is kept and a replay
-after a reconnect cannot double a row. ``flush()`` waits until everything queued
-before it is committed (wrap-up does, so the row it updates exists).
+Tracker events arrive on the event loop. Each fact they produce (a ``call_attempts`` upsert,
+an audit row such as "agent 1001 was shown member 42", a member link) is a :class:`Fact`:
+plain data plus the function that applies it. :meth:`Writer.submit`
+
+1. appends the fact as one JSON line to the hub's **journal** file (``os.write`` straight
+   to the kernel: it survives the hub being killed at any instruction; a background
+   ``fsync`` batch, at most ``fsync_interval_s`` behind, makes it survive an OS crash too);
+2. queues it for the writer task, which applies pending facts in one transaction on a
+   worker thread (``run_db``) and then records the journal position it reached.
+
+On start, every journalled fact after the last recorded position is applied again before
+anything new: nothing submitted is lost to a crash, a locked database or a failed batch
+(a failed batch is retried with back-off, forever, never dropped). Replays are harmless:
+call facts are idempotent upserts keyed by ``attempt_key``; an audit fact carries the time
+of the action and is not inserted twice (looked up by time, actor and action).
+
+The writer never waits for screen pops (no gate, no settle sleep): pops call ``submit``
+*before* pushing, so a pop that reached a console is always in the journal. ``flush()``
+waits until everything queued before it is committed (wrap-up does, so the row it updates
+exists).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import fcntl
 import functools
+import hashlib
+import json
 import logging
+import os
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, select
@@ -28,27 +48,216 @@ log = logging.getLogger(__name__)
 Job = Callable[[Session], None]
 
 
+class Fact:
+    """One journalled fact: ``kind`` + JSON-able ``args``; calling it applies it."""
+
+    __slots__ = ("args", "kind")
+
+    def __init__(self, kind: str, args: dict[str, Any]) -> None:
+        self.kind = kind
+        self.args = args
+
+    def __call__(self, s: Session) -> None:
+        _APPLY[self.kind](s, **self.args)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"k": self.kind, "a": self.args}
+
+
+def default_journal_path(engine: Engine) -> Path:
+    """Beside a SQLite database file; else under ``$XDG_STATE_HOME/memberline`` (default
+    ``~/.local/state/memberline``), one file per database URL."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(f"{url.database}.hub-journal")
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    key = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
+    return state / "memberline" / f"hub-{key}.journal"
+
+
+def _try_lock(path: Path) -> int | None:
+    """An fd on ``path`` holding an exclusive lock, or None when another live hub has it."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+class Journal:
+    """Append-only fact log + the position committed to the database (``<path>.done``).
+
+    Several hubs on one database each lock their own file (``path``, ``path.1``...); the
+    lock dies with its process, so a restarted hub takes a dead hub's file and replays it.
+    Files of other dead hubs are adopted too (:meth:`adopt_orphans`)."""
+
+    def __init__(self, path: Path, fsync_interval_s: float = 0.05) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.base = path
+        for n in range(64):
+            candidate = path if n == 0 else Path(f"{path}.{n}")
+            fd = _try_lock(candidate)
+            if fd is not None:
+                break
+        else:
+            raise RuntimeError(f"64 hubs hold journals beside {path}")
+        self.path = candidate
+        self.done_path = Path(f"{candidate}.done")
+        self.fsync_interval_s = fsync_interval_s
+        self._fd = fd
+        self.committed = self._read_done()
+        self.seq = self.committed
+        self._dirty = threading.Event()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._syncer = threading.Thread(
+            target=self._sync_loop, name="hub-journal-fsync", daemon=True
+        )
+        self._syncer.start()
+
+    def _read_done(self) -> int:
+        try:
+            return int(self.done_path.read_text().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def adopt_orphans(self) -> list[Fact]:
+        """Pending facts of journals no live hub holds (their hub died and did not come
+        back under that file): moved into this journal, their files emptied."""
+        out: list[Fact] = []
+        for n in range(64):
+            other = self.base if n == 0 else Path(f"{self.base}.{n}")
+            if other == self.path or not other.exists():
+                continue
+            fd = _try_lock(other)
+            if fd is None:
+                continue
+            try:
+                orphan = Journal.__new__(Journal)
+                orphan.path, orphan.done_path = other, Path(f"{other}.done")
+                orphan.committed = orphan._read_done()
+                orphan.seq = orphan.committed
+                facts = [f for _, f in orphan.pending()]
+                for fact in facts:
+                    self.append(fact)
+                os.fsync(self._fd)
+                os.ftruncate(fd, 0)
+                Path(f"{other}.done").unlink(missing_ok=True)
+                out.extend(facts)
+            finally:
+                os.close(fd)
+        return out
+
+    def pending(self) -> list[tuple[int, Fact]]:
+        """Facts journalled after the committed position (replayed on start)."""
+        out: list[tuple[int, Fact]] = []
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return out
+        for line in raw.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                log.warning("journal %s: a torn last line ignored", self.path)
+                continue  # a write cut by the crash: it was never acknowledged to anyone
+            seq = int(rec["n"])
+            self.seq = max(self.seq, seq)
+            if seq > self.committed:
+                out.append((seq, Fact(rec["k"], rec["a"])))
+        return out
+
+    def append(self, fact: Fact) -> int:
+        self.seq += 1
+        line = json.dumps({"n": self.seq, **fact.to_json()}, ensure_ascii=False, default=str)
+        os.write(self._fd, line.encode() + b"\n")
+        self._dirty.set()
+        return self.seq
+
+    def mark_committed(self, seq: int, *, idle: bool) -> None:
+        """Record ``seq`` as in the database; when nothing is pending, start the file over."""
+        if seq <= self.committed and not idle:
+            return
+        self.committed = max(self.committed, seq)
+        tmp = Path(f"{self.done_path}.tmp")
+        tmp.write_text(str(self.committed))
+        os.replace(tmp, self.done_path)
+        if idle and self.committed == self.seq:
+            with self._lock:
+                os.ftruncate(self._fd, 0)
+
+    def _sync_loop(self) -> None:
+        while not self._closed:
+            self._dirty.wait()
+            self._dirty.clear()
+            with self._lock:
+                if self._closed:
+                    return
+                os.fsync(self._fd)
+            threading.Event().wait(self.fsync_interval_s)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            os.fsync(self._fd)
+            os.close(self._fd)
+        self._dirty.set()
+
+
 class Writer:
     def __init__(
-        self, engine: Engine, max_batch: int = 200, gate: asyncio.Event | None = None
+        self,
+        engine: Engine,
+        max_batch: int = 200,
+        journal_path: str | Path | None = None,
+        retry_max_s: float = 5.0,
     ) -> None:
         self.engine = engine
         self.max_batch = max_batch
-        self.gate = gate
-        self.settle_s = 0.005
-        """When given, a batch waits until it is set (the hub clears it while screen-pop
-        lookups run, so a write never competes with a pop for the GIL and the disk)."""
-        self._queue: asyncio.Queue[Job | asyncio.Future[None]] = asyncio.Queue()
+        self.journal = Journal(Path(journal_path) if journal_path else default_journal_path(engine))
+        self.retry_max_s = retry_max_s
+        self._queue: asyncio.Queue[tuple[int, Job] | asyncio.Future[None]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.written = 0
-        self.failed = 0
+        self.retries = 0
+        self.replayed = 0
+        self._replay_upto = 0
+        """Facts up to this journal position may be in the database already (replay)."""
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="hub-writer")
+        if self._task is not None:
+            return
+        if self.journal.closed:  # started again after stop()
+            self.journal = Journal(self.journal.base)
+        # Facts a killed hub journalled but never committed go first, in their order.
+        pending = self.journal.pending()
+        # Then those of hubs that died and are not running again (appended to ours).
+        adopted = self.journal.adopt_orphans()
+        if adopted:
+            pending = self.journal.pending()
+        for seq, fact in pending:
+            self._queue.put_nowait((seq, fact))
+            self.replayed += 1
+            self._replay_upto = seq
+        if self.replayed:
+            log.warning("hub journal: replaying %d fact(s) a previous run left", self.replayed)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="hub-writer")
 
     def submit(self, job: Job) -> None:
-        self._queue.put_nowait(job)
+        """Journal ``job`` (a :class:`Fact`) at once, then write it in the next batch. A plain
+        callable is written but cannot be journalled (tests only)."""
+        seq = self.journal.append(job) if isinstance(job, Fact) else self.journal.seq
+        self._queue.put_nowait((seq, job))
 
     async def flush(self) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -57,6 +266,7 @@ class Writer:
 
     async def stop(self) -> None:
         if self._task is None:
+            self.journal.close()
             return
         await self.flush()
         self._task.cancel()
@@ -65,51 +275,46 @@ class Writer:
         except asyncio.CancelledError:
             pass
         self._task = None
+        self.journal.close()
 
     async def _run(self) -> None:
         while True:
             first = await self._queue.get()
-            if self.gate is not None and not self.gate.is_set():
-                try:
-                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel
-                    # that stops this loop when the gate opens at the same moment.
-                    async with asyncio.timeout(0.5):
-                        await self.gate.wait()
-                    # Let the pop's bytes leave (and a console in this process read them).
-                    await asyncio.sleep(self.settle_s)
-                except TimeoutError:
-                    pass  # pops back to back: write anyway, never starve
-            batch: list[Job | asyncio.Future[None]] = [first]
+            batch: list[tuple[int, Job] | asyncio.Future[None]] = [first]
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             jobs = [j for j in batch if not isinstance(j, asyncio.Future)]
             if jobs:
-                await self._write(jobs)
+                replay = min(n for n, _ in jobs) <= self._replay_upto
+                await self._write([j for _, j in jobs], replay=replay)
+                self.journal.mark_committed(max(n for n, _ in jobs), idle=self._queue.empty())
             for j in batch:
                 if isinstance(j, asyncio.Future) and not j.done():
                     j.set_result(None)
 
-    async def _write(self, jobs: list[Job]) -> None:
+    async def _write(self, jobs: list[Job], *, replay: bool = False) -> None:
+        """Commit ``jobs`` in one transaction; on failure retry (back-off), never drop."""
+
         def run_all(s: Session) -> None:
+            s.info["hub_replay"] = replay
             for job in jobs:
                 job(s)
 
-        try:
-            await run_db(
-                self.engine,
-                run_all,
-            )
-            self.written += len(jobs)
-            return
-        except Exception:
-            log.exception("batch of %d call writes failed; retrying one by one", len(jobs))
-        for job in jobs:
+        delay = 0.05
+        while True:
             try:
-                await run_db(self.engine, job)
-                self.written += 1
+                await run_db(self.engine, run_all)
+                self.written += len(jobs)
+                return
             except Exception:
-                self.failed += 1
-                log.exception("call write failed and was dropped")
+                self.retries += 1
+                log.exception(
+                    "batch of %d call/audit writes failed; retrying in %.2f s (kept in the journal)",
+                    len(jobs),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(self.retry_max_s, delay * 2)
 
 
 def _utc(ts: float) -> dt.datetime:
@@ -159,27 +364,57 @@ def _row(s: Session, key: str, direction: Direction, started: float) -> CallAtte
     return row
 
 
-def upsert_call(key: str, direction: Direction, started: float, **fields: Any) -> Job:
-    """A job that creates the row if needed and sets ``fields`` (floats -> UTC datetimes
+def _apply_upsert(
+    s: Session, key: str, direction: str, started: float, fields: dict[str, Any]
+) -> None:
+    row = _row(s, key, Direction(direction), started)
+    for name, value in fields.items():
+        if value is None or (row.entry_id is not None and name in RUNNER_OWNED):
+            continue
+        if name.endswith("_at") and isinstance(value, (int, float)):
+            value = _utc(value)
+        setattr(row, name, value)
+
+
+def upsert_call(key: str, direction: Direction, started: float, **fields: Any) -> Fact:
+    """A fact that creates the row if needed and sets ``fields`` (floats -> UTC datetimes
     for ``*_at`` fields; ``None`` values are skipped so a late fact never erases an earlier one)."""
-
-    def job(s: Session) -> None:
-        row = _row(s, key, direction, started)
-        for name, value in fields.items():
-            if value is None or (row.entry_id is not None and name in RUNNER_OWNED):
-                continue
-            if name.endswith("_at") and isinstance(value, (int, float)):
-                value = _utc(value)
-            setattr(row, name, value)
-
-    return job
+    plain = {k: (v.value if hasattr(v, "value") else v) for k, v in fields.items()}
+    return Fact(
+        "call",
+        {"key": key, "direction": Direction(direction).value, "started": started, "fields": plain},
+    )
 
 
-def audit(actor: str, action: str, member_id: int | None, details: dict[str, Any]) -> Job:
-    def job(s: Session) -> None:
-        s.add(AuditLog(actor=actor, action=action, member_id=member_id, details=details))
+def _apply_audit(
+    s: Session, actor: str, action: str, member_id: int | None, details: dict[str, Any], at: float
+) -> None:
+    when = _utc(at)
+    if s.info.get("hub_replay"):
+        dup = s.scalar(
+            select(AuditLog.id)
+            .where(AuditLog.at == when, AuditLog.actor == actor, AuditLog.action == action)
+            .limit(1)
+        )
+        if dup is not None:
+            return
+    s.add(AuditLog(at=when, actor=actor, action=action, member_id=member_id, details=details))
 
-    return job
+
+def audit(actor: str, action: str, member_id: int | None, details: dict[str, Any]) -> Fact:
+    """An audit row stamped with the time of the action (not of the write)."""
+    import time
+
+    return Fact(
+        "audit",
+        {
+            "actor": actor,
+            "action": action,
+            "member_id": member_id,
+            "details": details,
+            "at": time.time(),
+        },
+    )
 
 
 @functools.cache
@@ -187,17 +422,23 @@ def _link_statement() -> Any:
     return select(MemberPhone.member_id).where(MemberPhone.e164 == bindparam("e164")).limit(2)
 
 
-def link_member(key: str, e164: str) -> Job:
+def _apply_link(s: Session, key: str, e164: str) -> None:
+    ids = list(s.scalars(_link_statement(), {"e164": e164}))
+    if len(set(ids)) != 1:
+        return
+    row = s.scalars(_call_row_statements()[0], {"key": key}).one_or_none()
+    if row is not None and row.member_id is None:
+        row.member_id = ids[0]
+
+
+def link_member(key: str, e164: str) -> Fact:
     """Set the row's member when exactly one member has this number (one indexed query), so
     calls that pop on no console (simulated or logged-out agents) still name their member."""
+    return Fact("link", {"key": key, "e164": e164})
 
-    def job(s: Session) -> None:
-        by_phone = _link_statement()
-        ids = list(s.scalars(by_phone, {"e164": e164}))
-        if len(set(ids)) != 1:
-            return
-        row = s.scalars(_call_row_statements()[0], {"key": key}).one_or_none()
-        if row is not None and row.member_id is None:
-            row.member_id = ids[0]
 
-    return job
+_APPLY: dict[str, Callable[..., None]] = {
+    "call": _apply_upsert,
+    "audit": _apply_audit,
+    "link": _apply_link,
+}

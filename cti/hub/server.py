@@ -101,10 +101,8 @@ class HubServer:
                 "peer": settings.login_attempts_per_address_per_minute,
             },
         )
-        self.pops_idle = asyncio.Event()
-        self.pops_idle.set()
         self.pops_in_flight = 0
-        self.writer = Writer(engine, gate=self.pops_idle)
+        self.writer = Writer(engine, journal_path=settings.journal_path or None)
         self.lookups = PopLookups(self)
         self.stats = WallboardStats(settings.wallboard_window_s)
         self.handlers: dict[str, Handler] = HANDLERS
@@ -649,15 +647,13 @@ class HubServer:
             await self.send_action(action)
 
     def pop_started(self) -> None:
-        """A screen-pop lookup or delivery is under way: the call-row writer holds back."""
+        """A screen-pop lookup or delivery is under way (counted for metrics)."""
         self.pops_in_flight += 1
-        self.pops_idle.clear()
 
     def pop_finished(self) -> None:
         self.pops_in_flight -= 1
         if self.pops_in_flight <= 0:
             self.pops_in_flight = 0
-            self.pops_idle.set()
 
     def agent_for_view(self, view: AgentView) -> AgentInfo | None:
         return self.agents_by_interface.get(view.interface)

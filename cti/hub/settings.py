@@ -23,6 +23,9 @@ class HubSettings:
     max_backlog_bytes: int = 16 * 1024 * 1024
     """Bytes queued for a console that does not read before the hub drops it."""
     server_name: str = "memberline-hub/0.1"
+    journal_path: str = ""
+    """The call-row/audit write-ahead journal (:mod:`cti.hub.persist`); empty = beside a
+    SQLite database, else under ``~/.local/state/memberline``."""
 
     queue: str = "members"
     agent_interface: str = "Local/{extension}@agents/n"

@@ -208,6 +208,15 @@ class TrackerEvents:
             return  # stopped ringing while we looked it up (another agent took it)
         data = pop.to_push(rec.call_id, queue)
         data["your_member"] = pop.maintainer_code == agent.code  # "your member" on the pop
+        # Journalled before the pop leaves: a pop any console saw is always audited.
+        hub.writer.submit(
+            audit(
+                agent.actor,
+                "profile.pop" if pop.kind == "member" else f"pop.{pop.kind}",
+                pop.member_ids[0] if len(pop.member_ids) == 1 else None,
+                {"call_id": rec.call_id, "members": pop.member_ids, "queue": queue},
+            )
+        )
         sent = hub.sessions.push_to_agent(agent.code, "screen_pop", data)
         if ringing:
             hub.pops[(rec.call_id, agent.code)] = data
@@ -219,14 +228,6 @@ class TrackerEvents:
         if len(pop.member_ids) == 1 and rec.member_id is None:
             rec.member_id = pop.member_ids[0]
             self._persist(rec, member_id=rec.member_id)
-        hub.writer.submit(
-            audit(
-                agent.actor,
-                "profile.pop" if pop.kind == "member" else f"pop.{pop.kind}",
-                pop.member_ids[0] if len(pop.member_ids) == 1 else None,
-                {"call_id": rec.call_id, "members": pop.member_ids, "queue": queue},
-            )
-        )
 
     def on_ring_stopped(self, ev: AgentRingStopped) -> None:
         hub = self.hub
