@@ -1,18 +1,28 @@
-"""``memberline bench outbox --messages N``: the outbox against the local sinks.
+"""``memberline bench outbox --messages N``: the outbox with its rules on, against faithful sinks.
 
-Seeds N/2 members (phone + email) in a fresh SQLite database (or ``--db``), enqueues one
-SMS and one email each (order policy ``both``), starts the Twilio-shaped SMS sink and the
-SMTP sink in this process on loopback, and runs ``memberline outbox work --until-idle`` in
-a subprocess. ``--kill-once`` SIGKILLs the worker when a third of the messages have
+Seeds a realistic mix in a fresh SQLite database (or ``--db``, e.g. a fresh PostgreSQL
+database): members in six zones (Shanghai, London, New York, Los Angeles, Sydney, Moscow-ish
+Russian mobiles with several zones and no zone on record, and a few whose number names no
+zone at all), 10 % without SMS consent and 5 % without email consent, 1 % poison rows (an
+unusable email address, a number Twilio refuses). Each member gets an SMS and an email
+under the purposes' own order policies (``sms_then_email`` / ``sms_else_email``), and one
+member in ten a third message (the daily cap of 2 holds it). Quiet hours (21:00-09:00 local)
+are on, so what is night somewhere now is held.
+
+The Twilio-shaped sink is faithful (statuses advance over time, ``DateSent`` empty until
+sent, ``--provider-lag-s`` listing lag, ``--drop-rate`` connections dropped after a message
+was accepted) and sends signed status callbacks to the worker's webhook site (the first
+worker serves it). ``--kill-once`` SIGKILLs that worker when a third of the messages have
 reached the sinks and starts it again (same ``--worker-id``: it recovers its in-flight rows
 by asking the sinks). ``--transient-failure-rate`` makes both sinks refuse that fraction of
 requests (Twilio 429/500, SMTP 451).
 
-Counted from what the sinks received, not from what the worker believes:
-``duplicates`` = extra copies of one outbox row at a sink, ``lost`` = rows that reached
-no sink and are not a recorded permanent failure. ``messages_per_s`` = messages received /
-seconds from the first request reaching a sink to the last (worker start-up excluded;
-``wall_s`` includes it). Status callbacks are off (no webhook site in the bench).
+Counted from what the sinks received, not from what the worker believes: ``delivered`` =
+rows with a copy at a sink; ``duplicates`` = extra copies of one row; ``held_by_rule`` =
+rows not sent because a rule says so, per rule (quiet hours, daily cap, consent, unknown
+zone, channel order); ``failed_permanent``; ``review``; ``lost`` = rows the provider never
+got that are neither failed, held by a rule nor up for review. ``messages_per_s`` =
+messages received / seconds from the first request reaching a sink to the last.
 """
 
 from __future__ import annotations
@@ -38,38 +48,79 @@ if TYPE_CHECKING:  # imported where used: every `memberline` command imports the
     from dialer.fallback.sinks import LocalSinks
 
 
-def _seed(url: str, members: int, channels: tuple[str, ...]) -> None:
+ZONES: tuple[tuple[str, str, int, str], ...] = (
+    # (record zone, number prefix, E.164 length, label); "" = no zone on record
+    ("Asia/Shanghai", "+86139", 14, "shanghai"),
+    ("Europe/London", "+447911", 13, "london"),
+    ("America/New_York", "+1212555", 12, "new_york"),
+    ("", "+1415555", 12, "los_angeles_from_number"),
+    ("Australia/Sydney", "+61412", 12, "sydney"),
+    ("", "+7916", 12, "russia_several_zones"),
+    ("", "+447700900", 13, "no_zone_known"),
+)
+WEIGHTS = (40, 12, 12, 10, 10, 10, 6)
+
+
+def _seed(url: str, members: int) -> dict[str, int]:
+    """The mix described above; returns how many rows of each kind were queued."""
+    import random
+
     from sqlalchemy import insert, select
 
     from crm_bridge.db import make_engine, session_scope
     from crm_bridge.models import Member, MemberPhone
-    from dialer.fallback import OrderPolicy, Purpose, enqueue
+    from dialer.fallback import Purpose, enqueue
 
+    rng = random.Random(14)
     engine = make_engine(url)
+    mix: dict[str, int] = {}
     with session_scope(engine) as s:
         base = s.scalar(select(Member.id).order_by(Member.id.desc()).limit(1)) or 0
-        s.execute(
-            insert(Member),
-            [
+        rows = []
+        phones: list[str] = []
+        for i in range(1, members + 1):
+            tz, prefix, length, label = rng.choices(ZONES, WEIGHTS)[0]
+            poison = rng.random() < 0.01
+            email = f"b{base + i}@bench.example"
+            if poison and i % 2:
+                email = f"b{base + i}@@bench.example"  # cannot be built
+            digits = length - len(prefix)
+            number = f"{prefix}{(base + i) % 10**digits:0{digits}d}"
+            if poison and not i % 2:
+                number = f"+86{(base + i) % 1000}"  # too short: Twilio answers 21211
+            mix[label] = mix.get(label, 0) + 1
+            mix["poison"] = mix.get("poison", 0) + int(poison)
+            rows.append(
                 {
                     "member_no": f"B{base + i:07d}",
                     "name": f"会员{i}" if i % 2 else f"Member {i}",
                     "joined_on": dt.date(2020, 1, 1),
-                    "email": f"b{base + i}@bench.example",
+                    "email": email,
                     "locale": "zh-CN" if i % 2 else "en",
-                    "timezone": "Asia/Shanghai",
+                    "timezone": tz,
+                    "consent_sms": rng.random() >= 0.10,
+                    "consent_email": rng.random() >= 0.05,
                 }
-                for i in range(1, members + 1)
-            ],
-        )
+            )
+            phones.append(number)
+        s.execute(insert(Member), rows)
         ids = list(s.scalars(select(Member.id).where(Member.id > base).order_by(Member.id)))
         s.execute(
             insert(MemberPhone),
-            [{"member_id": mid, "e164": f"+8613{mid:09d}", "kind": "mobile"} for mid in ids],
+            [
+                {"member_id": mid, "e164": e164, "kind": "mobile"}
+                for mid, e164 in zip(ids, phones, strict=True)
+            ],
         )
-        for mid in ids:
-            enqueue(s, Purpose.DORMANT_GREETING, mid, channels, ref="bench", order=OrderPolicy.BOTH)
+        purposes = (Purpose.DORMANT_GREETING, Purpose.POINTS_REDEMPTION)
+        for n, mid in enumerate(ids):
+            enqueue(s, purposes[n % 2], mid, ("sms", "email"), ref="bench",
+                    payload={"points_used": 100, "item": "保温杯"})  # fmt: skip
+            if n % 10 == 0:  # a third message the same day: the cap (2) holds it
+                enqueue(s, Purpose.SURVEY_INVITATION, mid, "sms", ref="bench-cap",
+                        payload={"survey_url": "https://s.example/x"})  # fmt: skip
     engine.dispose()
+    return mix
 
 
 async def _spawn(cmd: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
@@ -94,25 +145,51 @@ def _cpu(who: int) -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _write_config(path: Path, url: str, sinks: LocalSinks) -> None:
+def _write_config(path: Path, url: str, sinks: LocalSinks, webhook_port: int) -> None:
     path.write_text(
         f"""
 [database]
 url = "{url}"
 
 [messaging]
-quiet_start = "00:00"
-quiet_end = "00:00"
-daily_cap_per_member = 1000
+quiet_start = "21:00"
+quiet_end = "09:00"
+daily_cap_per_member = 2
 twilio_account_sid = "{sinks.sms.account_sid}"
 twilio_auth_token = "{sinks.sms.auth_token}"
 twilio_base_url = "{sinks.sms.base_url}"
 smtp_host = "127.0.0.1"
 smtp_port = {sinks.mail.port}
-public_url = "http://127.0.0.1:9"
+webhook_bind = "127.0.0.1"
+webhook_port = {webhook_port}
+public_url = "http://127.0.0.1:{webhook_port}"
 """,
         encoding="utf-8",
     )
+
+
+def _rule_of(status: str, reason: str | None) -> str | None:
+    """Which rule holds a row that was not sent (None: no rule)."""
+    r = (reason or "").lower()
+    if status == "skipped":
+        if "consent" in r:
+            return "consent"
+        if "sms delivered" in r:
+            return "order (sms delivered, email not needed)"
+        return "skipped: " + r[:40]
+    if status != "pending":
+        return None
+    for key, name in (
+        ("quiet hours", "quiet hours"),
+        ("daily cap", "daily cap"),
+        ("time zone unknown", "zone unknown"),
+        ("share no allowed hour", "zone unknown"),
+        ("waiting for the sms", "order (waiting for the SMS)"),
+        ("sms under review", "order (SMS under review)"),
+    ):
+        if key in r:
+            return name
+    return None
 
 
 async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
@@ -120,20 +197,32 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
 
     from crm_bridge.db import make_engine, session_scope
     from crm_bridge.migrate import upgrade
-    from crm_bridge.models import OutboxMessage, OutboxStatus
+    from crm_bridge.models import Channel, OutboxMessage, OutboxStatus
+    from dialer.fallback.outbox import sibling_key
     from dialer.fallback.sinks import LocalSinks, SmtpSink, TwilioSink
 
     tmp = tempfile.TemporaryDirectory(prefix="memberline-bench-outbox-")
     url = args.db or f"sqlite:///{Path(tmp.name) / 'bench.db'}"
     upgrade(url)
-    channels = ("sms", "email") if args.channels == "both" else (args.channels,)
-    members = max(1, args.messages // len(channels))
+    members = max(1, round(args.messages / 2.1))
     t0 = time.perf_counter()
-    await asyncio.to_thread(_seed, url, members, channels)
+    mix = await asyncio.to_thread(_seed, url, members)
     seed_s = time.perf_counter() - t0
-    sms = TwilioSink(callbacks=False, transient_rate=args.transient_failure_rate, seed=1)
+    sms = TwilioSink(
+        callbacks=True,
+        callback_delay_s=0.2,
+        transient_rate=args.transient_failure_rate,
+        list_lag_s=args.provider_lag_s,
+        drop_after_accept=args.drop_rate,
+        seed=1,
+    )
     mail = SmtpSink(transient_rate=args.transient_failure_rate, seed=2)
     sinks = await LocalSinks.start(sms=sms, mail=mail)
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        webhook_port = int(probe.getsockname()[1])
     first: list[float] = []
     received_at: list[float] = [0.0]
 
@@ -141,7 +230,7 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
         return len(sms.messages) + len(mail.mails)
 
     conf = Path(tmp.name) / "bench.toml"
-    _write_config(conf, url, sinks)
+    _write_config(conf, url, sinks, webhook_port)
 
     def command(worker_id: str) -> list[str]:
         cmd = [
@@ -167,10 +256,16 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
             "0.05",
             "--max-attempts",
             "10",
+            "--provider-list-lag-s",
+            str(args.provider_lag_s + 1.0),
+            "--recovery-interval-s",
+            "1",
             "--log-level",
             "ERROR",
             "--stats",
         ]
+        if worker_id == ids[0]:
+            cmd.append("--serve-webhooks")
         if os.environ.get("MEMBERLINE_BENCH_PROFILE"):  # profile a worker: cProfile output file
             cmd[1:1] = [
                 "-m",
@@ -181,11 +276,11 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
         return cmd
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    ids = [f"bench-worker-{i}" for i in range(args.workers)]
     kills = 0
     self_cpu0 = _cpu(resource.RUSAGE_SELF)
     child_cpu0 = _cpu(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    ids = [f"bench-worker-{i}" for i in range(args.workers)]
     procs = {wid: await _spawn(command(wid), env) for wid in ids}
     try:
         while any(p.returncode is None for p in procs.values()):
@@ -210,6 +305,7 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
                         await p.wait()
                 raise SystemExit(f"bench timed out after {args.timeout_s} s")
         end = received_at[-1] if len(received_at) > 1 else time.perf_counter()
+        await sms.wait_callbacks(within_s=10.0)
         wstats = await _worker_stats(list(procs.values()))
         sink_cpu = _cpu(resource.RUSAGE_SELF) - self_cpu0
         worker_cpu = _cpu(resource.RUSAGE_CHILDREN) - child_cpu0
@@ -217,38 +313,77 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
         engine = make_engine(url)
         with session_scope(engine) as s:
             rows = [
-                (r.id, r.channel.value, r.idempotency_key, r.status)
+                (r.id, r.channel.value, r.idempotency_key, r.status.value, r.last_error)
                 for r in s.scalars(select(OutboxMessage))
             ]
+            # email rows held behind their SMS (``next_attempt_at`` empty until it resolves)
+            behind = {
+                r.idempotency_key: r.status.value
+                for r in s.scalars(select(OutboxMessage).where(OutboxMessage.channel == "sms"))
+            }
+            gated = {
+                r.id
+                for r in s.scalars(
+                    select(OutboxMessage).where(
+                        OutboxMessage.channel == "email",
+                        OutboxMessage.status == OutboxStatus.PENDING,
+                        OutboxMessage.next_attempt_at.is_(None),
+                    )
+                )
+                if behind.get(sibling_key(r.idempotency_key, Channel.SMS))
+                in ("pending", "skipped", "failed", "review")
+            }
         engine.dispose()
         from dialer.fallback.email import message_id_for
 
         sms_copies = {k: len(v) for k, v in sms.by_callback_id().items()}
         mail_copies = mail.message_ids
-        duplicates = lost = 0
+        duplicates = lost = delivered = failed = review = 0
         statuses: dict[str, int] = {}
-        for rid, channel, key, status in rows:
-            statuses[status.value] = statuses.get(status.value, 0) + 1
+        held: dict[str, int] = {}
+        lost_examples: list[str] = []
+        for rid, channel, key, status, reason in rows:
+            statuses[status] = statuses.get(status, 0) + 1
             copies = (
                 sms_copies.get(str(rid), 0)
                 if channel == "sms"
                 else mail_copies.get(message_id_for(key, "memberline.example"), 0)
             )
             duplicates += max(0, copies - 1)
-            if copies == 0 and status is not OutboxStatus.FAILED:
+            if copies:
+                delivered += 1
+                continue
+            if status == "failed":
+                failed += 1
+            elif status == "review":
+                review += 1
+            elif rid in gated:
+                held["order (email behind its held SMS)"] = (
+                    held.get("order (email behind its held SMS)", 0) + 1
+                )
+            elif (rule := _rule_of(status, reason)) is not None:
+                held[rule] = held.get(rule, 0) + 1
+            else:
                 lost += 1
+                if len(lost_examples) < 5:
+                    lost_examples.append(f"{rid} {channel} {status} {reason}")
         got = received()
         span = max(1e-9, end - (first[0] if first else start))
         return {
             "messages": len(rows),
-            "received": got,
-            "messages_per_s": round(got / span, 1),
+            "delivered": delivered,
+            "held_by_rule": dict(sorted(held.items())),
+            "failed_permanent": failed,
+            "review": review,
             "duplicates": duplicates,
             "lost": lost,
+            "lost_examples": lost_examples,
+            "received": got,
+            "messages_per_s": round(got / span, 1),
             "retried": sms.injected + mail.injected,
-            "permanent_failures": statuses.get("failed", 0),
-            "review": statuses.get("review", 0),
+            "dropped_after_accept": sms.dropped,
             "statuses": statuses,
+            "mix": mix,
             "kills": kills,
             "recovered": {
                 k.removeprefix("recovered_"): v
@@ -257,6 +392,15 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
             },
             "workers": args.workers,
             "transient_failure_rate": args.transient_failure_rate,
+            "provider_lag_s": args.provider_lag_s,
+            "callbacks_answered": dict(
+                sorted(
+                    {
+                        f"{st} {code}": sum(1 for x in sms.callback_results if x == (st, code))
+                        for st, code in set(sms.callback_results)
+                    }.items()
+                )
+            ),
             "worker_cpu_s": round(worker_cpu, 2),
             "sinks_cpu_s": round(sink_cpu, 2),
             "messages_per_worker_cpu_s": round(got / max(1e-9, worker_cpu), 1),
@@ -264,6 +408,7 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
             "wall_s": round(wall, 2),
             "seed_s": round(seed_s, 2),
             "database": "postgresql" if url.startswith("postgres") else "sqlite",
+            "now_utc": dt.datetime.now(dt.UTC).strftime("%H:%M"),
         }
     finally:
         await sinks.stop()
@@ -288,5 +433,16 @@ def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     p.add_argument("--concurrency", type=int, default=128)
     p.add_argument("--workers", type=int, default=2, help="worker processes sharing the outbox")
-    p.add_argument("--channels", choices=["both", "sms", "email"], default="both")
+    p.add_argument(
+        "--provider-lag-s",
+        type=float,
+        default=0.0,
+        help="the SMS sink lists a new message only this long after accepting it",
+    )
+    p.add_argument(
+        "--drop-rate",
+        type=float,
+        default=0.0,
+        help="fraction of accepted SMS whose connection the sink drops before answering",
+    )
     p.add_argument("--timeout-s", type=float, default=600.0)

@@ -290,6 +290,8 @@ def _worker_settings(args: argparse.Namespace) -> WorkerSettings:
         "sms_rate": args.sms_rate,
         "email_rate": args.email_rate,
         "retry": RetryPolicy(max_attempts=args.max_attempts, base_s=args.retry_base_s),
+        "provider_list_lag_s": args.provider_list_lag_s,
+        "recovery_interval_s": args.recovery_interval_s,
     }
     if args.worker_id:
         kw["worker_id"] = args.worker_id
@@ -400,6 +402,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--email-rate", type=float, default=100.0, help="emails per second (0 = unlimited)"
     )
     w.add_argument("--max-attempts", type=int, default=6)
+    w.add_argument(
+        "--provider-list-lag-s",
+        type=float,
+        default=120.0,
+        help="how late the SMS provider may list a message it accepted (crash recovery waits)",
+    )
+    w.add_argument("--recovery-interval-s", type=float, default=15.0)
     w.add_argument("--retry-base-s", type=float, default=30.0)
     w.add_argument("--local-sinks", action="store_true", help="send to in-process sinks")
     w.add_argument(
