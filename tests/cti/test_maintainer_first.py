@@ -29,6 +29,7 @@ pytestmark = pytest.mark.e2e
 
 ORPHAN = "+8613500135000"
 OTHER = "+8613600136000"  # Zhang San, maintained by 1002
+STRANGER = "+8613700137999"  # no member
 RING_S = 15.0  # the default; 1.5 s real at time_scale 0.1
 
 
@@ -47,7 +48,10 @@ def _scenario() -> Scenario:
         ),
         agents=agents,
         inbound=InboundSpec(patience=fixed(600.0)),
-        overrides={SHARED: NumberOverride("answer", 0.0, None, ("2", "timeout", "0"))},
+        overrides={
+            SHARED: NumberOverride("answer", 0.0, None, ("2", "timeout", "0")),
+            STRANGER: NumberOverride("answer", 0.0, None, ("0",)),
+        },
     )
 
 
@@ -228,6 +232,22 @@ async def test_hotline_zero_reaches_the_maintainer_whose_pop_says_what_was_heard
         assert pop["profile"]["member"]["id"] == ids.members["twin_a"]
         assert pop["ivr"].startswith("Hotline heard: tier Gold, balance 0 points")
         assert "热线已播报" in pop["ivr"]
+        assert await stack.sim.agent_answer(IFACE["1002"])
+        await stack.sim.agent_hangup(IFACE["1002"])
+        assert await asyncio.wait_for(call.done, 10) == "agent"
+
+
+async def test_hotline_zero_from_an_unknown_number_pops_unknown_with_the_ivr_line(
+    world: tuple[Stack, Seed],
+) -> None:
+    stack, _ = world
+    async with Console(stack.hub, "1002") as c2:
+        call = await stack.sim.inbound_call(STRANGER, "", "members", hotline=True)
+        pop = await c2.wait_for("screen_pop", within=15)
+        assert pop["queue"] == "members" and pop["kind"] == "unknown"
+        assert pop["your_member"] is False
+        assert pop["ivr"] == "Hotline: caller not identified / 热线：未识别会员"
+        assert _route_of(stack, call.linkedid) == "unknown"
         assert await stack.sim.agent_answer(IFACE["1002"])
         await stack.sim.agent_hangup(IFACE["1002"])
         assert await asyncio.wait_for(call.done, 10) == "agent"
