@@ -35,13 +35,16 @@ from typing import Any
 from panoramisk.fast_agi import Application, Request
 
 from surveys.agi_wire import AgiReply, AgiRequestInfo, parse_headers, parse_reply
-from surveys.definitions import Prompt
+from surveys.definitions import Prompt, Question
 from surveys.engine import Ask, Digits, Finish, NoInput, Notice, advance, begin
 from surveys.store import CallContext, OpenResponse, SurveyRecorder, UnknownSurvey
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ChannelHungUp", "SurveyAgiApplication", "SurveyAgiRequest", "SurveyAgiServer"]
+
+ESCAPE_DIGITS = "0123456789*#"
+"""Keys that stop an interruptible prompt (STREAM FILE's escape digits)."""
 
 ASTERISK_LANGUAGES = {"zh-CN": "zh_CN", "zh-TW": "zh_TW", "en": "en"}
 """Survey locale -> Asterisk channel language (= the sounds/<lang>/ directory)."""
@@ -349,39 +352,62 @@ class SurveyAgiServer:
                 "complete" if completed else "partial",
             )
 
-    async def _play(self, req: SurveyAgiRequest, prompt: Prompt) -> None:
-        reply = await req.command(f'STREAM FILE {prompt.audio} ""')
+    async def _play(
+        self, req: SurveyAgiRequest, prompt: Prompt, *, interruptible: bool = False
+    ) -> str:
+        """Play a prompt. ``interruptible``: a key pressed meanwhile stops it and is returned
+        (members who know the survey answer during the intro; the key is their answer's
+        first digit, never lost)."""
+        escape = ESCAPE_DIGITS if interruptible else ""
+        reply = await req.command(f'STREAM FILE {prompt.audio} "{escape}"')
         if reply.failed and not await req.alive_after_failure():
             raise ChannelHungUp("hung up during a prompt")
         if reply.failed:
             log.error("could not play %s (missing sound file?)", prompt.audio)
+            return ""
+        result = reply.result or ""
+        code = int(result) if reply.ok and result.isdigit() else 0
+        return chr(code) if code > 0 and chr(code) in ESCAPE_DIGITS else ""
+
+    async def _ask(self, req: SurveyAgiRequest, q: Question, early: str) -> AgiReply | str:
+        """The answer to ``q``: its digits, or the failed reply. ``early``: a key already
+        pressed during the prompt before (its first digit)."""
+        if early and early not in "*#" and q.max_digits <= 1:
+            return early
+        rest = max(1, q.max_digits - len(early))
+        reply = await req.command(f"GET DATA {q.prompt.audio} {int(q.timeout_s * 1000)} {rest}")
+        if reply.failed:
+            return reply
+        if early in ("", "*", "#"):
+            return reply.result or ""
+        return early + (reply.result or "")
 
     async def _dialog(self, req: SurveyAgiRequest, opened: OpenResponse) -> bool:
         survey = opened.survey
         await req.command("ANSWER")
         await req.set_variable("CHANNEL(language)", asterisk_language(opened.locale))
         await req.set_variable("SURVEY_RESPONSE_ID", str(opened.response_id))
+        early = ""
         if survey.intro is not None:
-            await self._play(req, survey.intro)
+            early = await self._play(req, survey.intro, interruptible=True)
         step = begin(survey)
         while isinstance(step.action, Ask):
             ask = step.action
             if ask.notice is Notice.INVALID:
-                await self._play(req, survey.invalid)
+                early = await self._play(req, survey.invalid, interruptible=True)
             elif ask.notice is Notice.NO_INPUT:
-                await self._play(req, survey.no_input)
+                early = await self._play(req, survey.no_input, interruptible=True)
             q = ask.question
-            reply = await req.command(
-                f"GET DATA {q.prompt.audio} {int(q.timeout_s * 1000)} {q.max_digits}"
-            )
-            if reply.failed:
+            got = await self._ask(req, q, early)
+            early = ""
+            if isinstance(got, AgiReply):
                 if not await req.alive_after_failure():
                     raise ChannelHungUp(f"hung up at question {q.id}")
                 log.error(
                     "GET DATA %s failed on a live channel (missing sound file?)", q.prompt.audio
                 )
                 return False
-            digits = reply.result or ""
+            digits = got
             event = Digits(digits) if digits else NoInput()
             step = advance(survey, step.state, event)
             if step.answer is not None:

@@ -21,6 +21,7 @@ __all__ = [
     "TRACE_HEADERS",
     "AsteriskSide",
     "Behaviour",
+    "Early",
     "HangUp",
     "Press",
     "Silence",
@@ -61,7 +62,15 @@ class HangUp:
     """The member hangs up while the prompt plays."""
 
 
-Behaviour = Press | Silence | HangUp
+@dataclass(frozen=True)
+class Early:
+    """The member presses ``key`` during the next prompt played with that escape digit
+    (``STREAM FILE <file> "<escape digits>"`` answers ``result=<ASCII code>``)."""
+
+    key: str
+
+
+Behaviour = Press | Silence | HangUp | Early
 
 
 def header_block(
@@ -122,6 +131,11 @@ class AsteriskSide:
         if verb == "CHANNEL STATUS":
             return b"200 result=6\n"
         if verb.startswith("STREAM FILE"):
+            escape = command.rsplit(" ", 1)[-1].strip('"')
+            nxt = self.behaviour[0] if self.behaviour else None
+            if isinstance(nxt, Early) and nxt.key in escape:
+                self.behaviour.pop(0)
+                return f"200 result={ord(nxt.key)} endpos=2560\n".encode()
             return b"200 result=0 endpos=7680\n"
         if verb.startswith("GET DATA"):
             what = self.behaviour.pop(0) if self.behaviour else Silence()
@@ -130,6 +144,8 @@ class AsteriskSide:
                 return b"200 result=-1\nHANGUP\n"
             if isinstance(what, Silence):
                 return b"200 result= (timeout)\n"
+            if isinstance(what, Early):
+                what = Press(what.key)
             suffix = " (timeout)" if what.timed_out else ""
             return f"200 result={what.digits}{suffix}\n".encode()
         return b"510 Invalid or unknown command\n"

@@ -81,6 +81,17 @@ class _Member:
         self.sim = sim
         self.script = list(callee.survey) if callee.survey is not None else None
 
+    def early(self, escape: str) -> bool:
+        """The next script token is ``early:<key>`` and the prompt lets that key stop it."""
+        if not self.script or not self.script[0].startswith("early:"):
+            return False
+        key = self.script[0].removeprefix("early:")[:1]
+        return bool(key) and key in escape
+
+    def take_early(self) -> str:
+        assert self.script is not None
+        return self.script.pop(0).removeprefix("early:")[:1]
+
     def answer(self, maxdigits: int) -> str:
         if self.script is not None:
             return self.script.pop(0) if self.script else "hangup"
@@ -233,6 +244,16 @@ class _AgiRun:
             await self._get_data(words)
         elif name == "WAIT FOR DIGIT":
             await self._wait_for_digit(words)
+        elif name == "STREAM FILE" and self.member.early(words[3] if len(words) > 3 else ""):
+            # the member presses a key during an interruptible prompt: it stops there
+            key = self.member.take_early()
+            if not await self.pause(PROMPT_SECONDS / 3):
+                if self.redirect is None:
+                    self.send("200 result=-1")
+                    self.send("HANGUP")
+                return 200, "Success"
+            await self.dtmf(key)
+            self.send(f"200 result={ord(key)} endpos={PROMPT_ENDPOS // 3}")
         else:  # STREAM FILE, SAY *, GET OPTION: play, not interrupted
             if not await self.pause(PROMPT_SECONDS):
                 if self.redirect is None:

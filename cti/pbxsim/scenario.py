@@ -166,7 +166,8 @@ class NumberOverride:
     talk_time: float | None = None
     survey: tuple[str, ...] | None = None
     """Survey script: one token per question: digits (``"4"``, ``"10"``),
-    ``"timeout"`` (silence) or ``"hangup"``; after the script runs out, the
+    ``"timeout"`` (silence) or ``"hangup"``; ``"early:<key>"`` presses the key during the
+    next prompt played with escape digits (the intro); after the script runs out, the
     member hangs up."""
 
 

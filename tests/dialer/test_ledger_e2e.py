@@ -346,7 +346,9 @@ async def test_failed_ivr_call_opens_no_survey_and_ivr_calls_get_their_end(
     services = await start_survey_services(engine, agi_host="127.0.0.1", agi_port=0)
     numbers = {
         "+8613900000051": NumberOverride(outcome="busy"),
-        "+8613900000052": NumberOverride(outcome="answer", ring_time=1.0, survey=("4", "9")),
+        "+8613900000052": NumberOverride(
+            outcome="answer", ring_time=1.0, survey=("early:4", "9", "2")
+        ),
     }
     try:
         async with rig(
@@ -369,6 +371,8 @@ async def test_failed_ivr_call_opens_no_survey_and_ivr_calls_get_their_end(
                 responses = list(s.scalars(select(SurveyResponse)))
                 # one survey for the answered call; none for the failed one's dummy channel
                 assert [x.response_key for x in responses] == [answered.channel_id]
+                # the 4 pressed during the intro is the CSAT answer, not lost
+                assert responses[0].csat == 4
             check_accounting(r)
     finally:
         await services.close()

@@ -18,6 +18,7 @@ from tests.surveys.agi_client import (
     TRACE_HEADERS,
     TRACES,
     AsteriskSide,
+    Early,
     HangUp,
     Press,
     Silence,
@@ -162,7 +163,7 @@ async def test_complete_survey(agi: SurveyAgiServer, engine: Engine, seeded: See
         *INTRO,
         'SET VARIABLE CHANNEL(language) "zh_CN"',  # the member's locale
         f'SET VARIABLE SURVEY_RESPONSE_ID "{r.id}"',
-        'STREAM FILE survey-satisfaction-intro ""',
+        'STREAM FILE survey-satisfaction-intro "0123456789*#"',
         "GET DATA survey-satisfaction-csat 5000 1",
         "GET DATA survey-satisfaction-nps 5000 2",
         "GET DATA survey-satisfaction-callback 5000 1",
@@ -203,6 +204,32 @@ async def test_hangup_mid_survey_keeps_answers_partial(
         assert (task.agent_id, task.complaint_id) == (seeded.agent_id, complaint.id)
 
 
+async def test_a_key_pressed_during_the_intro_is_the_first_answer(
+    agi: SurveyAgiServer, engine: Engine, seeded: Seed
+) -> None:
+    """Members who know the survey answer during the intro: the key stops the intro and is
+    kept (one-digit question: it is the answer; two-digit: its first digit)."""
+    side = AsteriskSide(
+        variables={"MEMBER_ID": str(seeded.member_id)},
+        behaviour=[Early("5"), Press("11"), Early("1"), Press("0"), Press("2")],
+    )
+    commands = await run_call(agi.port, side, headers=header_block(uniqueid="early.1"))
+    asks = [c for c in commands if c.startswith(("GET DATA", "STREAM FILE"))]
+    assert asks == [
+        'STREAM FILE survey-satisfaction-intro "0123456789*#"',
+        # csat answered by the 5 pressed during the intro: no GET DATA for it
+        "GET DATA survey-satisfaction-nps 5000 2",
+        'STREAM FILE survey-invalid "0123456789*#"',
+        # "1" pressed during "invalid, try again": the first of NPS's two digits
+        "GET DATA survey-satisfaction-nps 5000 1",
+        "GET DATA survey-satisfaction-callback 5000 1",
+        'STREAM FILE survey-satisfaction-thanks ""',
+    ]
+    r, answers = _response(engine, "early.1")
+    assert answers == {"q_csat": "5", "q_nps": "10", "q_callback": "2"}
+    assert (r.status, r.csat, r.nps) == ("complete", 5, 10)
+
+
 @sqlite_only
 async def test_invalid_input_reprompts(agi: SurveyAgiServer, engine: Engine, seeded: Seed) -> None:
     side = AsteriskSide(
@@ -222,14 +249,14 @@ async def test_invalid_input_reprompts(agi: SurveyAgiServer, engine: Engine, see
     assert 'SET VARIABLE CHANNEL(language) "en"' in commands
     asks = [c for c in commands if c.startswith(("GET DATA", "STREAM FILE"))]
     assert asks == [
-        'STREAM FILE survey-satisfaction-intro ""',
+        'STREAM FILE survey-satisfaction-intro "0123456789*#"',
         "GET DATA survey-satisfaction-csat 5000 1",
-        'STREAM FILE survey-invalid ""',
+        'STREAM FILE survey-invalid "0123456789*#"',
         "GET DATA survey-satisfaction-csat 5000 1",
-        'STREAM FILE survey-invalid ""',
+        'STREAM FILE survey-invalid "0123456789*#"',
         "GET DATA survey-satisfaction-csat 5000 1",
         "GET DATA survey-satisfaction-nps 5000 2",
-        'STREAM FILE survey-invalid ""',
+        'STREAM FILE survey-invalid "0123456789*#"',
         "GET DATA survey-satisfaction-nps 5000 2",
         "GET DATA survey-satisfaction-callback 5000 1",
         'STREAM FILE survey-satisfaction-thanks ""',
@@ -254,11 +281,11 @@ async def test_timeouts_reprompt_then_end_partial(
         c for c in commands if c.startswith(("GET DATA", "STREAM FILE", "SET VARIABLE SURVEY_S"))
     ]
     assert asks == [
-        'STREAM FILE survey-satisfaction-intro ""',
+        'STREAM FILE survey-satisfaction-intro "0123456789*#"',
         "GET DATA survey-satisfaction-csat 5000 1",
-        'STREAM FILE survey-no-input ""',
+        'STREAM FILE survey-no-input "0123456789*#"',
         "GET DATA survey-satisfaction-csat 5000 1",
-        'STREAM FILE survey-no-input ""',
+        'STREAM FILE survey-no-input "0123456789*#"',
         "GET DATA survey-satisfaction-csat 5000 1",
         'SET VARIABLE SURVEY_STATUS "partial"',
         'STREAM FILE survey-satisfaction-thanks ""',
