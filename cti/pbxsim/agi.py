@@ -81,12 +81,13 @@ class _Member:
         self.sim = sim
         self.script = list(callee.survey) if callee.survey is not None else None
 
-    def early(self, escape: str) -> bool:
-        """The next script token is ``early:<key>`` and the prompt lets that key stop it."""
+    def early(self, escape: str, prompt: str = "") -> bool:
+        """The next script token is ``early:<key>`` (or ``early:<key>@<prompt>``: during that
+        prompt only) and the prompt lets that key stop it."""
         if not self.script or not self.script[0].startswith("early:"):
             return False
-        key = self.script[0].removeprefix("early:")[:1]
-        return bool(key) and key in escape
+        key, _, where = self.script[0].removeprefix("early:").partition("@")
+        return len(key) == 1 and key in escape and (not where or where == prompt)
 
     def take_early(self) -> str:
         assert self.script is not None
@@ -244,7 +245,9 @@ class _AgiRun:
             await self._get_data(words)
         elif name == "WAIT FOR DIGIT":
             await self._wait_for_digit(words)
-        elif name == "STREAM FILE" and self.member.early(words[3] if len(words) > 3 else ""):
+        elif name == "STREAM FILE" and self.member.early(
+            words[3] if len(words) > 3 else "", words[2] if len(words) > 2 else ""
+        ):
             # the member presses a key during an interruptible prompt: it stops there
             key = self.member.take_early()
             if not await self.pause(PROMPT_SECONDS / 3):

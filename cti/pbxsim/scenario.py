@@ -167,8 +167,8 @@ class NumberOverride:
     survey: tuple[str, ...] | None = None
     """Survey script: one token per question: digits (``"4"``, ``"10"``),
     ``"timeout"`` (silence) or ``"hangup"``; ``"early:<key>"`` presses the key during the
-    next prompt played with escape digits (the intro); after the script runs out, the
-    member hangs up."""
+    next prompt played with escape digits (the intro), ``"early:<key>@<prompt>"`` only during
+    that prompt; after the script runs out, the member hangs up."""
 
 
 def _default_queues() -> tuple[QueueSpec, ...]:

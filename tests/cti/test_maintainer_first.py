@@ -51,6 +51,8 @@ def _scenario() -> Scenario:
         overrides={
             SHARED: NumberOverride("answer", 0.0, None, ("2", "timeout", "0")),
             STRANGER: NumberOverride("answer", 0.0, None, ("0",)),
+            # on the hotline: 0 pressed while the balance is being read
+            LI_WEI: NumberOverride("answer", 0.0, None, ("early:0@hotline-balance",)),
         },
     )
 
@@ -250,6 +252,29 @@ async def test_hotline_zero_from_an_unknown_number_pops_unknown_with_the_ivr_lin
         assert _route_of(stack, call.linkedid) == "unknown"
         assert await stack.sim.agent_answer(IFACE["1002"])
         await stack.sim.agent_hangup(IFACE["1002"])
+        assert await asyncio.wait_for(call.done, 10) == "agent"
+
+
+async def test_hotline_zero_mid_prompt_reaches_the_maintainer(world: tuple[Stack, Seed]) -> None:
+    """Li Wei presses 0 while his balance is read: the tier was heard, the balance was not."""
+    stack, ids = world
+    async with Console(stack.hub, "1001") as c1:
+        await _join_maintainers(stack, c1, IFACE["1001"])
+        call = await stack.sim.inbound_call(LI_WEI, "李伟", "members", hotline=True)
+        pop = await c1.wait_for("screen_pop", within=15)
+        assert pop["queue"] == "maintainers" and pop["your_member"] is True
+        assert pop["profile"]["member"]["id"] == ids.members["liwei"]
+        assert pop["ivr"] == "Hotline heard: tier Gold / 热线已播报：金卡会员"
+        ends = [
+            (m.get("Command"), m.get("Result"))
+            for m in stack.sim.events
+            if m.name == "AGIExecEnd" and m.get("Linkedid") == call.linkedid
+        ]
+        assert ('STREAM FILE hotline-balance "0"', "Success") in ends
+        dtmf = [m.get("Digit") for m in stack.sim.events if m.name == "DTMFEnd"]
+        assert dtmf == ["0"]
+        assert await stack.sim.agent_answer(IFACE["1001"])
+        await stack.sim.agent_hangup(IFACE["1001"])
         assert await asyncio.wait_for(call.done, 10) == "agent"
 
 
