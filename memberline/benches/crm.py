@@ -23,7 +23,8 @@ back, so the database is unchanged. ``list_dormant_s`` is a first-ever win-back 
 whole 180-365-day backlog); ``list_dormant_weekly_s`` is a steady-state weekly run (members
 who crossed 180 days in the last week); ``greeting_candidates_s`` reads every dormant
 member to greet. The target is 2 s for each at 1,000,000 members on SQLite
-(``targets.lists_le_2s``). Prints one JSON object.
+(``targets.lists_le_2s``, wall clock); ``*_cpu_s`` is the same in process CPU time (SQLite
+runs in this process), the figure to read on a busy machine. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -199,14 +200,16 @@ def run(
                 ("monthly_care", lambda: build_monthly_care_list(session, camps[CampaignKind.MONTHLY_CARE].id, now)),
                 ("spend_decline", lambda: build_spend_decline_list(session, camps[CampaignKind.SPEND_DECLINE].id, now)),
             ):  # fmt: skip
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 result = fn()
                 lists[f"list_{key}_s"] = round(time.perf_counter() - t0, 3)
+                lists[f"list_{key}_cpu_s"] = round(time.process_time() - c0, 3)
                 lists[f"list_{key}_rows"] = result.added
                 lists[f"list_{key}_routed"] = result.routed
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             greetings = sum(1 for _ in dormant_greeting_candidates(session, now))
             lists["greeting_candidates_s"] = round(time.perf_counter() - t0, 3)
+            lists["greeting_candidates_cpu_s"] = round(time.process_time() - c0, 3)
             lists["greeting_candidates"] = greetings
         finally:
             session.rollback()
@@ -246,7 +249,9 @@ def run(
         "profile_cpu_p99_ms": round(_pct(profiles_cpu, 0.99), 3),
         **lists,
         "targets": {
-            "lists_le_2s": all(v <= 2.0 for k, v in lists.items() if k.endswith("_s")),
+            "lists_le_2s": all(
+                v <= 2.0 for k, v in lists.items() if k.endswith("_s") and not k.endswith("cpu_s")
+            ),
         },
     }
 
