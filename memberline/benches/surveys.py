@@ -7,8 +7,9 @@ third of the calls. Reported:
 
 * ``calls_per_s`` and per-call duration (p50/p95/max);
 * ``answer_to_next_prompt_ms``: from the member's key reply to the server's next command,
-  i.e. the answer stored + (when due) the complaint and callback task written (p50/p95/max):
-  the "reaches a person the same minute" latency;
+  i.e. the answer stored + (when due) the complaint and callback task written (p50/p95/max).
+  This is database-write latency only: whether an unhappy member reaches a person the same
+  minute depends on an agent taking the callback task, which this bench does not measure;
 * counts checked against what must exist (responses complete, complaints, callback tasks).
 """
 
