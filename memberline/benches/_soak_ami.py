@@ -70,6 +70,8 @@ class Traffic:
     bytes_sent: int = 0
     clients: int = 0
     logins: int = 0
+    originates: int = 0
+    """Originate actions received (a running campaign's dials)."""
 
 
 @dataclass
@@ -172,6 +174,9 @@ class SoakAmi:
                     writer.write(_list(aid, "CoreShowChannelsComplete", []))
                 elif action == "queuestatus":
                     writer.write(_list(aid, "QueueStatusComplete", self._queue_status(aid)))
+                elif action == "originate":
+                    writer.write(_resp(aid, "Success", "Originate successfully queued"))
+                    self._originate_failed(headers, aid)
                 else:
                     writer.write(_resp(aid, "Success", "ok"))
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
@@ -196,6 +201,23 @@ class SoakAmi:
                 f"Paused: 0\r\nPausedReason: \r\nWrapuptime: 0\r\nActionID: {aid}\r\n\r\n".encode()
             )
         return items
+
+    def _originate_failed(self, headers: dict[str, str], aid: str) -> None:
+        """A dialled member who does not pick up (70 %) or is busy: the OriginateResponse
+        (Failure, Reason 3 or 5, Uniqueid = the preset ChannelId) 2-6 s later, as in the
+        recorded c-originate-noanswer and c-originate-busy traces."""
+        from cti.pbxsim import events as ev
+        from cti.pbxsim.wire import encode
+
+        self.stats.originates += 1
+        reason = 3 if self._rng.random() < 0.7 else 5
+        pairs = ev.originate_response(
+            aid, False, headers.get("channel", ""), headers.get("context", ""),
+            headers.get("exten", ""), reason, headers.get("channelid", "<null>"),
+            headers.get("callerid", ""), "",
+        )  # fmt: skip
+        at = asyncio.get_running_loop().time() + self._rng.uniform(2.0, 6.0)
+        heapq.heappush(self._due, (at, next(self._seq), encode(pairs)))
 
     # ------------------------------------------------------------------ traffic
     def _new_call(self, now: float) -> None:

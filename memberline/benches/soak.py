@@ -11,8 +11,12 @@ Run: the hub is ``memberline serve --config <tmp toml>`` in a subprocess (wrappe
 :mod:`memberline.benches._soak_hub`, which measures the hub loop's own lag), pointed at
 a loopback AMI server (:mod:`memberline.benches._soak_ami`) that replays real Asterisk
 inbound queue calls ringing the logged-in agents plus filler events at
-``--events-per-s``. ``--consoles`` HubClients log in and count the screen pops they
-receive; one of them sends ``state`` every 0.5 s (round trip = a second lag measure,
+``--events-per-s``. Meanwhile (unless ``--no-campaign``) a predictive dormant win-back
+campaign on the same queue is started, so the hub's runner dials (the AMI server answers
+every Originate as no-answer or busy a few seconds later), and ``--outbox-per-s`` outbox
+messages a second are queued, which the hub's outbox worker sends to a Twilio-shaped SMS
+sink and an SMTP sink in this process. ``--consoles`` HubClients log in and count the
+screen pops they receive; one of them sends ``state`` every 0.5 s (round trip = a second lag measure,
 client-side). Every 10 s a sample: hub RSS (``/proc/<pid>/status`` VmRSS, and its RssAnon /
 RssFile parts: the database is memory-mapped, so VmRSS also counts its pages), loop lag
 p99/max, state round trip p99, events sent, pops delivered.
@@ -169,7 +173,36 @@ def _add_agents(engine: Any, db: SoakDb, n: int) -> None:
 
 
 # ------------------------------------------------------------------ hub process
-def write_config(workdir: Path, db_url: str, ami_port: int, hub_port: int) -> Path:
+def write_config(
+    workdir: Path, db_url: str, ami_port: int, hub_port: int, sinks: Any = None
+) -> Path:
+    """The hub's TOML; with ``sinks`` (:class:`dialer.fallback.sinks.LocalSinks`) the outbox
+    sends to them, any hour, and campaigns may dial any hour of the members' day."""
+    extra = ""
+    if sinks is not None:
+        extra = f"""
+[calling]
+window_start = "00:00"
+window_end = "23:59"
+
+[messaging]
+webhook_port = {_free_port()}
+smtp_port = {sinks.mail.port}
+smtp_host = "127.0.0.1"
+quiet_start = "00:00"
+quiet_end = "00:00"
+daily_cap_per_member = 1000
+twilio_account_sid = "{sinks.sms.account_sid}"
+twilio_auth_token = "{sinks.sms.auth_token}"
+twilio_base_url = "{sinks.sms.base_url}"
+public_url = "http://127.0.0.1:9"
+"""
+    else:
+        extra = f"""
+[messaging]
+webhook_port = {_free_port()}
+smtp_port = {_free_port()}
+"""
     path = workdir / "soak.toml"
     path.write_text(
         f"""[database]
@@ -188,11 +221,7 @@ login_attempts_per_minute = 1000
 
 [agi]
 port = {_free_port()}
-
-[messaging]
-webhook_port = {_free_port()}
-smtp_port = {_free_port()}
-""",
+{extra}""",
         encoding="utf-8",
     )
     return path
@@ -296,7 +325,71 @@ class Consoles:
 
 
 # ------------------------------------------------------------------ run
+def start_campaign(url: str) -> tuple[int, int]:
+    """A predictive dormant win-back campaign on the ``members`` queue, started: the hub's
+    runner dials it (the AMI server answers each Originate as a no-answer or busy)."""
+    from crm_bridge.campaigns import control_campaign, create_campaign
+    from crm_bridge.db import make_engine, session_scope
+
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            cid, entries = create_campaign(
+                s, actor="bench:soak", agent_id=None, name=f"soak-{time.time_ns()}",
+                kind="dormant_winback", mode="predictive", settings={}, queue="members",
+                abandon_cap=0.03,
+            )  # fmt: skip
+        with session_scope(engine) as s:
+            control_campaign(s, actor="bench:soak", campaign_id=cid, action="start")
+        return cid, entries
+    finally:
+        engine.dispose()
+
+
+class OutboxFeed:
+    """Queues ``per_s`` messages a second (a dormant greeting, by SMS and by email) to members
+    of the soak database, in their own transactions, as a campaign's fallbacks would."""
+
+    def __init__(self, url: str, members: int, per_s: float) -> None:
+        self.url = url
+        self.members = members
+        self.per_s = per_s
+        self.enqueued = 0
+
+    def _enqueue(self, engine: Any, ids: list[int]) -> int:
+        from crm_bridge.db import session_scope
+        from dialer.fallback import OrderPolicy, Purpose, enqueue
+
+        n = 0
+        with session_scope(engine) as s:
+            for mid in ids:
+                n += len(enqueue(s, Purpose.DORMANT_GREETING, mid, ("sms", "email"),
+                                 ref=f"soak-{time.time_ns()}", order=OrderPolicy.BOTH))  # fmt: skip
+        return n
+
+    async def run(self) -> None:
+        from crm_bridge.db import make_engine
+
+        engine = make_engine(self.url)
+        rng = random.Random(11)
+        t0 = time.monotonic()
+        sent = 0
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                due = int((time.monotonic() - t0) * self.per_s) - sent
+                if due <= 0:
+                    continue
+                ids = [rng.randint(1, max(1, self.members)) for _ in range(due)]
+                sent += due
+                with contextlib.suppress(Exception):
+                    self.enqueued += await asyncio.to_thread(self._enqueue, engine, ids)
+        finally:
+            engine.dispose()
+
+
 async def soak(args: argparse.Namespace, db: SoakDb, workdir: Path) -> dict[str, Any]:
+    from dialer.fallback.sinks import LocalSinks, SmtpSink, TwilioSink
     from memberline.benches._soak_ami import SoakAmi
 
     ami = SoakAmi(
@@ -308,8 +401,15 @@ async def soak(args: argparse.Namespace, db: SoakDb, workdir: Path) -> dict[str,
         secret=AMI_SECRET,
     )
     await ami.start()
+    sinks = None
+    if args.outbox_per_s > 0 or args.campaign:
+        sinks = await LocalSinks.start(sms=TwilioSink(callbacks=False), mail=SmtpSink())
+    campaign: tuple[int, int] | None = None
+    if args.campaign:
+        campaign = await asyncio.to_thread(start_campaign, db.url)
+    feed = OutboxFeed(db.url, db.members, args.outbox_per_s)
     hub_port = _free_port()
-    config = write_config(workdir, db.url, ami.port, hub_port)
+    config = write_config(workdir, db.url, ami.port, hub_port, sinks)
     lag_file = workdir / "lag.jsonl"
     env = dict(os.environ, SOAK_AMI_SECRET=AMI_SECRET)
     log = open(workdir / "hub.log", "wb")  # noqa: ASYNC230 - closed in finally
@@ -340,6 +440,8 @@ async def soak(args: argparse.Namespace, db: SoakDb, workdir: Path) -> dict[str,
         await consoles.login_all()
         login_s = round(time.monotonic() - t_login, 1)
         tasks.append(ami.run_traffic())
+        if args.outbox_per_s > 0:
+            tasks.append(asyncio.create_task(feed.run(), name="soak-outbox-feed"))
         tasks.append(asyncio.create_task(consoles.rtt_loop(), name="soak-rtt"))
         t0 = time.monotonic()
         end = t0 + args.minutes * 60.0
@@ -396,6 +498,9 @@ async def soak(args: argparse.Namespace, db: SoakDb, workdir: Path) -> dict[str,
                 proc.kill()
         log.close()
         await ami.stop()
+        if sinks is not None:
+            delivered = len(sinks.sms.messages) + len(sinks.mail.mails)
+            await sinks.stop()
     rss = [s["rss_mib"] for s in samples]
     anon = [s["rss_anon_mib"] for s in samples]
     growth = _slope_per_min([(s["t_s"], s["rss_mib"]) for s in samples[1:]] or [])
@@ -442,6 +547,12 @@ async def soak(args: argparse.Namespace, db: SoakDb, workdir: Path) -> dict[str,
         "state_rtt_errors": consoles.rtt_errors if consoles else 0,
         "state_rtt_measured": "client-side round trip of `state` from the bench process every 0.5 s",
         "ami_logins": ami.stats.logins,
+        "campaign": None
+        if campaign is None
+        else {"id": campaign[0], "entries": campaign[1], "originates": ami.stats.originates},
+        "outbox_per_s": args.outbox_per_s,
+        "outbox_enqueued": feed.enqueued,
+        "outbox_delivered_to_sinks": delivered if sinks is not None else 0,
         "targets": {
             "rss_max_mib_le_300": bool(rss) and max(rss) <= TARGET_RSS_MIB,
             "rss_anon_max_mib_le_300": bool(anon) and max(anon) <= TARGET_RSS_MIB,
@@ -482,3 +593,12 @@ def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--seed-members", type=int, default=20_000, help="members if a DB must be seeded"
     )
     p.add_argument("--keep", action="store_true", help="keep the work directory (copy, logs)")
+    p.add_argument(
+        "--campaign",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run a predictive campaign meanwhile (default on)",
+    )
+    p.add_argument(
+        "--outbox-per-s", type=float, default=5.0, help="outbox messages queued per s (5)"
+    )
