@@ -37,6 +37,7 @@ from crm_bridge.db import run_db
 from crm_bridge.lookup import find_members_by_phone
 from crm_bridge.models import (
     HOTLINE_OUTCOME,
+    AuditLog,
     CallAttempt,
     Direction,
     Member,
@@ -120,6 +121,9 @@ class Heard:
     facts: HotlineFacts | None = None
     items: list[str] = field(default_factory=list)
     outcome: str = "hangup"
+    identified_by: str = ""
+    """``caller_id``, ``member_no`` (one of the members on a shared number) or
+    ``member_no+phone`` (unknown number: member number and the last four phone digits)."""
 
 
 def heard_summary(facts: HotlineFacts | None, items: list[str]) -> str:
@@ -176,7 +180,9 @@ def _facts(s: Session, member_id: int, today: dt.date) -> HotlineFacts | None:
             )
         )
         expiry = (day, min(int(pts or 0), m.points_balance))
-    return HotlineFacts(m.id, m.member_no, m.locale, str(m.tier.value).lower(), m.points_balance, expiry)
+    return HotlineFacts(
+        m.id, m.member_no, m.locale, str(m.tier.value).lower(), m.points_balance, expiry
+    )
 
 
 def _by_caller(s: Session, caller: str, region: str) -> list[int]:
@@ -198,10 +204,26 @@ def _phone_ends(s: Session, member_id: int, last4: str) -> bool:
 
 
 def _record(
-    s: Session, key: str, linkedid: str, member_id: int | None, notes: str, started: dt.datetime
+    s: Session,
+    key: str,
+    linkedid: str,
+    member_id: int | None,
+    notes: str,
+    started: dt.datetime,
+    identified_by: str = "",
 ) -> None:
-    """The call row of the hotline leg (idempotent per channel)."""
+    """The call row of the hotline leg (idempotent per channel) and, when a member's figures
+    were read out, an audit row saying so and how the caller was identified."""
     row = s.scalars(select(CallAttempt).where(CallAttempt.attempt_key == key)).one_or_none()
+    if row is None and member_id is not None:
+        s.add(
+            AuditLog(
+                actor="hotline",
+                action="hotline.self_service",
+                member_id=member_id,
+                details={"call_id": linkedid, "identified_by": identified_by},
+            )
+        )
     if row is None:
         row = CallAttempt(
             attempt_key=key,
@@ -266,7 +288,14 @@ class HotlineAgi:
             member_id = heard.facts.member_id if heard.facts else None
             if uniqueid:
                 await run_db(
-                    self.engine, _record, f"hotline:{uniqueid}", linkedid, member_id, notes, started
+                    self.engine,
+                    _record,
+                    f"hotline:{uniqueid}",
+                    linkedid,
+                    member_id,
+                    notes,
+                    started,
+                    heard.identified_by,
                 )
             log.info("hotline %s: %s (%s)", uniqueid, heard.outcome, notes)
 
@@ -311,6 +340,7 @@ class HotlineAgi:
         caller = req.info.headers.get("agi_callerid", "")
         matches = await run_db(self.engine, _by_caller, caller, self.region)
         if len(matches) == 1:
+            heard.identified_by = "caller_id"
             return int(matches[0])
         for _ in range(self.max_tries):
             digits = await self._ask(req, "hotline-enter-member", 12)
@@ -328,6 +358,7 @@ class HotlineAgi:
                 if not await run_db(self.engine, _phone_ends, found, last4 or ""):
                     found = None
             if found is not None:
+                heard.identified_by = "member_no" if matches else "member_no+phone"
                 return found
             if await self._play(req, "hotline-not-found"):
                 return "agent"

@@ -14,7 +14,7 @@ import pytest_asyncio
 from sqlalchemy import Engine, select
 
 from crm_bridge.db import session_scope
-from crm_bridge.models import Agent, CallAttempt, Member, MemberPhone, PointsLedger, Tier
+from crm_bridge.models import Agent, AuditLog, CallAttempt, Member, MemberPhone, PointsLedger, Tier
 from cti.pbxsim import PbxSimulator, QueueSpec, Scenario
 from cti.pbxsim.scenario import NumberOverride
 from surveys.agi import SurveyAgiApplication
@@ -112,6 +112,14 @@ def _plays(commands: list[str]) -> list[str]:
     return [c.split()[2] for c in commands if c.startswith("STREAM FILE")]
 
 
+def _audit(engine: Engine) -> list[tuple[str, str, int | None, dict[str, str]]]:
+    with session_scope(engine) as s:
+        return [
+            (a.actor, a.action, a.member_id, dict(a.details or {}))
+            for a in s.scalars(select(AuditLog).order_by(AuditLog.id))
+        ]
+
+
 def _row(engine: Engine) -> CallAttempt:
     with session_scope(engine) as s:
         row = s.scalars(select(CallAttempt).where(CallAttempt.outcome == "hotline")).one()
@@ -145,6 +153,10 @@ async def test_known_caller_hears_tier_balance_and_expiry_in_chinese(
     assert 'SET VARIABLE HOTLINE_RESULT "done"' in commands
     row = _row(engine)
     assert row.member_id == ids.liwei and row.linkedid
+    assert _audit(engine) == [
+        ("hotline", "hotline.self_service", ids.liwei,
+         {"call_id": row.linkedid, "identified_by": "caller_id"}),
+    ]  # fmt: skip
     assert row.notes == (
         "Hotline heard: tier Gold, balance 12,300 points, 2,000 points expire 2027-03-31"
         " / 热线已播报：金卡会员，积分余额 12300，2000 积分于 2027-03-31 到期"
@@ -174,6 +186,7 @@ async def test_shared_number_asks_for_the_member_number_and_speaks_english(
     assert plays[start + 14] == "hotline-n-7"  # ... twenty twenty-seven
     row = _row(engine)
     assert row.member_id == ids.amy
+    assert [a[3]["identified_by"] for a in _audit(engine)] == ["member_no"]
     assert row.notes is not None and row.notes.startswith("Hotline heard: tier Platinum")
 
 
@@ -194,6 +207,7 @@ async def test_unknown_number_needs_member_number_and_phone_digits(
     assert _plays(commands).count("hotline-tier-gold") == 2  # 1 = hear it again
     row = _row(engine)
     assert row.member_id == ids.liwei
+    assert [a[3]["identified_by"] for a in _audit(engine)] == ["member_no+phone"]
     assert "balance 12,300 points" in (row.notes or "")
 
 
@@ -207,6 +221,7 @@ async def test_unknown_member_number_three_times_then_goodbye(
     assert _plays(commands)[-1] == "hotline-goodbye"
     row = _row(engine)
     assert row.member_id is None and row.notes == heard_summary(None, [])
+    assert _audit(engine) == []  # nobody's figures were read out
 
 
 async def test_hang_up_mid_prompt_keeps_what_was_heard(
