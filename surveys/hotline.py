@@ -92,13 +92,17 @@ HOTLINE_PROMPTS: dict[str, dict[str, str]] = {
         "zh-CN": "重听请按1，转人工服务请按0，结束请挂机。",
         "en": "To hear this again press 1. To speak to an agent press 0. Or hang up to finish.",
     },
+    "hotline-menu-unknown": {
+        "zh-CN": "转人工服务请按0，结束请挂机。",
+        "en": "To speak to an agent press 0, or hang up to finish.",
+    },
     "hotline-transfer": {
         "zh-CN": "正在为您转接客服人员，请稍候。",
         "en": "Connecting you to an agent, please hold.",
     },
     "hotline-goodbye": {"zh-CN": "感谢您的来电，再见。", "en": "Thank you for calling. Goodbye."},
 }
-BILINGUAL = ("hotline-welcome", "hotline-enter-member", "hotline-not-found")
+BILINGUAL = ("hotline-welcome", "hotline-enter-member", "hotline-not-found", "hotline-menu-unknown")
 """Played before the member (and so their language) is known: rendered in both languages,
 the channel's language first."""
 
@@ -401,7 +405,7 @@ class HotlineAgi:
             await self._to_agent(req, heard)
             return
         if who is None:
-            choice = await self._ask(req, "hotline-menu", 1)
+            choice = await self._ask(req, "hotline-menu-unknown", 1)
             if choice == "0":
                 await self._to_agent(req, heard)
                 return

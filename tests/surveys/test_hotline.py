@@ -218,6 +218,8 @@ async def test_unknown_member_number_three_times_then_goodbye(
     outcome, commands, _ = await _call(agi[0], STRANGER, ("999", "timeout", "77", "timeout"))
     assert outcome == "ivr"
     assert _plays(commands).count("hotline-not-found") == 2
+    asks = [c.split()[2] for c in commands if c.startswith("GET DATA")]
+    assert asks == ["hotline-enter-member"] * 3 + ["hotline-menu-unknown"]
     assert _plays(commands)[-1] == "hotline-goodbye"
     row = _row(engine)
     assert row.member_id is None and row.notes == heard_summary(None, [])
