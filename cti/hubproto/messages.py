@@ -444,9 +444,11 @@ PUSHES: dict[str, PushSpec] = {
     for p in (
         PushSpec(
             "screen_pop",
-            "A queue call is ringing this agent (sent on AgentCalled, before AgentConnect).",
+            "A queue call is ringing this agent (sent on AgentCalled, before AgentConnect). "
+            "your_member: the caller is a member this agent maintains; ivr: what the caller "
+            "heard on the self-service hotline before asking for an agent.",
             '{"call_id", "queue", "caller": {"number_masked", "name"}, "kind": "member"|"chooser"|"unknown", '
-            '"profile": Profile|null, "matches": [MemberSummary]}',
+            '"profile": Profile|null, "matches": [MemberSummary], "your_member": bool, "ivr": str|null}',
         ),
         PushSpec(
             "pop_withdrawn",
