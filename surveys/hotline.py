@@ -287,20 +287,28 @@ class HotlineAgi:
         except ChannelHungUp:
             heard.outcome = "hangup"
             raise
+        except Exception:
+            # The database or a bug: the member still reaches a person, never a dead line.
+            log.exception("hotline %s failed; sending the caller to an agent", uniqueid)
+            heard.outcome = "agent"
+            await req.set_variable("HOTLINE_RESULT", "agent")
         finally:
             notes = heard_summary(heard.facts, heard.items)
             member_id = heard.facts.member_id if heard.facts else None
             if uniqueid:
-                await run_db(
-                    self.engine,
-                    _record,
-                    f"hotline:{uniqueid}",
-                    linkedid,
-                    member_id,
-                    notes,
-                    started,
-                    heard.identified_by,
-                )
+                try:
+                    await run_db(
+                        self.engine,
+                        _record,
+                        f"hotline:{uniqueid}",
+                        linkedid,
+                        member_id,
+                        notes,
+                        started,
+                        heard.identified_by,
+                    )
+                except Exception:
+                    log.exception("hotline %s: could not record what was heard", uniqueid)
             log.info("hotline %s: %s (%s)", uniqueid, heard.outcome, notes)
 
     async def _set_language(self, req: SurveyAgiRequest, locale: str) -> None:

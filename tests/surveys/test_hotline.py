@@ -8,12 +8,13 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import Engine, select
 
-from crm_bridge.db import session_scope
+from crm_bridge.db import make_engine, session_scope
 from crm_bridge.models import Agent, AuditLog, CallAttempt, Member, MemberPhone, PointsLedger, Tier
 from cti.pbxsim import PbxSimulator, QueueSpec, Scenario
 from cti.pbxsim.scenario import NumberOverride
@@ -264,3 +265,21 @@ async def test_hang_up_mid_prompt_keeps_what_was_heard(
     assert row.member_id == ids.liwei
     assert row.notes is not None
     assert "tier Gold" in row.notes and "balance" not in row.notes
+
+
+async def test_a_broken_database_sends_the_caller_to_an_agent(tmp_path: Path) -> None:
+    """No tables behind the engine: every lookup fails; the caller is queued, not dropped."""
+    broken = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    hotline = HotlineAgi(broken, today=TODAY, entry_timeout_ms=3000)
+    app = SurveyAgiApplication(header_timeout_s=2, reply_timeout_s=10)
+    app.add_route(hotline.ROUTE, hotline.run)
+    server = await asyncio.start_server(app.handler, "127.0.0.1", 0)
+    try:
+        outcome, commands, sim = await _call(server.sockets[0].getsockname()[1], KNOWN, ())
+    finally:
+        server.close()
+        await server.wait_closed()
+        broken.dispose()
+    assert 'SET VARIABLE HOTLINE_RESULT "agent"' in commands
+    assert outcome == "abandon"  # it reached the queue (nobody there) instead of a hang-up
+    assert any(m.name == "QueueCallerJoin" for m in sim.events)
