@@ -5,12 +5,14 @@ shipped dialplan (``docs/asterisk/extensions.conf``, context ``from-pstn``) runs
 
     same => n,AGI(agi://127.0.0.1:4573/route-inbound)
     same => n,GotoIf($["${ML_MAINTAINER_PENALTY}" = ""]?queue)
-    same => n,Set(QUEUE_MIN_PENALTY=${ML_MAINTAINER_PENALTY})
-    same => n,Set(QUEUE_MAX_PENALTY=${ML_MAINTAINER_PENALTY})
-    same => n,Queue(maintainers,t,,,${ML_MAINTAINER_RING})
-    same => n,Set(QUEUE_MIN_PENALTY=)
-    same => n,Set(QUEUE_MAX_PENALTY=)
+    same => n,Gosub(maintainer-first,s,1(${ML_MAINTAINER_PENALTY},${ML_MAINTAINER_RING}))
     same => n(queue),Queue(members,t,,,60)
+
+    [maintainer-first]   ; LOCAL(): the limits are gone after Return
+    exten => s,1,Set(LOCAL(QUEUE_MIN_PENALTY)=${ARG1})
+     same => n,Set(LOCAL(QUEUE_MAX_PENALTY)=${ARG1})
+     same => n,Queue(maintainers,t,,,${ARG2})
+     same => n,Return()
 
 Agents join ``maintainers`` with their agent id as penalty when they join the queue
 (:func:`cti.hub.handlers.agent.queue_login`), so limiting the caller's penalty to one id

@@ -313,8 +313,8 @@ async def _agi_first(
     hotline: bool,
 ) -> QueueResult | str | None:
     """The shipped dialplan before ``Queue(members)``: the hotline IVR (context ``hotline``),
-    then the ``route-inbound`` lookup and ``Queue(maintainers)`` limited to the maintainer's
-    penalty for ``ML_MAINTAINER_RING`` seconds. Returns how the call ended (a string), the
+    then the ``route-inbound`` lookup and ``Gosub(maintainer-first)``: ``Queue(maintainers)``
+    limited to the maintainer's penalty (LOCAL variables) for ``ML_MAINTAINER_RING`` seconds. Returns how the call ended (a string), the
     maintainer queue's result when it connected, or None to go on to the queue."""
     from cti.pbxsim.agi import run_agi
     from cti.pbxsim.originate import Callee

@@ -291,16 +291,19 @@ def test_shipped_dialplan_runs_what_the_simulator_runs() -> None:
     names = [a for a, _ in line]
     agi = next(d for a, d in line if a == "AGI")
     assert agi.endswith("/" + MaintainerRoute.ROUTE)
-    queues = [d.split(",")[0] for a, d in line if a == "Queue"]
     mq = HubSettings().maintainer_queue
-    assert queues == [mq, Config().ami.queue] and mq == Config().ami.maintainer_queue
-    assert names.index("AGI") < names.index("Queue")
-    sets = [d for a, d in line if a == "Set"]
-    assert sets[:2] == [
-        "QUEUE_MIN_PENALTY=${ML_MAINTAINER_PENALTY}",
-        "QUEUE_MAX_PENALTY=${ML_MAINTAINER_PENALTY}",
+    assert mq == Config().ami.maintainer_queue
+    assert [d.split(",")[0] for a, d in line if a == "Queue"] == [Config().ami.queue]
+    assert names.index("AGI") < names.index("Gosub") < names.index("Queue")
+    gosub = next(d for a, d in line if a == "Gosub")
+    assert gosub == "maintainer-first,s,1(${ML_MAINTAINER_PENALTY},${ML_MAINTAINER_RING}"
+    first = match(plan, "maintainer-first", "s")
+    assert first == [
+        ("Set", "LOCAL(QUEUE_MIN_PENALTY)=${ARG1}"),
+        ("Set", "LOCAL(QUEUE_MAX_PENALTY)=${ARG1}"),
+        ("Queue", f"{mq},t,,,${{ARG2}}"),
+        ("Return", ""),
     ]
-    assert next(d for a, d in line if a == "Queue").endswith("${ML_MAINTAINER_RING}")
     hotline = match(plan, "hotline", "s")
     assert next(d for a, d in hotline if a == "AGI").endswith("/" + HotlineAgi.ROUTE)
     assert any(
