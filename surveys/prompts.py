@@ -135,7 +135,7 @@ def _speak(
 
 
 def render_hotline_prompts(
-    out_dir: Path, *, locales: tuple[str, ...] = ("zh-CN", "en")
+    out_dir: Path, *, locales: tuple[str, ...] = ("zh-CN", "zh-TW", "en")
 ) -> list[RenderedPrompt]:
     """Render the self-service hotline's prompts (:mod:`surveys.hotline`) and the number and
     date words it speaks (:mod:`surveys.hotline_say`) for each locale; the prompts played

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import wave
+from pathlib import Path
 
 import pytest
 
 from surveys.hotline import HOTLINE_PROMPTS, hotline_texts
 from surveys.hotline_say import NUMBER_WORDS, date_prompts, number_prompts
+from surveys.prompts import render_hotline_prompts
 
 
 def _zh(n: int) -> str:
@@ -57,11 +61,13 @@ def test_out_of_range_is_refused() -> None:
         number_prompts(-1, "en")
 
 
-@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+@pytest.mark.parametrize("locale", ["zh-CN", "zh-TW", "en"])
 def test_every_prompt_the_ivr_plays_is_rendered(locale: str) -> None:
     texts = hotline_texts(locale)
     needed = {
-        n for n in HOTLINE_PROMPTS if HOTLINE_PROMPTS[n]["zh-CN" if locale == "zh-CN" else "en"]
+        n
+        for n in HOTLINE_PROMPTS
+        if HOTLINE_PROMPTS[n]["zh-CN" if locale.startswith("zh") else "en"]
     }
     for n in [*range(0, 10_001), 12_300, 99_999_999, 123_456_789_012]:
         needed.update(number_prompts(n, locale))
@@ -71,3 +77,22 @@ def test_every_prompt_the_ivr_plays_is_rendered(locale: str) -> None:
         day += dt.timedelta(days=1)
     assert needed <= set(texts)
     assert all(seg[1] for segs in texts.values() for seg in segs)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+    reason="espeak-ng/sox not installed (apt-get install -y espeak-ng sox); CI installs them",
+)
+def test_hotline_prompts_render_for_traditional_chinese_members(tmp_path: Path) -> None:
+    """A zh-TW member's channel language is zh_TW: every hotline word is rendered there."""
+    done = render_hotline_prompts(tmp_path, locales=("zh-TW",))
+    files = {p.name for p in (tmp_path / "zh_TW").iterdir()}
+    assert files == {f"{n}.wav" for n in hotline_texts("zh-TW")}
+    lengths = {p.audio: p.seconds for p in done}
+    for p in done:
+        with wave.open(str(p.path)) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+            assert w.getnframes() > 8000 * 0.1  # speech, even for a single syllable
+    # said in both languages before the caller is known: longer than the Chinese alone
+    assert lengths["hotline-welcome"] > lengths["hotline-tier-gold"] + 1.0
