@@ -289,6 +289,8 @@ class Profile:
     surveys: tuple[Record, ...] = ()
     ledger: tuple[Record, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    fillable: tuple[str, ...] = ()
+    """Missing items of the file the agent can fill in now (F10), from the missing_data hint."""
 
     @property
     def phone_masked(self) -> str:
@@ -318,6 +320,12 @@ class Profile:
             rfm = "".join(_str(rfm.get(k)) for k in ("r", "f", "m"))
         nba = _first(data, "next_best_actions", "next_best_action", "nba", "hints", default=())
         zh = _str(member.get("locale")).startswith("zh")
+        fillable: tuple[str, ...] = ()
+        for hint in nba if isinstance(nba, list) else ():
+            if isinstance(hint, Mapping) and hint.get("code") == "missing_data":
+                facts = hint.get("data")
+                if isinstance(facts, Mapping):
+                    fillable = tuple(str(f) for f in facts.get("fillable") or ())
         if isinstance(nba, str):
             actions: tuple[str, ...] = (nba,)
         elif isinstance(nba, Mapping):
@@ -338,6 +346,7 @@ class Profile:
             timezone=_str(member.get("timezone")) or "Asia/Shanghai",
             locale=_str(member.get("locale")),
             next_best_actions=actions,
+            fillable=fillable,
             purchases=_records(data.get("purchases")),
             inquiries=_records(_first(data, "inquiries", "open_inquiries")),
             complaints=_records(data.get("complaints")),

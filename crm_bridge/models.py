@@ -266,6 +266,10 @@ class Member(Base):
     do_not_call: Mapped[bool] = mapped_column(Boolean, default=False)
     notes: Mapped[str | None] = mapped_column(Text)
     """Marketing notes: preferences, sizes, tastes (free text)."""
+    city: Mapped[str | None] = mapped_column(String(64))
+    """Where the member lives (the address line the completeness check asks for)."""
+    consent_recorded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    """When the member's own consent choices were recorded (NULL: only the defaults)."""
     last_purchase_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
     purchase_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[created_ts]

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Date, bindparam, case, func, select
 from sqlalchemy.orm import Session, aliased
 
+from crm_bridge.completeness import FILLABLE, LABELS, missing_fields
 from crm_bridge.models import (
     Agent,
     CallAttempt,
@@ -140,6 +141,8 @@ class MemberInfo:
     notes: str | None
     last_purchase_at: dt.datetime | None
     purchase_count: int
+    city: str | None = None
+    consent_recorded_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +249,7 @@ class Hint:
 
     code: str
     """open_complaint | priority_tier | dormant | lapsed | new_member | points | points_expiring |
-    birthday | low_survey | declining_spend | callback_due | open_inquiry"""
+    birthday | low_survey | declining_spend | callback_due | open_inquiry | missing_data"""
     priority: int
     text: str
     text_zh: str
@@ -314,7 +317,7 @@ def _statements() -> _Statements:
             Member.email_invalid, Member.locale, Member.timezone, Member.tier, Member.points_balance,
             Member.joined_on, Member.maintaining_agent_id, maint.code, maint.name, Member.consent_call,
             Member.consent_sms, Member.consent_email, Member.do_not_call, Member.notes,
-            Member.last_purchase_at, Member.purchase_count,
+            Member.last_purchase_at, Member.purchase_count, Member.city, Member.consent_recorded_at,
         ).outerjoin(maint, maint.id == Member.maintaining_agent_id).where(Member.id == mid),
         phones=select(MemberPhone.e164, MemberPhone.kind, MemberPhone.invalid)
         .where(MemberPhone.member_id == mid).order_by(MemberPhone.id),
@@ -374,7 +377,7 @@ def build_profile(
         joined_on=r[11], maintaining_agent_id=r[12], maintaining_agent_code=r[13],
         maintaining_agent_name=r[14], consent_call=bool(r[15]), consent_sms=bool(r[16]),
         consent_email=bool(r[17]), do_not_call=bool(r[18]), notes=r[19], last_purchase_at=r[20],
-        purchase_count=r[21],
+        purchase_count=r[21], city=r[22], consent_recorded_at=r[23],
     )  # fmt: skip
     phones = tuple(PhoneItem(x[0], x[1], bool(x[2])) for x in conn.execute(q.phones, p))
     purchases = tuple(PurchaseItem(*x) for x in conn.execute(q.purchases, p))
@@ -498,6 +501,19 @@ def hints_for(p: Profile, now: dt.datetime) -> tuple[Hint, ...]:
         hints.append(
             Hint("points_expiring" if soon else "points", 3 if soon else 4, text, text_zh, data)
         )
+    missing = missing_fields(
+        has_valid_phone=any(not ph.invalid for ph in p.phones), birthday=m.birthday,
+        gender=m.gender, city=m.city, email=m.email, email_invalid=m.email_invalid,
+        consent_recorded_at=m.consent_recorded_at, maintaining_agent_id=m.maintaining_agent_id,
+    )  # fmt: skip
+    if missing:
+        ask = [f for f in missing if f in FILLABLE]
+        en = ", ".join(LABELS[f][0] for f in missing)
+        zh = "、".join(LABELS[f][1] for f in missing)
+        hints.append(Hint("missing_data", 4,
+                          f"{en[0].upper()}{en[1:]} missing" + (" - ask (F10 to fill in)" if ask else ""),
+                          f"资料缺少：{zh}" + ("，请询问（F10 填写）" if ask else ""),
+                          {"missing": list(missing), "fillable": ask}))  # fmt: skip
     if p.open_inquiries:
         hints.append(Hint("open_inquiry", 4, f"{len(p.open_inquiries)} open inquiry(ies): {p.open_inquiries[0].subject}",
                           f"{len(p.open_inquiries)} 个未结咨询：{p.open_inquiries[0].subject}",

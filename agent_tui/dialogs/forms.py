@@ -1,4 +1,4 @@
-"""Small forms: quick-create, inquiry, complaint, transfer. Each returns a dict (or None)."""
+"""Small forms: quick-create, inquiry, complaint, transfer, fill-in. Each returns a dict (or None)."""
 
 from __future__ import annotations
 
@@ -150,3 +150,43 @@ class TransferDialog(FormDialog):
     def values(self) -> dict[str, str] | str:
         target = self._text("#xfer-target")
         return {"target": target} if target else "Enter an extension."
+
+
+FILL_HELP = {
+    "birthday": "Birthday 生日 (YYYY-MM-DD)",
+    "gender": "Gender 性别 (F / M / X)",
+    "city": "City 城市",
+    "email": "Email 邮箱",
+    "consent": "Consent 授权: call,sms,email or none",
+}
+
+
+class FillDialog(FormDialog):
+    """Fill in a missing item of the member's file while the member is on the line."""
+
+    TITLE_TEXT = "Fill in the member's file · 补全会员资料"
+
+    def __init__(self, items: tuple[str, ...]) -> None:
+        super().__init__()
+        self.items = items or tuple(FILL_HELP)
+
+    def fields(self) -> ComposeResult:
+        yield Select(
+            [(FILL_HELP.get(i, i), i) for i in self.items],
+            value=self.items[0],
+            id="fill-field",
+            allow_blank=False,
+        )
+        yield Input(placeholder="The member's answer", id="fill-value", max_length=254)
+
+    def on_mount(self) -> None:
+        self.query_one("#fill-value", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_submit()
+
+    def values(self) -> dict[str, str] | str:
+        value = self._text("#fill-value")
+        if not value:
+            return "Type the member's answer."
+        return {"field": str(self.query_one("#fill-field", Select).value), "value": value}

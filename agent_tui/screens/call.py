@@ -52,6 +52,7 @@ class CallDesk(MemberScreen, inherit_bindings=False):
         Binding("f4", "callback", "Callback"),
         Binding("f5", "redeem", "Redeem"),
         Binding("f7", "dial", "Dial"),
+        Binding("f10", "fill", "Fill in", show=False),
         Binding("escape", "hide_call", "Hide call"),
     ]
 

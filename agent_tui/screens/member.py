@@ -7,6 +7,7 @@
 | F4 | schedule a callback (member's time zone) |
 | F5 | redeem points (quote, then confirm) |
 | F7 | click-to-dial the member |
+| F10 | fill in a missing item of the file (birthday, gender, city, email, consent) |
 | Esc | back |
 """
 
@@ -35,10 +36,11 @@ class MemberScreen(Screen[None]):
         Binding("f4", "callback", "Callback"),
         Binding("f5", "redeem", "Redeem"),
         Binding("f7", "dial", "Dial"),
+        Binding("f10", "fill", "Fill in", show=False),
         Binding("escape", "back", "Back"),
     ]
 
-    MEMBER_ACTIONS = frozenset({"inquiry", "complaint", "callback", "redeem", "dial"})
+    MEMBER_ACTIONS = frozenset({"inquiry", "complaint", "callback", "redeem", "dial", "fill"})
 
     def __init__(self, profile: Profile | None = None) -> None:
         super().__init__()
@@ -80,6 +82,25 @@ class MemberScreen(Screen[None]):
         self.app.pop_screen()
 
     # -- member actions ------------------------------------------------------------
+    def action_fill(self) -> None:
+        from agent_tui.dialogs.forms import FillDialog
+
+        if self.profile is not None:
+            self.app.push_screen(FillDialog(self.profile.fillable), self._fill_done)
+
+    def _fill_done(self, result: dict[str, str] | None) -> None:
+        if result and self.profile is not None:
+            self._fill(self.profile.member_id, result)
+
+    @work(exclusive=True, exit_on_error=False, group="member-fill")
+    async def _fill(self, member_id: int, form: dict[str, str]) -> None:
+        result = await self.console.call_hub("member_update", member_id=member_id, **form)
+        if result is None or not isinstance(result.get("profile"), dict):
+            return
+        self.notify(f"Saved: {form['field']}", timeout=3)
+        if self.profile is not None and self.profile.member_id == member_id:
+            self.set_profile(Profile.parse(result["profile"]))
+
     def action_inquiry(self) -> None:
         from agent_tui.dialogs.forms import InquiryDialog
 

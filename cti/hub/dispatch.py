@@ -34,6 +34,7 @@ HANDLERS: dict[str, Handler] = {
     "member_profile": members.member_profile,
     "member_reveal": members.member_reveal,
     "member_create": members.member_create,
+    "member_update": members.member_update,
     "inquiry_create": members.inquiry_create,
     "complaint_create": members.complaint_create,
     "callback_create": members.callback_create,

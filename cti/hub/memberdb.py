@@ -89,6 +89,24 @@ def create_member(
     return member.id, member.member_no
 
 
+def update_member_field(s: Session, who: AgentInfo, member_id: int, item: str, value: str) -> None:
+    """The agent fills in a missing item during the call (crm_bridge.completeness); audited
+    as ``member.update`` with the item's name only (the value stays in the member row)."""
+    from crm_bridge.completeness import apply_value, parse_value
+
+    member = s.get(Member, member_id)
+    if member is None:
+        raise Refused("not_found", f"no member {member_id}")
+    now = dt.datetime.now(dt.UTC)
+    try:
+        parsed = parse_value(item, value, now.date())
+    except ValueError as exc:
+        raise Refused("bad_request", str(exc)) from None
+    apply_value(member, item, parsed, now)
+    s.flush()
+    _audit(s, who, "member.update", member_id, field=item, source="call")
+
+
 def create_inquiry(
     s: Session, who: AgentInfo, member_id: int, category: str, subject: str, body: str | None
 ) -> int:

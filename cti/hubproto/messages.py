@@ -303,6 +303,23 @@ COMMANDS: dict[str, CommandSpec] = {
             errors=(E.BAD_REQUEST,),
         ),
         CommandSpec(
+            "member_update",
+            "Fill in a missing item of a member's file during the call (audited): birthday "
+            "YYYY-MM-DD, gender F/M/X, city, email, or consent as channels (call,sms,email or none).",
+            (
+                _f("member_id", "int", "member id"),
+                _f(
+                    "field",
+                    "str",
+                    "the item",
+                    choices=("birthday", "gender", "city", "email", "consent"),
+                ),
+                _f("value", "str", "the member's answer", max_len=254),
+            ),
+            '{"profile": Profile}',
+            errors=(E.BAD_REQUEST, E.NOT_FOUND, E.FORBIDDEN),
+        ),
+        CommandSpec(
             "inquiry_create",
             "Log an inquiry for a member.",
             (

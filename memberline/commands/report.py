@@ -2,6 +2,7 @@
 
 - ``memberline report surveys --since DATE --by campaign|agent|week [--html FILE]``
 - ``memberline report winback [--since DATE] [--by store|maintainer|tier|reason] [--html FILE]``
+- ``memberline report completeness [--by store|maintainer|all] [--html FILE]``
 """
 
 from __future__ import annotations
@@ -97,6 +98,27 @@ def _winback(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _completeness(args: argparse.Namespace, cfg: Config) -> int:
+    from crm_bridge import completeness
+    from crm_bridge.db import session_scope
+    from memberline.dbopen import open_database
+
+    engine = open_database(cfg.database.url)
+    try:
+        with session_scope(engine) as s:
+            report = completeness.completeness_report(s, args.by)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_rows("Member data completeness", completeness.format_table(report))
+    if args.html:
+        Path(args.html).write_text(completeness.render_html(report), encoding="utf-8")
+        print(f"HTML report written to {args.html}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_command(sub, "report", None, "supervisor reports")
     rsub = parser.add_subparsers(dest="report_command", metavar="REPORT")
@@ -114,3 +136,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     w.add_argument("--by", choices=["store", "maintainer", "tier", "reason"], default="reason")
     w.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     w.add_argument("--json", action="store_true", help="print the figures as JSON")
+    c = add_command(
+        rsub, "completeness", _completeness, "member data completeness per store or maintainer"
+    )
+    c.add_argument("--by", choices=["store", "maintainer", "all"], default="maintainer")
+    c.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    c.add_argument("--json", action="store_true", help="print the figures as JSON")

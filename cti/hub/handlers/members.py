@@ -78,6 +78,14 @@ async def member_create(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     return {"member_id": member_id, "member_no": member_no}
 
 
+async def member_update(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    member_id = args["member_id"]
+    await ctx.hub.ensure_reach(ctx.agent, member_id)
+    await _db(ctx, memberdb.update_member_field, ctx.agent, member_id, args["field"], args["value"])
+    profile = await _db(ctx, crm.profile, member_id)
+    return {"profile": mask_tree(profile)}
+
+
 async def inquiry_create(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     await ctx.hub.ensure_reach(ctx.agent, args["member_id"])
     inquiry_id = await _db(
