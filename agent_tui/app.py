@@ -25,6 +25,7 @@ from agent_tui import heap
 from agent_tui.calls import CallBook
 from agent_tui.messages import HubPush, HubStatus
 from agent_tui.model import AgentState, CallState, Preview, ScreenPop, Session, Wallboard
+from agent_tui.widgets.footer import KEYS_BINDING, KeysScreen
 from cti.hubproto.client import HubClient
 from cti.hubproto.messages import ErrorCode, ProtocolError
 
@@ -50,6 +51,7 @@ class ConsoleApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("ctrl+t", "toggle_theme", "Light/dark", show=False),
+        KEYS_BINDING,
     ]
 
     hub_status: reactive[str] = reactive("disconnected")
@@ -124,6 +126,11 @@ class ConsoleApp(App[None]):
         if client is not None:
             await client.close()
         self.exit()
+
+    def action_keys(self) -> None:
+        """F1: every key of the current screen (the footer shows what fits)."""
+        if not isinstance(self.screen, KeysScreen):
+            self.push_screen(KeysScreen(self.screen))
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

@@ -14,7 +14,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
+
+from agent_tui.widgets.footer import FittingFooter
 
 
 def zone_name(tz: dt.tzinfo) -> str:
@@ -77,7 +79,7 @@ class CallbackDialog(ModalScreen[tuple[dt.datetime, str] | None]):
                 yield Input(placeholder="Reason", id="cb-reason", max_length=200)
             yield Static("", id="cb-preview")
             yield Button("Schedule (ctrl+s)", variant="primary", id="cb-save")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         self._preview()

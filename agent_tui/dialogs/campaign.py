@@ -8,7 +8,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
+
+from agent_tui.widgets.footer import FittingFooter
 
 BUILDERS = {
     "post_purchase": ("Post-purchase follow-up", "days_ago", "Days after the purchase", "7"),
@@ -41,7 +43,7 @@ class CampaignDialog(ModalScreen[dict[str, Any] | None]):
             yield Input(BUILDERS["post_purchase"][3], id="cmp-param", type="integer")
             yield Static("", classes="dialog-error")
             yield Button("Create (ctrl+s)", variant="primary", id="cmp-create")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "cmp-kind" and isinstance(event.value, str):

@@ -9,9 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable, Label
 
 from agent_tui.model import MemberSummary
+from agent_tui.widgets.footer import FittingFooter
 from agent_tui.widgets.member import Column, fill_table
 
 COLUMNS = (
@@ -36,7 +37,7 @@ class ChooserDialog(ModalScreen[MemberSummary | None]):
                 classes="dialog-title",
             )
             yield DataTable(id="matches", cursor_type="row")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         import datetime as dt

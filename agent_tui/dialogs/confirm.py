@@ -8,7 +8,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
+
+from agent_tui.widgets.footer import FittingFooter
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -25,7 +27,7 @@ class ConfirmDialog(ModalScreen[bool]):
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             yield Static(self.text, markup=False)
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)

@@ -8,7 +8,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, Select, Static, TextArea
+from textual.widgets import Button, Input, Label, Select, Static, TextArea
+
+from agent_tui.widgets.footer import FittingFooter
 
 SEVERITIES = ("low", "medium", "high", "critical")
 LOCALES = ("zh-CN", "zh-TW", "en")
@@ -29,7 +31,7 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
             yield from self.fields()
             yield Static("", classes="dialog-error")
             yield Button("Save (ctrl+s)", variant="primary", id="save")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def fields(self) -> ComposeResult:
         yield from ()

@@ -10,8 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Label, OptionList
+from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
+
+from agent_tui.widgets.footer import FittingFooter
 
 SKIP_REASONS: tuple[tuple[str, str], ...] = (
     ("later", "Not now: offer this member again later"),
@@ -44,7 +46,7 @@ class ReasonDialog(ModalScreen[str | None]):
                 ),
                 id="reasons",
             )
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)

@@ -14,8 +14,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Label, OptionList, Static
+from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
+
+from agent_tui.widgets.footer import FittingFooter
 
 if TYPE_CHECKING:
     from agent_tui.app import ConsoleApp
@@ -44,7 +46,7 @@ class RedeemDialog(ModalScreen[dict[str, Any] | None]):
             yield Label(f"Redeem points — balance {self.balance:,}", classes="dialog-title")
             yield OptionList(id="catalogue")
             yield Static("Loading the catalogue…", id="quote")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         self._load()

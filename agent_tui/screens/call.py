@@ -13,6 +13,10 @@ Besides the member keys (see :mod:`agent_tui.screens.member`):
 | F6 | blind transfer |
 | F9 | wrap-up (after the call ended) |
 | Esc / a | hide / show the call view (the call goes on) |
+| ctrl+n / ctrl+p | next / previous history tab |
+| ctrl+o | back to the notes |
+
+F6 and F7 are priority keys: the notes box would otherwise take them (TextArea binds both).
 
 The notes are mirrored into the app's :class:`~agent_tui.calls.CallBook` as they are
 typed, so a hub reconnect (which re-sends the pop) keeps them.
@@ -38,6 +42,8 @@ from agent_tui.screens.member import MemberScreen
 from agent_tui.widgets.member import HistoryTabs
 
 CALL_ACTIONS = frozenset({"hangup", "transfer", "wrapup", "hide_call"})
+VIEW_ACTIONS = frozenset({"history_next", "history_prev", "focus_notes"})
+"""Keys of the call view itself: only while it is shown."""
 
 
 class CallDesk(MemberScreen, inherit_bindings=False):
@@ -45,13 +51,16 @@ class CallDesk(MemberScreen, inherit_bindings=False):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f8", "hangup", "Hang up"),
-        Binding("f6", "transfer", "Transfer"),
         Binding("f9", "wrapup", "Wrap-up"),
-        Binding("f2", "inquiry", "Inquiry"),
+        Binding("f6", "transfer", "Transfer", priority=True),
         Binding("f3", "complaint", "Complaint"),
+        Binding("f2", "inquiry", "Inquiry"),
         Binding("f4", "callback", "Callback"),
         Binding("f5", "redeem", "Redeem"),
-        Binding("f7", "dial", "Dial"),
+        Binding("f7", "dial", "Dial", priority=True),
+        Binding("ctrl+n", "history_next", "Tabs"),
+        Binding("ctrl+p", "history_prev", "Prev tab", show=False),
+        Binding("ctrl+o", "focus_notes", "Notes", show=False),
         Binding("f10", "fill", "Fill in", show=False),
         Binding("escape", "hide_call", "Hide call"),
     ]
@@ -225,10 +234,25 @@ class CallDesk(MemberScreen, inherit_bindings=False):
                 return None if ended else True
             if action == "wrapup":
                 return True if ended else None
+        if action in VIEW_ACTIONS:
+            return True if self.pop is not None and self.call_visible else False
         return super().check_action(action, parameters)
 
     def action_hide_call(self) -> None:
         self.set_call_visible(False)
+
+    def action_focus_notes(self) -> None:
+        self.query_one("#notes", TextArea).focus()
+
+    def profile_reloaded(self, profile: Profile) -> None:
+        """Keep the call's pop in step with the reloaded member (a reconnect re-shows it)."""
+        call_id = self.call_id
+        pop = self.console.book.pops.get(call_id)
+        if pop is not None:
+            self.console.book.pops[call_id] = replace(pop, profile=profile)
+        if self.pop is not None and self.pop.profile is not None:
+            self.pop = replace(self.pop, profile=profile)
+        self.set_profile(profile)
 
     def action_hangup(self) -> None:
         self._call_cmd("hangup")

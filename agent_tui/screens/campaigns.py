@@ -16,11 +16,12 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from agent_tui.model import Campaign
 from agent_tui.screens.supervisor import SupervisorScreen
 from agent_tui.widgets.charts import progress_text
+from agent_tui.widgets.footer import FittingFooter
 from agent_tui.widgets.member import Column, fill_table
 from agent_tui.widgets.status import HubBanner, StateBar
 
@@ -59,7 +60,7 @@ class CampaignsScreen(SupervisorScreen):
         yield StateBar()
         yield Static("Campaigns", id="campaigns-status", classes="figures")
         yield DataTable(id="campaigns-table", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         self.show_campaigns([])

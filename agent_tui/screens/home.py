@@ -24,10 +24,11 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from agent_tui.model import Preview, Profile, ScreenPop
 from agent_tui.screens.call import CallDesk
+from agent_tui.widgets.footer import FittingFooter
 from agent_tui.widgets.preview import PreviewCard
 from agent_tui.widgets.status import HubBanner, StateBar
 
@@ -70,7 +71,7 @@ class HomeScreen(CallDesk):
         yield PreviewCard(id="preview-card")
         yield Static(id="home-body")
         yield from self.compose_call()
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()

@@ -8,7 +8,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
+
+from agent_tui.widgets.footer import FittingFooter
 
 if TYPE_CHECKING:
     from agent_tui.app import ConsoleApp
@@ -37,7 +39,7 @@ class LoginScreen(Screen[None]):
             )
             yield Button("Log in", id="login-button", variant="primary")
             yield Static("", id="login-error")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         if self._agent:

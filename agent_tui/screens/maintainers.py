@@ -17,10 +17,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from agent_tui.model import AgentState
 from agent_tui.screens.supervisor import SupervisorScreen
+from agent_tui.widgets.footer import FittingFooter
 from agent_tui.widgets.member import Column, fill_table
 from agent_tui.widgets.status import STATE_LABELS, HubBanner, StateBar
 
@@ -65,7 +66,7 @@ class MaintainersScreen(SupervisorScreen):
             yield Input(placeholder="To agent", id="ra-to", max_length=32)
         yield Static("", id="ra-status", classes="figures")
         yield DataTable(id="agents-table", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         self.action_reload()

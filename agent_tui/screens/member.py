@@ -8,7 +8,12 @@
 | F5 | redeem points (quote, then confirm) |
 | F7 | click-to-dial the member |
 | F10 | fill in a missing item of the file (birthday, gender, city, email, consent) |
+| ctrl+n / ctrl+p | next / previous history tab (and its list takes the arrow keys) |
 | Esc | back |
+| F1 | every key of the screen |
+
+After the agent's own change (inquiry, complaint, callback, redemption) the profile is
+fetched again, so the history tabs and the next best action show it at once.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class MemberScreen(Screen[None]):
         Binding("f7", "dial", "Dial"),
         Binding("f10", "fill", "Fill in", show=False),
         Binding("escape", "back", "Back"),
+        Binding("ctrl+n", "history_next", "Tabs"),
+        Binding("ctrl+p", "history_prev", "Prev tab", show=False),
     ]
 
     MEMBER_ACTIONS = frozenset({"inquiry", "complaint", "callback", "redeem", "dial", "fill"})
@@ -80,6 +87,30 @@ class MemberScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_history_next(self) -> None:
+        self.query_one(HistoryTabs).cycle(1)
+
+    def action_history_prev(self) -> None:
+        self.query_one(HistoryTabs).cycle(-1)
+
+    def reload_profile(self) -> None:
+        """Fetch the member again after the agent changed something (their own complaint,
+        inquiry, callback or redemption shows in the tabs and the next best action)."""
+        if self.profile is not None:
+            self._reload(self.profile.member_id)
+
+    @work(exclusive=True, exit_on_error=False, group="member-reload")
+    async def _reload(self, member_id: int) -> None:
+        result = await self.console.call_hub("member_profile", member_id=member_id)
+        if result is None or not isinstance(result.get("profile"), dict):
+            return
+        profile = Profile.parse(result["profile"])
+        if self.profile is not None and self.profile.member_id == profile.member_id:
+            self.profile_reloaded(profile)
+
+    def profile_reloaded(self, profile: Profile) -> None:
+        self.set_profile(profile)
 
     # -- member actions ------------------------------------------------------------
     def action_fill(self) -> None:
@@ -152,6 +183,7 @@ class MemberScreen(Screen[None]):
     async def _create(self, cmd: str, done: str, **args: Any) -> None:
         if await self.console.call_hub(cmd, **args) is not None:
             self.notify(done, timeout=3)
+            self.reload_profile()
 
     def action_redeem(self) -> None:
         from agent_tui.dialogs.redeem import RedeemDialog
@@ -174,6 +206,7 @@ class MemberScreen(Screen[None]):
         }
         self.set_profile(self.profile.with_points(balance, entry))
         self.notify(f"Redeemed: new balance {balance:,} points", timeout=4)
+        self.reload_profile()  # the next best action follows the new balance
 
     def action_dial(self) -> None:
         if self.profile is not None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from textual import work
 from textual.app import ComposeResult
-from textual.widgets import Footer
 
 from agent_tui.model import Profile
 from agent_tui.screens.member import MemberScreen
+from agent_tui.widgets.footer import FittingFooter
 
 
 class ProfileScreen(MemberScreen):
@@ -19,7 +19,7 @@ class ProfileScreen(MemberScreen):
         yield from self.compose_top()
         yield from self.compose_member()
         yield self.history()
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         self.set_profile(self.profile)

@@ -17,9 +17,10 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from agent_tui.model import MemberSummary
+from agent_tui.widgets.footer import FittingFooter
 from agent_tui.widgets.member import Column, fill_table
 from agent_tui.widgets.status import HubBanner, StateBar
 
@@ -57,7 +58,7 @@ class SearchScreen(Screen[None]):
         yield Input(placeholder="Phone, name or member number — Enter to search", id="query")
         yield Static("", id="search-status")
         yield DataTable(id="results", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         self.show_results(())
@@ -78,9 +79,14 @@ class SearchScreen(Screen[None]):
         members = tuple(
             MemberSummary.parse(m) for m in result.get("members") or () if isinstance(m, dict)
         )
-        self.show_results(members, query)
+        hidden = result.get("hidden")
+        self.show_results(members, query, hidden if isinstance(hidden, int) else 0)
 
-    def show_results(self, members: tuple[MemberSummary, ...], query: str = "") -> None:
+    def show_results(
+        self, members: tuple[MemberSummary, ...], query: str = "", hidden: int = 0
+    ) -> None:
+        """The hub lists only members this agent may open; ``hidden`` more matched but are
+        maintained by other agents (a supervisor can reassign them)."""
         self.results = members
         table = self.query_one("#results", DataTable)
         rows = [
@@ -98,8 +104,9 @@ class SearchScreen(Screen[None]):
         status = self.query_one("#search-status", Static)
         if query:
             n = len(members)
+            more = f" ({hidden} more maintained by other agents)" if hidden else ""
             status.update(
-                f"{n} member{'s' if n != 1 else ''} for “{query}” — Enter opens, F7 dials"
+                f"{n} member{'s' if n != 1 else ''} for “{query}”{more} — Enter opens, F7 dials"
             )
             if members:
                 table.focus()

@@ -14,11 +14,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Footer, Label, Sparkline, Static
+from textual.widgets import Label, Sparkline, Static
 
 from agent_tui.model import SurveyRow
 from agent_tui.screens.supervisor import SupervisorScreen
 from agent_tui.widgets.charts import survey_chart
+from agent_tui.widgets.footer import FittingFooter
 from agent_tui.widgets.status import HubBanner, StateBar
 
 
@@ -36,7 +37,7 @@ class SurveysScreen(SupervisorScreen):
             yield Label("NPS trend", classes="spark-label")
             yield Sparkline([], id="spark-nps")
         yield Static("Loading…", id="survey-chart")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         self.action_reload()

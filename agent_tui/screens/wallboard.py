@@ -17,10 +17,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Label, Sparkline, Static
+from textual.widgets import DataTable, Label, Sparkline, Static
 
 from agent_tui.model import Wallboard, format_duration, format_pct
 from agent_tui.screens.supervisor import SupervisorScreen
+from agent_tui.widgets.footer import FittingFooter
 from agent_tui.widgets.member import Column, fill_table
 from agent_tui.widgets.status import STATE_LABELS, HubBanner, StateBar
 
@@ -70,7 +71,7 @@ class WallboardScreen(SupervisorScreen):
                 yield Label(label, classes="spark-label")
                 yield Sparkline([], id=f"spark-{key}")
         yield DataTable(id="agents-table", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         self.watch(self.app, "wallboard", self._show)

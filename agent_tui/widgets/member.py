@@ -238,6 +238,17 @@ class HistoryTabs(Widget):
         records = _RECORDS[key](self._profile) if self._profile is not None else ()
         fill_table(self.query_one(f"#table-{key}", DataTable), cols, records, self.tz)
 
+    def cycle(self, step: int) -> None:
+        """Show the next (``step`` 1) or previous (-1) tab and give its list the focus, so
+        the arrow keys scroll it: the history is reachable without a mouse."""
+        tabbed = self.query_one(TabbedContent)
+        keys = list(TABS)
+        current = tabbed.active.removeprefix("tab-") or keys[0]
+        key = keys[(keys.index(current) + step) % len(keys)]
+        tabbed.active = f"tab-{key}"
+        self._fill(key)
+        self.query_one(f"#table-{key}", DataTable).focus()
+
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self._fill(event.pane.id.removeprefix("tab-") if event.pane.id else "purchases")
 

@@ -23,7 +23,10 @@ STATE_LABELS = {
 
 
 def state_line(state: AgentState | None, now_s: float | None) -> str:
-    """``AVAILABLE 03:12 │ Calls 12 │ Talk 1:02:03`` (pure, for tests and the bar)."""
+    """``AVAILABLE 03:12 │ Calls 12 │ Talk 1:02:03`` (pure, for tests and the bar).
+
+    The hub counts a call when it ends; during a call the bar counts it already and its
+    talk time ticks, so the counters are live rather than a call behind."""
     if state is None:
         return "WAITING FOR HUB"
     label = STATE_LABELS.get(state.state, state.state.upper())
@@ -36,10 +39,12 @@ def state_line(state: AgentState | None, now_s: float | None) -> str:
         if state.since is not None and now_s is not None
         else "--:--"
     )
-    return (
-        f"{label} {in_state} │ Calls {state.calls_today} │ "
-        f"Talk {format_duration(state.talk_s_today)}"
-    )
+    calls, talk = state.calls_today, float(state.talk_s_today)
+    if state.state == "on_call":
+        calls += 1
+        if state.since is not None and now_s is not None:
+            talk += max(0.0, now_s - state.since.timestamp())
+    return f"{label} {in_state} │ Calls {calls} │ Talk {format_duration(talk)}"
 
 
 class StateBar(Widget):

@@ -449,11 +449,18 @@ class HubServer:
         found, maintainer = await run_db(self.engine, hubdb.member_owner, member_id)
         if not found:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no member {member_id}")
-        if agent.is_supervisor or maintainer is None or maintainer == agent.id:
-            return
-        if self.granted(agent.code, member_id):
-            return
-        raise ProtocolError(ErrorCode.FORBIDDEN, "this member is maintained by another agent")
+        if not self.in_reach(agent, member_id, maintainer):
+            raise ProtocolError(ErrorCode.FORBIDDEN, "this member is maintained by another agent")
+
+    def in_reach(self, agent: AgentInfo, member_id: int, maintainer: int | None) -> bool:
+        """The reach rule of :meth:`ensure_reach` for a member whose maintaining agent's id
+        is known (search results are filtered with it)."""
+        return (
+            agent.is_supervisor
+            or maintainer is None
+            or maintainer == agent.id
+            or self.granted(agent.code, member_id)
+        )
 
     # ------------------------------------------------------------------ PBX
     async def send_action(self, action: dict[str, Any]) -> list[AmiMessage]:

@@ -259,12 +259,14 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec(
             "member_search",
-            "Search members by phone number, name or member number.",
+            "Search members by phone number, name or member number. Only members the agent "
+            "may open (the reach rule of member_profile) are listed; `hidden` counts the "
+            "matches left out (maintained by other agents).",
             (
                 _f("query", "str", "search text", max_len=100),
                 _f("limit", "int", "max rows (default 20, max 100)", required=False),
             ),
-            '{"members": [MemberSummary]}',
+            '{"members": [MemberSummary], "hidden": int}',
         ),
         CommandSpec(
             "member_profile",

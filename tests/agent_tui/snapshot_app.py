@@ -63,7 +63,7 @@ async def search_screen(pilot: Pilot[Any]) -> None:
     await app.push_screen(screen)
     await pilot.pause()
     screen.query_one("#query").value = "李"  # type: ignore[attr-defined]
-    screen.show_results(tuple(MemberSummary.parse(m) for m in R.SEARCH_RESULTS), "李")
+    screen.show_results(tuple(MemberSummary.parse(m) for m in R.SEARCH_RESULTS), "李", hidden=2)
     await pilot.pause()
 
 
@@ -109,7 +109,39 @@ async def supervisor_unfinished_screen(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
+async def pop_history_screen(pilot: Pilot[Any]) -> None:
+    """The pop with its history reached by keyboard: ctrl+n twice = the Complaints tab."""
+    await pop_screen(pilot)
+    await pilot.press("ctrl+n", "ctrl+n")
+    await pilot.pause()
+
+
+async def keys_screen(pilot: Pilot[Any]) -> None:
+    """F1 on the pop: every key of the call view, including those the footer left out."""
+    await pop_screen(pilot)
+    await pilot.press("f1")
+    await pilot.pause()
+
+
+async def home_screen(pilot: Pilot[Any]) -> None:
+    """The idle home screen of an agent in the demo: the note line says the hub port and
+    what the rules held back."""
+    app = await _session(pilot, R.LOGIN_AGENT)
+    app.handle_push("agent_state", R.AGENT_AVAILABLE)
+    home = app.home
+    assert home is not None
+    home._note = (
+        "Demo hub 127.0.0.1:7070 · Held back by the rules: 12 call(s): outside the member's "
+        "local calling window; 19 message(s): sms: quiet hours"
+    )
+    home._render_body()
+    await pilot.pause()
+
+
 SCREENS: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
+    "pop_history": pop_history_screen,
+    "keys": keys_screen,
+    "home": home_screen,
     "pop": pop_screen,
     "wrapup": wrapup_screen,
     "search": search_screen,

@@ -16,7 +16,7 @@ from crm_bridge.db import session_scope
 from crm_bridge.models import AuditLog, CallListEntry, Campaign, Member, PointsLedger
 from cti.hubproto import ErrorCode, ProtocolError, encode
 from cti.hubproto.client import HubClient
-from tests.cti.hub_support import LI_WEI, Console, running_hub, seed
+from tests.cti.hub_support import LI_WEI, SHARED, Console, running_hub, seed
 
 
 async def _raw(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -137,6 +137,23 @@ async def test_roles_reach_and_masking(engine: Engine) -> None:
         # Search: masked phones; any agent may search.
         found = await a1.request("member_search", query="李伟")
         assert found["members"][0]["phone_e164"] == "+86 138****8000"
+        # ... but lists only members the agent may open (the rule member_profile applies):
+        # "Zhang San" is 1002's, so 1001 does not see it; the supervisor does.
+        found = await a1.request("member_search", query="Zhang")
+        assert found == {"members": [], "hidden": 1}
+        found = await a1.request("member_search", query="+8613600136000")
+        assert found == {"members": [], "hidden": 1}
+        found = await sup.request("member_search", query="Zhang")
+        assert [m["name"] for m in found["members"]] == ["Zhang San"] and found["hidden"] == 0
+        # The shared number: 1001 sees the unassigned 王芳, not 1002's Wang Fang.
+        found = await a1.request("member_search", query=SHARED)
+        assert [m["member_id"] for m in found["members"]] == [ids.members["twin_b"]]
+        assert found["hidden"] == 1
+        # A call that offered a member puts it in reach: then search lists it too.
+        hub.grant("1001", [ids.members["other"]])
+        found = await a1.request("member_search", query="Zhang")
+        assert [m["name"] for m in found["members"]] == ["Zhang San"]
+        hub.grants.clear()
         # Own member: full profile, masked, audited.
         prof = (await a1.request("member_profile", member_id=ids.members["liwei"]))["profile"]
         text = json.dumps(prof, ensure_ascii=False)

@@ -34,8 +34,16 @@ async def member_search(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     limit = args.get("limit") or 20
     if not 1 <= limit <= 100:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "limit: 1..100")
-    rows = await _db(ctx, crm.search, args["query"], limit, ctx.hub.settings.default_region)
-    return {"members": mask_tree(rows)}
+    # Only members this agent may open (the reach rule of member_profile): a list of names
+    # the agent cannot open would be a listing without an audit trail. Over-fetch so the
+    # filter rarely leaves the page short; ``hidden`` says how many matches were left out.
+    hub, who = ctx.hub, ctx.agent
+    fetch = limit if who.is_supervisor else min(limit * 4, 400)
+    rows = await _db(ctx, crm.search, args["query"], fetch, hub.settings.default_region)
+    shown = [
+        r for r in rows if hub.in_reach(who, int(r["member_id"]), r.get("maintaining_agent_id"))
+    ]
+    return {"members": mask_tree(shown[:limit]), "hidden": len(rows) - len(shown)}
 
 
 def _profile_and_audit(s: Session, who: Any, member_id: int) -> dict[str, Any] | None:
