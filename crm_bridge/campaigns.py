@@ -38,9 +38,16 @@ class CampaignError(Exception):
 
 
 S = CampaignStatus
-BUILDERS = ("post_purchase", "dormant_winback", "survey", "monthly_care", "spend_decline")
+BUILDERS = (
+    "post_purchase",
+    "dormant_winback",
+    "survey",
+    "monthly_care",
+    "spend_decline",
+    "custom",
+)
 """Campaign kinds that have a list builder."""
-DEFAULT_MODES = {"monthly_care": "preview", "spend_decline": "preview"}
+DEFAULT_MODES = {"monthly_care": "preview", "spend_decline": "preview", "custom": "preview"}
 """Kinds whose calls are personal (the maintaining agent reads the member first): preview
 unless the supervisor chooses another mode."""
 #: action -> (allowed current statuses, new status)
@@ -110,6 +117,7 @@ SETTINGS_KEYS: dict[str, tuple[str, ...]] = {
     "survey": ("size", "seed"),
     "monthly_care": (),
     "spend_decline": ("share",),
+    "custom": ("segment",),
 }
 """The list-builder parameters each kind understands (besides the common keys below)."""
 COMMON_SETTINGS = ("queue", "abandon_cap", "survey_name")
@@ -181,6 +189,14 @@ def validate_campaign(
         )
         if stored is None and survey_name not in builtin_names():
             raise CampaignError("bad_request", f"no survey named {survey_name!r}")
+    if kind == "custom":
+        from crm_bridge.rfm import SEGMENTS
+
+        if settings.get("segment") not in SEGMENTS:
+            raise CampaignError(
+                "bad_request",
+                f"settings.segment must be an RFM segment: {', '.join(SEGMENTS)}",
+            )
     if kind == "spend_decline":
         share = settings.get("share", lists.SPEND_DECLINE_SHARE)
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
@@ -256,6 +272,8 @@ def create_campaign(
         elif kind == "spend_decline":
             share = float(settings.get("share", lists.SPEND_DECLINE_SHARE))
             result = lists.build_spend_decline_list(s, campaign.id, now, share)
+        elif kind == "custom":
+            result = lists.build_rfm_segment_list(s, campaign.id, now, str(settings["segment"]))
         else:
             result = lists.build_survey_list(
                 s, campaign.id, now, int(settings.get("size", 500)), int(settings.get("seed", 0))

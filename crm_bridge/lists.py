@@ -71,6 +71,7 @@ __all__ = [
     "build_dormant_list",
     "build_monthly_care_list",
     "build_post_purchase_list",
+    "build_rfm_segment_list",
     "build_spend_decline_list",
     "build_survey_list",
     "dormant_greeting_candidates",
@@ -626,5 +627,30 @@ def build_spend_decline_list(
         .join(Member, Member.id == declined.c.member_id)
         .where(~listed_since_purchase, *_not_listed(campaign_id))
         .order_by(declined.c.member_id)  # the aggregate's order: it drives the join
+    )
+    return _insert_candidates(session, campaign_id, now, cand_q, to_maintainer=True)
+
+
+def build_rfm_segment_list(
+    session: Session, campaign_id: int, now: dt.datetime, segment: str
+) -> ListResult:
+    """Every member of one RFM segment (:data:`crm_bridge.rfm.SEGMENTS`, from the latest
+    ``member_segments`` scores) for a supervisor's campaign, assigned to their maintaining
+    agent; the common rules apply (consent, a valid phone, open complaints routed)."""
+    from crm_bridge.models import MemberSegment
+    from crm_bridge.rfm import SEGMENTS
+
+    if segment not in SEGMENTS:
+        raise ValueError(f"unknown segment {segment!r} (one of {', '.join(SEGMENTS)})")
+    (rlo, rhi), (flo, fhi), _en, _zh = SEGMENTS[segment]
+    cand_q = (
+        select(*_candidate_columns())
+        .join(MemberSegment, MemberSegment.member_id == Member.id)
+        .where(
+            MemberSegment.r_score.between(rlo, rhi),
+            MemberSegment.f_score.between(flo, fhi),
+            *_not_listed(campaign_id),
+        )
+        .order_by(Member.id)
     )
     return _insert_candidates(session, campaign_id, now, cand_q, to_maintainer=True)

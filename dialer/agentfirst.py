@@ -61,7 +61,7 @@ _KIND_REASON = {
     CampaignKind.DORMANT_WINBACK: "dormant member win-back",
     CampaignKind.SURVEY: "satisfaction survey",
     CampaignKind.GREETING: "greeting",
-    CampaignKind.CUSTOM: "campaign list",
+    CampaignKind.CUSTOM: "campaign list (RFM segment)",
     CampaignKind.MONTHLY_CARE: "monthly care call",
     CampaignKind.SPEND_DECLINE: "buying less than usual",
 }

@@ -11,7 +11,7 @@ are in :mod:`agent_tui.screens.call`:
 | s or / | member search |
 | a | show the current call (or its wrap-up) |
 | n | unfinished calls (wrap-ups whose time ran out; supervisors: every agent's) |
-| m c w v | maintainers, campaigns, wallboard, surveys (supervisors) |
+| m c w v r | maintainers, campaigns, wallboard, surveys, RFM segments (supervisors) |
 | F7 / k | dial / skip the preview card (preview campaigns) |
 """
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SUPERVISOR_ACTIONS = {"maintainers", "campaigns", "wallboard", "surveys"}
+SUPERVISOR_ACTIONS = {"maintainers", "campaigns", "wallboard", "surveys", "rfm"}
 HOME_ACTIONS = {
     "pause",
     "unpause",
@@ -62,6 +62,7 @@ class HomeScreen(CallDesk):
         Binding("c", "campaigns", "Campaigns"),
         Binding("w", "wallboard", "Wallboard"),
         Binding("v", "surveys", "Surveys"),
+        Binding("r", "rfm", "RFM"),
         Binding("k", "preview_skip", "Skip preview"),
     ]
 
@@ -275,6 +276,11 @@ class HomeScreen(CallDesk):
         from agent_tui.screens.wallboard import WallboardScreen
 
         self.app.push_screen(WallboardScreen())
+
+    def action_rfm(self) -> None:
+        from agent_tui.screens.rfm import RfmScreen
+
+        self.app.push_screen(RfmScreen())
 
     def action_surveys(self) -> None:
         from agent_tui.screens.surveys import SurveysScreen

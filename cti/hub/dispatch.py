@@ -48,4 +48,5 @@ HANDLERS: dict[str, Handler] = {
     "campaign_control": supervisor.campaign_control,
     "wallboard_subscribe": supervisor.wallboard_subscribe,
     "survey_summary": supervisor.survey_summary,
+    "rfm_grid": supervisor.rfm_grid,
 }

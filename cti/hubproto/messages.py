@@ -419,6 +419,7 @@ COMMANDS: dict[str, CommandSpec] = {
                         "survey",
                         "monthly_care",
                         "spend_decline",
+                        "custom",
                     ),
                 ),
                 _f(
@@ -453,6 +454,17 @@ COMMANDS: dict[str, CommandSpec] = {
             "CSAT/NPS figures by week (same as `memberline report surveys`).",
             (_f("since", "str", "YYYY-MM-DD", required=False, max_len=10),),
             '{"rows": [...]}',
+            "supervisor",
+        ),
+        CommandSpec(
+            "rfm_grid",
+            "The R x F grid with members and spend per cell, the named segments and the movement "
+            "since last month (same as `memberline report rfm`; takes this month's snapshot). "
+            "Build a campaign for a segment with campaign_create kind=custom, "
+            'settings={"segment": name}.',
+            (),
+            '{"rfm": {"cells": [{"r", "f", "segment", "members", "spend"}], "segments": {...}, '
+            '"moves": [{"from", "to", "members"}], "computed_at", "month"}}',
             "supervisor",
         ),
     )

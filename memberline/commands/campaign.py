@@ -19,7 +19,14 @@ from memberline.config import Config
 if TYPE_CHECKING:  # imported where used: building the CLI parser must stay cheap
     from crm_bridge.campaigns import CampaignError
 
-BUILDERS = ("post_purchase", "dormant_winback", "survey", "monthly_care", "spend_decline")
+BUILDERS = (
+    "post_purchase",
+    "dormant_winback",
+    "survey",
+    "monthly_care",
+    "spend_decline",
+    "custom",
+)
 """Campaign kinds with a list builder: a copy of :data:`crm_bridge.campaigns.BUILDERS` (that
 module imports SQLAlchemy and the models, too much for ``--help``; tests/memberline/
 test_cli_startup.py checks the two agree)."""

@@ -117,6 +117,16 @@ async def wallboard_subscribe(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _rfm(s: Session) -> dict[str, Any]:
+    from crm_bridge.rfm import rfm_report
+
+    return rfm_report(s, dt.datetime.now(dt.UTC).date()).to_dict()
+
+
+async def rfm_grid(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    return {"rfm": await _db(ctx, _rfm)}
+
+
 async def survey_summary(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     """The survey report's data: ``rows`` = the weekly figures, plus groups/total/distributions."""
     report = ctx.hub.survey_report
