@@ -16,8 +16,10 @@ from crm_bridge.models import (
     Agent,
     AuditLog,
     CallbackTask,
+    CallListEntry,
     Complaint,
     ComplaintStatus,
+    EntryStatus,
     Inquiry,
     Member,
     MemberPhone,
@@ -216,6 +218,8 @@ class Reassigned:
     moved: int
     complaints: int
     callbacks: int
+    entries: int = 0
+    """Call-list entries (routed or pending) that were assigned to the previous maintainer."""
 
 
 OPEN_COMPLAINT = (ComplaintStatus.OPEN, ComplaintStatus.IN_PROGRESS)
@@ -264,6 +268,30 @@ def reassign(
         .where(CallbackTask.status == TaskStatus.OPEN, CallbackTask.agent_id != to_id)
         .order_by(CallbackTask.id)
     ).all()
+    # Call-list entries routed to the previous maintainer (open complaint) or assigned to
+    # them and not dialled yet: the new maintainer's work now. Unassigned entries follow
+    # the member's maintainer at dial time by themselves.
+    entries = list(
+        s.scalars(
+            select(CallListEntry.id)
+            .join(
+                members,
+                (members.c.id == CallListEntry.member_id)
+                & (members.c.maintaining_agent_id == CallListEntry.assigned_agent_id),
+            )
+            .where(
+                CallListEntry.status.in_((EntryStatus.PENDING, EntryStatus.ROUTED)),
+                CallListEntry.assigned_agent_id != to_id,
+            )
+        )
+    )
+    for start in range(0, len(entries), 1000):
+        s.execute(
+            update(CallListEntry)
+            .where(CallListEntry.id.in_(entries[start : start + 1000]))
+            .values(assigned_agent_id=to_id)
+            .execution_options(synchronize_session=False)
+        )
     moved_ids = list(s.scalars(select(Member.id).where(chosen).order_by(Member.id)))
     result = s.execute(
         update(Member)
@@ -301,6 +329,7 @@ def reassign(
         moved=moved,
         complaints=len(complaints),
         callbacks=len(tasks),
+        call_list_entries=len(entries),
     )
     now = dt.datetime.now(dt.UTC)
     rows: list[dict[str, Any]] = [
@@ -340,4 +369,4 @@ def reassign(
     # One row per member too, so `memberline audit` on a member shows who moved it.
     for start in range(0, len(rows), 5000):
         s.execute(insert(AuditLog), rows[start : start + 5000])
-    return Reassigned(moved, len(complaints), len(tasks))
+    return Reassigned(moved, len(complaints), len(tasks), len(entries))

@@ -374,9 +374,9 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec(
             "reassign_members",
-            "Change members' maintaining agent (bulk, audited); their open complaints and "
-            "callback tasks held by the previous maintainer move too, and the new "
-            "maintainer's console gets a notice.",
+            "Change members' maintaining agent (bulk, audited); their open complaints, "
+            "callback tasks and undialled call-list entries held by the previous maintainer "
+            "move too, and the new maintainer's console gets a notice.",
             (
                 _f("to_agent", "str", "agent code of the new maintainer", max_len=32),
                 _f("member_ids", "list", "members to move", required=False),
@@ -388,7 +388,7 @@ COMMANDS: dict[str, CommandSpec] = {
                     max_len=32,
                 ),
             ),
-            '{"moved": int, "complaints": int, "callbacks": int}',
+            '{"moved": int, "complaints": int, "callbacks": int, "entries": int}',
             "supervisor",
             (E.NOT_FOUND, E.BAD_REQUEST),
         ),
@@ -526,7 +526,8 @@ PUSHES: dict[str, PushSpec] = {
             "notice",
             "Something the agent should read (banner); a handover adds its figures.",
             '{"level": "info"|"warning"|"error", "text": str, "kind"?: "handover", '
-            '"moved"?: int, "complaints"?: int, "callbacks"?: int, "from_agent"?: str|null, '
+            '"moved"?: int, "complaints"?: int, "callbacks"?: int, "entries"?: int, '
+            '"from_agent"?: str|null, '
             '"by"?: str}',
         ),
     )

@@ -12,8 +12,13 @@ from crm_bridge.db import session_scope
 from crm_bridge.models import (
     AuditLog,
     CallbackTask,
+    CallListEntry,
+    Campaign,
+    CampaignKind,
     Complaint,
     ComplaintStatus,
+    DialMode,
+    EntryStatus,
     Member,
     TaskStatus,
 )
@@ -55,6 +60,22 @@ def _work(engine: Engine, ids: Seed) -> dict[str, int]:
         task("t_open", other, a1002, TaskStatus.OPEN)
         task("t_done", twin_a, a1002, TaskStatus.DONE)
         task("t_queue", twin_a, None, TaskStatus.OPEN)  # the queue's, not the leaver's
+        camp = Campaign(name="care", kind=CampaignKind.MONTHLY_CARE, mode=DialMode.PREVIEW)
+        s.add(camp)
+        s.flush()
+
+        def entry(key: str, member: int, agent: int | None, status: EntryStatus) -> None:
+            e = CallListEntry(
+                campaign_id=camp.id, member_id=member, phone_e164="+8613600136000",
+                assigned_agent_id=agent, status=status,
+            )  # fmt: skip
+            s.add(e)
+            s.flush()
+            out[key] = e.id
+
+        entry("e_routed", other, a1002, EntryStatus.ROUTED)  # open complaint: 1002's to call
+        entry("e_done", twin_a, a1002, EntryStatus.DONE)  # history stays
+        entry("e_free", liwei, None, EntryStatus.PENDING)  # not a moved member
     return out
 
 
@@ -76,7 +97,7 @@ async def test_handover_moves_open_work_and_tells_the_new_maintainer(
         Console(hub, "9001") as sup,
     ):
         result = await sup.request("reassign_members", to_agent="1001", **args)
-        assert result == {"moved": 2, "complaints": 2, "callbacks": 1}
+        assert result == {"moved": 2, "complaints": 2, "callbacks": 1, "entries": 1}
         notice = await new.wait_for("notice", lambda d: d.get("kind") == "handover")
         assert (notice["moved"], notice["complaints"], notice["callbacks"]) == (2, 2, 1)
         assert notice["by"] == "9001"
@@ -88,11 +109,17 @@ async def test_handover_moves_open_work_and_tells_the_new_maintainer(
         assert owners[work["c_open"]] == ids.agents["1001"]
         # Again: nothing of 1002's is left to move.
         again = await sup.request("reassign_members", to_agent="1001", **args)
-        assert again == {"moved": 0 if by == "from_agent" else 2, "complaints": 0, "callbacks": 0}
+        assert again == {
+            "moved": 0 if by == "from_agent" else 2,
+            "complaints": 0,
+            "callbacks": 0,
+            "entries": 0,
+        }
     with session_scope(engine) as s:
         owner = {c.id: c.owner_agent_id for c in s.scalars(select(Complaint))}
         agent = {t.id: t.agent_id for t in s.scalars(select(CallbackTask))}
         maint = {m.id: m.maintaining_agent_id for m in s.scalars(select(Member))}
+        assigned = {e.id: e.assigned_agent_id for e in s.scalars(select(CallListEntry))}
         audit = [
             (a.action, a.member_id, a.details)
             for a in s.scalars(select(AuditLog).order_by(AuditLog.id))
@@ -105,6 +132,8 @@ async def test_handover_moves_open_work_and_tells_the_new_maintainer(
     assert owner[work["c_not_moved"]] == a1001
     assert agent[work["t_open"]] == a1001
     assert agent[work["t_done"]] == a1002 and agent[work["t_queue"]] is None
+    assert assigned[work["e_routed"]] == a1001
+    assert assigned[work["e_done"]] == a1002 and assigned[work["e_free"]] is None
     moved_complaints = sorted(
         d["complaint_id"] for act, _, d in audit if act == "complaint.reassign"
     )
@@ -118,6 +147,7 @@ async def test_handover_moves_open_work_and_tells_the_new_maintainer(
     ]
     bulk = [d for act, _, d in audit if act == "member.reassign_bulk"]
     assert (bulk[0]["moved"], bulk[0]["complaints"], bulk[0]["callbacks"]) == (2, 2, 1)
+    assert bulk[0]["call_list_entries"] == 1
 
 
 async def test_handover_to_unknown_agent_changes_nothing(engine: Engine) -> None:

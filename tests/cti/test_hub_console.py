@@ -175,7 +175,7 @@ async def test_roles_reach_and_masking(engine: Engine) -> None:
         moved = await sup.request(
             "reassign_members", to_agent="1001", member_ids=[ids.members["other"]]
         )
-        assert moved == {"moved": 1, "complaints": 0, "callbacks": 0}
+        assert moved == {"moved": 1, "complaints": 0, "callbacks": 0, "entries": 0}
         await a1.request("member_profile", member_id=ids.members["other"])
         agents = (await sup.request("agents_list"))["agents"]
         assert {a["agent"]: a["logged_in"] for a in agents} == {

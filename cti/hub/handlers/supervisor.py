@@ -35,7 +35,12 @@ async def reassign_members(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         ctx.hub.sessions.push_to_agent(
             args["to_agent"], "notice", handover_notice(done, ctx.agent.code, from_agent)
         )
-    return {"moved": done.moved, "complaints": done.complaints, "callbacks": done.callbacks}
+    return {
+        "moved": done.moved,
+        "complaints": done.complaints,
+        "callbacks": done.callbacks,
+        "entries": done.entries,
+    }
 
 
 def handover_notice(done: memberdb.Reassigned, by: str, from_agent: str | None) -> dict[str, Any]:
@@ -55,6 +60,7 @@ def handover_notice(done: memberdb.Reassigned, by: str, from_agent: str | None) 
         "moved": done.moved,
         "complaints": done.complaints,
         "callbacks": done.callbacks,
+        "entries": done.entries,
         "from_agent": from_agent,
         "by": by,
     }
