@@ -294,10 +294,8 @@ class ConsoleApp(App[None]):
             home.call_changed(call)
         if call.state != "ended" or call.call_id in self.book.wrapped:
             return
-        if any(
-            isinstance(s, WrapUpScreen) and s.call_id == call.call_id for s in self.screen_stack
-        ):
-            return
+        if any(isinstance(s, WrapUpScreen) for s in self.screen_stack):
+            return  # one wrap-up at a time: this one is opened when the current one is sent
         if call.wrapup_due is False:
             return  # not ours to wrap up (another agent answered it), or done already
         if call.wrapup_due is None:
@@ -306,7 +304,10 @@ class ConsoleApp(App[None]):
         self.push_screen(WrapUpScreen(call.call_id))
 
     def finish_call(self, call_id: str) -> None:
-        """After wrap-up: forget the call and go back to the home screen."""
+        """After wrap-up: forget the call and go back to the home screen (then the next
+        wrap-up, or the call that waited behind this one)."""
+        from agent_tui.screens.wrapup import WrapUpScreen
+
         self.book.finish(call_id)
         home = self.home
         while len(self.screen_stack) > 1 and self.screen is not home:
@@ -315,7 +316,15 @@ class ConsoleApp(App[None]):
             home.clear_call()
         self.unfinished.discard(call_id)
         waiting, self.waiting_pop = self.waiting_pop, None
-        if waiting is not None and waiting.call_id in self.book.pops:
+        live = waiting is not None and waiting.call_id in self.book.pops
+        call = self.book.calls.get(waiting.call_id) if waiting is not None else None
+        if waiting is not None and live and (call is None or call.state != "ended"):
+            self.open_call(waiting)
+            return
+        due = self.book.awaiting_wrapup()
+        if due:
+            self.push_screen(WrapUpScreen(due[0]))  # the next wrap-up that waited behind
+        elif waiting is not None and live:
             self.open_call(waiting)
 
     def member_tz(self, name: str) -> dt.tzinfo:

@@ -36,8 +36,12 @@ class Desk:
     persisted: bool = False
     """The database has this desk: it is re-applied after a (re)connection to the PBX."""
     wrapup_call: str | None = None
+    """The call being wrapped up now."""
     wrapup_deadline: float | None = None
     """When the wrap-up ends by itself (``None``: only when the disposition is saved)."""
+    wrapup_queue: list[tuple[str, float]] = field(default_factory=list)
+    """Calls that ended while another was being wrapped up (the next queue call can ring
+    in the instant before the wrap-up pause lands): (call id, maximum), wrapped up next."""
 
     # ------------------------------------------------------------------ requests
     def in_wrapup(self) -> bool:
@@ -58,18 +62,32 @@ class Desk:
 
     # ------------------------------------------------------------------ after-call work
     def start_wrapup(self, call_id: str, now: float, max_s: float, pause: bool) -> list[Action]:
-        """The agent's call ended. Returns the pause (reason wrap-up) when the hub pauses."""
-        self.wrapup_call = call_id
-        self.wrapup_deadline = now + max_s if max_s > 0 else None
+        """The agent's call ended. Returns the pause (reason wrap-up) when the hub pauses.
+        During another wrap-up the call waits behind it (that wrap-up is never displaced)."""
+        if self.wrapup_call is not None and self.wrapup_call != call_id:
+            if all(c != call_id for c, _ in self.wrapup_queue):
+                self.wrapup_queue.append((call_id, max_s))
+        else:
+            self.wrapup_call = call_id
+            self.wrapup_deadline = now + max_s if max_s > 0 else None
         return [actions.queue_pause(self.interface, True, WRAP_UP_REASON)] if pause else []
 
-    def end_wrapup(self, pause: bool) -> list[Action]:
-        """Wrap-up over (saved or timed out): the state the agent asked for."""
+    def end_wrapup(self, pause: bool, now: float = 0.0) -> list[Action]:
+        """The current wrap-up is over (saved or timed out): the next queued one starts (the
+        agent stays paused), else the agent gets the state they asked for."""
+        if self.wrapup_queue:
+            self.wrapup_call, max_s = self.wrapup_queue.pop(0)
+            self.wrapup_deadline = now + max_s if max_s > 0 else None
+            return []
         self.wrapup_call = None
         self.wrapup_deadline = None
         if not pause:
             return []
         return [self.restore()]
+
+    def drop(self, call_id: str) -> None:
+        """A queued wrap-up was saved before its turn."""
+        self.wrapup_queue = [(c, m) for c, m in self.wrapup_queue if c != call_id]
 
     def restore(self) -> Action:
         if self.wanted_pause:

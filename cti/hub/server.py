@@ -532,9 +532,6 @@ class HubServer:
         desk = self.desk(info)
         if desk.wrapup_call == rec.call_id or not rec.wrapup_due(info.code):
             return
-        previous = desk.wrapup_call
-        if previous is not None:
-            self.to_unfinished(info, previous, "another call ended")
         pause = self.settings.wrapup_pause and self.sessions.logged_in_anywhere(info.code)
         acts = desk.start_wrapup(rec.call_id, self.clock(), self.wrapup_limit(rec), pause)
         if acts:
@@ -545,9 +542,11 @@ class HubServer:
         """The disposition of ``call_id`` is saved: end the wrap-up it held, if any."""
         desk = self.desk(info)
         if desk.wrapup_call != call_id:
+            desk.drop(call_id)
             return
-        acts = desk.end_wrapup(self.settings.wrapup_pause)
-        self.dispatch_events(self.tracker.end_wrap_up(info.interface, self.clock()))
+        acts = desk.end_wrapup(self.settings.wrapup_pause, self.clock())
+        if desk.wrapup_call is None:
+            self.dispatch_events(self.tracker.end_wrap_up(info.interface, self.clock()))
         await self.apply(info, acts, "end of wrap-up")
         self.push_agent_state(info)
 
@@ -578,10 +577,12 @@ class HubServer:
             info = self.agents_by_code.get(desk.code)
             if info is None:
                 continue
-            call_id = desk.wrapup_call
-            acts = desk.end_wrapup(self.settings.wrapup_pause)
+            acts: list[dict[str, Any]] = []
+            while desk.wrapup_call is not None:  # the calls queued behind it go too
+                self.to_unfinished(info, desk.wrapup_call, "wrap-up time is up")
+                desk.wrapup_deadline = None
+                acts = desk.end_wrapup(self.settings.wrapup_pause, now)
             self.dispatch_events(self.tracker.end_wrap_up(info.interface, now))
-            self.to_unfinished(info, call_id, "wrap-up time is up")
             self.spawn(self.apply(info, acts, "wrap-up timeout"), f"wrapup-end-{info.code}")
             self.push_agent_state(info)
 

@@ -509,9 +509,7 @@ async def run_dialplan(
                 # no agent in time: the safe-harbour message, then hang up
                 one.application, one.app_data = "Playback", SAFE_HARBOUR_PROMPT
                 sim.emit(ev.newexten(one))
-                sig = await wait_on_call(
-                    actor, one, two, SAFE_HARBOUR_MESSAGE_S, then_hangup=True
-                )
+                sig = await wait_on_call(actor, one, two, SAFE_HARBOUR_MESSAGE_S, then_hangup=True)
                 if sig is not None:
                     context, exten, app, data = _redirect_target(one, sig)
                     continue

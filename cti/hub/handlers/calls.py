@@ -150,7 +150,8 @@ async def wrapup(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
             owner = hub.agents_by_code[rec.agent_code]  # a supervisor finishing it for them
         rec.wrapped_up.add(owner.code)
         rec.unfinished.discard(owner.code)
-    if hub.desk(owner).wrapup_call == call_id:
+    desk = hub.desk(owner)
+    if desk.in_wrapup():
         await hub.finish_wrapup(owner, call_id)
     else:
         hub.dispatch_events(hub.tracker.end_wrap_up(owner.interface, hub.clock()))
