@@ -44,6 +44,10 @@ async def _open_profile(pilot: Any, app: Any, query: str) -> ProfileScreen:
     return screen
 
 
+def _is_screen(app: Any, name: str) -> bool:
+    return bool(app.screen.__class__.__name__ == name)
+
+
 def _is_active(tabbed: TabbedContent, pane: str) -> bool:
     return tabbed.active == pane
 
@@ -189,3 +193,33 @@ def test_state_line_counts_the_call_in_progress() -> None:
     assert state_line(on_call, since.timestamp() + 75) == "ON CALL 01:15 │ Calls 4 │ Talk 11:15"
     done = AgentState("wrap_up", None, since, calls_today=4, talk_s_today=675)
     assert state_line(done, since.timestamp() + 5) == "WRAP-UP 00:05 │ Calls 4 │ Talk 11:15"
+
+
+async def test_supervisor_screens_by_keyboard(stack: Stack) -> None:
+    """m c w v open the supervisor screens; each list has the focus (arrows move in it), the
+    footer fits 80 columns, Esc returns home."""
+    app = stack.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await log_in(pilot, "9001")
+        home = app.home
+        assert isinstance(home, HomeScreen)
+        _footer_fits(home, 80)
+        for key, name, table in (
+            ("m", "MaintainersScreen", "#agents-table"),
+            ("c", "CampaignsScreen", "#campaigns-table"),
+            ("w", "WallboardScreen", "#agents-table"),
+            ("v", "SurveysScreen", None),
+        ):
+            await pilot.press(key)
+            await settle(pilot, functools.partial(_is_screen, app, name), what=name)
+            screen = app.screen
+            if table is not None:  # the list has the focus, or Tab reaches it
+                target = screen.query_one(table)
+                for _ in range(6):
+                    if app.focused is target:
+                        break
+                    await pilot.press("tab")
+                assert app.focused is target, f"{name}: Tab never reaches {table}"
+            _footer_fits(screen, 80)
+            await pilot.press("escape")
+            await settle(pilot, lambda: app.screen is home, what=f"home after {name}")
