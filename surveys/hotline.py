@@ -56,6 +56,8 @@ OUTCOME = HOTLINE_OUTCOME
 MEMBER_NO_PREFIXES = ("M",)
 """Printed member numbers are a letter and digits (``M00000042``); keypads give digits only."""
 TIERS = ("standard", "silver", "gold", "platinum")
+MAX_REPEATS = 5
+"""How many times one call hears its figures (``1`` = again) before goodbye."""
 
 HOTLINE_PROMPTS: dict[str, dict[str, str]] = {
     # name: {locale: text}; "both" prompts are spoken in both languages (before we know who calls)
@@ -330,7 +332,7 @@ class HotlineAgi:
                 return True
         return False
 
-    async def _ask(self, req: SurveyAgiRequest, prompt: str, max_digits: int) -> str | None:
+    async def _ask(self, req: SurveyAgiRequest, prompt: str, max_digits: int) -> str:
         """GET DATA; the digits, ``""`` on silence."""
         reply = await req.command(f"GET DATA {prompt} {self.entry_timeout_ms} {max_digits}")
         if reply.failed:
@@ -429,7 +431,7 @@ class HotlineAgi:
         await self._set_language(req, facts.locale)
         await req.set_variable("MEMBER_ID", str(facts.member_id))
         silent = 0
-        while True:
+        for _ in range(MAX_REPEATS):
             for item, names in self._facts_prompts(facts):
                 if await self._play_all(req, names):
                     await self._to_agent(req, heard)
