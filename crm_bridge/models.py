@@ -425,7 +425,10 @@ class Campaign(Base):
     )
     queue: Mapped[str64] = mapped_column(default="members")
     abandon_cap: Mapped[float] = mapped_column(default=0.03)
-    amd_mode: Mapped[str16] = mapped_column(default="off")
+    amd_mode: Mapped[str16] = mapped_column(default="auto")
+    """Answering-machine detection: ``auto`` (the AMD governor: a trial where every
+    "machine" verdict still reaches an agent, then on only while its measured false
+    positives fit the abandonment budget), ``on`` or ``off``."""
     survey_name: Mapped[str | None] = mapped_column(String(64))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     """List-builder parameters, retry rules, calling window overrides."""

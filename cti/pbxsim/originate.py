@@ -489,8 +489,24 @@ async def run_dialplan(
     if callee.talk is not None:
         actor.timer(callee.talk, "callee_end")
     started = sim.now()
+    amd_done = False
     while True:
         step = resolve(sim, one, context, exten, app, data)
+        if step.kind == "queue" and step.seconds and not amd_done:
+            amd_done = True
+            if one.variables.get("MEMBERLINE_AMD") == "1":
+                verdict = await run_amd(actor, one, two, callee)
+                if isinstance(verdict, Signal):
+                    context, exten, app, data = _redirect_target(one, verdict)
+                    continue
+                if verdict is None:
+                    return  # the member hung up during the greeting
+                if verdict == "MACHINE" and one.variables.get("MEMBERLINE_AMD_VERIFY") != "1":
+                    one.priority += 1
+                    one.application, one.app_data = "Hangup", ""
+                    sim.emit(ev.newexten(one))
+                    _hangup_pair(sim, one, two, 16)
+                    return
         if step.kind == "queue" and step.arg in sim.state.queues:
             one.application, one.app_data = "Queue", f"{step.arg},t,,,60"
             remaining = None
@@ -565,6 +581,46 @@ async def run_dialplan(
 def _redirect_target(chan: Channel, sig: Signal) -> tuple[str, str, str, str]:
     chan.context, chan.exten, chan.priority = sig.context, sig.exten, sig.priority
     return sig.context, sig.exten, "", ""
+
+
+async def run_amd(
+    actor: CallActor, one: Channel, two: Channel, callee: Callee
+) -> str | Signal | None:
+    """``AMD()`` of the shipped campaign context: listens to the greeting, then sets
+    AMDSTATUS/AMDCAUSE (VarSet events; the runner's ledger reads AMDSTATUS). A verdict,
+    None when the member hung up meanwhile, or a Redirect's signal."""
+    sim = actor.sim
+    out = sim.scenario.outbound
+    machine = callee.outcome == "voicemail"
+    rng = sim.rng
+    if machine:
+        verdict = "HUMAN" if rng.random() < out.amd_machine_as_human else "MACHINE"
+        listen = out.amd_machine_time.sample(rng)
+    else:
+        verdict = "MACHINE" if rng.random() < out.amd_human_as_machine else "HUMAN"
+        listen = out.amd_human_time.sample(rng)
+    one.priority += 1
+    one.application, one.app_data = "AMD", ""
+    sim.emit(ev.newexten(one))
+    actor.timer(listen, "amd_end")
+    while True:
+        sig = await actor.next()
+        if sig.kind == "timer" and sig.tag == "amd_end":
+            break
+        if sig.kind == "timer" and sig.tag == "callee_end":
+            sim.emit(ev.varset(one, "AMDSTATUS", "HANGUP"))
+            callee_hangs_up(sim, one, two)
+            return None
+        if sig.kind == "hangup" and sig.channel in (one.name, two.name):
+            target, other = (one, two) if sig.channel == one.name else (two, one)
+            action_hangup(sim, target, other, sig.cause)
+            return None
+        if sig.kind == "redirect" and sig.channel == one.name:
+            return sig
+    cause = "LONGGREETING-3200-1500" if verdict == "MACHINE" else "HUMAN-1600-800"
+    sim.emit(ev.varset(one, "AMDSTATUS", verdict))
+    sim.emit(ev.varset(one, "AMDCAUSE", cause))
+    return verdict
 
 
 async def wait_on_call(

@@ -140,6 +140,14 @@ class OutboundSpec:
     talk_time: Dist = field(default_factory=lambda: Dist("lognormal", 60.0, 30.0, 5.0))
     """How long an answered member stays on a call nobody else ends."""
     voicemail_time: Dist = field(default_factory=lambda: fixed(20.0))
+    amd_human_as_machine: float = 0.05
+    """AMD() in the campaign context: share of people it calls MACHINE (false positives)."""
+    amd_machine_as_human: float = 0.15
+    """... and of answering machines it calls HUMAN."""
+    amd_human_time: Dist = field(default_factory=lambda: Dist("lognormal", 1.6, 0.5, 0.8, 4.0))
+    """Seconds AMD listens to a person's "hello" (then silence) before its verdict."""
+    amd_machine_time: Dist = field(default_factory=lambda: Dist("lognormal", 3.2, 0.8, 1.5, 5.0))
+    """... to a machine's greeting (long: ``greeting = 1500`` ms exceeded)."""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from crm_bridge.models import (
 )
 from cti.ami.client import AmiClient
 from cti.pbxsim import AgentSpec, Dist, NumberOverride, PbxSimulator, QueueSpec, Scenario
+from cti.pbxsim.scenario import OutboundSpec
 from cti.tracker import Tracker
 from dialer.rules import RetryPolicy
 from dialer.runner import CampaignRunner, RunnerSettings
@@ -54,10 +55,11 @@ class Rig:
     clock: Callable[[], float]
 
 
-def seed(engine: Engine, numbers: list[str], mode: DialMode, survey: str | None) -> int:
+def seed(engine: Engine, numbers: list[str], mode: DialMode, survey: str | None, amd: str) -> int:
     with session_scope(engine) as s:
         c = add_campaign(s, f"ledger-{mode.value}", CampaignKind.POST_PURCHASE, mode)
         c.survey_name = survey
+        c.amd_mode = amd
         for i, num in enumerate(numbers):
             m = Member(
                 member_no=f"L{i:03d}",
@@ -87,6 +89,8 @@ async def rig(
     action_timeout: float = 5.0,
     agi_port: int = 0,
     ring_timeout_s: int = 10,
+    amd: str = "off",
+    outbound: OutboundSpec | None = None,
 ) -> AsyncIterator[Rig]:
     engine = make_engine(url)
     scenario = Scenario(
@@ -95,6 +99,7 @@ async def rig(
         queues=(QueueSpec("members", members=tuple(a.ext for a in agents)),),
         agents=agents,
         overrides=numbers,
+        outbound=outbound or OutboundSpec(),
     )
     sim = PbxSimulator(
         scenario,
@@ -142,7 +147,7 @@ async def rig(
     ami.subscribe(runner.on_ami)
     ami.on_state(runner.on_ami_state)
     await ami.start(fail_fast=True)
-    cid = seed(engine, list(numbers), mode, survey)
+    cid = seed(engine, list(numbers), mode, survey, amd)
     try:
         yield Rig(engine, sim, ami, tracker, runner, cid, clock)
     finally:
@@ -192,6 +197,10 @@ def check_accounting(r: Rig) -> None:
 
 async def no_flight_left(r: Rig) -> None:
     await wait_for(lambda: r.runner.ledger.calls() == [], within=15, what="ledger empty")
+    # ... and what it decided is stored (one writer task, in order): every call's end too
+    await wait_for(
+        lambda: all(a.ended_at is not None for a in attempts(r.engine)), what="ends stored"
+    )
     counts = r.runner.ledger.counts(r.campaign_id, r.clock())
     assert counts.dialling_s == () and counts.waiting == 0 and counts.open == 0
 
@@ -275,7 +284,7 @@ async def test_hub_restart_resolves_calls_from_the_channel_list(sqlite_url: str)
     calls' own ends decide them (no answer stays no answer, never abandoned)."""
     numbers = {
         "+8613900000031": NumberOverride(outcome="noanswer", ring_time=100.0),
-        "+8613900000032": NumberOverride(outcome="answer", ring_time=5.0, talk_time=10.0),
+        "+8613900000032": NumberOverride(outcome="answer", ring_time=5.0, talk_time=200.0),
     }
     async with rig(sqlite_url, numbers, ring_timeout_s=30) as r:
         await wait_for(lambda: len(r.tracker.agents()) >= 2, what="agents")
@@ -377,3 +386,54 @@ async def test_failed_ivr_call_opens_no_survey_and_ivr_calls_get_their_end(
     finally:
         await services.close()
         engine.dispose()
+
+
+EXACT_AMD = OutboundSpec(amd_human_as_machine=0.0, amd_machine_as_human=0.0)
+AMD_NUMBERS = {
+    "+8613900000061": NumberOverride(outcome="answer", ring_time=1.0, talk_time=20.0),
+    "+8613900000062": NumberOverride(outcome="voicemail", ring_time=1.0, talk_time=20.0),
+}
+
+
+async def test_amd_on_hangs_up_machines_and_starts_the_clock_at_the_verdict(
+    sqlite_url: str,
+) -> None:
+    async with rig(sqlite_url, AMD_NUMBERS, amd="on", outbound=EXACT_AMD) as r:
+        await wait_for(lambda: len(r.tracker.agents()) >= 2, what="agents")
+        await r.runner.start()
+        await wait_for(lambda: all_decided(r, 2), what="outcomes")
+        await no_flight_left(r)
+        got = {k: v[0].outcome for k, v in by_phone(r.engine).items()}
+        # the person reached an agent within 2 s of AMD's verdict (not of the answer:
+        # AMD listened 1.6 s first); the machine was hung up, recorded as `machine`
+        assert got == {"+8613900000061": "answered", "+8613900000062": "machine"}
+        statuses = {
+            m.get("Linkedid"): m.get("Value")
+            for m in r.sim.events
+            if m.name == "VarSet" and m.get("Variable") == "AMDSTATUS"
+        }
+        assert sorted(statuses.values()) == ["HUMAN", "MACHINE"]
+        check_accounting(r)
+
+
+async def test_amd_auto_routes_machine_verdicts_to_agents_and_learns_from_dispositions(
+    sqlite_url: str,
+) -> None:
+    async with rig(sqlite_url, AMD_NUMBERS, amd="auto", outbound=EXACT_AMD) as r:
+        await wait_for(lambda: len(r.tracker.agents()) >= 2, what="agents")
+        await r.runner.start()
+        await wait_for(lambda: all_decided(r, 2), what="outcomes")
+        camp = r.runner.campaigns[r.campaign_id]
+        assert camp.amd.verify_probability() == 1.0  # the trial: nobody is hung up by AMD
+        got = {k: v[0].outcome for k, v in by_phone(r.engine).items()}
+        assert got == {"+8613900000061": "answered", "+8613900000062": "answered"}
+        before = camp.amd.false_positive_rate()[0]
+        # the agents' wrap-ups: the person was a person, the machine verdict was right
+        with session_scope(r.engine) as s:
+            for a in s.scalars(select(CallAttempt)):
+                a.disposition = "voicemail" if a.phone_e164.endswith("62") else "satisfied"
+        await wait_for(lambda: not r.runner._amd_pending, what="dispositions read")
+        # one live answer AMD called human: the false-positive estimate drops
+        assert camp.amd.false_positive_rate()[0] < before
+        await no_flight_left(r)
+        check_accounting(r)
