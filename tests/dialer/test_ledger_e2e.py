@@ -289,7 +289,10 @@ async def test_hub_restart_resolves_calls_from_the_channel_list(sqlite_url: str)
     async with rig(sqlite_url, numbers, ring_timeout_s=30) as r:
         await wait_for(lambda: len(r.tracker.agents()) >= 2, what="agents")
         await r.runner.start()
-        await wait_for(lambda: len(attempts(r.engine)) == 2, what="both dialling")
+        await wait_for(
+            lambda: len(attempts(r.engine)) == 2 and r.sim.stats.calls_originated == 2,
+            what="both dialling",
+        )
         assert r.runner._task is not None
         r.runner._task.cancel()  # the hub dies: everything in memory is gone
         await r.ami.close()
@@ -412,7 +415,7 @@ async def test_amd_on_hangs_up_machines_and_starts_the_clock_at_the_verdict(
             for m in r.sim.events
             if m.name == "VarSet" and m.get("Variable") == "AMDSTATUS"
         }
-        assert sorted(statuses.values()) == ["HUMAN", "MACHINE"]
+        assert sorted(v or "" for v in statuses.values()) == ["HUMAN", "MACHINE"]
         check_accounting(r)
 
 
@@ -431,7 +434,8 @@ async def test_amd_auto_routes_machine_verdicts_to_agents_and_learns_from_dispos
         # the agents' wrap-ups: the person was a person, the machine verdict was right
         with session_scope(r.engine) as s:
             for a in s.scalars(select(CallAttempt)):
-                a.disposition = "voicemail" if a.phone_e164.endswith("62") else "satisfied"
+                machine = (a.phone_e164 or "").endswith("62")
+                a.disposition = "voicemail" if machine else "satisfied"
         await wait_for(lambda: not r.runner._amd_pending, what="dispositions read")
         # one live answer AMD called human: the false-positive estimate drops
         assert camp.amd.false_positive_rate()[0] < before
