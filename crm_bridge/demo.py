@@ -341,23 +341,29 @@ def _open_fraction(region: str, now: dt.datetime, start: dt.time, end: dt.time) 
 def open_region_weights(
     now: dt.datetime, start: dt.time, end: dt.time, *, open_share: float = 0.6
 ) -> tuple[dict[str, float], float]:
-    """Region weights for a demo started at ``now``: :data:`REGIONS`' own shares, with the
-    regions whose local time is inside ``[start, end)`` (the calling window, less quiet hours
-    and a margin) scaled up until they hold ``open_share`` of the members -- so the demo has
-    members it may call and text at any hour, without bending a rule. Members elsewhere are
-    kept (the rules hold them back, and the demo says so). Returns the weights and the share
-    of members in an open zone (0.0 when no zone is open: then the shares are unchanged)."""
+    """Region weights for a demo started at ``now``: :data:`REGIONS`' own shares, with every
+    region that has a zone whose local time is inside ``[start, end)`` (the calling window,
+    less quiet hours and a margin) scaled up by one factor until members in an open zone are
+    ``open_share`` of all -- so the demo has members it may call and text at any hour,
+    without bending a rule. Members elsewhere are kept (the rules hold them back, and the
+    demo says so). Returns the weights and the expected share of members in an open zone
+    (0.0 when no zone is open: then the shares are unchanged)."""
     base = {r: REGIONS[r][0] for r in _REGION_CODES}
-    opened = {r: base[r] * _open_fraction(r, now, start, end) for r in base}
-    open_w, total = sum(opened.values()), sum(base.values())
-    if open_w == 0.0:
+    frac = {r: _open_fraction(r, now, start, end) for r in base}
+    # share(k) = k*A / (k*B + C): A = open members of the scaled regions, B = all their
+    # members, C = the members of the regions left as they are.
+    a = sum(base[r] * frac[r] for r in base if frac[r] > 0)
+    b = sum(base[r] for r in base if frac[r] > 0)
+    c = sum(base[r] for r in base if frac[r] == 0)
+    if a == 0.0:
         return base, 0.0
-    if open_w / total >= open_share:
-        return base, open_w / total
-    # Scale the open part by k: k*open_w / (k*open_w + total - open_w) = open_share.
-    k = open_share * (total - open_w) / (open_w * (1.0 - open_share))
-    weights = {r: base[r] + (k - 1.0) * opened[r] for r in base}
-    return weights, open_share
+    share = a / (b + c)
+    if share >= open_share:
+        return base, share
+    k = open_share * c / (a - open_share * b) if a > open_share * b else 50.0
+    k = min(max(k, 1.0), 50.0)
+    weights = {r: base[r] * (k if frac[r] > 0 else 1.0) for r in base}
+    return weights, k * a / (k * b + c)
 
 
 @dataclass
