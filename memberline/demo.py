@@ -340,6 +340,11 @@ async def run(config: Config, opts: DemoOptions) -> dict[str, Any]:
                 "127.0.0.1", hub_port, agent=HUMAN, password=DEMO_PASSWORD, status_note=note
             )
             await app.run_async()
+            # You left: the simulated agents end their shift too (wrap-ups in hand are
+            # finished; a call still in progress is cut by the shutdown, not unfinished).
+            print("Ending the simulated agents' shift…", flush=True)
+            await asyncio.to_thread(_pause_campaigns, engine, setup)
+            await asyncio.gather(*(bot.finish(15.0) for bot in bots))
         summary = await asyncio.to_thread(_summary, engine, setup, since)
         summary["hub_port"] = hub_port
         summary["time_zones"] = zones
