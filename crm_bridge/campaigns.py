@@ -120,7 +120,9 @@ SETTINGS_KEYS: dict[str, tuple[str, ...]] = {
     "custom": ("segment",),
 }
 """The list-builder parameters each kind understands (besides the common keys below)."""
-COMMON_SETTINGS = ("queue", "abandon_cap", "survey_name")
+COMMON_SETTINGS = ("queue", "abandon_cap", "survey_name", "wrapup_max_s")
+"""Settings every kind takes; ``wrapup_max_s``: the after-call work maximum of this
+campaign's calls (seconds, 0 = until the disposition is saved; default: the queue's)."""
 
 
 def _whole(settings: dict[str, Any], key: str, default: int, minimum: int) -> int:
@@ -179,6 +181,13 @@ def validate_campaign(
         raise CampaignError(
             "bad_request",
             f"the abandon cap must be a fraction in (0, {MAX_ABANDON_CAP}], e.g. 0.03; got {cap!r}",
+        )
+    wrap = settings.get("wrapup_max_s")
+    if wrap is not None and (
+        isinstance(wrap, bool) or not isinstance(wrap, (int, float)) or not 0 <= wrap <= 3600
+    ):
+        raise CampaignError(
+            "bad_request", f"settings.wrapup_max_s must be seconds in [0, 3600]; got {wrap!r}"
         )
     survey_name = settings.get("survey_name")
     if survey_name is not None:

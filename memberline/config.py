@@ -159,6 +159,14 @@ class CallingConfig:
     max_attempts_per_member_per_day: int = 2
     postcall_survey_queues: tuple[str, ...] = ()
     """Queues whose callers are transferred into the satisfaction survey when the agent hangs up."""
+    wrapup_max_s: float = 60.0
+    """After-call work: the hub keeps an agent paused (reason ``wrap-up``) this long at most
+    waiting for the disposition, then makes them available and lists the call as unfinished;
+    0 = until the disposition is saved. A campaign's ``settings.wrapup_max_s`` overrides it."""
+    wrapup_max_by_queue: tuple[tuple[str, float], ...] = ()
+    """Per-queue maxima, e.g. ``[["members", 90], ["support", 0]]``."""
+    shift_hours: float = 8.0
+    """An unfinished call older than this is flagged on the supervisor's screen."""
 
 
 @dataclass(frozen=True)
@@ -333,6 +341,10 @@ def _validate(cfg: Config) -> None:
     ):
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
             raise ConfigError(f"{where}: expected HH:MM, got {value!r}")
+    if cfg.calling.wrapup_max_s < 0 or any(m < 0 for _, m in cfg.calling.wrapup_max_by_queue):
+        raise ConfigError("calling.wrapup_max_s: seconds >= 0 (0 = until the disposition is saved)")
+    if cfg.calling.shift_hours <= 0:
+        raise ConfigError("calling.shift_hours: expected hours > 0")
     if not 0.0 < cfg.calling.abandon_cap <= 0.5:
         raise ConfigError("calling.abandon_cap: expected a fraction such as 0.03")
     if cfg.messaging.smtp_tls not in ("none", "starttls", "implicit"):

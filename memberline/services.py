@@ -61,6 +61,9 @@ def hub_settings(config: Config, **overrides: Any) -> HubSettings:
         postcall_survey_queues=c.postcall_survey_queues,
         maintainer_queue=a.maintainer_queue,
         maintainer_ring_s=a.maintainer_ring_s,
+        wrapup_max_s=c.wrapup_max_s,
+        wrapup_max_by_queue=c.wrapup_max_by_queue,
+        shift_s=c.shift_hours * 3600.0,
     )
     return dataclasses.replace(settings, **overrides) if overrides else settings
 

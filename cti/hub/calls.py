@@ -79,9 +79,10 @@ class CallRecord:
         }
 
     def wrapup_due(self, code: str) -> bool:
-        """This agent answered it, it has ended, and their disposition is still owed here."""
+        """This agent answered it, it has ended (or was handed over to another agent), and
+        their disposition is still owed here."""
         return (
-            self.state == "ended"
+            (self.state == "ended" or (self.agent_code is not None and code != self.agent_code))
             and code in self.owners
             and code not in self.wrapped_up
             and code not in self.unfinished

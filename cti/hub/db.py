@@ -298,3 +298,12 @@ def unfinished_counts(s: Session, stale_before: dt.datetime) -> dict[str, tuple[
         n, old = out.get(code, (0, 0))
         out[code] = (n + 1, old + (1 if ended is not None and ended < stale_before else 0))
     return out
+
+
+def campaign_wrapup_max(s: Session, campaign_id: int) -> float | None:
+    """The campaign's ``settings.wrapup_max_s`` (None: the queue's maximum applies)."""
+    from crm_bridge.models import Campaign
+
+    settings = s.scalar(select(Campaign.settings).where(Campaign.id == campaign_id))
+    value = (settings or {}).get("wrapup_max_s")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

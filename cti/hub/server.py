@@ -138,6 +138,8 @@ class HubServer:
         self.call_origin: Callable[[str], dict[str, Any] | None] | None = None
         """call id -> ``{"campaign_id", "campaign", "wrapup_max_s"?}`` for a call a campaign
         placed (set by the wiring from the campaign runner), else None."""
+        self.campaign_wrapup: dict[int, float | None] = {}
+        """campaign id -> its ``settings.wrapup_max_s`` (loaded when its first call rings)."""
         self.reapplied = 0
         """Times the desks were re-applied after a resync (tests, metrics)."""
         self.listeners: list[Callable[[DomainEvent], None]] = []
@@ -522,10 +524,24 @@ class HubServer:
         return ok
 
     def wrapup_limit(self, rec: CallRecord) -> float:
-        origin = self.call_origin(rec.call_id) if self.call_origin is not None else None
-        if origin is not None and origin.get("wrapup_max_s") is not None:
-            return float(origin["wrapup_max_s"])
+        """The call's after-call work maximum: its campaign's, else its queue's, else 60 s."""
+        if rec.campaign_id is not None:
+            limit = self.campaign_wrapup.get(rec.campaign_id)
+            if limit is not None:
+                return limit
         return self.settings.wrapup_max_for(rec.queue)
+
+    def learn_campaign(self, campaign_id: int) -> None:
+        """Load a campaign's wrap-up maximum once (before its first call can end)."""
+        if campaign_id in self.campaign_wrapup:
+            return
+        self.campaign_wrapup[campaign_id] = None
+
+        async def load() -> None:
+            limit = await run_db(self.engine, hubdb.campaign_wrapup_max, campaign_id)
+            self.campaign_wrapup[campaign_id] = limit
+
+        self.spawn(load(), f"campaign-wrapup-{campaign_id}")
 
     def begin_wrapup(self, rec: CallRecord, info: AgentInfo) -> None:
         """The agent's call ended: after-call work starts (pause reason wrap-up)."""

@@ -120,6 +120,8 @@ class TrackerEvents:
             rec.direction = "outbound"
             rec.campaign_id = origin.get("campaign_id")
             rec.campaign = origin.get("campaign")
+            if isinstance(rec.campaign_id, int):
+                self.hub.learn_campaign(rec.campaign_id)
 
     def _withdraw(self, rec: CallRecord, code: str, reason: str) -> None:
         """The pop of ``rec`` is no longer this agent's to take (see ``pop_withdrawn``)."""

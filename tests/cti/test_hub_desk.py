@@ -160,3 +160,37 @@ async def test_pbx_restart_with_early_login_race_reapplies_logins_and_pauses(
                 after=mark2,
             )
             assert s2["state"] == "paused"
+
+
+async def test_a_campaign_sets_its_own_wrapup_maximum(engine: Engine) -> None:
+    """A campaign's ``settings.wrapup_max_s`` beats the queue's (here 1 s against 600 s).
+    The hub learns a call's campaign from the runner (``call_origin``, wired in
+    ``memberline.stack``); this test wires it to the campaign row directly."""
+    from crm_bridge.db import session_scope
+    from crm_bridge.models import CampaignKind, DialMode
+    from tests.dialer.support import add_campaign
+
+    seed(engine)
+    with session_scope(engine) as s:
+        camp = add_campaign(s, "quick wrap", CampaignKind.POST_PURCHASE, DialMode.PROGRESSIVE)
+        camp.settings = {"wrapup_max_s": 1}
+        campaign_id = camp.id
+    async with pbx_stack(engine, ringall(), wrapup_max_s=600.0) as st:
+
+        def origin(cid: str) -> dict[str, object] | None:
+            rec = st.hub.calls.get(cid)  # the campaign "placed" every call from Li Wei's number
+            if rec is None or rec.caller_num != LI_WEI:
+                return None
+            return {"campaign_id": campaign_id, "campaign": "quick wrap"}
+
+        st.hub.call_origin = origin
+        async with Console(st.hub, "1001") as c1:
+            call = await st.sim.inbound_call(LI_WEI, "Li Wei", queue="members")
+            pop = await c1.wait_for("screen_pop")
+            assert pop["call_id"] == str(call.linkedid)
+            await st.sim.agent_answer(IFACE["1001"])
+            up = await c1.wait_for("call_state", lambda d: d["state"] == "up")
+            assert up["direction"] == "outbound" and up["campaign"] == "quick wrap"
+            await c1.request("hangup", call_id=up["call_id"])
+            await c1.wait_for("notice", lambda d: d.get("kind") == "unfinished", within=4)
+            await st.wait(lambda: member(st, "1001") == (False, ""), what="available again")

@@ -90,3 +90,19 @@ def test_check_config_asks_for_an_unsubscribe_secret_when_public(
     assert secret == "" or secret not in check.message
     key = unsubscribe_secret(cfg)
     assert key == secret.encode() if secret else len(key) == 32
+
+
+def test_wrapup_maxima_reach_the_hub(tmp_path: Path) -> None:
+    from memberline.services import hub_settings
+
+    f = tmp_path / "m.toml"
+    f.write_text(
+        '[calling]\nwrapup_max_s = 45\nwrapup_max_by_queue = [["support", 0]]\nshift_hours = 10\n'
+    )
+    settings = hub_settings(load_config(f, env={}))
+    assert settings.wrapup_max_for("members") == 45.0
+    assert settings.wrapup_max_for("support") == 0.0  # until the disposition is saved
+    assert settings.shift_s == 36000.0
+    f.write_text("[calling]\nwrapup_max_s = -1\n")
+    with pytest.raises(ConfigError, match="wrapup_max_s"):
+        load_config(f, env={})
