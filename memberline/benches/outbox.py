@@ -224,7 +224,8 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
         probe.bind(("127.0.0.1", 0))
         webhook_port = int(probe.getsockname()[1])
     first: list[float] = []
-    received_at: list[float] = [0.0]
+    arrivals: list[tuple[int, float]] = [(0, 0.0)]
+    """(messages received, when) each time the count changed."""
 
     def received() -> int:
         return len(sms.messages) + len(mail.mails)
@@ -248,6 +249,8 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
             sinks.sms.base_url,
             "--concurrency",
             str(args.concurrency),
+            "--batch-size",
+            str(args.batch_size),
             "--sms-rate",
             "0",
             "--email-rate",
@@ -287,8 +290,8 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
             n = received()
             if n and not first:
                 first.append(time.perf_counter())
-            if n != received_at[-1]:
-                received_at.append(time.perf_counter())
+            if n != arrivals[-1][0]:
+                arrivals.append((n, time.perf_counter()))
             if args.kill_once and not kills and n >= args.messages // 3:
                 victim = procs[ids[0]]
                 if victim.returncode is None:
@@ -304,7 +307,7 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
                         p.kill()
                         await p.wait()
                 raise SystemExit(f"bench timed out after {args.timeout_s} s")
-        end = received_at[-1] if len(received_at) > 1 else time.perf_counter()
+        end = arrivals[-1][1] if len(arrivals) > 1 else time.perf_counter()
         await sms.wait_callbacks(within_s=10.0)
         wstats = await _worker_stats(list(procs.values()))
         sink_cpu = _cpu(resource.RUSAGE_SELF) - self_cpu0
@@ -405,6 +408,14 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
             "sinks_cpu_s": round(sink_cpu, 2),
             "messages_per_worker_cpu_s": round(got / max(1e-9, worker_cpu), 1),
             "send_span_s": round(span, 2),
+            "received_by_s": {
+                f"p{q}": round(
+                    next((t for n, t in arrivals if n >= got * q / 100), end)
+                    - (first[0] if first else start),
+                    2,
+                )
+                for q in (50, 90, 99, 100)
+            },
             "wall_s": round(wall, 2),
             "seed_s": round(seed_s, 2),
             "database": "postgresql" if url.startswith("postgres") else "sqlite",
@@ -431,7 +442,10 @@ def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument(
         "--kill-once", action="store_true", help="SIGKILL the worker once mid-run, restart it"
     )
-    p.add_argument("--concurrency", type=int, default=128)
+    p.add_argument("--concurrency", type=int, default=512)
+    p.add_argument(
+        "--batch-size", type=int, default=1000, help="rows leased (and their rules decided) at once"
+    )
     p.add_argument("--workers", type=int, default=2, help="worker processes sharing the outbox")
     p.add_argument(
         "--provider-lag-s",
