@@ -625,6 +625,9 @@ def apply_status_callback(
             row.status = OutboxStatus.DELIVERED
             row.lease_owner = row.lease_expires_at = None
             row.last_error = None
+            # The "sent" callback may have been lost (our webhook was down): the email
+            # behind this SMS must not wait for it.
+            release_email_siblings(session, [row.idempotency_key], now)
         return "delivered"
     if status in ("undelivered", "failed"):
         code = error_code or ""
@@ -695,6 +698,12 @@ class InDoubt:
     provider_id: str | None
     sms_body: str | None
     sent_at: dt.datetime | None
+    waiting_until: dt.datetime | None = None
+    """Set when an earlier recovery pass found no copy and started waiting out the
+    provider's listing lag (until then)."""
+
+
+WAITING = "in doubt: waiting out the provider's listing lag until "
 
 
 def expire_leased(session: Session, now: dt.datetime, owner_prefix: str | None = None) -> int:
@@ -755,9 +764,19 @@ def claim_in_doubt(
             r.provider_id,
             (r.payload or {}).get(BODY_KEY),
             r.sent_at,
+            _waiting_until(r.last_error),
         )
         for r in rows
     ]
+
+
+def _waiting_until(reason: str | None) -> dt.datetime | None:
+    if not reason or not reason.startswith(WAITING):
+        return None
+    try:
+        return dt.datetime.fromisoformat(reason.removeprefix(WAITING))
+    except ValueError:
+        return None
 
 
 def resolve_in_doubt(

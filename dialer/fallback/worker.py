@@ -16,9 +16,10 @@ expired lease) never resends blindly: SMS rows are looked up at the provider by 
 reference carried in the text (:func:`dialer.fallback.store.sms_reference`), without a
 ``DateSent`` filter: a match in any status (``queued``, ``accepted``, ``sending``, ``sent``,
 ``delivered``, even ``undelivered``) -> ``sent`` with its sid. No match is only believed
-once ``provider_list_lag_s`` has passed since the attempt (Twilio lists new messages late):
-before that the row waits in ``sending`` and is looked up again; after it -> pending (the
-provider proved it has none: safe to send). A failed lookup -> ``review``. Email rows are ``sent`` /
+once ``provider_list_lag_s`` has passed since recovery first claimed the row (Twilio lists
+new messages late, and a loaded sender may have reached it long after ``sent_at``): until
+then the row waits in ``sending`` and is looked up again; after it -> pending (the provider
+proved it has none: safe to send). A failed lookup -> ``review``. Email rows are ``sent`` /
 pending when a :class:`MailProbe` can tell (the local SMTP sink can), else ``review``: a
 real SMTP server cannot be asked whether it accepted a message.
 """
@@ -49,6 +50,7 @@ from dialer.fallback.results import Outcome, SendResult
 from dialer.fallback.rules import RulesConfig
 from dialer.fallback.sms import TwilioSms
 from dialer.fallback.store import (
+    WAITING,
     InDoubt,
     Job,
     RetryPolicy,
@@ -319,8 +321,11 @@ class OutboxWorker:
             for row, (verdict, pid, reason) in zip(rows, verdicts, strict=True):
                 until = None
                 if verdict == "wait":
-                    until = self._lag_over(row)
-                    self._recover_at(row)
+                    until = row.waiting_until or utcnow() + dt.timedelta(
+                        seconds=self.settings.provider_list_lag_s
+                    )
+                    reason = f"{WAITING}{until.isoformat()}"
+                    self._recover_at(until)
                 await run_db(
                     self.engine,
                     resolve_in_doubt,
@@ -340,18 +345,12 @@ class OutboxWorker:
             log.info("outbox recovery: %s", dict(done))
         return done
 
-    def _recover_at(self, row: InDoubt) -> None:
-        """Wake recovery when ``row``'s listing lag has passed (it waits in ``sending``)."""
-        assert row.sent_at is not None
-        delay = (self._lag_over(row) - utcnow()).total_seconds()
+    def _recover_at(self, until: dt.datetime) -> None:
+        """Wake recovery when a row's listing lag has passed (it waits in ``sending``)."""
+        delay = (until - utcnow()).total_seconds()
         loop = asyncio.get_running_loop()
         loop.call_later(max(0.0, delay) + 0.05, self._recover_now.set)
         loop.call_later(max(0.0, delay) + 0.05, self._changed.set)
-
-    def _lag_over(self, row: InDoubt) -> dt.datetime:
-        assert row.sent_at is not None
-        sent_at = row.sent_at if row.sent_at.tzinfo else row.sent_at.replace(tzinfo=dt.UTC)
-        return sent_at + dt.timedelta(seconds=self.settings.provider_list_lag_s)
 
     async def _verdict(self, row: InDoubt) -> tuple[str, str | None, str]:
         if row.provider_id:
@@ -369,7 +368,10 @@ class OutboxWorker:
                 sid, status = found[0]
                 more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
                 return "sent", sid, f"recovered: found at the provider ({status}){more}"
-            if utcnow() < self._lag_over(row):
+            # The lag counts from when the attempt was certainly over: when recovery first
+            # claimed the row (the sender had crashed, given up or timed out by then), not
+            # from sent_at (a loaded sender may have reached the provider much later).
+            if row.waiting_until is None or utcnow() < row.waiting_until:
                 return "wait", None, "in doubt: waiting out the provider's listing lag"
             return "pending", None, "recovered: provider has no copy after its listing lag"
         if self.mail_probe is None:
