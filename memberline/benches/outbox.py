@@ -12,7 +12,7 @@ are on, so what is night somewhere now is held.
 The Twilio-shaped sink is faithful (statuses advance over time, ``DateSent`` empty until
 sent, ``--provider-lag-s`` listing lag, ``--drop-rate`` connections dropped after a message
 was accepted) and sends signed status callbacks to the worker's webhook site (the first
-worker serves it). ``--kill-once`` SIGKILLs that worker when a third of the messages have
+worker serves it). ``--kill-once`` SIGKILLs that worker when ``--kill-after`` messages have
 reached the sinks and starts it again (same ``--worker-id``: it recovers its in-flight rows
 by asking the sinks). ``--transient-failure-rate`` makes both sinks refuse that fraction of
 requests (Twilio 429/500, SMTP 451).
@@ -292,7 +292,7 @@ async def _bench(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
                 first.append(time.perf_counter())
             if n != arrivals[-1][0]:
                 arrivals.append((n, time.perf_counter()))
-            if args.kill_once and not kills and n >= args.messages // 3:
+            if args.kill_once and not kills and n >= args.kill_after:
                 victim = procs[ids[0]]
                 if victim.returncode is None:
                     victim.send_signal(signal.SIGKILL)
@@ -441,6 +441,13 @@ def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--transient-failure-rate", type=float, default=0.0)
     p.add_argument(
         "--kill-once", action="store_true", help="SIGKILL the worker once mid-run, restart it"
+    )
+    p.add_argument(
+        "--kill-after",
+        type=int,
+        default=500,
+        help="--kill-once: when this many messages reached the sinks (most of the mix is "
+        "held by rules, so not a share of --messages)",
     )
     p.add_argument("--concurrency", type=int, default=512)
     p.add_argument(
