@@ -30,7 +30,7 @@ import datetime as dt
 import logging
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +41,6 @@ from crm_bridge.db import run_db
 from crm_bridge.models import CampaignStatus
 from cti.ami.message import RESYNC_START, AmiMessage
 from cti.hub.sessions import AgentInfo
-from cti.hubproto.messages import ErrorCode, ProtocolError
 from cti.tracker import (
     AgentState,
     AgentStateChanged,
@@ -51,7 +50,7 @@ from cti.tracker import (
     DomainEvent,
 )
 from dialer import entries, leasing, outcomes
-from dialer.agentfirst import AgentDesk, Offer
+from dialer.agentfirst import AgentDesk
 from dialer.ledger import CallKind, CallLedger, Fact, FactKind, LiveChannel
 from dialer.origination import SendAction, originate_action, send_originate
 from dialer.pacing import (
@@ -65,6 +64,7 @@ from dialer.pacing import (
     PredictivePacer,
     decide,
 )
+from dialer.previews import AgentFirst
 from dialer.rules import CallingWindow, Outcome, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,10 @@ class _Campaign:
     estimator: OutcomeEstimator = field(default_factory=lambda: OutcomeEstimator(horizon_s=30))
     last_decision: Decision | None = None
     placed: int = 0
+    waits: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    """Live answer -> agent bridge of the latest live answers that reached an agent (s)."""
+    no_safe_harbour: int = 0
+    """Abandoned calls on which the safe-harbour prompt was not seen playing."""
 
 
 class CampaignRunner:
@@ -151,10 +155,8 @@ class CampaignRunner:
             safe_harbour_s=self.settings.safe_harbour_s,
             safe_harbour_prompt=self.settings.safe_harbour_prompt,
         )
-        self.offers: dict[int, Offer] = {}
-        """entry id -> the preview card showing it."""
-        self.offered_to: dict[str, int] = {}
-        """agent code -> entry id of their card."""
+        self.previews = AgentFirst(self)
+        """Preview cards and maintainer-first calls (agent first, through the desk)."""
         self.campaigns: dict[int, _Campaign] = {}
         self._connected_at = 0.0
         self._agent_last_complete: dict[str, tuple[float, float]] = {}
@@ -194,9 +196,9 @@ class CampaignRunner:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for offer in list(self.offers.values()):
+        for offer in list(self.previews.offers.values()):
             with contextlib.suppress(Exception):
-                await self._release_offer(offer)
+                await self.previews.release_offer(offer)
         if self._jobs:
             await asyncio.gather(*self._jobs, return_exceptions=True)
         if self._writer is not None:
@@ -315,6 +317,8 @@ class CampaignRunner:
             if fact.kind is FactKind.ENDED:
                 if rec.outcome is Outcome.ABANDONED and not rec.safe_harbour:
                     self.stats["abandoned_without_safe_harbour"] += 1
+                    if camp is not None:
+                        camp.no_safe_harbour += 1
                     log.warning(
                         "call %s abandoned and the safe-harbour message %r was not played: "
                         "check the dialplan",
@@ -328,6 +332,8 @@ class CampaignRunner:
             self.stats[key] += 1
             log.info("%s", outcomes.describe(fact))
             if camp is not None:
+                if rec.bridged_at is not None and rec.bridge_wait_s is not None:
+                    camp.waits.append(rec.bridge_wait_s)
                 outcomes.feed_estimator(camp.estimator, fact)
                 self._amd_learn(camp, fact)
         self._writes.put_nowait(list(facts))
@@ -368,8 +374,8 @@ class CampaignRunner:
                 for camp in list(self.campaigns.values()):
                     if camp.status is CampaignStatus.RUNNING:
                         await self._tick(camp)
-                if self.offers:
-                    await self._withdraw_idle_offers()
+                if self.previews.offers:
+                    await self.previews.withdraw_idle_offers()
                 await self._sweep_stale()
             except Exception:
                 log.exception("campaign runner tick failed; retrying next tick")
@@ -447,7 +453,7 @@ class CampaignRunner:
 
     async def _tick(self, camp: _Campaign) -> None:
         if camp.mode is DialMode.PREVIEW:
-            await self._offer_previews(camp)
+            await self.previews.offer_previews(camp)
             return  # preview calls are placed by agents (preview_dial from the card)
         snap = self.snapshot(camp)
         decision = decide(camp.mode, snap, camp.pacer)
@@ -457,7 +463,7 @@ class CampaignRunner:
         now = self.clock()
         free: dict[int, AgentInfo] = {}
         if self.settings.maintainer_first and camp.mode is not DialMode.IVR:
-            free = {a.id: a for a in self.free_agents(camp)}
+            free = {a.id: a for a in self.previews.free_agents(camp)}
         started, skipped = await run_db(
             self.engine,
             leasing.claim,
@@ -477,7 +483,7 @@ class CampaignRunner:
                     att.entry_id,
                     agent.code,
                 )
-                await self._dial_agent_first(camp, att, agent, name, raise_errors=False)
+                await self.previews.dial_agent_first(camp, att, agent, name, raise_errors=False)
             else:
                 await self._originate(camp, att, now, decision)
 
@@ -543,192 +549,15 @@ class CampaignRunner:
         await self._resync(now - limit)
 
     # ------------------------------------------------------------------ agent first
-    def free_agents(self, camp: _Campaign) -> list[AgentInfo]:
-        """Agents with a console, in the campaign's queue, available, not paused, not busy
-        (nor wrapping up, nor holding a card or an agent-first call)."""
-        if self.desk is None:
-            return []
-        views = {a.interface: a for a in self.agents()}
-        ringing = self._agents_held()
-        out = []
-        for info in self.desk.console_agents():
-            v = views.get(info.interface)
-            if v is None or camp.queue not in v.queues or camp.queue in v.paused_queues:
-                continue
-            if v.state is not AgentState.AVAILABLE or info.interface in ringing:
-                continue
-            if info.code in self.offered_to or self.desk.agent_busy(info.code):
-                continue
-            out.append(info)
-        return out
-
-    async def _offer_previews(self, camp: _Campaign) -> None:
-        await self._expire_offers(camp)
-        free = self.free_agents(camp)
-        if not free:
-            return
-        now = self.clock()
-        got, skipped = await run_db(
-            self.engine,
-            leasing.claim_previews,
-            self.settings.lease_rules(),
-            camp.id,
-            len(free),
-            _utc(now),
-        )
-        self.stats["skipped"] += skipped.total()
-        self.held_back.update(skipped)
-        by_id = {a.id: a for a in free}
-        rest = list(free)
-        for leased, name, card, preferred in got:
-            agent = by_id.get(preferred) if preferred is not None else None
-            if agent is None or agent not in rest:
-                agent = rest[0] if rest else None
-            if agent is None:  # pragma: no cover - one entry leased per free agent
-                break
-            rest.remove(agent)
-            if agent.code in self.offered_to or self.desk is None:
-                continue
-            offer = Offer(leased, camp.id, agent.code, agent.id, now, name, card)
-            self.offers[leased.id] = offer
-            self.offered_to[agent.code] = leased.id
-            self.stats["offered"] += 1
-            self.desk.push_preview(agent.code, card)
-            log.info("campaign %s: entry %d offered to %s", camp.name, leased.id, agent.code)
-
-    async def _expire_offers(self, camp: _Campaign) -> None:
-        """Withdraw cards whose agent left, whose lease is nearly over, or whose campaign stopped."""
-        now = self.clock()
-        consoles = {a.code for a in self.desk.console_agents()} if self.desk else set()
-        for offer in [o for o in self.offers.values() if o.campaign_id == camp.id]:
-            stale = now - offer.offered_at > self.settings.preview_lease_s - 30
-            if offer.agent_code in consoles and not stale and camp.status is CampaignStatus.RUNNING:
-                continue
-            await self._release_offer(offer)
-
-    async def _withdraw_idle_offers(self) -> None:
-        """Cards of campaigns paused or stopped meanwhile are withdrawn."""
-        for offer in list(self.offers.values()):
-            camp = self.campaigns.get(offer.campaign_id)
-            if camp is not None and camp.status is CampaignStatus.RUNNING:
-                continue
-            await self._release_offer(offer)
-
-    async def _release_offer(self, offer: Offer) -> None:
-        """Give the card's entry back (due now), then tell the agent the card is gone."""
-        await run_db(
-            self.engine,
-            entries.release,
-            offer.entry.id,
-            self.settings.owner,
-            retry_at=None,
-            cancel=False,
-            reason="withdrawn",
-        )
-        self._drop_offer(offer, withdrawn=True)
-
-    def _drop_offer(self, offer: Offer, withdrawn: bool) -> None:
-        self.offers.pop(offer.entry.id, None)
-        if self.offered_to.get(offer.agent_code) == offer.entry.id:
-            del self.offered_to[offer.agent_code]
-        if withdrawn and self.desk is not None:
-            self.desk.push_preview(offer.agent_code, {**offer.card, "withdrawn": True})
-
-    def current_preview(self, code: str) -> dict[str, Any] | None:
-        entry_id = self.offered_to.get(code)
-        offer = self.offers.get(entry_id) if entry_id is not None else None
-        return offer.card if offer is not None else None
-
-    def _offer_of(self, agent: AgentInfo, entry_id: int) -> Offer:
-        offer = self.offers.get(entry_id)
-        if offer is None or offer.agent_code != agent.code:
-            raise ProtocolError(ErrorCode.FORBIDDEN, "that entry is not offered to you")
-        return offer
-
+    # (the hub's PreviewService: dialer.previews does the work)
     async def preview_dial(self, agent: AgentInfo, entry_id: int) -> dict[str, Any]:
-        """The agent pressed dial on their card: re-check, record the attempt, ring them first."""
-        offer = self._offer_of(agent, entry_id)
-        camp = self.campaigns.get(offer.campaign_id)
-        if camp is None or camp.status is not CampaignStatus.RUNNING:
-            raise ProtocolError(ErrorCode.CONFLICT, "the campaign is not running")
-        if self.desk is None or self.desk.agent_busy(agent.code, include_wrapup=False):
-            raise ProtocolError(ErrorCode.CONFLICT, "already on a call")
-        self._drop_offer(offer, withdrawn=False)
-        att, why = await run_db(
-            self.engine,
-            leasing.begin_offered,
-            self.settings.lease_rules(),
-            offer.entry,
-            agent.id,
-            _utc(self.clock()),
-        )
-        if att is None:
-            raise ProtocolError(ErrorCode.CONFLICT, f"not dialled: {why}")
-        await self._dial_agent_first(camp, att, agent, offer.name, raise_errors=True)
-        return {"call_id": att.channel_id, "attempt_id": att.attempt_id}
+        return await self.previews.preview_dial(agent, entry_id)
 
     async def preview_skip(self, agent: AgentInfo, entry_id: int, reason: str) -> dict[str, Any]:
-        offer = self._offer_of(agent, entry_id)
-        self._drop_offer(offer, withdrawn=False)
-        cancel = await run_db(
-            self.engine,
-            entries.skip_entry,
-            entry_id,
-            self.settings.owner,
-            reason=reason,
-            retry_at=_utc(self.clock() + self.settings.preview_skip_s),
-            actor=f"agent:{agent.code}",
-        )
-        log.info("entry %d skipped by %s: %s", entry_id, agent.code, reason)
-        return {"entry_status": "cancelled" if cancel else "pending"}
+        return await self.previews.preview_skip(agent, entry_id, reason)
 
-    async def _dial_agent_first(
-        self,
-        camp: _Campaign,
-        att: entries.StartedAttempt,
-        agent: AgentInfo,
-        name: str,
-        *,
-        raise_errors: bool,
-    ) -> None:
-        self.ledger.place(
-            att.channel_id,
-            camp.id,
-            self.clock(),
-            kind=CallKind.AGENT_FIRST,
-            entry_id=att.entry_id,
-            member_id=att.member_id,
-            agent_id=agent.id,
-            agent=agent.interface,
-        )
-        camp.placed += 1
-        self.stats["placed"] += 1
-        self.stats["agent_first"] += 1
-        try:
-            if self.desk is None:
-                raise ProtocolError(ErrorCode.PBX_ERROR, "no hub to dial through")
-            await self.desk.dial_agent_first(
-                agent,
-                call_id=att.channel_id,
-                member_id=att.member_id,
-                number=att.phone_e164,
-                name=name,
-                extra_vars=f"CAMPAIGN_ID={camp.id},ENTRY_ID={att.entry_id}",
-            )
-        except Exception as exc:
-            log.warning("agent-first dial of entry %d failed: %s", att.entry_id, exc)
-            # The hub's Originate was refused or not sent: nobody was rung.
-            self._apply(self.ledger.send_failed(att.channel_id, self.clock(), refused=False))
-            if raise_errors:
-                raise
-
-    def _agents_held(self) -> set[str]:
-        """Agents ringing or talking on an agent-first call the queue does not see."""
-        now = self.clock()
-        held: set[str] = set()
-        for cid in self.campaigns:
-            held |= self.ledger.counts(cid, now).agents_held
-        return held
+    def current_preview(self, code: str) -> dict[str, Any] | None:
+        return self.previews.current_preview(code)
 
     # ------------------------------------------------------------------ reporting
     def pending(self, call_id: str) -> bool:
@@ -753,6 +582,12 @@ class CampaignRunner:
                     "abandon_rate": ab.window_abandoned / ab.window_live if ab.window_live else 0.0,
                     "abandon_cap": camp.cap,
                     "amd": camp.amd.reason,
+                    # the 2-second rule as measured: live answer -> agent
+                    "answer_to_agent_max_s": max(camp.waits, default=0.0),
+                    "answer_to_agent_over_rule": sum(
+                        1 for w in camp.waits if w > self.settings.safe_harbour_s
+                    ),
+                    "abandoned_without_safe_harbour": camp.no_safe_harbour,
                     "last_decision": d.reason if d else "",
                 }
             )

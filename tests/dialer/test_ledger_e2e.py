@@ -333,6 +333,8 @@ async def test_live_answer_waiting_3s_is_abandoned_with_safe_harbour_and_72h(
         assert row.ended_at is not None and row.hangup_by == "system"
         assert r.runner.stats["abandoned"] == 1
         assert r.runner.stats["abandoned_without_safe_harbour"] == 0
+        (st,) = r.runner.status()
+        assert st["abandoned_without_safe_harbour"] == 0 and st["answer_to_agent_over_rule"] == 0
         played = [
             m
             for m in r.sim.events
@@ -406,6 +408,8 @@ async def test_amd_on_hangs_up_machines_and_starts_the_clock_at_the_verdict(
         await r.runner.start()
         await wait_for(lambda: all_decided(r, 2), what="outcomes")
         await no_flight_left(r)
+        (st,) = r.runner.status()
+        assert 0 <= st["answer_to_agent_max_s"] <= r.runner.settings.safe_harbour_s
         got = {k: v[0].outcome for k, v in by_phone(r.engine).items()}
         # the person reached an agent within 2 s of AMD's verdict (not of the answer:
         # AMD listened 1.6 s first); the machine was hung up, recorded as `machine`
