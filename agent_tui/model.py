@@ -459,6 +459,8 @@ class Wallboard:
     utilization: float | None
     history: Mapping[str, tuple[float, ...]]
     """Series for the sparklines (the last hour), keyed like the figures."""
+    outbox_review: int = 0
+    """Outbox messages that may have been sent and need a person (``outbox list --review``)."""
 
     @classmethod
     def parse(cls, data: Record) -> Wallboard:
@@ -479,6 +481,7 @@ class Wallboard:
             contact_rate=_float(data.get("contact_rate")),
             utilization=_float(data.get("utilization")),
             history=history,
+            outbox_review=_int(data.get("outbox_review")),
         )
 
 

@@ -56,6 +56,13 @@ def figures_text(wb: Wallboard) -> Text:
     text.append(f" (cap {format_pct(wb.abandon_cap)})")
     text.append(f"  Contact {format_pct(wb.contact_rate)}")
     text.append(f"  Utilisation {format_pct(wb.utilization)}")
+    if wb.outbox_review:
+        text.append("\n")
+        text.append(
+            f"Outbox: {wb.outbox_review} message(s) may have been sent and need review "
+            "(memberline outbox list --review)",
+            style="bold reverse",
+        )
     return text
 
 

@@ -129,6 +129,9 @@ class HubServer:
         self._wallboard_task: asyncio.Task[None] | None = None
         self._tick_task: asyncio.Task[None] | None = None
         self.pops_pushed = 0
+        self.outbox_review = 0
+        """Outbox messages that may have been sent and need a person (wallboard)."""
+        self._review_checked = float("-inf")
         self.pop_latencies: list[float] = []
         from cti.hub.tracking import TrackerEvents
 
@@ -200,9 +203,21 @@ class HubServer:
             self.stats.sample(self.clock(), self.tracker)
             if not subs:
                 continue
+            if self.clock() >= self._review_checked + 10.0:
+                self._review_checked = self.clock()
+                await self.refresh_outbox_review()
             data = wallboard_push(self)
             for conn in subs:
                 conn.push("wallboard", data)
+
+    async def refresh_outbox_review(self) -> None:
+        """Count outbox messages up for review (shown to supervisors on the wallboard)."""
+        from dialer.fallback.store import review_count
+
+        try:
+            self.outbox_review = await run_db(self.engine, review_count)
+        except Exception:
+            log.exception("counting outbox messages under review failed")
 
     @property
     def port(self) -> int:

@@ -103,6 +103,7 @@ def wallboard_push(hub: HubServer) -> dict[str, Any]:
         **fig,
         "agents": agents,
         "abandon_cap": hub.settings.abandon_cap,
+        "outbox_review": hub.outbox_review,
         "history": {
             "minutes": [h["minute"] for h in hist],
             "waiting": [h["waiting"] for h in hist],

@@ -819,6 +819,18 @@ def resolve_in_doubt(
         release_email_siblings(session, [hit[0]], now)
 
 
+def review_count(session: Session) -> int:
+    """Messages that may have been sent and need a person (supervisors' wallboard)."""
+    from sqlalchemy import func
+
+    return int(
+        session.scalar(
+            select(func.count()).select_from(T).where(T.c.status == OutboxStatus.REVIEW.value)
+        )
+        or 0
+    )
+
+
 def retry_row(session: Session, row_id: int, actor: str, now: dt.datetime) -> OutboxMessage:
     """Operator retry of a failed / review row (audited). Raises ValueError otherwise."""
     row = session.get(OutboxMessage, row_id)

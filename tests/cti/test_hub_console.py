@@ -10,12 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
+from agent_tui.model import Wallboard
+from agent_tui.screens.wallboard import figures_text
 from crm_bridge.db import session_scope
-from crm_bridge.models import AuditLog, CallListEntry, Campaign, Member, PointsLedger
+from crm_bridge.models import (
+    AuditLog,
+    CallListEntry,
+    Campaign,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
+    PointsLedger,
+)
 from cti.hubproto import ErrorCode, ProtocolError, encode
 from cti.hubproto.client import HubClient
+from dialer.fallback import Purpose, enqueue
 from tests.cti.hub_support import LI_WEI, SHARED, Console, running_hub, seed
 
 
@@ -271,8 +282,21 @@ async def test_campaigns_and_wallboard(engine: Engine) -> None:
         assert err.value.code is ErrorCode.CONFLICT
         listed = (await sup.request("campaigns_list"))["campaigns"]
         assert listed[0]["status"] == "running" and listed[0]["total"] == made["entries"]
+        # An outbox message whose send is in doubt: supervisors see it on the wallboard.
+        with session_scope(engine) as s:
+            mid = s.scalars(select(Member.id).order_by(Member.id)).first()
+            assert mid is not None
+            (row,) = enqueue(s, Purpose.EXHAUSTED, mid, "sms", ref="review")
+            s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.idempotency_key == row.key)
+                .values(status=OutboxStatus.REVIEW)
+            )
         await sup.request("wallboard_subscribe")
-        wb = await sup.wait_for("wallboard")
+        wb = await sup.wait_for("wallboard", lambda d: d.get("outbox_review") == 1)
+        assert "1 message(s) may have been sent and need review" in str(
+            figures_text(Wallboard.parse(wb))
+        )
         assert wb["abandon_cap"] == 0.03 and {a["agent"] for a in wb["agents"]} == {
             "1001",
             "1002",
