@@ -28,9 +28,10 @@ Target ``parse_ratio`` = ours / panoramisk ≥ 2.
 * ``tracker``: the same, the subscriber being ``Tracker.feed`` (domain events out);
 * ``whole``: the hub as ``memberline serve`` wires it (``HubServer.on_ami_message``:
   tracker, the reactions table, call records, wallboard counters, pop lookups started,
-  call rows queued to the writer) with ``--consoles`` consoles logged in (one per agent;
-  the traces' three agents are three of them in turn, round by round), every push encoded and written to its console's
-  connection buffer. The loop runs between chunks, as it would between socket reads, so
+  call rows queued to the writer) with ``--consoles`` console connections bound to their
+  agents as a login binds them (the password check left out; one per agent; the traces'
+  three agents are three of them in turn, round by round), every push encoded and written
+  to its console's connection buffer. The loop runs between chunks, as it would between socket reads, so
   the tasks the reactions start (pop lookups, the writer) share the time. The clock
   stops when the last chunk has been handled; ``whole_drain_s`` is what the spawned work
   needed afterwards (not in the rate).
