@@ -21,8 +21,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
+from agent_tui.widgets.footer import FittingFooter
 from agent_tui.widgets.member import Column, fill_table
 from agent_tui.widgets.status import HubBanner, StateBar
 
@@ -72,7 +73,7 @@ class UnfinishedScreen(Screen[None]):
         if self.supervisor:
             yield DataTable(id="unf-agents", cursor_type="row", zebra_stripes=True)
         yield DataTable(id="unf-calls", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         self.action_reload()

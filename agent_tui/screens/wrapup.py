@@ -22,10 +22,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Label, OptionList, Static, TextArea
+from textual.widgets import Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from agent_tui.model import format_duration
+from agent_tui.widgets.footer import FittingFooter
 from agent_tui.widgets.status import HubBanner, StateBar
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class WrapUpScreen(Screen[None]):
                     soft_wrap=True,
                 )
                 yield Static(id="wrap-callback")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         call = self.console.book.calls.get(self.call_id)
