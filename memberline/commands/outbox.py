@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from memberline.cli import add_command
+from memberline.cli import OperatorError, add_command
 from memberline.config import Config
 from memberline.logs import register_secret
 
@@ -303,6 +303,14 @@ async def _work(args: argparse.Namespace, cfg: Config) -> int:
     from memberline.runtime import ensure_reactor_running
 
     engine = open_database(cfg.database.url)
+    if args.serve_webhooks and cfg.messaging.webhook_port:
+        from memberline.checks import check_bind
+
+        m = cfg.messaging
+        check = check_bind("webhooks", m.webhook_bind, m.webhook_port)
+        if not check.ok:
+            engine.dispose()
+            raise OperatorError(f"cannot listen on {check.message} (set messaging.webhook_port)")
     rt = await start_fallback(
         cfg,
         engine,

@@ -251,3 +251,22 @@ def test_postgresql_database_missing_or_unmigrated(
     engine.dispose()
     assert main(["campaign", "list", "--db", pg_url]) == 2
     assert "not migrated" in _one_line(capsys.readouterr().err)
+
+
+def test_outbox_worker_webhooks_on_a_busy_port(tmp_path: Path) -> None:
+    db = tmp_path / "ml.db"
+    migrate.upgrade(f"sqlite:///{db}")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        cfg = tmp_path / "memberline.toml"
+        cfg.write_text(
+            f'[database]\nurl = "sqlite:///{db}"\n\n[messaging]\nwebhook_port = {port}\n',
+            encoding="utf-8",
+        )
+        out = _run("outbox", "work", "--serve-webhooks", "--config", str(cfg), cwd=tmp_path)
+    assert out.returncode == 2
+    line = _one_line(out.stderr)
+    assert f"127.0.0.1:{port}: address already in use" in line
+    assert "(set messaging.webhook_port)" in line
