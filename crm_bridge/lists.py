@@ -58,11 +58,13 @@ from crm_bridge.models import (
     Inquiry,
     Member,
     MemberPhone,
+    MemberSegment,
     Purchase,
     SurveyResponse,
     Tier,
     UTCDateTime,
 )
+from crm_bridge.rfm import SEGMENTS
 from crm_bridge.segments import DORMANT_DAYS, LAPSED_DAYS, NEW_DAYS, dormant_between
 
 __all__ = [
@@ -637,9 +639,6 @@ def build_rfm_segment_list(
     """Every member of one RFM segment (:data:`crm_bridge.rfm.SEGMENTS`, from the latest
     ``member_segments`` scores) for a supervisor's campaign, assigned to their maintaining
     agent; the common rules apply (consent, a valid phone, open complaints routed)."""
-    from crm_bridge.models import MemberSegment
-    from crm_bridge.rfm import SEGMENTS
-
     if segment not in SEGMENTS:
         raise ValueError(f"unknown segment {segment!r} (one of {', '.join(SEGMENTS)})")
     (rlo, rhi), (flo, fhi), _en, _zh = SEGMENTS[segment]

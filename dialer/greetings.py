@@ -187,7 +187,7 @@ def _batches(engine: Engine, stmt: Any) -> Iterator[list[tuple[int, str]]]:
         yield rows
 
 
-def _greet(engine: Engine, occ: Occasion, where: Any, purpose: Purpose, hotline: str) -> int:
+def _greet(engine: Engine, occ: Occasion, where: Any, purpose: Purpose) -> int:
     from dialer.fallback.templates import pick_locale
 
     stmt = select(Member.id, Member.locale).where(where, _reachable(), _not_greeted(occ))
@@ -196,7 +196,7 @@ def _greet(engine: Engine, occ: Occasion, where: Any, purpose: Purpose, hotline:
         locales = dict(rows)
         with session_scope(engine) as s:
             for mid in _claim(s, occ, list(locales)):
-                payload: dict[str, Any] = {"occasion": occ.key, "hotline": hotline}
+                payload: dict[str, Any] = {"occasion": occ.key}
                 if occ.names:
                     payload["holiday"] = occ.names.get(pick_locale(locales[mid]), occ.names["en"])
                 enqueue(
@@ -214,7 +214,6 @@ def run_greetings(
     country: str = "CN",
     holidays: Sequence[str] = ("Chinese New Year (Spring Festival)", "Mid-Autumn Festival"),
     catch_up_days: int = 2,
-    hotline: str = "",
 ) -> GreetingRun:
     """Queue the greetings of ``day`` (see the module doc); safe to run any number of times."""
     run = GreetingRun(day)
@@ -230,11 +229,11 @@ def run_greetings(
                 for m, dd in pairs
             )
         )
-        n = _greet(engine, occ, and_(Member.birthday.is_not(None), when), Purpose.BIRTHDAY, hotline)
+        n = _greet(engine, occ, and_(Member.birthday.is_not(None), when), Purpose.BIRTHDAY)
         run.queued[BIRTHDAY] = run.queued.get(BIRTHDAY, 0) + n
         run.occasions.append(f"{BIRTHDAY} {d.isoformat()}")
     for occ in holiday_occasions(day, country, holidays, catch_up_days):
-        n = _greet(engine, occ, literal(True), Purpose.HOLIDAY, hotline)
+        n = _greet(engine, occ, literal(True), Purpose.HOLIDAY)
         run.queued[occ.key] = run.queued.get(occ.key, 0) + n
         run.occasions.append(f"{occ.key} {occ.day.isoformat()}")
     log.info("greetings for %s: %s", day, run.queued or "none due")

@@ -12,11 +12,15 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from agent_tui.widgets.footer import FittingFooter
 
-BUILDERS = {
+BUILDERS: dict[str, tuple[str, str | None, str, str]] = {
     "post_purchase": ("Post-purchase follow-up", "days_ago", "Days after the purchase", "7"),
     "dormant_winback": ("Dormant win-back", "days", "Days without a purchase", "180"),
     "survey": ("Satisfaction survey", "size", "Sample size", "500"),
+    "monthly_care": ("Monthly care call (regular members)", None, "No parameter", ""),
+    "spend_decline": ("Buying less than usual", "share", "Drop in % vs their own past year", "40"),
 }
+"""kind -> (label, settings key or None, prompt, default). ``share`` is typed in percent."""
+PREVIEW_KINDS = ("monthly_care", "spend_decline")
 MODES = ("preview", "progressive", "predictive", "ivr")
 
 
@@ -52,6 +56,8 @@ class CampaignDialog(ModalScreen[dict[str, Any] | None]):
             self.query_one("#cmp-param", Input).value = default
             if event.value == "survey":
                 self.query_one("#cmp-mode", Select).value = "ivr"
+            elif event.value in PREVIEW_KINDS:  # personal calls: the maintaining agent first
+                self.query_one("#cmp-mode", Select).value = "preview"
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.action_submit()
@@ -65,11 +71,18 @@ class CampaignDialog(ModalScreen[dict[str, Any] | None]):
             self.query_one(".dialog-error", Static).update("Give the campaign a name.")
             return
         settings: dict[str, Any] = {}
-        if raw:
+        key = BUILDERS[kind][1]
+        if raw and key is not None:
             if not raw.isdigit():
                 self.query_one(".dialog-error", Static).update("The parameter is a whole number.")
                 return
-            settings[BUILDERS[kind][1]] = int(raw)
+            if key == "share":
+                if not 1 <= int(raw) <= 99:
+                    self.query_one(".dialog-error", Static).update("A drop of 1 to 99 %.")
+                    return
+                settings[key] = int(raw) / 100
+            else:
+                settings[key] = int(raw)
         self.dismiss({"name": name, "kind": kind, "mode": mode, "settings": settings})
 
     def action_cancel(self) -> None:

@@ -49,3 +49,38 @@ async def test_supervisor_builds_a_campaign_for_a_segment(stack: Stack) -> None:
     assert camp.settings == {"segment": "hibernating"} and camp.name.startswith("rfm-hibernating-")
     with session_scope(stack.engine) as s:
         assert s.scalars(select(CallListEntry).where(CallListEntry.campaign_id == camp.id)).first()
+
+
+async def test_campaign_form_offers_the_care_kinds() -> None:
+    """The supervisor's campaign form: spend_decline in percent, preview chosen for care kinds."""
+    from textual.app import App
+    from textual.widgets import Input, Select
+
+    from agent_tui.dialogs.campaign import CampaignDialog
+
+    results: list[object] = []
+
+    class Harness(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(CampaignDialog(), results.append)
+
+    app = Harness()
+    async with app.run_test(size=(100, 30)) as pilot:
+        dialog = app.screen
+        assert isinstance(dialog, CampaignDialog)
+        dialog.query_one("#cmp-name", Input).value = "drop-dec"
+        dialog.query_one("#cmp-kind", Select).value = "spend_decline"
+        await pilot.pause()
+        assert dialog.query_one("#cmp-mode", Select).value == "preview"
+        assert dialog.query_one("#cmp-param", Input).value == "40"
+        dialog.query_one("#cmp-param", Input).value = "55"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    assert results == [
+        {
+            "name": "drop-dec",
+            "kind": "spend_decline",
+            "mode": "preview",
+            "settings": {"share": 0.55},
+        }
+    ]
