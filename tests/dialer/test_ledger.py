@@ -7,6 +7,7 @@ counts balance (placed = decided + open; live = answered + abandoned).
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,7 +146,11 @@ def test_hangup_before_originate_response_frees_the_line() -> None:
 TRACE_NAMES = sorted(EXPECTED)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(
+    max_examples=int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "150")),
+    suppress_health_check=[HealthCheck.too_slow],
+    deadline=None,
+)
 @given(st.sampled_from(TRACE_NAMES), st.data())
 def test_any_order_of_a_real_trace_decides_each_call_once(name: str, data: st.DataObject) -> None:
     kind = EXPECTED[name][0]
@@ -211,7 +216,8 @@ def script(cid: str, plan: str, wait: float) -> Script:
                 ev("AgentConnect", Uniqueid=one, Linkedid=cid, Interface="Local/1001@agents/n"),
             ),
         ]
-        want = Outcome.ANSWERED if wait <= 2.0 else Outcome.ABANDONED
+        # at the boundary itself float rounding of the clock decides: either is true
+        want = Outcome.ANSWERED if wait < 1.999 else Outcome.ABANDONED if wait > 2.001 else None
         return Script(tuple([*new, *up(3.0), *agent, *gone(60.0)]), want)
     if plan == "dropped":
         harbour = (
@@ -226,7 +232,11 @@ def script(cid: str, plan: str, wait: float) -> Script:
 PLANS = st.sampled_from(["busy", "noanswer", "bridged", "dropped"])
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(
+    max_examples=int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "200")),
+    suppress_health_check=[HealthCheck.too_slow],
+    deadline=None,
+)
 @given(
     st.lists(st.tuples(PLANS, st.floats(0.0, 4.0), st.floats(0.0, 30.0)), min_size=1, max_size=6),
     st.randoms(use_true_random=False),
@@ -256,6 +266,9 @@ def test_interleaved_calls_in_time_order_get_their_true_outcome(
     assert led.calls() == []
     decided = {f.call.call_id: f.call for f in facts if f.kind is FactKind.DECIDED}
     for cid, want in wants.items():
+        if want is None:
+            assert decided[cid].outcome in (Outcome.ANSWERED, Outcome.ABANDONED)
+            continue
         assert decided[cid].outcome is want, (cid, decided[cid])
         if want is Outcome.ABANDONED and decided[cid].bridged_at is None:
             assert decided[cid].safe_harbour or decided[cid].bridge_wait_s is None
@@ -266,7 +279,11 @@ def test_interleaved_calls_in_time_order_get_their_true_outcome(
     assert ab.window_live == outcomes.get(Outcome.ABANDONED, 0) + outcomes.get(Outcome.ANSWERED, 0)
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(
+    max_examples=int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "200")),
+    suppress_health_check=[HealthCheck.too_slow],
+    deadline=None,
+)
 @given(
     st.lists(st.tuples(PLANS, st.floats(0.0, 4.0)), min_size=1, max_size=4),
     st.data(),
