@@ -347,6 +347,8 @@ class CampaignRunner:
         machine = rec.amd_status == "MACHINE"
         prob = camp.amd.verify_probability() if machine else 1.0
         self._amd_pending[rec.call_id] = (camp.id, machine, prob)
+        while len(self._amd_pending) > 5000:  # calls never given a disposition: forget the oldest
+            self._amd_pending.pop(next(iter(self._amd_pending)))
 
     async def _amd_review(self) -> None:
         if not self._amd_pending:
@@ -542,7 +544,10 @@ class CampaignRunner:
         now = self.clock()
         limit = self.settings.ring_timeout_s + self.settings.stale_flight_s
         if not any(
-            r.answered_at is None and r.bridged_at is None and now - r.placed_at > limit
+            r.outcome is None
+            and r.answered_at is None
+            and not r.answered_unknown
+            and now - r.placed_at > limit
             for r in self.ledger.calls()
         ):
             return

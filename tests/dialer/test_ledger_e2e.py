@@ -199,7 +199,7 @@ async def no_flight_left(r: Rig) -> None:
     await wait_for(lambda: r.runner.ledger.calls() == [], within=15, what="ledger empty")
     # ... and what it decided is stored (one writer task, in order): every call's end too
     await wait_for(
-        lambda: all(a.ended_at is not None for a in attempts(r.engine)), what="ends stored"
+        lambda: all(a.ended_at and a.hangup_by for a in attempts(r.engine)), what="ends stored"
     )
     counts = r.runner.ledger.counts(r.campaign_id, r.clock())
     assert counts.dialling_s == () and counts.waiting == 0 and counts.open == 0
