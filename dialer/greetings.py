@@ -5,7 +5,7 @@ before it, for a service that was down): each member's birthday, and the configu
 holidays of the ``holidays`` library's calendar (China by default: Spring Festival and
 Mid-Autumn). For every member who consents to SMS or email it writes one
 ``member_greetings`` row -- unique per member, occasion and year -- and, in the same
-transaction, the outbox rows (:func:`dialer.fallback.outbox.enqueue`, SMS first, email only
+transaction, the outbox rows (:func:`dialer.fallback.outbox.enqueue_many`, SMS first, email only
 when the SMS fails). A member already greeted for that occasion that year is left out by the
 unique key (``INSERT ... ON CONFLICT DO NOTHING RETURNING``), so any number of runs, restarts
 or concurrent runs on several hubs send each greeting once. Quiet hours, the daily cap and
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from crm_bridge.db import session_scope
 from crm_bridge.models import Member, MemberGreeting, utcnow
-from dialer.fallback.outbox import enqueue
+from dialer.fallback.outbox import enqueue_many
 from dialer.fallback.purposes import OrderPolicy, Purpose
 
 __all__ = ["GreetingRun", "Occasion", "holiday_occasions", "run_greetings"]
@@ -152,23 +152,15 @@ def _claim(s: Session, occ: Occasion, member_ids: Sequence[int]) -> list[int]:
         _GREETING_TABLE
     )
     now = utcnow()
-    stmt = (
-        ins.values(
-            [
-                {
-                    "member_id": m,
-                    "occasion": occ.key,
-                    "year": occ.year,
-                    "occasion_date": occ.day,
-                    "created_at": now,
-                }
-                for m in member_ids
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["member_id", "occasion", "year"])
-        .returning(_GREETING_TABLE.c.member_id)
+    stmt = ins.on_conflict_do_nothing(index_elements=["member_id", "occasion", "year"]).returning(
+        _GREETING_TABLE.c.member_id
     )
-    return [int(r[0]) for r in s.execute(stmt)]
+    rows = [
+        {"member_id": m, "occasion": occ.key, "year": occ.year, "occasion_date": occ.day,
+         "created_at": now}
+        for m in member_ids
+    ]  # fmt: skip
+    return [int(r[0]) for r in s.execute(stmt, rows)]
 
 
 def _batches(engine: Engine, stmt: Any) -> Iterator[list[tuple[int, str]]]:
@@ -195,15 +187,14 @@ def _greet(engine: Engine, occ: Occasion, where: Any, purpose: Purpose) -> int:
     for rows in _batches(engine, stmt):
         locales = dict(rows)
         with session_scope(engine) as s:
+            items = []
             for mid in _claim(s, occ, list(locales)):
                 payload: dict[str, Any] = {"occasion": occ.key}
                 if occ.names:
                     payload["holiday"] = occ.names.get(pick_locale(locales[mid]), occ.names["en"])
-                enqueue(
-                    s, purpose, mid, ref=f"{occ.key}/{occ.year}", payload=payload,
-                    order=OrderPolicy.SMS_ELSE_EMAIL,
-                )  # fmt: skip
-                done += 1
+                items.append((mid, f"{occ.key}/{occ.year}", payload))
+            enqueue_many(s, purpose, items, order=OrderPolicy.SMS_ELSE_EMAIL)
+            done += len(items)
     return done
 
 

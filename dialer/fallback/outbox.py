@@ -11,7 +11,7 @@ transaction (SQLite and PostgreSQL alike).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -120,39 +120,131 @@ def enqueue(
     due = max(now, not_before) if not_before is not None else now
     results: list[Enqueued] = []
     sms_pending = False
-    for channel in sorted(set(wanted), key=lambda c: 0 if c is Channel.SMS else 1):
+    for channel in _ordered(wanted):
         key = idempotency_key(purpose, member_id, channel, campaign_id=campaign_id, ref=ref)
         address = _sms_address(session, member_id) if channel is Channel.SMS else member.email
-        body: dict[str, Any] = dict(payload or {})
-        status = OutboxStatus.PENDING
-        next_at: dt.datetime | None = due
-        error: str | None = None
-        if not address:
-            status, next_at = OutboxStatus.SKIPPED, None
-            error = "no usable phone" if channel is Channel.SMS else "no email address"
-        elif channel is Channel.EMAIL and sms_pending and policy is not OrderPolicy.BOTH:
-            body[ORDER_KEY] = policy.value
-            next_at = None  # held until the SMS sibling has an outcome (see purposes.py)
-        created = _insert(
-            session,
-            {
-                "idempotency_key": key,
-                "purpose": purpose.value,
-                "campaign_id": campaign_id,
-                "member_id": member_id,
-                "channel": channel,
-                "to_address": address or "",
-                "locale": member.locale,
-                "payload": body,
-                "status": status,
-                "attempts": 0,
-                "next_attempt_at": next_at,
-                "last_error": error,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-        if channel is Channel.SMS and status is OutboxStatus.PENDING and created:
+        values = _row(key, purpose, campaign_id, member_id, member.locale, channel, address,
+                      payload, policy, sms_pending, due, now)  # fmt: skip
+        created = _insert(session, values)
+        if channel is Channel.SMS and values["status"] is OutboxStatus.PENDING and created:
             sms_pending = True
         results.append(Enqueued(key, channel, created))
     return results
+
+
+def _ordered(channels: Iterable[Channel]) -> list[Channel]:
+    return sorted(set(channels), key=lambda c: 0 if c is Channel.SMS else 1)
+
+
+def _row(
+    key: str,
+    purpose: Purpose,
+    campaign_id: int | None,
+    member_id: int,
+    locale: str,
+    channel: Channel,
+    address: str | None,
+    payload: Mapping[str, Any] | None,
+    policy: OrderPolicy,
+    sms_pending: bool,
+    due: dt.datetime,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """One outbox row's values (shared by :func:`enqueue` and :func:`enqueue_many`): no
+    address -> ``skipped`` with the reason; an email whose SMS sibling was just queued is held
+    by the order policy."""
+    body: dict[str, Any] = dict(payload or {})
+    status = OutboxStatus.PENDING
+    next_at: dt.datetime | None = due
+    error: str | None = None
+    if not address:
+        status, next_at = OutboxStatus.SKIPPED, None
+        error = "no usable phone" if channel is Channel.SMS else "no email address"
+    elif channel is Channel.EMAIL and sms_pending and policy is not OrderPolicy.BOTH:
+        body[ORDER_KEY] = policy.value
+        next_at = None  # held until the SMS sibling has an outcome (see purposes.py)
+    return {
+        "idempotency_key": key,
+        "purpose": purpose.value,
+        "campaign_id": campaign_id,
+        "member_id": member_id,
+        "channel": channel,
+        "to_address": address or "",
+        "locale": locale,
+        "payload": body,
+        "status": status,
+        "attempts": 0,
+        "next_attempt_at": next_at,
+        "last_error": error,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def enqueue_many(
+    session: Session,
+    purpose: Purpose | str,
+    items: Sequence[tuple[int, str | None, Mapping[str, Any] | None]],
+    channels: Iterable[Channel | str] = (Channel.SMS, Channel.EMAIL),
+    *,
+    order: OrderPolicy | None = None,
+) -> int:
+    """:func:`enqueue` for many members at once (``items``: member id, ref, payload), with the
+    same rows and keys: members and phones read in two queries, the rows written with one
+    batched ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` per channel. For bulk jobs
+    (greetings to every member on a holiday). Returns the number of rows created."""
+    purpose = Purpose(purpose)
+    wanted = _ordered(Channel(c) for c in channels)
+    policy = order or DEFAULT_POLICIES[purpose]
+    ids = [mid for mid, _ref, _payload in items]
+    if not ids:
+        return 0
+    members = {
+        int(r[0]): (str(r[1]), r[2])
+        for r in session.execute(
+            select(Member.id, Member.locale, Member.email).where(Member.id.in_(ids))
+        )
+    }
+    phones: dict[int, list[tuple[str, str, bool]]] = {}
+    if Channel.SMS in wanted:
+        for mid, e164, kind, invalid in session.execute(
+            select(MemberPhone.member_id, MemberPhone.e164, MemberPhone.kind, MemberPhone.invalid)
+            .where(MemberPhone.member_id.in_(ids))
+            .order_by(MemberPhone.id)
+        ):
+            phones.setdefault(int(mid), []).append((e164, kind, bool(invalid)))
+    now = utcnow()
+    created = 0
+    sms_pending: set[int] = set()
+    for channel in wanted:
+        rows = []
+        for mid, ref, payload in items:
+            if mid not in members:
+                raise LookupError(f"no member {mid}")
+            locale, email = members[mid]
+            if channel is Channel.SMS:
+                mine = phones.get(mid, [])
+                usable = [p for p in mine if p[1] == "mobile" and not p[2]] or [
+                    p for p in mine if p[1] != "mobile" and not p[2]
+                ]
+                address = usable[0][0] if usable else None
+            else:
+                address = email
+            key = idempotency_key(purpose, mid, channel, ref=ref)
+            rows.append(_row(key, purpose, None, mid, locale, channel, address, payload, policy,
+                             mid in sms_pending, now, now))  # fmt: skip
+        dialect = session.get_bind().dialect.name
+        ins: Any = (postgresql if dialect == "postgresql" else sqlite).insert(_TABLE)
+        stmt = ins.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(
+            _TABLE.c.idempotency_key
+        )
+        # executemany: SQLAlchemy's "insertmanyvalues" batches the rows without compiling a
+        # VALUES clause with thousands of parameters (the cost of .values(rows) in Python)
+        new = {str(r[0]) for r in session.execute(stmt, rows)}
+        created += len(new)
+        if channel is Channel.SMS:
+            sms_pending = {
+                r["member_id"] for r in rows
+                if r["status"] is OutboxStatus.PENDING and r["idempotency_key"] in new
+            }  # fmt: skip
+    return created

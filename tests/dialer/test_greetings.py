@@ -228,3 +228,47 @@ async def test_serve_runs_the_greetings_daily_and_stops(sqlite_url: str) -> None
     await greetings_loop(engine, Config(), stop2, clock=lambda: now[0])
     assert _sms(engine) == {(mid, "birthday/2026"): 1, (late, "birthday/2026"): 1}
     engine.dispose()
+
+
+def test_enqueue_many_writes_what_enqueue_writes(engine: Engine) -> None:
+    """The bulk enqueue the greetings use: the same rows (keys, addresses, skips, the held
+    email) as one enqueue per member, and a second call creates nothing."""
+    from crm_bridge.models import Channel
+    from dialer.fallback.outbox import enqueue, enqueue_many
+    from dialer.fallback.purposes import OrderPolicy
+
+    with session_scope(engine) as s:
+        plain = _member(s, "M1", None)
+        no_phone = Member(
+            member_no="M2", name="M2", joined_on=dt.date(2020, 1, 1), email="m2@x.org"
+        )
+        s.add(no_phone)
+        landline = Member(member_no="M3", name="M3", joined_on=dt.date(2020, 1, 1), locale="en")
+        landline.phones.append(MemberPhone(e164="+862100000000", kind="landline"))
+        landline.phones.append(MemberPhone(e164="+8613900000009", kind="mobile", invalid=True))
+        s.add(landline)
+        s.flush()
+        ids = [plain, no_phone.id, landline.id]
+    with session_scope(engine) as s:
+        for mid in ids:
+            enqueue(s, Purpose.HOLIDAY, mid, ref="a/2026", payload={"holiday": "春节"},
+                    order=OrderPolicy.SMS_ELSE_EMAIL)  # fmt: skip
+        items = [(mid, "b/2026", {"holiday": "春节"}) for mid in ids]
+        assert enqueue_many(s, Purpose.HOLIDAY, items, order=OrderPolicy.SMS_ELSE_EMAIL) == 6
+        assert enqueue_many(s, Purpose.HOLIDAY, items, order=OrderPolicy.SMS_ELSE_EMAIL) == 0
+    cols = ("member_id", "channel", "to_address", "locale", "payload", "status", "last_error")
+    with session_scope(engine) as s:
+        rows = s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        by_ref: dict[str, list[tuple[object, ...]]] = {}
+        for r in rows:
+            ref = r.idempotency_key.split(":")[1]
+            held = r.next_attempt_at is None
+            by_ref.setdefault(ref, []).append((*(getattr(r, c) for c in cols), held))
+    assert sorted(by_ref["a/2026"], key=str) == sorted(by_ref["b/2026"], key=str)
+    got = {
+        (m, ch): (addr, str(st), held) for m, ch, addr, _l, _p, st, _e, held in by_ref["b/2026"]
+    }
+    assert got[(plain, Channel.SMS)][1:] == ("pending", False)
+    assert got[(plain, Channel.EMAIL)][2] is True  # held until the SMS has an outcome
+    assert got[(no_phone.id, Channel.SMS)] == ("", "skipped", True)
+    assert got[(landline.id, Channel.SMS)][0] == "+862100000000"  # the valid non-mobile
