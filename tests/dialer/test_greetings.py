@@ -265,9 +265,7 @@ def test_enqueue_many_writes_what_enqueue_writes(engine: Engine) -> None:
             held = r.next_attempt_at is None
             by_ref.setdefault(ref, []).append((*(getattr(r, c) for c in cols), held))
     assert sorted(by_ref["a/2026"], key=str) == sorted(by_ref["b/2026"], key=str)
-    got = {
-        (m, ch): (addr, str(st), held) for m, ch, addr, _l, _p, st, _e, held in by_ref["b/2026"]
-    }
+    got = {(m, ch): (addr, str(st), held) for m, ch, addr, _l, _p, st, _e, held in by_ref["b/2026"]}
     assert got[(plain, Channel.SMS)][1:] == ("pending", False)
     assert got[(plain, Channel.EMAIL)][2] is True  # held until the SMS has an outcome
     assert got[(no_phone.id, Channel.SMS)] == ("", "skipped", True)
