@@ -78,6 +78,12 @@ async def dial_agent_first(
             state="ringing",
         )
     )
+    campaign = _campaign_var(extra_vars)
+    if campaign is not None:  # a campaign's agent-first call: the console shows which one
+        rec.campaign_id = campaign
+        origin = hub.call_origin(call_id) if hub.call_origin is not None else None
+        rec.campaign = (origin or {}).get("campaign")
+        hub.learn_campaign(campaign)
     hub.pending_dials[action_id] = call_id
     while len(hub.pending_dials) > 10_000:  # results lost in a PBX restart: forget the oldest
         hub.pending_dials.pop(next(iter(hub.pending_dials)))
@@ -105,3 +111,12 @@ async def dial_agent_first(
         hub.push_call_state(rec, agent.code)
         raise
     return rec
+
+
+def _campaign_var(extra_vars: str) -> int | None:
+    """``CAMPAIGN_ID=4,ENTRY_ID=9`` -> 4."""
+    for part in extra_vars.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == "CAMPAIGN_ID" and value.strip().isdigit():
+            return int(value.strip())
+    return None

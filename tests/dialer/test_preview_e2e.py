@@ -263,7 +263,7 @@ async def test_maintainer_first_rings_the_maintainer(engine: Engine) -> None:
     async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
         st = r.st
         liwei = r.ids.members["liwei"]  # maintained by 1001
-        _, entries_ = running_campaign(engine, [liwei], mode=DialMode.PROGRESSIVE)
+        campaign_id, entries_ = running_campaign(engine, [liwei], mode=DialMode.PROGRESSIVE)
         await r.runner.start()
         await st.wait(lambda: st.sim.stats.calls_originated >= 1, what="Originate")
         (row,) = attempts(engine)
@@ -274,9 +274,11 @@ async def test_maintainer_first_rings_the_maintainer(engine: Engine) -> None:
             if e.get("Event") == "Newchannel" and e.get("Uniqueid") == row.channel_id
         ]
         assert first and (first[0].get("Channel") or "").startswith("Local/1001@agents-")
-        await c1.wait_for(
+        ringing = await c1.wait_for(
             "call_state", lambda d: d["call_id"] == row.channel_id and d["state"] == "ringing"
         )
+        # a campaign's call: outbound, with its campaign (issue 12: never "inbound")
+        assert ringing["direction"] == "outbound" and ringing["campaign_id"] == campaign_id
         await st.sim.agent_answer(IFACE["1001"])
         await st.wait(lambda: not r.runner.pending(str(row.channel_id)), within=8, what="answer")
         await r.runner.stop()
