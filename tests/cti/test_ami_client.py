@@ -32,6 +32,11 @@ class FakeAmi:
         self.answer_ping = True
         self.send_banner = True
         self.after_login = b""
+        self.refuse_queue_status = 0
+        """QueueStatus answered "Invalid/unknown command" this many times (app_queue loading)."""
+        self.early_login = False
+        """No FullyBooted at login: it is broadcast once QueueStatus works (an early login)."""
+        self.queue_status_calls = 0
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
         self.port = 0
@@ -86,7 +91,10 @@ class FakeAmi:
             w.write(
                 frame("Response: Success", f"ActionID: {aid}", "Message: Authentication accepted")
             )
-            w.write(frame("Event: FullyBooted", "Privilege: system,all", "Status: Fully Booted"))
+            if not self.early_login:
+                w.write(
+                    frame("Event: FullyBooted", "Privilege: system,all", "Status: Fully Booted")
+                )
             w.write(self.after_login)
         elif name == "Ping":
             if self.answer_ping:
@@ -119,7 +127,30 @@ class FakeAmi:
                     "ListItems: 1",
                 )
             )
+        elif name == "QueueStatus" and self.refuse_queue_status > 0:
+            self.queue_status_calls += 1
+            self.refuse_queue_status -= 1
+            w.write(
+                frame(
+                    "Response: Error",
+                    f"ActionID: {aid}",
+                    "Message: Invalid/unknown command: QueueStatus. Use Action: ListCommands to "
+                    "show available commands.",
+                )
+            )
+            w.write(frame("Event: RequestBadFormat", "Privilege: security,all"))
+            if self.refuse_queue_status == 0 and self.early_login:
+                w.write(
+                    frame(
+                        "Event: FullyBooted",
+                        "Privilege: system,all",
+                        "Status: Fully Booted",
+                        "Uptime: 0",
+                        "LastReload: 0",
+                    )
+                )
         elif name == "QueueStatus":
+            self.queue_status_calls += 1
             w.write(
                 frame(
                     "Response: Success",
@@ -209,6 +240,29 @@ async def wait_for(cond: Callable[[], bool], timeout: float = 3.0) -> None:  # n
     while not cond():
         assert loop.time() < end, "condition not reached"
         await asyncio.sleep(0.01)
+
+
+async def test_queue_status_refused_while_booting_is_retried_not_dropped(ami: FakeAmi) -> None:
+    """g-restart-early-login: the login is accepted before app_queue loads; QueueStatus is
+    "Invalid/unknown command" (3 times here) and FullyBooted comes later. The resync retries
+    with back-off, is not dropped by the 2 s gap, and ends with MemberlineResyncDone."""
+    from cti.ami.message import RESYNC_DONE
+
+    ami.early_login = True
+    ami.refuse_queue_status = 3
+    seen: list[AmiMessage] = []
+    c = make_client(ami, boot_wait=0.05)
+    c.subscribe(seen.append)
+    await c.start()
+    try:
+        await wait_for(lambda: any(m.name == RESYNC_DONE for m in seen))
+        names = [m.name for m in seen]
+        assert ami.queue_status_calls == 4 and c.resyncs == 1
+        done = names.index(RESYNC_DONE)
+        assert names.index("QueueMember") < done
+        assert names.count("RequestBadFormat") == 3
+    finally:
+        await c.close()
 
 
 def test_encode_action_puts_action_first_and_repeats_lists() -> None:
