@@ -205,7 +205,8 @@ class HubServer:
                 continue
             if self.clock() >= self._review_checked + 10.0:
                 self._review_checked = self.clock()
-                await self.refresh_outbox_review()
+                # off the push path: the count shows on a later push
+                self.spawn(self.refresh_outbox_review(), "outbox-review-count")
             data = wallboard_push(self)
             for conn in subs:
                 conn.push("wallboard", data)
