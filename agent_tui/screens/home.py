@@ -83,6 +83,19 @@ class HomeScreen(CallDesk):
             self._refresh_note()
             self.set_interval(3.0, self._refresh_note)
         self._render_body()
+        self._load_unfinished()
+
+    @work(exclusive=True, exit_on_error=False, group="unfinished")
+    async def _load_unfinished(self) -> None:
+        """The agent's unfinished wrap-ups left from before this console started."""
+        session = self.console.session
+        if session is None or self.console.offline:
+            return
+        result = await self.console.call_hub("unfinished_calls", agent=session.agent.code)
+        if result is not None:
+            ids = {str(c.get("call_id")) for c in result.get("calls") or () if isinstance(c, dict)}
+            self.console.unfinished.update(ids)
+            self._render_body()
 
     @work(exclusive=True, exit_on_error=False, group="note")
     async def _refresh_note(self) -> None:

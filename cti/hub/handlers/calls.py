@@ -176,4 +176,6 @@ async def unfinished_calls(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     stale_before = dt.datetime.fromtimestamp(hub.clock() - hub.settings.shift_s, dt.UTC)
     rows = await run_db(hub.engine, hubdb.unfinished_calls, agent_id, stale_before)
     live = {d.wrapup_call for d in hub.desks.values() if d.wrapup_call}
+    live |= {c for d in hub.desks.values() for c, _ in d.wrapup_queue}
+    live |= {r.call_id for r in hub.calls.live()}  # still on the phone
     return {"calls": [r for r in rows if r["call_id"] not in live]}
