@@ -85,6 +85,7 @@ class ShiftingRate:
         threshold: float = 7.0,
         settle: int = 300,
         cautious_high: bool = True,
+        margin: float = 1.0,
     ):
         self.long = RateEstimator(prior_mean, prior_weight, memory)
         self.short = RateEstimator(prior_mean, prior_weight / 4.0, short_memory)
@@ -93,6 +94,7 @@ class ShiftingRate:
         self._threshold = threshold
         self._settle = settle
         self._high = cautious_high
+        self._margin = margin
         self.changes = 0
         self._since_change = 0
         self.count = 0
@@ -137,7 +139,14 @@ class ShiftingRate:
 
     @property
     def mean(self) -> float:
+        """The more cautious of the long estimate and the short one, the short one taken
+        ``margin`` of its standard errors towards the long (its noise alone would otherwise make
+        the maximum biased: a steady list would be dialled as if it answered more)."""
         a, b = self.long.mean, self.short.mean
+        if self._margin > 0.0:
+            n = min(self.short.count, self._short_memory) + 1.0
+            se = self._margin * math.sqrt(max(b * (1.0 - b), 1e-4) / (2.0 * n))
+            b = b - se if self._high else b + se
         return max(a, b) if self._high else min(a, b)
 
     @property
