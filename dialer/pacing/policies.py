@@ -74,8 +74,10 @@ class PredictiveConfig:
     """Memory of the observed / predicted abandons ratio that corrects the model's bias."""
     calibration_prior: float = 3.0
     """Pseudo-abandons predicted behind the calibration ratio (its weight)."""
-    calibration_start: float = 1.0
-    """Prior observed / predicted ratio (1: trust the model until abandons say otherwise)."""
+    calibration_start: float = 0.4
+    """Prior observed / predicted ratio. The model over-predicts abandons (its overflow
+    persists to the horizon); starting at 0.4 instead of 1 shortens the over-cautious first
+    hour (small team: 76.7 % -> 78.6 % of the limit over 5 seeds, worst hour 5.6 %)."""
 
 
 def _eplus(mu: float, var: float) -> float:
