@@ -205,11 +205,15 @@ class Journal:
         return self._closed
 
     def close(self) -> None:
+        """Close; a journal with nothing pending is removed (a clean stop leaves no files)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             os.fsync(self._fd)
+            if self.committed == self.seq:
+                self.path.unlink(missing_ok=True)
+                self.done_path.unlink(missing_ok=True)
             os.close(self._fd)
         self._dirty.set()
 
@@ -221,11 +225,13 @@ class Writer:
         max_batch: int = 200,
         journal_path: str | Path | None = None,
         retry_max_s: float = 5.0,
+        stop_timeout_s: float = 15.0,
     ) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.journal = Journal(Path(journal_path) if journal_path else default_journal_path(engine))
         self.retry_max_s = retry_max_s
+        self.stop_timeout_s = stop_timeout_s
         self._queue: asyncio.Queue[tuple[int, Job] | asyncio.Future[None]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.written = 0
@@ -268,7 +274,11 @@ class Writer:
         if self._task is None:
             self.journal.close()
             return
-        await self.flush()
+        try:
+            async with asyncio.timeout(self.stop_timeout_s):
+                await self.flush()
+        except TimeoutError:  # the database is down: the journal keeps them for next start
+            log.error("hub writer stopped with writes pending; the journal replays them on start")
         self._task.cancel()
         try:
             await self._task
