@@ -235,6 +235,8 @@ class AgentPresence(Base):
         ForeignKey("agents.id", ondelete="CASCADE"),
         primary_key=True,
     )
+    hub: Mapped[str] = mapped_column(String(64), default="hub-1", server_default="hub-1")
+    """The hub the agent last worked at (its PBX is where the desk is re-applied)."""
     queues: Mapped[list[str]] = mapped_column(JSON, default=list)
     """Queues joined through the hub (dynamic members)."""
     pause_reason: Mapped[str | None] = mapped_column(String(32))

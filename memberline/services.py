@@ -147,6 +147,7 @@ async def start_hub_services(
     engine: Engine | None = None,
     settings: HubSettings | None = None,
     reactor: Any = None,
+    hub_name: str | None = None,
 ) -> Running:
     """Start AMI client + tracker + hub in the running loop; return their handles.
 
@@ -157,7 +158,10 @@ async def start_hub_services(
     own_engine = engine is None
     engine = engine or make_engine(config.database.url)
     tracker = Tracker()
-    hub = HubServer(settings or hub_settings(config), engine, tracker=tracker)
+    settings = settings or hub_settings(config)
+    if hub_name is not None:
+        settings = dataclasses.replace(settings, hub_name=hub_name)
+    hub = HubServer(settings, engine, tracker=tracker)
     ami = ami_client(config)
     ami.subscribe(hub.on_ami_message)
     hub.attach_pbx(ami)

@@ -206,7 +206,9 @@ async def start_stack(
         from memberline.services import hub_settings
 
         settings = hub_settings(config, **hub_overrides)
-    hub = await start_hub_services(config, engine=engine, settings=settings, reactor=reactor)
+    hub = await start_hub_services(
+        config, engine=engine, settings=settings, reactor=reactor, hub_name=owner
+    )
     hub.own_engine = False
     # The same FastAGI server runs the hotline IVR and the maintainer-first lookup
     # (docs/asterisk/extensions.conf: contexts hotline and from-pstn).

@@ -214,22 +214,29 @@ def store_wrapup(
 
 
 # --------------------------------------------------------------------------- the agent's desk
-def load_presence(s: Session) -> dict[int, tuple[list[str], str | None]]:
-    """agent id -> (queues joined through the hub, requested pause reason)."""
+def load_presence(s: Session, hub: str) -> dict[int, tuple[list[str], str | None]]:
+    """agent id -> (queues joined through the hub, requested pause reason), for the agents
+    last seated at ``hub`` (another hub's agents belong on that hub's PBX)."""
     from crm_bridge.models import AgentPresence
 
-    return {
-        p.agent_id: (list(p.queues or []), p.pause_reason) for p in s.scalars(select(AgentPresence))
-    }
+    rows = s.scalars(select(AgentPresence).where(AgentPresence.hub == hub))
+    return {p.agent_id: (list(p.queues or []), p.pause_reason) for p in rows}
 
 
-def save_presence(s: Session, agent_id: int, queues: list[str], pause_reason: str | None) -> None:
+def save_presence(
+    s: Session, agent_id: int, hub: str, queues: list[str], pause_reason: str | None
+) -> None:
     from crm_bridge.models import AgentPresence
 
     row = s.get(AgentPresence, agent_id)
     if row is None:
-        s.add(AgentPresence(agent_id=agent_id, queues=sorted(queues), pause_reason=pause_reason))
+        s.add(
+            AgentPresence(
+                agent_id=agent_id, hub=hub, queues=sorted(queues), pause_reason=pause_reason
+            )
+        )
     else:
+        row.hub = hub
         row.queues = sorted(queues)
         row.pause_reason = pause_reason
 

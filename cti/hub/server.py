@@ -506,7 +506,7 @@ class HubServer:
     # ------------------------------------------------------------------ the agent's desk
     async def load_desks(self) -> None:
         """The desks the database remembers (re-applied at the next PBX resync)."""
-        rows = await run_db(self.engine, hubdb.load_presence)
+        rows = await run_db(self.engine, hubdb.load_presence, self.settings.hub_name)
         by_id = {a.id: a for a in self.agents_by_code.values()}
         for agent_id, (queues, reason) in rows.items():
             info = by_id.get(agent_id)
@@ -524,7 +524,12 @@ class HubServer:
     async def save_desk(self, info: AgentInfo) -> None:
         desk = self.desk(info)
         await run_db(
-            self.engine, hubdb.save_presence, info.id, sorted(desk.queues), desk.wanted_pause
+            self.engine,
+            hubdb.save_presence,
+            info.id,
+            self.settings.hub_name,
+            sorted(desk.queues),
+            desk.wanted_pause,
         )
         desk.persisted = True
 

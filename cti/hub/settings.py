@@ -23,6 +23,10 @@ class HubSettings:
     max_backlog_bytes: int = 16 * 1024 * 1024
     """Bytes queued for a console that does not read before the hub drops it."""
     server_name: str = "memberline-hub/0.1"
+    hub_name: str = "hub-1"
+    """This hub's name (``serve --hub-name``). Scale-out: hubs sharing one database each
+    re-apply only the desks (queue logins, pauses) of agents last seated at them, on their
+    own PBX; another hub's agents are not added to this PBX's queues."""
     journal_path: str = ""
     """The call-row/audit write-ahead journal (:mod:`cti.hub.persist`); empty = beside a
     SQLite database, else under ``~/.local/state/memberline``."""

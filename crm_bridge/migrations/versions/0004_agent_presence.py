@@ -24,6 +24,7 @@ def upgrade() -> None:
     # is common): the hub keeps what the agent asked for here and puts it back.
     op.create_table('agent_presence',
     sa.Column('agent_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('hub', sa.String(length=64), server_default='hub-1', nullable=False),
     sa.Column('queues', sa.JSON(), nullable=False),
     sa.Column('pause_reason', sa.String(length=32), nullable=True),
     sa.Column('updated_at', crm_bridge.models.UTCDateTime(timezone=True), nullable=False),
