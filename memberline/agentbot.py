@@ -134,6 +134,8 @@ class AgentBot:
             if exc.code.value not in ("forbidden", "not_found", "conflict"):
                 self.stats.errors += 1
                 log.warning("bot %s: wrapup of %s refused: %s", self.agent, call_id, exc.message)
+            else:  # not this bot's call (another agent answered it): expected, but say so
+                log.info("bot %s: wrapup of %s: %s", self.agent, call_id, exc.message)
         except (ConnectionError, TimeoutError):
             self.stats.errors += 1
         finally:
