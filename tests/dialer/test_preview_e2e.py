@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
@@ -268,11 +269,7 @@ async def test_maintainer_first_rings_the_maintainer(engine: Engine) -> None:
         await st.wait(lambda: st.sim.stats.calls_originated >= 1, what="Originate")
         (row,) = attempts(engine)
         assert row.agent_id == r.ids.agents["1001"]  # recorded before the Originate
-        first = [
-            e
-            for e in st.sim.events
-            if e.get("Event") == "Newchannel" and e.get("Uniqueid") == row.channel_id
-        ]
+        first = await _first_channel(st, engine)
         assert first and (first[0].get("Channel") or "").startswith("Local/1001@agents-")
         ringing = await c1.wait_for(
             "call_state", lambda d: d["call_id"] == row.channel_id and d["state"] == "ringing"
@@ -297,11 +294,7 @@ async def test_without_an_available_maintainer_the_call_goes_to_the_queue(engine
         await st.wait(lambda: st.sim.stats.calls_originated >= 1, what="Originate")
         (row,) = attempts(engine)
         assert row.agent_id is None
-        first = [
-            e
-            for e in st.sim.events
-            if e.get("Event") == "Newchannel" and e.get("Uniqueid") == row.channel_id
-        ]
+        first = await _first_channel(st, engine)
         assert first and (first[0].get("Channel") or "").startswith(f"Local/{LI_WEI}@members-out-")
         await r.runner.stop()
 
@@ -326,6 +319,22 @@ async def test_card_withdrawn_when_the_campaign_is_paused(engine: Engine) -> Non
     assert e.status is EntryStatus.PENDING and e.lease_owner is None and e.attempts == 0
 
 
+async def _first_channel(st: Any, engine: Engine) -> list[dict[str, Any]]:
+    """The Newchannel of the only attempt's first leg (the simulator emits it just after it
+    counts the Originate, so wait for it rather than read the event list at once)."""
+
+    def found() -> list[dict[str, Any]]:
+        (row,) = attempts(engine)
+        return [
+            e
+            for e in st.sim.events
+            if e.get("Event") == "Newchannel" and e.get("Uniqueid") == row.channel_id
+        ]
+
+    await st.wait(lambda: bool(found()), what="the call's Newchannel")
+    return found()
+
+
 async def test_entry_assigned_agent_is_rung_first(engine: Engine) -> None:
     async with rig(engine) as r, Console(r.st.hub, "1001") as c1:
         st = r.st
@@ -335,11 +344,7 @@ async def test_entry_assigned_agent_is_rung_first(engine: Engine) -> None:
         await st.wait(lambda: st.sim.stats.calls_originated >= 1, what="Originate")
         (row,) = attempts(engine)
         assert row.agent_id == r.ids.agents["1001"]
-        first = [
-            e
-            for e in st.sim.events
-            if e.get("Event") == "Newchannel" and e.get("Uniqueid") == row.channel_id
-        ]
+        first = await _first_channel(st, engine)
         assert first and (first[0].get("Channel") or "").startswith("Local/1001@agents-")
         await c1.wait_for("call_state", lambda d: d["call_id"] == row.channel_id)
         # while 1001 rings for it, the pacer does not count them as free
