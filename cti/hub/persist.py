@@ -8,7 +8,7 @@ plain data plus the function that applies it. :meth:`Writer.submit`
    to the kernel: it survives the hub being killed at any instruction; a background
    ``fsync`` batch, at most ``fsync_interval_s`` behind, makes it survive an OS crash too);
 2. queues it for the writer task, which applies pending facts in one transaction on a
-   worker thread (``run_db``) and then records the journal position it reached.
+   worker thread and then, on that thread, records the journal position it reached.
 
 On start, every journalled fact after the last recorded position is applied again before
 anything new: nothing submitted is lost to a crash, a locked database or a failed batch
@@ -40,7 +40,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
-from crm_bridge.db import run_db
+from crm_bridge.db import session_scope
 from crm_bridge.models import AuditLog, CallAttempt, Direction, MemberPhone
 
 log = logging.getLogger(__name__)
@@ -172,11 +172,13 @@ class Journal:
         return out
 
     def append(self, fact: Fact) -> int:
-        self.seq += 1
-        line = json.dumps({"n": self.seq, **fact.to_json()}, ensure_ascii=False, default=str)
-        os.write(self._fd, line.encode() + b"\n")
+        with self._lock:  # mark_committed runs on the writer's worker thread
+            self.seq += 1
+            line = json.dumps({"n": self.seq, **fact.to_json()}, ensure_ascii=False, default=str)
+            os.write(self._fd, line.encode() + b"\n")
+            seq = self.seq
         self._dirty.set()
-        return self.seq
+        return seq
 
     def mark_committed(self, seq: int, *, idle: bool) -> None:
         """Record ``seq`` as in the database; when nothing is pending, start the file over."""
@@ -186,9 +188,10 @@ class Journal:
         tmp = Path(f"{self.done_path}.tmp")
         tmp.write_text(str(self.committed))
         os.replace(tmp, self.done_path)
-        if idle and self.committed == self.seq:
+        if idle:
             with self._lock:
-                os.ftruncate(self._fd, 0)
+                if self.committed == self.seq:  # nothing appended since: start over
+                    os.ftruncate(self._fd, 0)
 
     def _sync_loop(self) -> None:
         while not self._closed:
@@ -296,24 +299,41 @@ class Writer:
             jobs = [j for j in batch if not isinstance(j, asyncio.Future)]
             if jobs:
                 replay = min(n for n, _ in jobs) <= self._replay_upto
-                await self._write([j for _, j in jobs], replay=replay)
-                self.journal.mark_committed(max(n for n, _ in jobs), idle=self._queue.empty())
+                upto = max(n for n, _ in jobs)
+                idle = self._queue.empty()
+                await self._write(
+                    [j for _, j in jobs],
+                    replay=replay,
+                    then=functools.partial(self.journal.mark_committed, upto, idle=idle),
+                )
             for j in batch:
                 if isinstance(j, asyncio.Future) and not j.done():
                     j.set_result(None)
 
-    async def _write(self, jobs: list[Job], *, replay: bool = False) -> None:
-        """Commit ``jobs`` in one transaction; on failure retry (back-off), never drop."""
+    async def _write(
+        self, jobs: list[Job], *, replay: bool = False, then: Callable[[], None] | None = None
+    ) -> None:
+        """Commit ``jobs`` in one transaction; on failure retry (back-off), never drop.
+
+        ``then`` (the journal's commit mark: a small file write and rename) runs after the
+        commit on the same worker thread, off the event loop. On the loop it cost ~0.4 ms per
+        batch, several batches per pop: bench pop idle p50 2.9 -> 7.0 ms at 1M members."""
 
         def run_all(s: Session) -> None:
             s.info["hub_replay"] = replay
             for job in jobs:
                 job(s)
 
+        def work() -> None:
+            with session_scope(self.engine) as s:
+                run_all(s)
+            if then is not None:
+                then()
+
         delay = 0.05
         while True:
             try:
-                await run_db(self.engine, run_all)
+                await asyncio.to_thread(work)
                 self.written += len(jobs)
                 return
             except Exception:
