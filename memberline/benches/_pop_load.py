@@ -35,7 +35,6 @@ import contextlib
 import heapq
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -266,12 +265,7 @@ async def _measure(args: argparse.Namespace, db: Any, workdir: Path) -> dict[str
                 await traffic
         if consoles is not None:
             await consoles.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(proc.wait, 30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        await soak.stop_serve(proc)
         log.close()
         await ami.stop()
     lat: list[float] = []

@@ -82,6 +82,16 @@ def _rss_mib(pid: int) -> dict[str, float]:
     return out
 
 
+async def stop_serve(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the benchmark's ``memberline serve`` process: SIGTERM, then kill after 30 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(proc.wait, 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds used so far by process ``pid``."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as f:
@@ -490,12 +500,7 @@ async def soak(args: argparse.Namespace, db: SoakDb, workdir: Path) -> dict[str,
                 await t
         if consoles is not None:
             await consoles.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(proc.wait, 30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        await stop_serve(proc)
         log.close()
         await ami.stop()
         if sinks is not None:
