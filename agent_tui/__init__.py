@@ -5,7 +5,7 @@ Talks only to the hub, through :mod:`cti.hubproto` (no database, no AMI).
 Layout: :mod:`agent_tui.app` (connection worker, push routing), ``screens/`` (login,
 home + call view, profile, wrap-up, search, supervisor screens), ``dialogs/``
 (``ModalScreen[T]`` forms), ``widgets/`` (status bar and banner, member profile, charts),
-:mod:`agent_tui.model` and :mod:`agent_tui.calls` (pure data), ``theme.tcss`` (the one
+:mod:`agent_tui.model` and :mod:`agent_tui.callbook` (pure data), ``theme.tcss`` (the one
 theme, theme variables only).
 
 Keys (no mouse needed; the footer shows, most important first, those that apply and fit

@@ -22,7 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 
 from agent_tui import heap
-from agent_tui.calls import CallBook
+from agent_tui.callbook import CallBook
 from agent_tui.messages import HubPush, HubStatus
 from agent_tui.model import AgentState, CallState, Preview, ScreenPop, Session, Wallboard
 from agent_tui.widgets.footer import KEYS_BINDING, KeysScreen

@@ -34,7 +34,7 @@ from crm_bridge.models import (
     MemberPhone,
 )
 from dialer import hours
-from dialer.rules import Candidate, Outcome, RetryPolicy, after_attempt
+from dialer.dial_rules import Candidate, Outcome, RetryPolicy, after_attempt
 
 ExhaustedHook = Callable[[Session, CallListEntry], None]
 """Called in the same transaction when an entry runs out of attempts (the SMS/email fallback)."""

@@ -2,7 +2,7 @@
 
 Every function here runs inside one database session (``run_db``), so an attempt row is
 committed before its Originate is sent (see :mod:`dialer.entries`). Entries the dial-time
-rules (:mod:`dialer.rules`) refuse are given back with their due time, or cancelled.
+rules (:mod:`dialer.dial_rules`) refuse are given back with their due time, or cancelled.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from crm_bridge.models import CallAttempt, CallListEntry, Campaign, CampaignStatus, Direction
 from cti.hub.sessions import AgentInfo
 from dialer import agentfirst, entries
-from dialer.rules import CallingWindow, Outcome, RetryPolicy, Verdict, check
+from dialer.dial_rules import CallingWindow, Outcome, RetryPolicy, Verdict, check
 
 log = logging.getLogger(__name__)
 

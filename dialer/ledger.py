@@ -25,7 +25,7 @@ API (stable; the simulator and the runner use exactly this)::
     led.abandons(campaign_id, at)           # -> Abandons (legal window and last hour)
     led.set_window(campaign_id, abandoned, live)   # legal-window base read from the DB
 
-A :class:`Fact` is ``DECIDED`` once per call (its :class:`~dialer.rules.Outcome` is now
+A :class:`Fact` is ``DECIDED`` once per call (its :class:`~dialer.dial_rules.Outcome` is now
 fixed, store it) and ``ENDED`` once per call (every channel of it is gone: ``ended_at``;
 the call leaves the ledger). ``DECIDED`` always comes first, possibly in the same list.
 
@@ -71,7 +71,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from dialer.rules import Outcome
+from dialer.dial_rules import Outcome
 
 __all__ = [
     "Abandons",

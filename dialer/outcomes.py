@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from crm_bridge.models import CallAttempt
 from dialer import entries
+from dialer.dial_rules import Outcome, RetryPolicy
 from dialer.ledger import CallKind, Fact, FactKind
 from dialer.pacing import OutcomeEstimator
-from dialer.rules import Outcome, RetryPolicy
 
 log = logging.getLogger(__name__)
 

@@ -51,6 +51,7 @@ from cti.tracker import (
 )
 from dialer import entries, leasing, outcomes
 from dialer.agentfirst import AgentDesk
+from dialer.dial_rules import CallingWindow, Outcome, RetryPolicy
 from dialer.ledger import CallKind, CallLedger, Fact, FactKind, LiveChannel
 from dialer.origination import SendAction, originate_action, send_originate
 from dialer.pacing import (
@@ -65,7 +66,6 @@ from dialer.pacing import (
     decide,
 )
 from dialer.previews import AgentFirst
-from dialer.rules import CallingWindow, Outcome, RetryPolicy
 
 log = logging.getLogger(__name__)
 

@@ -41,9 +41,9 @@ from twisted.web.server import Site
 from crm_bridge.db import make_engine
 from crm_bridge.models import CallListEntry
 from cti.hub import HubSettings
+from dialer.dial_rules import CallingWindow, RetryPolicy
 from dialer.fallback.outbox import enqueue
 from dialer.fallback.purposes import Purpose
-from dialer.rules import CallingWindow, RetryPolicy
 from dialer.runner import CampaignRunner, RunnerSettings
 from memberline.commands.outbox import FallbackRuntime, start_fallback
 from memberline.config import Config

@@ -18,7 +18,7 @@ Besides the member keys (see :mod:`agent_tui.screens.member`):
 
 F6 and F7 are priority keys: the notes box would otherwise take them (TextArea binds both).
 
-The notes are mirrored into the app's :class:`~agent_tui.calls.CallBook` as they are
+The notes are mirrored into the app's :class:`~agent_tui.callbook.CallBook` as they are
 typed, so a hub reconnect (which re-sends the pop) keeps them.
 """
 

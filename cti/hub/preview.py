@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cti.hub import actions
-from cti.hub.calls import CallRecord
+from cti.hub.call_records import CallRecord
 from cti.hubproto.messages import ErrorCode, ProtocolError
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from crm_bridge.models import Direction as DbDirection
 from crm_bridge.phones import normalise
-from cti.hub.calls import CallRecord
+from cti.hub.call_records import CallRecord
 from cti.hub.persist import audit, link_member, upsert_call
 from cti.screenpop import Pop
 from cti.tracker import (

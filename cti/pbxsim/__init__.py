@@ -1,6 +1,6 @@
 """PBX simulator: speaks Asterisk 22 AMI (and FastAGI as a client) from a Scenario.
 
-See :mod:`cti.pbxsim.sim` for the Python API and :mod:`cti.pbxsim.calls` /
+See :mod:`cti.pbxsim.sim` for the Python API and :mod:`cti.pbxsim.call_actors` /
 :mod:`cti.pbxsim.originate` for the dialplan conventions.
 """
 

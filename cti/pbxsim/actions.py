@@ -7,9 +7,9 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
-from cti.pbxsim import events as ev
-from cti.pbxsim.calls import Signal
-from cti.pbxsim.events import Channel
+from cti.pbxsim import ami_events as ev
+from cti.pbxsim.ami_events import Channel
+from cti.pbxsim.call_actors import Signal
 from cti.pbxsim.originate import OriginateRequest, originate, parse_callerid
 from cti.pbxsim.session import AmiSession, Pairs, response
 from cti.pbxsim.state import Member

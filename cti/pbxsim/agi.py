@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cti.pbxsim import events as ev
-from cti.pbxsim.calls import CallActor, Signal, _cdr
-from cti.pbxsim.events import Channel
+from cti.pbxsim import ami_events as ev
+from cti.pbxsim.ami_events import Channel
+from cti.pbxsim.call_actors import CallActor, Signal, _cdr
 
 if TYPE_CHECKING:
     from cti.pbxsim.originate import Callee

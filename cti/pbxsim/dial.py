@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import uuid
 
-from cti.pbxsim import events as ev
-from cti.pbxsim.calls import CallActor, Signal, _cdr, _hangup_pair
-from cti.pbxsim.events import Channel
+from cti.pbxsim import ami_events as ev
+from cti.pbxsim.ami_events import Channel
+from cti.pbxsim.call_actors import CallActor, Signal, _cdr, _hangup_pair
 
 
 async def run_dial(

@@ -26,8 +26,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cti.pbxsim import events as ev
-from cti.pbxsim.calls import (
+from cti.pbxsim import ami_events as ev
+from cti.pbxsim.ami_events import UNKNOWN, Channel
+from cti.pbxsim.call_actors import (
     CallActor,
     Signal,
     _cdr,
@@ -38,7 +39,6 @@ from cti.pbxsim.calls import (
     parse_target,
     run_queue,
 )
-from cti.pbxsim.events import UNKNOWN, Channel
 
 if TYPE_CHECKING:
     from cti.pbxsim.sim import PbxSimulator

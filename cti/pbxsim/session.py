@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from cti.pbxsim import events as ev
+from cti.pbxsim import ami_events as ev
 from cti.pbxsim.wire import BANNER, ActionReader, AmiMessage, encode
 
 if TYPE_CHECKING:

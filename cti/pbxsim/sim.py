@@ -23,15 +23,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cti.pbxsim import events as ev
-from cti.pbxsim.events import Channel
+from cti.pbxsim import ami_events as ev
+from cti.pbxsim.ami_events import Channel
 from cti.pbxsim.scenario import AgentSpec, Scenario
 from cti.pbxsim.session import AmiSession
 from cti.pbxsim.state import Member, PbxState, QueueState
 from cti.pbxsim.wire import AmiMessage, encode
 
 if TYPE_CHECKING:
-    from cti.pbxsim.calls import CallActor
+    from cti.pbxsim.call_actors import CallActor
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ class PbxSimulator:
 
     def queue_changed(self) -> None:
         """Wake every caller waiting in a queue (a member became free, was added, unpaused)."""
-        from cti.pbxsim.calls import Signal
+        from cti.pbxsim.call_actors import Signal
 
         for q in self.state.queues.values():
             for actor in list(q.waiting):
@@ -369,7 +369,7 @@ class PbxSimulator:
             log.error("simulator task failed", exc_info=task.exception())
 
     async def _kill_calls(self, emit: bool) -> None:
-        from cti.pbxsim.calls import kill_all
+        from cti.pbxsim.call_actors import kill_all
 
         await kill_all(self, emit)
 
@@ -389,7 +389,7 @@ class PbxSimulator:
         dialled the self-service line: ``AGI(.../hotline)`` first, and the queue only when
         it set ``HOTLINE_RESULT=agent`` (the caller's keys: ``overrides[number].survey``).
         """
-        from cti.pbxsim.calls import start_inbound
+        from cti.pbxsim.call_actors import start_inbound
 
         qname = queue or self.scenario.inbound.queue
         if qname not in self.state.queues:
@@ -398,7 +398,7 @@ class PbxSimulator:
 
     async def agent_answer(self, interface: str) -> bool:
         """Make a ringing agent (``auto_answer = false``) pick up; False if not ringing."""
-        from cti.pbxsim.calls import Signal
+        from cti.pbxsim.call_actors import Signal
 
         actor = self.state.busy.get(interface)
         if actor is None:
@@ -408,7 +408,7 @@ class PbxSimulator:
 
     async def agent_hangup(self, interface: str) -> bool:
         """Make an agent in a queue call hang up (``auto_hangup = false``)."""
-        from cti.pbxsim.calls import Signal
+        from cti.pbxsim.call_actors import Signal
 
         actor = self.state.busy.get(interface)
         if actor is None:

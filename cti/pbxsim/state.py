@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cti.pbxsim.events import Channel, MemberSnapshot
+from cti.pbxsim.ami_events import Channel, MemberSnapshot
 from cti.pbxsim.scenario import QueueSpec
 
 if TYPE_CHECKING:
-    from cti.pbxsim.calls import CallActor
+    from cti.pbxsim.call_actors import CallActor
 
 
 @dataclass

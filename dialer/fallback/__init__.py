@@ -17,7 +17,7 @@ from dialer.fallback.email import EmailSettings, SmtpEmail
 from dialer.fallback.outbox import Enqueued, enqueue, idempotency_key
 from dialer.fallback.purposes import DEFAULT_POLICIES, OrderPolicy, Purpose
 from dialer.fallback.results import Outcome, SendResult
-from dialer.fallback.rules import RulesConfig, parse_hhmm
+from dialer.fallback.send_rules import RulesConfig, parse_hhmm
 from dialer.fallback.sms import INBOUND_PATH, STATUS_PATH, SmsSettings, TwilioSms
 from dialer.fallback.store import RetryPolicy
 from dialer.fallback.webhooks import WebhookContext, mount_webhooks

@@ -1,6 +1,6 @@
 """Why a message is sent, and in which order its channels go out.
 
-Order policies (per purpose, configurable through :class:`dialer.fallback.rules.RulesConfig`):
+Order policies (per purpose, configurable through :class:`dialer.fallback.send_rules.RulesConfig`):
 
 ``sms_then_email``
     Both channels are sent, the SMS first: the email row is *held* (``next_attempt_at``

@@ -42,7 +42,7 @@ from dialer.fallback.email import OutgoingEmail
 from dialer.fallback.outbox import ORDER_KEY, sibling_key
 from dialer.fallback.purposes import OrderPolicy
 from dialer.fallback.results import Outcome, SendResult
-from dialer.fallback.rules import RulesConfig
+from dialer.fallback.send_rules import RulesConfig
 from dialer.hours import (
     NEVER_OPEN,
     UNKNOWN_ZONE,

@@ -47,7 +47,7 @@ from dialer.fallback.email import SmtpEmail, message_id_for, parse_sender
 from dialer.fallback.groupcommit import GroupCommitter
 from dialer.fallback.ratelimit import TokenBucket
 from dialer.fallback.results import Outcome, SendResult
-from dialer.fallback.rules import RulesConfig
+from dialer.fallback.send_rules import RulesConfig
 from dialer.fallback.sms import TwilioSms
 from dialer.fallback.store import (
     WAITING,

@@ -13,11 +13,11 @@ statistics, as ``CampaignRunner.snapshot`` builds it. Nothing here decides anyth
 
 from __future__ import annotations
 
+from dialer.dial_rules import Outcome
 from dialer.ledger import CallKind, CallLedger, Fact, FactKind
 from dialer.outcomes import feed_estimator
 from dialer.pacing.estimators import OutcomeEstimator
 from dialer.pacing.snapshot import AbandonCounts
-from dialer.rules import Outcome
 
 CAMPAIGN = 1
 SAFE_HARBOUR = "memberline/safe-harbour"

@@ -39,7 +39,7 @@ def _say(obj: dict[str, Any]) -> None:
 async def main() -> None:
     from cti.hubproto.client import HubClient
     from cti.pbxsim import AgentSpec, PbxSimulator, QueueSpec, Scenario
-    from cti.pbxsim import events as ev
+    from cti.pbxsim import ami_events as ev
 
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()

@@ -96,7 +96,7 @@ class PopLoadAmi(SoakAmi):
 
     def ring_call(self, now: float, number: str, agents: Sequence[str], kind: str = "") -> str:
         """Schedule one queue call from ``number`` ringing ``agents``; returns its call id."""
-        from cti.pbxsim import events as ev
+        from cti.pbxsim import ami_events as ev
         from cti.pbxsim.wire import encode
 
         self._call_no += 1

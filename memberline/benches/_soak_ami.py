@@ -206,7 +206,7 @@ class SoakAmi:
         """A dialled member who does not pick up (70 %) or is busy: the OriginateResponse
         (Failure, Reason 3 or 5, Uniqueid = the preset ChannelId) 2-6 s later, as in the
         recorded c-originate-noanswer and c-originate-busy traces."""
-        from cti.pbxsim import events as ev
+        from cti.pbxsim import ami_events as ev
         from cti.pbxsim.wire import encode
 
         self.stats.originates += 1

@@ -225,7 +225,7 @@ def _prepare_db(workdir: Path, members: int, consoles: int) -> str:
     """A demo database with ``consoles`` agents (1001...), each to get one console."""
     from crm_bridge.auth import hash_password
     from crm_bridge.db import make_engine, session_scope
-    from crm_bridge.demo import AGENT_CODES, seed_demo
+    from crm_bridge.demo_seed import AGENT_CODES, seed_demo
     from crm_bridge.models import Agent
 
     url = f"sqlite:///{workdir / 'ami-bench.db'}"

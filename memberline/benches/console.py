@@ -159,7 +159,7 @@ async def _one_size(
 async def run_bench(
     pops: int, sizes: list[tuple[int, int]], members: int, warmup: int
 ) -> dict[str, Any]:
-    from crm_bridge.demo import seed_demo
+    from crm_bridge.demo_seed import seed_demo
     from memberline.benches import soak
     from memberline.benches._pop_load import PopLoadAmi
 

@@ -132,7 +132,7 @@ def prepare_db(args: argparse.Namespace, workdir: Path) -> SoakDb:
     seeded = False
     copied = False
     if src is None:
-        from crm_bridge.demo import seed_demo
+        from crm_bridge.demo_seed import seed_demo
 
         url = f"sqlite:///{workdir / 'soak-seeded.db'}"
         seed_demo(url, members=args.seed_members, seed=1)

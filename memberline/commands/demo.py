@@ -1,4 +1,4 @@
-"""``memberline demo [--headless --seconds N]``: everything on loopback (see memberline.demo)."""
+"""``memberline demo [--headless --seconds N]``: everything on loopback (see memberline.demo_run)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from memberline.runtime import install_reactor
 
 
 def _run(args: argparse.Namespace, cfg: Config) -> int:
-    from memberline.demo import DemoOptions, run
+    from memberline.demo_run import DemoOptions, run
 
     opts = DemoOptions(
         db_path=Path(args.demo_db),
@@ -26,7 +26,7 @@ def _run(args: argparse.Namespace, cfg: Config) -> int:
         speed=args.speed if args.speed is not None else (4.0 if args.headless else 1.0),
         hub_port=args.hub_port,
     )
-    from memberline.demo import claim_port
+    from memberline.demo_run import claim_port
 
     claim_port(opts.hub_port)  # a taken port: one line before seeding anything
     if not args.headless:

@@ -10,7 +10,7 @@ import sys
 from memberline.cli import add_command
 from memberline.config import Config
 
-# The demo logins, copied from crm_bridge.demo (AGENT_CODES[0], AGENT_CODES[-1], SUPERVISOR_CODE,
+# The demo logins, copied from crm_bridge.demo_seed (AGENT_CODES[0], AGENT_CODES[-1], SUPERVISOR_CODE,
 # DEMO_PASSWORD) so that --help needs neither SQLAlchemy nor the models;
 # tests/memberline/test_cli_startup.py checks the copies agree.
 FIRST_AGENT, LAST_AGENT, SUPERVISOR_CODE, DEMO_PASSWORD = "1001", "1020", "9001", "demo"
@@ -29,7 +29,7 @@ not already contain members. N = 1,000,000 takes a few minutes (bulk load).
 def _run(args: argparse.Namespace, cfg: Config) -> int:
     from tqdm import tqdm
 
-    from crm_bridge.demo import seed_demo
+    from crm_bridge.demo_seed import seed_demo
 
     bar = tqdm(total=args.members, unit="member", disable=None, file=sys.stderr)
 

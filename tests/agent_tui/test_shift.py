@@ -46,7 +46,7 @@ from cti.hub import HubServer, HubSettings
 from cti.pbxsim import AgentSpec, Dist, InboundSpec, PbxSimulator, QueueSpec, Scenario
 from cti.pbxsim.scenario import NumberOverride
 from cti.tracker import CallAnswered, Tracker
-from dialer.rules import RetryPolicy
+from dialer.dial_rules import RetryPolicy
 from dialer.runner import CampaignRunner, RunnerSettings
 from tests.agent_tui import stack as console_stack
 from tests.agent_tui.stack import LI_WEI, log_in

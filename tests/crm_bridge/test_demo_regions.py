@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crm_bridge.demo import REGIONS, open_region_weights
+from crm_bridge.demo_seed import REGIONS, open_region_weights
 
 
 def _expected_share(weights: dict[str, float], now: dt.datetime) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cti.hub import actions
-from cti.hub.calls import CallBook, CallRecord
+from cti.hub.call_records import CallBook, CallRecord
 from cti.hub.ratelimit import FailureLimiter
 from cti.screenpop.mask import mask_email, mask_phone, mask_tree
 

@@ -22,7 +22,7 @@ from crm_bridge.models import (
 )
 from cti.ami.client import AmiClient
 from cti.hub import HubServer
-from dialer.rules import CallingWindow
+from dialer.dial_rules import CallingWindow
 from dialer.runner import CampaignRunner, RunnerSettings
 
 ALL_DAY = CallingWindow(dt.time(0), dt.time(23, 59, 59, 999999))

@@ -17,8 +17,8 @@ from crm_bridge.models import (
     MemberPhone,
 )
 from dialer import entries, leasing, outcomes
+from dialer.dial_rules import Outcome, RetryPolicy
 from dialer.ledger import CallLedger, LiveChannel
-from dialer.rules import Outcome, RetryPolicy
 
 NOW = dt.datetime(2026, 6, 1, 4, 0, tzinfo=dt.UTC)
 P = RetryPolicy()

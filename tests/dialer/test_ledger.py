@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from cti.ami.framing import frame_all
 from cti.ami.message import AmiMessage
+from dialer.dial_rules import Outcome
 from dialer.ledger import (
     CallKind,
     CallLedger,
@@ -26,7 +27,6 @@ from dialer.ledger import (
     LedgerError,
     LiveChannel,
 )
-from dialer.rules import Outcome
 
 TRACES = Path(__file__).parent.parent / "fixtures" / "ami-traces"
 

@@ -32,7 +32,7 @@ from cti.ami.client import AmiClient
 from cti.pbxsim import AgentSpec, Dist, NumberOverride, PbxSimulator, QueueSpec, Scenario
 from cti.pbxsim.scenario import OutboundSpec
 from cti.tracker import Tracker
-from dialer.rules import RetryPolicy
+from dialer.dial_rules import RetryPolicy
 from dialer.runner import CampaignRunner, RunnerSettings
 from surveys.service import start_survey_services
 from tests.dialer.support import ALL_DAY, add_campaign

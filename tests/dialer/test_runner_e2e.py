@@ -29,7 +29,7 @@ from crm_bridge.models import (
 from cti.ami.client import AmiClient
 from cti.pbxsim import AgentSpec, Dist, NumberOverride, PbxSimulator, QueueSpec, Scenario
 from cti.tracker import AgentState, Tracker
-from dialer.rules import RetryPolicy
+from dialer.dial_rules import RetryPolicy
 from dialer.runner import CampaignRunner, RunnerSettings
 from tests.dialer.support import add_campaign
 

@@ -100,13 +100,13 @@ def test_members_import_columns_match_csvio() -> None:
 
 
 def test_demo_data_help_matches_demo_logins() -> None:
-    from crm_bridge import demo
+    from crm_bridge import demo_seed
     from memberline.commands import demo_data
 
-    assert demo_data.FIRST_AGENT == demo.AGENT_CODES[0]
-    assert demo_data.LAST_AGENT == demo.AGENT_CODES[-1]
-    assert demo_data.SUPERVISOR_CODE == demo.SUPERVISOR_CODE
-    assert demo_data.DEMO_PASSWORD == demo.DEMO_PASSWORD
+    assert demo_data.FIRST_AGENT == demo_seed.AGENT_CODES[0]
+    assert demo_data.LAST_AGENT == demo_seed.AGENT_CODES[-1]
+    assert demo_data.SUPERVISOR_CODE == demo_seed.SUPERVISOR_CODE
+    assert demo_data.DEMO_PASSWORD == demo_seed.DEMO_PASSWORD
 
 
 def test_bench_dialer_amd_modes_match_pacing() -> None:

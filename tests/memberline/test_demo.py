@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from memberline.demo import AMI_SECRET
+from memberline.demo_run import AMI_SECRET
 
 pytestmark = pytest.mark.e2e
 

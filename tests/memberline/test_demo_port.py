@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from memberline.cli import OperatorError
-from memberline.demo import claim_port
+from memberline.demo_run import claim_port
 
 
 def _time_wait_port() -> int:

@@ -50,10 +50,10 @@ from crm_bridge.models import (
 )
 from cti.pbxsim import AgentSpec, NumberOverride, PbxSimulator, QueueSpec, Scenario
 from cti.pbxsim.scenario import fixed
+from dialer.dial_rules import CallingWindow, RetryPolicy
 from dialer.fallback.outbox import enqueue
 from dialer.fallback.purposes import Purpose
 from dialer.fallback.sinks import LocalSinks
-from dialer.rules import CallingWindow, RetryPolicy
 from dialer.runner import RunnerSettings
 from memberline.agentbot import AgentBot
 from memberline.config import Config, Secret

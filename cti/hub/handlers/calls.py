@@ -10,7 +10,7 @@ from typing import Any
 from crm_bridge.db import run_db
 from cti.hub import actions
 from cti.hub import db as hubdb
-from cti.hub.calls import CallRecord
+from cti.hub.call_records import CallRecord
 from cti.hub.preview import dial_agent_first
 from cti.hub.server import Ctx
 from cti.hubproto.messages import ErrorCode, ProtocolError

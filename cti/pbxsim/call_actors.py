@@ -29,8 +29,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cti.pbxsim import events as ev
-from cti.pbxsim.events import UNKNOWN, Channel
+from cti.pbxsim import ami_events as ev
+from cti.pbxsim.ami_events import UNKNOWN, Channel
 from cti.pbxsim.scenario import AgentSpec, NumberOverride
 from cti.pbxsim.state import QueueState
 

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from dialer.rules import (
+from dialer.dial_rules import (
     CallingWindow,
     Candidate,
     Outcome,

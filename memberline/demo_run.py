@@ -19,7 +19,7 @@ count comes from rows in the database and frames that crossed the sockets.
 At any hour: the calling window and SMS quiet hours are the member's local hours, and the
 rules are not bent for the demo. Instead the demo's members are seeded over the regions
 (with their own time zones and phone numbers) so that most of them are inside their
-calling window when the demo starts (:func:`crm_bridge.demo.open_region_weights`); the rest
+calling window when the demo starts (:func:`crm_bridge.demo_seed.open_region_weights`); the rest
 are held back by the rules, and the console and the summary say how many, by which rule.
 
 The hub listens on port 7070 (``--hub-port``; 0 = any free port) with SO_REUSEADDR, so a
@@ -43,7 +43,7 @@ from sqlalchemy import func, select
 
 from crm_bridge import campaigns, lists
 from crm_bridge.db import make_engine, session_scope
-from crm_bridge.demo import DEMO_PASSWORD, open_region_weights, seed_demo
+from crm_bridge.demo_seed import DEMO_PASSWORD, open_region_weights, seed_demo
 from crm_bridge.models import (
     CallAttempt,
     Channel,
@@ -65,11 +65,11 @@ from cti.pbxsim import (
     Scenario,
     SurveySpec,
 )
+from dialer.dial_rules import CallingWindow, RetryPolicy
 from dialer.fallback import parse_hhmm
 from dialer.fallback.outbox import enqueue
 from dialer.fallback.purposes import Purpose
 from dialer.leasing import rule_of
-from dialer.rules import CallingWindow, RetryPolicy
 from dialer.runner import RunnerSettings
 from memberline.agentbot import AgentBot
 from memberline.cli import OperatorError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from dialer.fallback.rules import RulesConfig
+from dialer.fallback.send_rules import RulesConfig
 from dialer.hours import (
     allowed_at,
     local_day_start,

@@ -7,7 +7,7 @@ from sqlalchemy import Engine, func, select, text
 
 from crm_bridge.auth import verify_password
 from crm_bridge.db import make_engine, session_scope
-from crm_bridge.demo import DEMO_PASSWORD, seed_demo
+from crm_bridge.demo_seed import DEMO_PASSWORD, seed_demo
 from crm_bridge.lookup import build_profile, find_members_by_phone
 from crm_bridge.models import Agent, Member, MemberPhone, Role
 from crm_bridge.phones import normalise
