@@ -157,10 +157,16 @@ class CampaignKind(enum.StrEnum):
 
 
 class DialMode(enum.StrEnum):
+    """How a campaign's calls are placed (stored on the campaign, read by the pacer)."""
+
     PREVIEW = "preview"
+    """The agent sees the member first and presses dial: one call per request."""
     PROGRESSIVE = "progressive"
+    """One call per free agent, never more calls in flight than free agents."""
     PREDICTIVE = "predictive"
+    """Calls placed ahead of agents becoming free, holding the abandonment cap."""
     IVR = "ivr"
+    """No agent: survey calls to the IVR, bounded by a concurrency cap."""
 
 
 class CampaignStatus(enum.StrEnum):

@@ -24,7 +24,7 @@ LEGAL_START = dt.time(8, 0)
 LEGAL_END = dt.time(21, 0)
 
 
-class Outcome(enum.StrEnum):
+class DialOutcome(enum.StrEnum):
     """What became of one dial attempt."""
 
     ANSWERED = "answered"
@@ -63,7 +63,7 @@ class CallingWindow:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class DialRetryPolicy:
     busy_s: int = 600
     no_answer_s: int = 7200
     machine_s: int = 86400
@@ -101,7 +101,7 @@ class Verdict(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Decision:
+class DialDecision:
     verdict: Verdict
     reason: str
     retry_at: dt.datetime | None = None
@@ -126,52 +126,56 @@ def next_window_start(
     return None if at == now else at
 
 
-def check(c: Candidate, now: dt.datetime, window: CallingWindow, policy: RetryPolicy) -> Decision:
+def check(
+    c: Candidate, now: dt.datetime, window: CallingWindow, policy: DialRetryPolicy
+) -> DialDecision:
     """May this entry be dialled now?"""
     if c.do_not_call:
-        return Decision(Verdict.NEVER, "member is on the do-not-call list")
+        return DialDecision(Verdict.NEVER, "member is on the do-not-call list")
     if not c.consent_call:
-        return Decision(Verdict.NEVER, "member has not consented to calls")
+        return DialDecision(Verdict.NEVER, "member has not consented to calls")
     if not c.phone_valid:
-        return Decision(Verdict.NEVER, "no valid phone number")
+        return DialDecision(Verdict.NEVER, "no valid phone number")
     if c.attempts >= policy.max_attempts:
-        return Decision(Verdict.NEVER, f"{c.attempts} attempts made (max {policy.max_attempts})")
+        return DialDecision(
+            Verdict.NEVER, f"{c.attempts} attempts made (max {policy.max_attempts})"
+        )
     if c.last_abandoned_at is not None:
         until = c.last_abandoned_at + dt.timedelta(seconds=policy.no_redial_after_abandon_s)
         if now < until:
-            return Decision(Verdict.LATER, "abandoned call in the last 72 h", until)
+            return DialDecision(Verdict.LATER, "abandoned call in the last 72 h", until)
     zones = candidate_zones(c)
     if not zones:
         # Fail closed: never dial at an hour we cannot check. The entry is cancelled with
         # this reason (fits last_outcome); a list built after the zone is known adds it again.
-        return Decision(Verdict.NEVER, "no time zone (record or number)")
+        return DialDecision(Verdict.NEVER, "no time zone (record or number)")
     opening = hours.next_open(now, zones, window.hours)
     if opening is None:
-        return Decision(Verdict.NEVER, "zones share no calling hour")
+        return DialDecision(Verdict.NEVER, "zones share no calling hour")
     if opening > now:
-        return Decision(Verdict.LATER, "outside the member's local calling window", opening)
+        return DialDecision(Verdict.LATER, "outside the member's local calling window", opening)
     if c.attempts_today_all_campaigns >= policy.max_attempts_per_member_per_day:
         at = hours.next_open(hours.next_local_day(now, zones), zones, window.hours)
-        return Decision(Verdict.LATER, "daily attempt cap for this member reached", at)
-    return Decision(Verdict.DIAL, "ok")
+        return DialDecision(Verdict.LATER, "daily attempt cap for this member reached", at)
+    return DialDecision(Verdict.DIAL, "ok")
 
 
 _RETRY_DELAY = {
-    Outcome.BUSY: "busy_s",
-    Outcome.NO_ANSWER: "no_answer_s",
-    Outcome.MACHINE: "machine_s",
-    Outcome.FAILED: "failed_s",
-    Outcome.CONGESTION: "congestion_s",
-    Outcome.INTERRUPTED: "interrupted_s",
-    Outcome.ABANDONED: "no_redial_after_abandon_s",
+    DialOutcome.BUSY: "busy_s",
+    DialOutcome.NO_ANSWER: "no_answer_s",
+    DialOutcome.MACHINE: "machine_s",
+    DialOutcome.FAILED: "failed_s",
+    DialOutcome.CONGESTION: "congestion_s",
+    DialOutcome.INTERRUPTED: "interrupted_s",
+    DialOutcome.ABANDONED: "no_redial_after_abandon_s",
 }
 
 
 def after_attempt(
-    outcome: Outcome, attempts: int, now: dt.datetime, policy: RetryPolicy
+    outcome: DialOutcome, attempts: int, now: dt.datetime, policy: DialRetryPolicy
 ) -> tuple[str, dt.datetime | None]:
     """The entry's next status and due time after an attempt: ``("done"|"pending"|"exhausted", due)``."""
-    if outcome is Outcome.ANSWERED:
+    if outcome is DialOutcome.ANSWERED:
         return "done", None
     if attempts >= policy.max_attempts:
         return "exhausted", None

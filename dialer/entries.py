@@ -34,7 +34,7 @@ from crm_bridge.models import (
     MemberPhone,
 )
 from dialer import hours
-from dialer.dial_rules import Candidate, Outcome, RetryPolicy, after_attempt
+from dialer.dial_rules import Candidate, DialOutcome, DialRetryPolicy, after_attempt
 
 ExhaustedHook = Callable[[Session, CallListEntry], None]
 """Called in the same transaction when an entry runs out of attempts (the SMS/email fallback)."""
@@ -156,7 +156,7 @@ def candidates(
             else dt.datetime.combine(now.date(), dt.time(0), tzinfo=dt.UTC)
         )
         mine = [r for r in recent if r.member_id == e.member_id]
-        abandoned = [r.started_at for r in mine if r.outcome == Outcome.ABANDONED]
+        abandoned = [r.started_at for r in mine if r.outcome == DialOutcome.ABANDONED]
         out[e.id] = Candidate(
             timezone=m.timezone,
             do_not_call=m.do_not_call,
@@ -269,9 +269,9 @@ def begin_attempt(
 def finish_attempt(
     session: Session,
     channel_id: str,
-    outcome: Outcome,
+    outcome: DialOutcome,
     now: dt.datetime,
-    policy: RetryPolicy,
+    policy: DialRetryPolicy,
     *,
     hangup_cause: int | None = None,
     answered_at: dt.datetime | None = None,
@@ -285,9 +285,9 @@ def finish_attempt(
     if attempt is None or attempt.outcome is not None:
         return False
     attempt.outcome = outcome.value
-    attempt.ended_at = now if outcome is not Outcome.ANSWERED else None
+    attempt.ended_at = now if outcome is not DialOutcome.ANSWERED else None
     attempt.answered_at = answered_at or (
-        now if outcome in (Outcome.ANSWERED, Outcome.ABANDONED) else None
+        now if outcome in (DialOutcome.ANSWERED, DialOutcome.ABANDONED) else None
     )
     attempt.hangup_cause = hangup_cause
     if agent_id is not None:

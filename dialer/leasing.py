@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from crm_bridge.models import CallAttempt, CallListEntry, Campaign, CampaignStatus, Direction
 from cti.hub.sessions import AgentInfo
 from dialer import agentfirst, entries
-from dialer.dial_rules import CallingWindow, Outcome, RetryPolicy, Verdict, check
+from dialer.dial_rules import CallingWindow, DialOutcome, DialRetryPolicy, Verdict, check
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class LeaseRules:
     owner: str
     window: CallingWindow
-    policy: RetryPolicy
+    policy: DialRetryPolicy
     lease_s: int
     preview_lease_s: int
 
@@ -202,13 +202,13 @@ def campaign_rows(s: Session, since: dt.datetime | None) -> list[dict[str, Any]]
         counts = s.execute(
             select(
                 CallAttempt.campaign_id,
-                func.sum(func.cast(CallAttempt.outcome == Outcome.ABANDONED.value, Integer)),
+                func.sum(func.cast(CallAttempt.outcome == DialOutcome.ABANDONED.value, Integer)),
                 func.count(),
             )
             .where(
                 CallAttempt.campaign_id.in_([r["id"] for r in out]),
                 CallAttempt.started_at >= since,
-                CallAttempt.outcome.in_([Outcome.ANSWERED.value, Outcome.ABANDONED.value]),
+                CallAttempt.outcome.in_([DialOutcome.ANSWERED.value, DialOutcome.ABANDONED.value]),
             )
             .group_by(CallAttempt.campaign_id)
         ).all()

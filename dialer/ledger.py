@@ -25,7 +25,7 @@ API (stable; the simulator and the runner use exactly this)::
     led.abandons(campaign_id, at)           # -> Abandons (legal window and last hour)
     led.set_window(campaign_id, abandoned, live)   # legal-window base read from the DB
 
-A :class:`Fact` is ``DECIDED`` once per call (its :class:`~dialer.dial_rules.Outcome` is now
+A :class:`Fact` is ``DECIDED`` once per call (its :class:`~dialer.dial_rules.DialOutcome` is now
 fixed, store it) and ``ENDED`` once per call (every channel of it is gone: ``ended_at``;
 the call leaves the ledger). ``DECIDED`` always comes first, possibly in the same list.
 
@@ -71,7 +71,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from dialer.dial_rules import Outcome
+from dialer.dial_rules import DialOutcome
 
 __all__ = [
     "Abandons",
@@ -86,35 +86,35 @@ __all__ = [
     "LiveChannel",
 ]
 
-REACHED = frozenset({Outcome.ANSWERED, Outcome.ABANDONED})
+REACHED = frozenset({DialOutcome.ANSWERED, DialOutcome.ABANDONED})
 """Outcomes where a person answered and was live: the abandonment rate's denominator."""
 
 _CAUSE_OUTCOME = {
-    17: Outcome.BUSY,
-    21: Outcome.BUSY,
-    34: Outcome.CONGESTION,
-    38: Outcome.CONGESTION,
-    41: Outcome.CONGESTION,
-    42: Outcome.CONGESTION,
-    44: Outcome.CONGESTION,
-    18: Outcome.NO_ANSWER,
-    19: Outcome.NO_ANSWER,
-    1: Outcome.FAILED,
-    3: Outcome.FAILED,
-    28: Outcome.FAILED,
+    17: DialOutcome.BUSY,
+    21: DialOutcome.BUSY,
+    34: DialOutcome.CONGESTION,
+    38: DialOutcome.CONGESTION,
+    41: DialOutcome.CONGESTION,
+    42: DialOutcome.CONGESTION,
+    44: DialOutcome.CONGESTION,
+    18: DialOutcome.NO_ANSWER,
+    19: DialOutcome.NO_ANSWER,
+    1: DialOutcome.FAILED,
+    3: DialOutcome.FAILED,
+    28: DialOutcome.FAILED,
 }
 _DIAL_OUTCOME = {
-    "BUSY": Outcome.BUSY,
-    "NOANSWER": Outcome.NO_ANSWER,
-    "CANCEL": Outcome.NO_ANSWER,
-    "CONGESTION": Outcome.CONGESTION,
-    "CHANUNAVAIL": Outcome.FAILED,
+    "BUSY": DialOutcome.BUSY,
+    "NOANSWER": DialOutcome.NO_ANSWER,
+    "CANCEL": DialOutcome.NO_ANSWER,
+    "CONGESTION": DialOutcome.CONGESTION,
+    "CHANUNAVAIL": DialOutcome.FAILED,
 }
 _REASON_OUTCOME = {
-    1: Outcome.NO_ANSWER,
-    3: Outcome.NO_ANSWER,
-    5: Outcome.BUSY,
-    8: Outcome.CONGESTION,
+    1: DialOutcome.NO_ANSWER,
+    3: DialOutcome.NO_ANSWER,
+    5: DialOutcome.BUSY,
+    8: DialOutcome.CONGESTION,
 }
 
 
@@ -193,7 +193,7 @@ class CallRecord:
     dial_status: str | None = None
     cause: int | None = None
     """The most telling hang-up cause seen."""
-    outcome: Outcome | None = None
+    outcome: DialOutcome | None = None
     decided_at: float | None = None
     ended_at: float | None = None
     agent_answered_at: float | None = None
@@ -219,7 +219,7 @@ class Fact:
     call: CallRecord
 
     @property
-    def outcome(self) -> Outcome:
+    def outcome(self) -> DialOutcome:
         assert self.call.outcome is not None
         return self.call.outcome
 
@@ -258,7 +258,7 @@ class _Call:
 @dataclass
 class _Tally:
     placed: int = 0
-    outcomes: dict[Outcome, int] = field(default_factory=dict)
+    outcomes: dict[DialOutcome, int] = field(default_factory=dict)
     base_abandoned: float = 0.0
     base_live: float = 0.0
     since_abandoned: float = 0.0
@@ -365,7 +365,7 @@ class CallLedger:
         c = self._calls.get(call_id)
         if c is None or c.channels or c.gone:
             return []
-        out = self._decide(c, Outcome.FAILED if refused else Outcome.INTERRUPTED, at)
+        out = self._decide(c, DialOutcome.FAILED if refused else DialOutcome.INTERRUPTED, at)
         return out + self._end(c, at)
 
     # ------------------------------------------------------------------ AMI events
@@ -439,7 +439,7 @@ class CallLedger:
             # The answer's event is still to come (reordered): it was answered by now.
             self._set(c, answered_at=at, live_at=at if not r.amd else r.live_at)
         late = wait is not None and wait > self.safe_harbour_s
-        return self._decide(c, Outcome.ABANDONED if late else Outcome.ANSWERED, at)
+        return self._decide(c, DialOutcome.ABANDONED if late else DialOutcome.ANSWERED, at)
 
     def resumed(self, call_id: str, agent: str, at: float) -> list[Fact]:
         """A resync found an agent talking to this call (the hub restarted mid-call)."""
@@ -452,7 +452,7 @@ class CallLedger:
             self._set(c, bridged_at=at, agent=agent)
         if c.rec.outcome is None:
             # The dialplan bridged it (no wait known); an agent talks to the member now.
-            return self._decide(c, Outcome.ANSWERED, at)
+            return self._decide(c, DialOutcome.ANSWERED, at)
         return []
 
     def resync(self, at: float, channels: Iterable[LiveChannel], connected_at: float) -> list[Fact]:
@@ -474,7 +474,7 @@ class CallLedger:
             live = by_call.get(c.rec.call_id, [])
             if not live:
                 if c.rec.outcome is None:
-                    out += self._decide(c, Outcome.INTERRUPTED, at)
+                    out += self._decide(c, DialOutcome.INTERRUPTED, at)
                 out += self._end(c, at)
                 continue
             ids = {ch.uniqueid for ch in live}
@@ -487,7 +487,7 @@ class CallLedger:
                 else:
                     self._set(c, answered_unknown=True)
                     if c.rec.kind is CallKind.IVR and c.rec.outcome is None:
-                        out += self._decide(c, Outcome.ANSWERED, at)
+                        out += self._decide(c, DialOutcome.ANSWERED, at)
             if (
                 own is not None
                 and own.bridged
@@ -511,7 +511,7 @@ class CallLedger:
                 and r.bridged_at is None
                 and at - r.live_at > self.safe_harbour_s
             ):
-                out += self._decide(c, Outcome.ABANDONED, at)
+                out += self._decide(c, DialOutcome.ABANDONED, at)
         return out
 
     # ------------------------------------------------------------------ reading
@@ -575,7 +575,7 @@ class CallLedger:
             float(len(t.hour)),
         )
 
-    def tally(self, campaign_id: int) -> tuple[int, dict[Outcome, int]]:
+    def tally(self, campaign_id: int) -> tuple[int, dict[DialOutcome, int]]:
         """(calls placed, decided outcomes) of a campaign since this ledger started."""
         t = self._tally.get(campaign_id) or _Tally()
         return t.placed, dict(t.outcomes)
@@ -632,7 +632,7 @@ class CallLedger:
             return []
         self._set(c, answered_at=at, live_at=None if r.amd else at)
         if r.kind is CallKind.IVR and r.outcome is None:
-            return self._decide(c, Outcome.ANSWERED, at)
+            return self._decide(c, DialOutcome.ANSWERED, at)
         return []
 
     def _amd(self, c: _Call, status: str, at: float) -> list[Fact]:
@@ -645,10 +645,10 @@ class CallLedger:
         if r.outcome is not None:
             return []
         if status == "MACHINE" and not r.amd_verify:
-            return self._decide(c, Outcome.MACHINE, at)
+            return self._decide(c, DialOutcome.MACHINE, at)
         if status == "HANGUP":
             # The member hung up during the greeting: the 2-second clock never started.
-            return self._decide(c, Outcome.NO_ANSWER, at)
+            return self._decide(c, DialOutcome.NO_ANSWER, at)
         self._set(c, live_at=at)
         return []
 
@@ -665,7 +665,7 @@ class CallLedger:
                 self._set(c, agent_answered_at=at)  # the dialplan runs: the agent answered
             if status == "ANSWER":
                 self._set(c, answered_at=at, live_at=at, bridged_at=at, bridge_wait_s=0.0)
-                return self._decide(c, Outcome.ANSWERED, at) if r.outcome is None else []
+                return self._decide(c, DialOutcome.ANSWERED, at) if r.outcome is None else []
             if status in _DIAL_OUTCOME:
                 self._set(c, dial_status=status)
                 if r.outcome is None:
@@ -694,25 +694,25 @@ class CallLedger:
             out += self._decide(c, self._at_end(c.rec, at), at)
         return out + self._end(c, at)
 
-    def _at_end(self, r: CallRecord, end: float) -> Outcome:
+    def _at_end(self, r: CallRecord, end: float) -> DialOutcome:
         """Every channel is gone and nothing decided yet."""
         if r.kind is CallKind.AGENT_FIRST:
             if r.cut or r.agent_answered_at is None:
-                return Outcome.INTERRUPTED
-            return Outcome.NO_ANSWER
+                return DialOutcome.INTERRUPTED
+            return DialOutcome.NO_ANSWER
         if r.cut and not (r.live_at is not None and end - r.live_at > self.safe_harbour_s):
-            return Outcome.INTERRUPTED  # the PBX restart cut it: not the member's doing
+            return DialOutcome.INTERRUPTED  # the PBX restart cut it: not the member's doing
         if r.answered_at is not None or r.answered_unknown:
             if r.kind is CallKind.IVR:
-                return Outcome.ANSWERED
+                return DialOutcome.ANSWERED
             if r.amd and r.live_at is None:
                 # Hung up before AMD's verdict: the greeting never completed.
-                return Outcome.NO_ANSWER
-            return Outcome.ABANDONED  # a live answer that never reached an agent
+                return DialOutcome.NO_ANSWER
+            return DialOutcome.ABANDONED  # a live answer that never reached an agent
         return self._unanswered(r)
 
     @staticmethod
-    def _unanswered(r: CallRecord) -> Outcome:
+    def _unanswered(r: CallRecord) -> DialOutcome:
         if r.cause in _CAUSE_OUTCOME:
             return _CAUSE_OUTCOME[r.cause]
         if r.dial_status in _DIAL_OUTCOME:
@@ -720,22 +720,22 @@ class CallLedger:
         if r.reason in _REASON_OUTCOME:
             return _REASON_OUTCOME[r.reason]
         if r.cause == 16:
-            return Outcome.NO_ANSWER  # cleared while ringing
+            return DialOutcome.NO_ANSWER  # cleared while ringing
         if r.kind is CallKind.AGENT_FIRST:
-            return Outcome.INTERRUPTED  # the agent's phone never answered: member not rung
-        return Outcome.FAILED
+            return DialOutcome.INTERRUPTED  # the agent's phone never answered: member not rung
+        return DialOutcome.FAILED
 
-    def _decide(self, c: _Call, outcome: Outcome, at: float) -> list[Fact]:
+    def _decide(self, c: _Call, outcome: DialOutcome, at: float) -> list[Fact]:
         if c.rec.outcome is not None:
             return []
         if c.rec.kind is CallKind.AGENT_FIRST and outcome in _CAUSE_OUTCOME.values():
             if c.rec.agent_answered_at is None and c.rec.answered_at is None:
-                outcome = Outcome.INTERRUPTED  # the agent never answered: member never rung
+                outcome = DialOutcome.INTERRUPTED  # the agent never answered: member never rung
         self._set(c, outcome=outcome, decided_at=at)
         t = self._tally.setdefault(c.rec.campaign_id, _Tally())
         t.outcomes[outcome] = t.outcomes.get(outcome, 0) + 1
         if outcome in REACHED and c.rec.kind is CallKind.QUEUE:
-            ab = outcome is Outcome.ABANDONED
+            ab = outcome is DialOutcome.ABANDONED
             t.since_live += 1
             t.since_abandoned += 1 if ab else 0
             t.hour.append((at, ab))

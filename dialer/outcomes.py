@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from crm_bridge.models import CallAttempt
 from dialer import entries
-from dialer.dial_rules import Outcome, RetryPolicy
+from dialer.dial_rules import DialOutcome, DialRetryPolicy
 from dialer.ledger import CallKind, Fact, FactKind
 from dialer.pacing import OutcomeEstimator
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 def store_facts(
     s: Session,
     facts: list[Fact],
-    policy: RetryPolicy,
+    policy: DialRetryPolicy,
     on_exhausted: entries.ExhaustedHook | None = None,
 ) -> None:
     """One transaction for a batch of facts, in their order."""
@@ -53,7 +53,7 @@ def store_facts(
         ).one_or_none()
         if row is None or rec.ended_at is None:
             continue
-        if row.ended_at is None or rec.outcome is not Outcome.ANSWERED:
+        if row.ended_at is None or rec.outcome is not DialOutcome.ANSWERED:
             row.ended_at = _utc(rec.ended_at)
         if row.hangup_by is None:
             row.hangup_by = rec.hung_up_by
@@ -64,7 +64,7 @@ def feed_estimator(est: OutcomeEstimator, fact: Fact) -> None:
     rec = fact.call
     if fact.kind is not FactKind.DECIDED or rec.kind is not CallKind.QUEUE:
         return
-    if rec.outcome is Outcome.INTERRUPTED:
+    if rec.outcome is DialOutcome.INTERRUPTED:
         return  # cut by a restart: says nothing about the list
     reached = rec.reached
     end = rec.answered_at if rec.answered_at is not None else rec.decided_at
@@ -80,7 +80,7 @@ def describe(fact: Fact) -> str:
     bits = [f"call {rec.call_id}: {rec.outcome}"]
     if rec.bridge_wait_s is not None:
         bits.append(f"agent after {rec.bridge_wait_s:.2f} s")
-    if rec.outcome is Outcome.ABANDONED:
+    if rec.outcome is DialOutcome.ABANDONED:
         bits.append("safe harbour played" if rec.safe_harbour else "NO safe-harbour message seen")
     if rec.amd_status:
         bits.append(f"AMD {rec.amd_status}")

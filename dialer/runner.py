@@ -51,16 +51,16 @@ from cti.tracker import (
 )
 from dialer import entries, leasing, outcomes
 from dialer.agentfirst import AgentDesk
-from dialer.dial_rules import CallingWindow, Outcome, RetryPolicy
+from dialer.dial_rules import CallingWindow, DialOutcome, DialRetryPolicy
 from dialer.ledger import CallKind, CallLedger, Fact, FactKind, LiveChannel
 from dialer.origination import SendAction, originate_action, send_originate
 from dialer.pacing import (
     AbandonCounts,
     AmdGovernor,
     AmdMode,
-    Decision,
     DialMode,
     OutcomeEstimator,
+    PacingDecision,
     PacingSnapshot,
     PredictivePacer,
     decide,
@@ -77,7 +77,7 @@ class RunnerSettings:
     owner: str = "hub-1"
     """This hub's name: lease owner of the entries it dials."""
     window: CallingWindow = field(default_factory=CallingWindow)
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    policy: DialRetryPolicy = field(default_factory=DialRetryPolicy)
     tick_s: float = 1.0
     ring_timeout_s: int = 25
     lease_s: int = 120
@@ -121,7 +121,7 @@ class _Campaign:
     amd: AmdGovernor
     pacer: PredictivePacer = field(default_factory=PredictivePacer)
     estimator: OutcomeEstimator = field(default_factory=lambda: OutcomeEstimator(horizon_s=30))
-    last_decision: Decision | None = None
+    last_decision: PacingDecision | None = None
     placed: int = 0
     waits: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
     """Live answer -> agent bridge of the latest live answers that reached an agent (s)."""
@@ -315,7 +315,7 @@ class CampaignRunner:
             rec = fact.call
             camp = self.campaigns.get(rec.campaign_id)
             if fact.kind is FactKind.ENDED:
-                if rec.outcome is Outcome.ABANDONED and not rec.safe_harbour:
+                if rec.outcome is DialOutcome.ABANDONED and not rec.safe_harbour:
                     self.stats["abandoned_without_safe_harbour"] += 1
                     if camp is not None:
                         camp.no_safe_harbour += 1
@@ -341,7 +341,7 @@ class CampaignRunner:
     # ------------------------------------------------------------------ AMD
     def _amd_learn(self, camp: _Campaign, fact: Fact) -> None:
         rec = fact.call
-        if not rec.amd or rec.outcome is not Outcome.ANSWERED or rec.amd_status is None:
+        if not rec.amd or rec.outcome is not DialOutcome.ANSWERED or rec.amd_status is None:
             return
         # An agent took an AMD-analysed call: their disposition says machine or person.
         machine = rec.amd_status == "MACHINE"
@@ -490,7 +490,7 @@ class CampaignRunner:
                 await self._originate(camp, att, now, decision)
 
     async def _originate(
-        self, camp: _Campaign, att: entries.StartedAttempt, now: float, why: Decision
+        self, camp: _Campaign, att: entries.StartedAttempt, now: float, why: PacingDecision
     ) -> None:
         variables = {
             "MEMBER_ID": str(att.member_id),

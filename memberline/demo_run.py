@@ -65,7 +65,7 @@ from cti.pbxsim import (
     Scenario,
     SurveySpec,
 )
-from dialer.dial_rules import CallingWindow, RetryPolicy
+from dialer.dial_rules import CallingWindow, DialRetryPolicy
 from dialer.fallback import parse_hhmm
 from dialer.fallback.outbox import enqueue
 from dialer.fallback.purposes import Purpose
@@ -297,7 +297,7 @@ async def run(config: Config, opts: DemoOptions) -> dict[str, Any]:
         owner="demo-hub",
         window=WINDOW,
         # Demo retry delays are short so fallbacks happen while you watch; production uses config.
-        policy=RetryPolicy(
+        policy=DialRetryPolicy(
             busy_s=20,
             no_answer_s=30,
             machine_s=45,

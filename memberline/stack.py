@@ -41,7 +41,7 @@ from twisted.web.server import Site
 from crm_bridge.db import make_engine
 from crm_bridge.models import CallListEntry
 from cti.hub import HubSettings
-from dialer.dial_rules import CallingWindow, RetryPolicy
+from dialer.dial_rules import CallingWindow, DialRetryPolicy
 from dialer.fallback.outbox import enqueue
 from dialer.fallback.purposes import Purpose
 from dialer.runner import CampaignRunner, RunnerSettings
@@ -54,9 +54,9 @@ from surveys.service import SurveyServices, start_survey_services
 log = logging.getLogger(__name__)
 
 
-def retry_policy(config: Config) -> RetryPolicy:
+def retry_policy(config: Config) -> DialRetryPolicy:
     c = config.calling
-    return RetryPolicy(
+    return DialRetryPolicy(
         busy_s=c.retry_busy_s,
         no_answer_s=c.retry_no_answer_s,
         machine_s=c.retry_machine_s,

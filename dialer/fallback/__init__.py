@@ -16,10 +16,10 @@ from dialer.fallback.content import ContentSettings
 from dialer.fallback.email import EmailSettings, SmtpEmail
 from dialer.fallback.outbox import Enqueued, enqueue, idempotency_key
 from dialer.fallback.purposes import DEFAULT_POLICIES, OrderPolicy, Purpose
-from dialer.fallback.results import Outcome, SendResult
+from dialer.fallback.results import SendOutcome, SendResult
 from dialer.fallback.send_rules import RulesConfig, parse_hhmm
 from dialer.fallback.sms import INBOUND_PATH, STATUS_PATH, SmsSettings, TwilioSms
-from dialer.fallback.store import RetryPolicy
+from dialer.fallback.store import SendRetryPolicy
 from dialer.fallback.webhooks import WebhookContext, mount_webhooks
 from dialer.fallback.worker import MailProbe, OutboxWorker, WorkerSettings, WorkerStats, run_worker
 
@@ -33,11 +33,11 @@ __all__ = [
     "MailProbe",
     "OrderPolicy",
     "OutboxWorker",
-    "Outcome",
     "Purpose",
-    "RetryPolicy",
     "RulesConfig",
+    "SendOutcome",
     "SendResult",
+    "SendRetryPolicy",
     "SmsSettings",
     "SmtpEmail",
     "TwilioSms",

@@ -33,7 +33,7 @@ from email.utils import format_datetime, parseaddr
 import aiosmtplib
 from email_validator import EmailNotValidError, validate_email
 
-from dialer.fallback.results import Outcome, SendResult
+from dialer.fallback.results import SendOutcome, SendResult
 from dialer.fallback.templates import RenderedEmail
 
 log = logging.getLogger(__name__)
@@ -145,9 +145,9 @@ def build_message(
 def _reply_result(code: int, message: str, *, about_recipient: bool) -> SendResult:
     detail = f"smtp {code} {message}"
     if 400 <= code < 500:
-        return SendResult(Outcome.TRANSIENT, code=f"smtp:{code}", detail=detail)
+        return SendResult(SendOutcome.TRANSIENT, code=f"smtp:{code}", detail=detail)
     return SendResult(
-        Outcome.PERMANENT, code=f"smtp:{code}", detail=detail, flag_address=about_recipient
+        SendOutcome.PERMANENT, code=f"smtp:{code}", detail=detail, flag_address=about_recipient
     )
 
 
@@ -202,13 +202,13 @@ class SmtpEmail:
         except aiosmtplib.SMTPAuthenticationError as exc:
             log.error("SMTP authentication failed (%s): check smtp username/password", exc.code)
             return SendResult(
-                Outcome.TRANSIENT, code=f"smtp:{exc.code}", detail="authentication failed"
+                SendOutcome.TRANSIENT, code=f"smtp:{exc.code}", detail="authentication failed"
             )
         except aiosmtplib.SMTPResponseException as exc:
             return _reply_result(exc.code, exc.message, about_recipient=False)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             return SendResult(
-                Outcome.TRANSIENT, code="connect", detail=f"{type(exc).__name__}: {exc}"
+                SendOutcome.TRANSIENT, code="connect", detail=f"{type(exc).__name__}: {exc}"
             )
         in_data = False
         mail_options = ["SMTPUTF8"] if msg.smtputf8 else []
@@ -218,7 +218,7 @@ class SmtpEmail:
                 if msg.smtputf8 and not await self._offers_smtputf8(client):
                     self._release(client)
                     return SendResult(
-                        Outcome.PERMANENT,
+                        SendOutcome.PERMANENT,
                         code="smtputf8",
                         detail=f"the mail server does not offer SMTPUTF8, required for {to!r}",
                     )
@@ -232,7 +232,7 @@ class SmtpEmail:
                 if msg.smtputf8 and not await self._offers_smtputf8(client):
                     self._release(client)
                     return SendResult(
-                        Outcome.PERMANENT,
+                        SendOutcome.PERMANENT,
                         code="smtputf8",
                         detail=f"the mail server does not offer SMTPUTF8, required for {to!r}",
                     )
@@ -267,11 +267,11 @@ class SmtpEmail:
             return _reply_result(exc.code, exc.message, about_recipient=False)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             client.close()
-            outcome = Outcome.AMBIGUOUS if in_data else Outcome.TRANSIENT
+            outcome = SendOutcome.AMBIGUOUS if in_data else SendOutcome.TRANSIENT
             return SendResult(outcome, code="io", detail=f"{type(exc).__name__}: {exc}")
         self._release(client)
         return SendResult(
-            Outcome.SENT,
+            SendOutcome.SENT,
             provider_id=msg.message_id,
             detail=f"smtp {response.code} {response.message}",
         )

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 
 
-class Outcome(enum.StrEnum):
+class SendOutcome(enum.StrEnum):
     SENT = "sent"
     """The provider accepted the message (``provider_id`` set)."""
     TRANSIENT = "transient"
@@ -20,7 +20,7 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True)
 class SendResult:
-    outcome: Outcome
+    outcome: SendOutcome
     provider_id: str | None = None
     code: str | None = None
     """Provider error code: Twilio's numeric code or ``smtp:<reply code>``."""

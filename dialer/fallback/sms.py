@@ -31,7 +31,7 @@ from twilio.rest import Client
 from dialer.fallback.results import (
     TWILIO_FLAG_PHONE,
     TWILIO_PERMANENT,
-    Outcome,
+    SendOutcome,
     SendResult,
 )
 
@@ -64,19 +64,19 @@ def classify_twilio_error(exc: TwilioRestException) -> SendResult:
     code = str(exc.code) if exc.code is not None else None
     detail = f"twilio {exc.status} {code or ''} {exc.msg}".strip()
     if code == "21610":
-        return SendResult(Outcome.PERMANENT, code=code, detail=detail, revoke_consent=True)
+        return SendResult(SendOutcome.PERMANENT, code=code, detail=detail, revoke_consent=True)
     if code in TWILIO_PERMANENT:
         return SendResult(
-            Outcome.PERMANENT, code=code, detail=detail, flag_address=code in TWILIO_FLAG_PHONE
+            SendOutcome.PERMANENT, code=code, detail=detail, flag_address=code in TWILIO_FLAG_PHONE
         )
     if exc.status == 429 or exc.status >= 500:
-        return SendResult(Outcome.TRANSIENT, code=code or str(exc.status), detail=detail)
+        return SendResult(SendOutcome.TRANSIENT, code=code or str(exc.status), detail=detail)
     if exc.status in (401, 403):
         log.error(
             "Twilio rejected our credentials (HTTP %s): check account sid/auth token", exc.status
         )
-        return SendResult(Outcome.TRANSIENT, code=code or str(exc.status), detail=detail)
-    return SendResult(Outcome.PERMANENT, code=code or str(exc.status), detail=detail)
+        return SendResult(SendOutcome.TRANSIENT, code=code or str(exc.status), detail=detail)
+    return SendResult(SendOutcome.PERMANENT, code=code or str(exc.status), detail=detail)
 
 
 class _FormHttpClient(AsyncTwilioHttpClient):
@@ -132,10 +132,12 @@ class TwilioSms:
         except TwilioRestException as exc:
             return classify_twilio_error(exc)
         except aiohttp.ClientConnectorError as exc:
-            return SendResult(Outcome.TRANSIENT, code="connect", detail=f"connect: {exc}")
+            return SendResult(SendOutcome.TRANSIENT, code="connect", detail=f"connect: {exc}")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return SendResult(Outcome.AMBIGUOUS, code="io", detail=f"{type(exc).__name__}: {exc}")
-        return SendResult(Outcome.SENT, provider_id=msg.sid, detail=msg.status or "")
+            return SendResult(
+                SendOutcome.AMBIGUOUS, code="io", detail=f"{type(exc).__name__}: {exc}"
+            )
+        return SendResult(SendOutcome.SENT, provider_id=msg.sid, detail=msg.status or "")
 
     async def find_sent(
         self, to: str, reference: str, since: dt.datetime, *, max_scan: int = 1000

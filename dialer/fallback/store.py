@@ -41,7 +41,7 @@ from dialer.fallback.content import ContentSettings, email_message, sms_body
 from dialer.fallback.email import OutgoingEmail
 from dialer.fallback.outbox import ORDER_KEY, sibling_key
 from dialer.fallback.purposes import OrderPolicy
-from dialer.fallback.results import Outcome, SendResult
+from dialer.fallback.results import SendOutcome, SendResult
 from dialer.fallback.send_rules import RulesConfig
 from dialer.hours import (
     NEVER_OPEN,
@@ -107,7 +107,7 @@ OPEN = (OutboxStatus.PENDING, OutboxStatus.LEASED, OutboxStatus.SENDING)
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class SendRetryPolicy:
     max_attempts: int = 6
     base_s: float = 30.0
     max_s: float = 6 * 3600.0
@@ -463,7 +463,7 @@ def record_results(
     session: Session,
     results: Sequence[tuple[Job, SendResult]],
     now: dt.datetime,
-    retry: RetryPolicy,
+    retry: SendRetryPolicy,
     rng: random.Random | None = None,
 ) -> None:
     """Apply provider outcomes in one transaction (grouped: one executemany per kind)."""
@@ -472,11 +472,11 @@ def record_results(
     released: list[str] = []
     for job, result in results:
         attempts = job.attempts + 1
-        if result.outcome is Outcome.SENT:
+        if result.outcome is SendOutcome.SENT:
             sent.append({"b_id": job.id, "b_pid": result.provider_id, "b_err": None})
             if job.channel is Channel.SMS:
                 released.append(job.key)
-        elif result.outcome is Outcome.TRANSIENT:
+        elif result.outcome is SendOutcome.TRANSIENT:
             if attempts >= retry.max_attempts:
                 _fail(session, job, f"gave up after {attempts} attempts: {result.detail}", now)
                 if job.channel is Channel.SMS:
@@ -489,7 +489,7 @@ def record_results(
                         "b_next": now + dt.timedelta(seconds=retry.delay(attempts, rng)),
                     }
                 )
-        elif result.outcome is Outcome.PERMANENT:
+        elif result.outcome is SendOutcome.PERMANENT:
             _fail(session, job, result.detail, now)
             apply_permanent(session, job.member_id, job.channel, job.to, result, now)
             if job.channel is Channel.SMS:
@@ -599,7 +599,7 @@ def apply_status_callback(
     status: str,
     error_code: str | None,
     now: dt.datetime,
-    retry: RetryPolicy,
+    retry: SendRetryPolicy,
 ) -> str:
     """Move a row on a Twilio status callback; returns what happened (for logs/tests)."""
     row: OutboxMessage | None = None
@@ -636,7 +636,7 @@ def apply_status_callback(
         row.lease_owner = row.lease_expires_at = None
         row.last_error = f"{status} {code}".strip()
         result = SendResult(
-            Outcome.PERMANENT,
+            SendOutcome.PERMANENT,
             code=code,
             detail=row.last_error,
             flag_address=code in ("30005", "30006"),

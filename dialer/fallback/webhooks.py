@@ -34,7 +34,7 @@ from crm_bridge.db import run_db
 from crm_bridge.models import utcnow
 from dialer.fallback.keywords import Keyword, classify
 from dialer.fallback.store import (
-    RetryPolicy,
+    SendRetryPolicy,
     apply_status_callback,
     revoke_email_consent,
     set_sms_consent_for_phone,
@@ -50,7 +50,7 @@ class WebhookContext:
     auth_token: str = field(repr=False)
     public_url: str
     unsubscribe_secret: bytes = field(repr=False)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: SendRetryPolicy = field(default_factory=SendRetryPolicy)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     """Every in-flight DB task (kept referenced until done)."""
 

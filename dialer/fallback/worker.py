@@ -46,14 +46,14 @@ from dialer.fallback.content import ContentSettings
 from dialer.fallback.email import SmtpEmail, message_id_for, parse_sender
 from dialer.fallback.groupcommit import GroupCommitter
 from dialer.fallback.ratelimit import TokenBucket
-from dialer.fallback.results import Outcome, SendResult
+from dialer.fallback.results import SendOutcome, SendResult
 from dialer.fallback.send_rules import RulesConfig
 from dialer.fallback.sms import TwilioSms
 from dialer.fallback.store import (
     WAITING,
     InDoubt,
     Job,
-    RetryPolicy,
+    SendRetryPolicy,
     claim_in_doubt,
     expire_leased,
     lease_batch,
@@ -88,7 +88,7 @@ class WorkerSettings:
     """After a lease found fewer due rows than it had room for, lease again no sooner."""
     idle_horizon_s: float = 120.0
     """``until_idle``: stop when nothing is due within this horizon and nothing is in flight."""
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: SendRetryPolicy = field(default_factory=SendRetryPolicy)
     provider_list_lag_s: float = 120.0
     """How late the SMS provider may list a message it accepted: recovery believes "no such
     message" only after this long since the attempt."""
@@ -273,10 +273,10 @@ class OutboxWorker:
                 return
             result = await self._send(job)
             self.stats.counts[f"{job.channel.value}_{result.outcome.value}"] += 1
-            if result.outcome is Outcome.TRANSIENT:
+            if result.outcome is SendOutcome.TRANSIENT:
                 self.stats.counts["retried"] += 1
             await self._recorder.submit((job, result))
-            if result.outcome is Outcome.AMBIGUOUS:
+            if result.outcome is SendOutcome.AMBIGUOUS:
                 self._recover_now.set()
 
     async def _send(self, job: Job) -> SendResult:
@@ -284,18 +284,20 @@ class OutboxWorker:
             if job.channel is Channel.SMS:
                 if self.sms is None or job.sms_body is None:
                     return SendResult(
-                        Outcome.TRANSIENT, code="no-channel", detail="SMS channel not configured"
+                        SendOutcome.TRANSIENT,
+                        code="no-channel",
+                        detail="SMS channel not configured",
                     )
                 return await self.sms.send(job.to, job.sms_body, job.id)
             if self.email is None or job.email is None:
                 return SendResult(
-                    Outcome.TRANSIENT, code="no-channel", detail="email channel not configured"
+                    SendOutcome.TRANSIENT, code="no-channel", detail="email channel not configured"
                 )
             return await self.email.send(job.email)
         except Exception as exc:  # a bug or an unexpected library error: never lose the row
             log.exception("outbox send of %s raised", job.id)
             return SendResult(
-                Outcome.AMBIGUOUS, code="error", detail=f"{type(exc).__name__}: {exc}"
+                SendOutcome.AMBIGUOUS, code="error", detail=f"{type(exc).__name__}: {exc}"
             )
 
     # -- recovery

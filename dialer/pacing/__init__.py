@@ -3,7 +3,7 @@
 The campaign runner builds a :class:`PacingSnapshot` at each decision epoch (about once a
 second) from live agent and call states, the :class:`OutcomeEstimator`'s current
 :class:`PacingModel` and its abandonment counts, and calls :func:`decide` (or a
-:class:`PredictivePacer` directly). The :class:`Decision` says how many calls to place and why.
+:class:`PredictivePacer` directly). The :class:`PacingDecision` says how many calls to place and why.
 """
 
 from dialer.pacing.amd import AmdGovernor, AmdGovernorConfig, AmdState
@@ -22,7 +22,7 @@ from dialer.pacing.policies import (
     preview,
     progressive,
 )
-from dialer.pacing.snapshot import AbandonCounts, AmdMode, Decision, DialMode, PacingSnapshot
+from dialer.pacing.snapshot import AbandonCounts, AmdMode, DialMode, PacingDecision, PacingSnapshot
 
 __all__ = [
     "AbandonCounts",
@@ -30,11 +30,11 @@ __all__ = [
     "AmdGovernorConfig",
     "AmdMode",
     "AmdState",
-    "Decision",
     "DialMode",
     "DurationPrior",
     "EstimatorPriors",
     "OutcomeEstimator",
+    "PacingDecision",
     "PacingModel",
     "PacingSnapshot",
     "PredictiveConfig",

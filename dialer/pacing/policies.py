@@ -1,4 +1,4 @@
-"""Pacing policies: how many calls to place now. Pure: a snapshot in, a :class:`Decision` out.
+"""Pacing policies: how many calls to place now. Pure: a snapshot in, a :class:`PacingDecision` out.
 
 See docs/dialer-pacing.md for the predictive model in operator terms.
 """
@@ -9,34 +9,34 @@ import math
 from dataclasses import dataclass
 
 from dialer.pacing.estimators import PacingModel
-from dialer.pacing.snapshot import Decision, DialMode, PacingSnapshot
+from dialer.pacing.snapshot import DialMode, PacingDecision, PacingSnapshot
 
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-def preview(snap: PacingSnapshot) -> Decision:
+def preview(snap: PacingSnapshot) -> PacingDecision:
     """One call per agent who looked at the member and pressed dial."""
     n = max(0, snap.preview_requests)
-    return Decision(n, f"preview: {n} agent(s) pressed dial")
+    return PacingDecision(n, f"preview: {n} agent(s) pressed dial")
 
 
-def progressive(snap: PacingSnapshot) -> Decision:
+def progressive(snap: PacingSnapshot) -> PacingDecision:
     """One call per free agent: calls in flight and waiting never exceed free agents."""
     busy_lines = len(snap.inflight_elapsed_s) + snap.queued
     n = max(0, snap.agents_free - busy_lines)
-    return Decision(
+    return PacingDecision(
         n,
         f"progressive: {snap.agents_free} agent(s) free, {busy_lines} call(s) already "
         f"ringing or waiting -> {n} new call(s)",
     )
 
 
-def ivr(snap: PacingSnapshot) -> Decision:
+def ivr(snap: PacingSnapshot) -> PacingDecision:
     """IVR-only campaigns: keep ``concurrency_cap`` lines busy, never more."""
     used = snap.ivr_active + len(snap.inflight_elapsed_s)
     n = max(0, snap.concurrency_cap - used)
-    return Decision(
+    return PacingDecision(
         n,
         f"ivr: {snap.ivr_active} in the IVR + {len(snap.inflight_elapsed_s)} ringing of "
         f"cap {snap.concurrency_cap} -> {n} new call(s)",
@@ -158,16 +158,16 @@ class PredictivePacer:
         )
         return rho, why
 
-    def decide(self, snap: PacingSnapshot) -> Decision:
+    def decide(self, snap: PacingSnapshot) -> PacingDecision:
         model = snap.model
         if model is None:
             d = progressive(snap)
-            return Decision(d.calls, "predictive (no model yet) -> " + d.reason)
+            return PacingDecision(d.calls, "predictive (no model yet) -> " + d.reason)
         cfg = self.config
         self._age(snap)
         floor = progressive(snap).calls
         if model.attempts_observed < cfg.warmup_attempts:
-            return Decision(
+            return PacingDecision(
                 floor,
                 f"predictive warm-up ({model.attempts_observed}/{cfg.warmup_attempts} attempts "
                 f"measured): progressive, {floor} call(s)",
@@ -202,7 +202,7 @@ class PredictivePacer:
         )
         if n == floor:
             reason += f"; no call beyond progressive ({floor})"
-        return Decision(
+        return PacingDecision(
             n,
             reason,
             expected_abandons=e_ab,
@@ -290,7 +290,9 @@ class _Forecast:
         return self.live_share * self.reach(n)
 
 
-def decide(mode: DialMode, snap: PacingSnapshot, pacer: PredictivePacer | None = None) -> Decision:
+def decide(
+    mode: DialMode, snap: PacingSnapshot, pacer: PredictivePacer | None = None
+) -> PacingDecision:
     """Dispatch on the campaign's mode."""
     if mode is DialMode.PREVIEW:
         return preview(snap)

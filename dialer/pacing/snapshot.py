@@ -1,4 +1,4 @@
-"""What a pacing decision sees (:class:`PacingSnapshot`) and what it returns (:class:`Decision`)."""
+"""What a pacing decision sees (:class:`PacingSnapshot`) and what it returns (:class:`PacingDecision`)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from crm_bridge.models import DialMode
 from dialer.pacing.estimators import PacingModel
 
-
-class DialMode(StrEnum):
-    PREVIEW = "preview"
-    """The agent sees the member first and presses dial: one call per request."""
-    PROGRESSIVE = "progressive"
-    """One call per free agent, never more calls in flight than free agents."""
-    PREDICTIVE = "predictive"
-    """Calls placed ahead of agents becoming free, holding the abandonment cap."""
-    IVR = "ivr"
-    """No agent: survey calls to the IVR, bounded by a concurrency cap."""
+__all__ = ["AbandonCounts", "AmdMode", "DialMode", "PacingDecision", "PacingSnapshot"]
 
 
 class AmdMode(StrEnum):
@@ -84,7 +76,7 @@ class PacingSnapshot:
 
 
 @dataclass(frozen=True)
-class Decision:
+class PacingDecision:
     """How many calls to place now, and why (for the operator and the campaign log)."""
 
     calls: int

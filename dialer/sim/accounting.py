@@ -13,7 +13,7 @@ statistics, as ``CampaignRunner.snapshot`` builds it. Nothing here decides anyth
 
 from __future__ import annotations
 
-from dialer.dial_rules import Outcome
+from dialer.dial_rules import DialOutcome
 from dialer.ledger import CallKind, CallLedger, Fact, FactKind
 from dialer.outcomes import feed_estimator
 from dialer.pacing.estimators import OutcomeEstimator
@@ -43,7 +43,7 @@ class RunnerAccounting:
         self.ledger = CallLedger(safe_harbour_s=2.0, safe_harbour_prompt=SAFE_HARBOUR)
         self.estimator = OutcomeEstimator(horizon_s)
         self.cap = cap
-        self.outcomes: dict[Outcome, int] = {}
+        self.outcomes: dict[DialOutcome, int] = {}
 
     def _apply(self, facts: list[Fact]) -> None:
         for fact in facts:

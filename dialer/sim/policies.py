@@ -6,7 +6,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dialer.pacing import Decision, PacingSnapshot, PredictiveConfig, PredictivePacer, progressive
+from dialer.pacing import (
+    PacingDecision,
+    PacingSnapshot,
+    PredictiveConfig,
+    PredictivePacer,
+    progressive,
+)
 from dialer.sim.engine import MACHINE, TALK, Simulation
 
 
@@ -16,7 +22,7 @@ class PacingPolicy:
     def __init__(
         self,
         name: str,
-        decide: Callable[[PacingSnapshot], Decision],
+        decide: Callable[[PacingSnapshot], PacingDecision],
         interval_s: float = 1.0,
         *,
         needs_model: bool = True,
@@ -26,7 +32,7 @@ class PacingPolicy:
         self.needs_model = needs_model
         self.interval_s = interval_s
         self._decide = decide
-        self.last: Decision | None = None
+        self.last: PacingDecision | None = None
 
     def calls_to_place(self, sim: Simulation) -> int:
         self.last = self._decide(sim.snapshot(with_model=self.needs_model))

@@ -282,14 +282,14 @@ def _retry(args: argparse.Namespace, cfg: Config) -> int:
 
 # ------------------------------------------------------------------ work
 def _worker_settings(args: argparse.Namespace) -> WorkerSettings:
-    from dialer.fallback import RetryPolicy, WorkerSettings
+    from dialer.fallback import SendRetryPolicy, WorkerSettings
 
     kw: dict[str, Any] = {
         "concurrency": args.concurrency,
         "batch_size": args.batch_size,
         "sms_rate": args.sms_rate,
         "email_rate": args.email_rate,
-        "retry": RetryPolicy(max_attempts=args.max_attempts, base_s=args.retry_base_s),
+        "retry": SendRetryPolicy(max_attempts=args.max_attempts, base_s=args.retry_base_s),
         "provider_list_lag_s": args.provider_list_lag_s,
         "recovery_interval_s": args.recovery_interval_s,
     }

@@ -46,7 +46,7 @@ from cti.hub import HubServer, HubSettings
 from cti.pbxsim import AgentSpec, Dist, InboundSpec, PbxSimulator, QueueSpec, Scenario
 from cti.pbxsim.scenario import NumberOverride
 from cti.tracker import CallAnswered, Tracker
-from dialer.dial_rules import RetryPolicy
+from dialer.dial_rules import DialRetryPolicy
 from dialer.runner import CampaignRunner, RunnerSettings
 from tests.agent_tui import stack as console_stack
 from tests.agent_tui.stack import LI_WEI, log_in
@@ -162,7 +162,7 @@ async def shift_stack(engine: Engine) -> AsyncIterator[Rig]:
         engine,
         ami.send_action,
         hub.tracker.agents,
-        RunnerSettings(owner="shift", tick_s=0.2, ring_timeout_s=30, policy=RetryPolicy()),
+        RunnerSettings(owner="shift", tick_s=0.2, ring_timeout_s=30, policy=DialRetryPolicy()),
         clock=clock,
         desk=hub,
     )

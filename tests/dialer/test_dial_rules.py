@@ -7,8 +7,8 @@ import pytest
 from dialer.dial_rules import (
     CallingWindow,
     Candidate,
-    Outcome,
-    RetryPolicy,
+    DialOutcome,
+    DialRetryPolicy,
     Verdict,
     after_attempt,
     check,
@@ -17,7 +17,7 @@ from dialer.dial_rules import (
 
 UTC = dt.UTC
 W = CallingWindow()
-P = RetryPolicy()
+P = DialRetryPolicy()
 
 
 def cand(**kw: object) -> Candidate:
@@ -150,18 +150,18 @@ def test_dnc_beats_everything() -> None:
 @pytest.mark.parametrize(
     ("outcome", "delay"),
     [
-        (Outcome.BUSY, 600),
-        (Outcome.NO_ANSWER, 7200),
-        (Outcome.MACHINE, 86400),
-        (Outcome.FAILED, 86400),
-        (Outcome.ABANDONED, 72 * 3600),
+        (DialOutcome.BUSY, 600),
+        (DialOutcome.NO_ANSWER, 7200),
+        (DialOutcome.MACHINE, 86400),
+        (DialOutcome.FAILED, 86400),
+        (DialOutcome.ABANDONED, 72 * 3600),
     ],
 )
-def test_retry_delays(outcome: Outcome, delay: int) -> None:
+def test_retry_delays(outcome: DialOutcome, delay: int) -> None:
     status, due = after_attempt(outcome, 1, NOON_SH, P)
     assert status == "pending" and due == NOON_SH + dt.timedelta(seconds=delay)
 
 
 def test_answered_done_and_exhaustion() -> None:
-    assert after_attempt(Outcome.ANSWERED, 1, NOON_SH, P) == ("done", None)
-    assert after_attempt(Outcome.BUSY, 3, NOON_SH, P) == ("exhausted", None)
+    assert after_attempt(DialOutcome.ANSWERED, 1, NOON_SH, P) == ("done", None)
+    assert after_attempt(DialOutcome.BUSY, 3, NOON_SH, P) == ("exhausted", None)

@@ -17,11 +17,11 @@ from crm_bridge.models import (
     MemberPhone,
 )
 from dialer import entries, leasing, outcomes
-from dialer.dial_rules import Outcome, RetryPolicy
+from dialer.dial_rules import DialOutcome, DialRetryPolicy
 from dialer.ledger import CallLedger, LiveChannel
 
 NOW = dt.datetime(2026, 6, 1, 4, 0, tzinfo=dt.UTC)
-P = RetryPolicy()
+P = DialRetryPolicy()
 
 
 def seed(engine: Engine, n: int = 10) -> int:
@@ -89,13 +89,13 @@ def test_attempt_lifecycle_retry_and_exhaustion(engine: Engine) -> None:
             assert entries.finish_attempt(
                 s,
                 started.channel_id,
-                Outcome.BUSY,
+                DialOutcome.BUSY,
                 now,
                 P,
                 on_exhausted=lambda _s, en: exhausted.append(en.id),
             )
             # idempotent: a second result for the same attempt changes nothing
-            assert not entries.finish_attempt(s, started.channel_id, Outcome.ANSWERED, now, P)
+            assert not entries.finish_attempt(s, started.channel_id, DialOutcome.ANSWERED, now, P)
         now += dt.timedelta(seconds=601)
     with session_scope(engine) as s:
         entry = s.scalars(select(CallListEntry)).one()

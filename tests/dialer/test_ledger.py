@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from cti.ami.framing import frame_all
 from cti.ami.message import AmiMessage
-from dialer.dial_rules import Outcome
+from dialer.dial_rules import DialOutcome
 from dialer.ledger import (
     CallKind,
     CallLedger,
@@ -91,25 +91,25 @@ def check_balance(led: CallLedger, facts: list[Fact], placed: int) -> None:
     ]
     ab = led.abandons(1, 0.0)
     assert ab.window_live == len(live)
-    assert ab.window_abandoned == sum(1 for r in live if r.outcome is Outcome.ABANDONED)
+    assert ab.window_abandoned == sum(1 for r in live if r.outcome is DialOutcome.ABANDONED)
 
 
 EXPECTED = {
     # trace: (kind, outcomes in placing order)
-    "b-originate-answered": (CallKind.QUEUE, [Outcome.ANSWERED]),
-    "b2-originate-channelid": (CallKind.IVR, [Outcome.BUSY, Outcome.ANSWERED]),
-    "c-originate-badtech": (CallKind.QUEUE, [Outcome.FAILED]),
-    "c-originate-busy": (CallKind.QUEUE, [Outcome.BUSY]),
-    "c-originate-cancelled": (CallKind.QUEUE, [Outcome.NO_ANSWER]),
-    "c-originate-congestion": (CallKind.QUEUE, [Outcome.CONGESTION]),
-    "c-originate-hangup": (CallKind.QUEUE, [Outcome.NO_ANSWER]),
-    "c-originate-noanswer": (CallKind.QUEUE, [Outcome.NO_ANSWER]),
-    "c-originate-nosuchexten": (CallKind.QUEUE, [Outcome.FAILED]),
-    "c-originate-reject": (CallKind.QUEUE, [Outcome.BUSY]),
-    "c-originate-silent": (CallKind.QUEUE, [Outcome.NO_ANSWER]),
-    "c-originate-userbusy": (CallKind.QUEUE, [Outcome.BUSY]),
-    "h-originate-failed-ivr": (CallKind.IVR, [Outcome.BUSY]),
-    "f-core-restart-with-call": (CallKind.QUEUE, [Outcome.INTERRUPTED]),
+    "b-originate-answered": (CallKind.QUEUE, [DialOutcome.ANSWERED]),
+    "b2-originate-channelid": (CallKind.IVR, [DialOutcome.BUSY, DialOutcome.ANSWERED]),
+    "c-originate-badtech": (CallKind.QUEUE, [DialOutcome.FAILED]),
+    "c-originate-busy": (CallKind.QUEUE, [DialOutcome.BUSY]),
+    "c-originate-cancelled": (CallKind.QUEUE, [DialOutcome.NO_ANSWER]),
+    "c-originate-congestion": (CallKind.QUEUE, [DialOutcome.CONGESTION]),
+    "c-originate-hangup": (CallKind.QUEUE, [DialOutcome.NO_ANSWER]),
+    "c-originate-noanswer": (CallKind.QUEUE, [DialOutcome.NO_ANSWER]),
+    "c-originate-nosuchexten": (CallKind.QUEUE, [DialOutcome.FAILED]),
+    "c-originate-reject": (CallKind.QUEUE, [DialOutcome.BUSY]),
+    "c-originate-silent": (CallKind.QUEUE, [DialOutcome.NO_ANSWER]),
+    "c-originate-userbusy": (CallKind.QUEUE, [DialOutcome.BUSY]),
+    "h-originate-failed-ivr": (CallKind.IVR, [DialOutcome.BUSY]),
+    "f-core-restart-with-call": (CallKind.QUEUE, [DialOutcome.INTERRUPTED]),
 }
 
 
@@ -140,7 +140,7 @@ def test_hangup_before_originate_response_frees_the_line() -> None:
     led, facts = run(trace, CallKind.QUEUE)
     ended = [f for f in facts if f.kind is FactKind.ENDED]
     assert len(ended) == 1 and led.counts(1, 5.0).open == 0
-    assert ended[0].outcome is Outcome.BUSY
+    assert ended[0].outcome is DialOutcome.BUSY
 
 
 TRACE_NAMES = sorted(EXPECTED)
@@ -178,7 +178,7 @@ class Script:
     """One call's life as AMI events (relative times), and what the ledger must say."""
 
     events: tuple[tuple[float, AmiMessage], ...]
-    want: Outcome | None
+    want: DialOutcome | None
     """None: the outcome depends on timing/order (only the balance is checked)."""
 
 
@@ -204,10 +204,10 @@ def script(cid: str, plan: str, wait: float) -> Script:
 
     if plan == "busy":
         fail = ev("OriginateResponse", ActionID=f"dial-{cid}", Response="Failure", Reason="5")
-        return Script(tuple([*new, *gone(1.0, "17"), (1.0, fail)]), Outcome.BUSY)
+        return Script(tuple([*new, *gone(1.0, "17"), (1.0, fail)]), DialOutcome.BUSY)
     if plan == "noanswer":
         fail = ev("OriginateResponse", ActionID=f"dial-{cid}", Response="Failure", Reason="3")
-        return Script(tuple([*new, *gone(25.0, "19"), (25.0, fail)]), Outcome.NO_ANSWER)
+        return Script(tuple([*new, *gone(25.0, "19"), (25.0, fail)]), DialOutcome.NO_ANSWER)
     if plan == "bridged":
         agent = [
             (3.0 + wait, ev("QueueCallerJoin", Uniqueid=one, Linkedid=cid, Queue="members")),
@@ -217,7 +217,13 @@ def script(cid: str, plan: str, wait: float) -> Script:
             ),
         ]
         # at the boundary itself float rounding of the clock decides: either is true
-        want = Outcome.ANSWERED if wait < 1.999 else Outcome.ABANDONED if wait > 2.001 else None
+        want = (
+            DialOutcome.ANSWERED
+            if wait < 1.999
+            else DialOutcome.ABANDONED
+            if wait > 2.001
+            else None
+        )
         return Script(tuple([*new, *up(3.0), *agent, *gone(60.0)]), want)
     if plan == "dropped":
         harbour = (
@@ -225,7 +231,7 @@ def script(cid: str, plan: str, wait: float) -> Script:
             ev("Newexten", Uniqueid=one, Linkedid=cid, Application="Playback",
                AppData="memberline/safe-harbour"),
         )  # fmt: skip
-        return Script(tuple([*new, *up(3.0), harbour, *gone(11.0)]), Outcome.ABANDONED)
+        return Script(tuple([*new, *up(3.0), harbour, *gone(11.0)]), DialOutcome.ABANDONED)
     raise AssertionError(plan)
 
 
@@ -247,7 +253,7 @@ def test_interleaved_calls_in_time_order_get_their_true_outcome(
 ) -> None:
     led = CallLedger()
     timeline: list[tuple[float, int, AmiMessage]] = []
-    wants: dict[str, Outcome | None] = {}
+    wants: dict[str, DialOutcome | None] = {}
     for i, (plan, wait, start) in enumerate(calls):
         cid = f"c{i}"
         led.place(cid, 1, start, entry_id=i)
@@ -267,16 +273,18 @@ def test_interleaved_calls_in_time_order_get_their_true_outcome(
     decided = {f.call.call_id: f.call for f in facts if f.kind is FactKind.DECIDED}
     for cid, want in wants.items():
         if want is None:
-            assert decided[cid].outcome in (Outcome.ANSWERED, Outcome.ABANDONED)
+            assert decided[cid].outcome in (DialOutcome.ANSWERED, DialOutcome.ABANDONED)
             continue
         assert decided[cid].outcome is want, (cid, decided[cid])
-        if want is Outcome.ABANDONED and decided[cid].bridged_at is None:
+        if want is DialOutcome.ABANDONED and decided[cid].bridged_at is None:
             assert decided[cid].safe_harbour or decided[cid].bridge_wait_s is None
     check_balance(led, facts, len(calls))
     _n, outcomes = led.tally(1)
     ab = led.abandons(1, 100.0)
-    assert ab.window_abandoned == outcomes.get(Outcome.ABANDONED, 0)
-    assert ab.window_live == outcomes.get(Outcome.ABANDONED, 0) + outcomes.get(Outcome.ANSWERED, 0)
+    assert ab.window_abandoned == outcomes.get(DialOutcome.ABANDONED, 0)
+    assert ab.window_live == outcomes.get(DialOutcome.ABANDONED, 0) + outcomes.get(
+        DialOutcome.ANSWERED, 0
+    )
 
 
 @settings(
@@ -325,7 +333,7 @@ def test_originate_timeout_stays_unknown_until_its_channel_says() -> None:
     led.feed(ev("Newstate", Uniqueid="x", Linkedid="x", ChannelStateDesc="Up"), 32.0)
     facts = led.feed(ev("Hangup", Uniqueid="x", Linkedid="x", Cause="16"), 40.0)
     assert [f.kind for f in facts] == [FactKind.DECIDED, FactKind.ENDED]
-    assert facts[0].outcome is Outcome.ABANDONED  # answered, no agent ever
+    assert facts[0].outcome is DialOutcome.ABANDONED  # answered, no agent ever
 
 
 def test_unknown_originate_with_no_channel_on_the_next_list_is_interrupted() -> None:
@@ -334,7 +342,7 @@ def test_unknown_originate_with_no_channel_on_the_next_list_is_interrupted() -> 
     led.send_unknown("x", 10.0)
     assert led.resync(20.0, [], connected_at=0.0) == []  # placed on this connection: wait
     facts = led.resync(60.0, [], connected_at=50.0)
-    assert [f.outcome for f in facts] == [Outcome.INTERRUPTED, Outcome.INTERRUPTED]
+    assert [f.outcome for f in facts] == [DialOutcome.INTERRUPTED, DialOutcome.INTERRUPTED]
 
 
 def test_resync_keeps_live_calls_and_an_adopted_ringing_call_ends_by_its_cause() -> None:
@@ -353,18 +361,18 @@ def test_resync_keeps_live_calls_and_an_adopted_ringing_call_ends_by_its_cause()
     assert facts == []
     assert led.counts(1, 10.0).waiting == 1  # q: answered before the restart, in the queue
     out = led.feed(ev("Hangup", Uniqueid="r", Linkedid="r", Cause="19"), 20.0)
-    assert out[0].outcome is Outcome.NO_ANSWER  # still ringing at restart: not abandoned
+    assert out[0].outcome is DialOutcome.NO_ANSWER  # still ringing at restart: not abandoned
     out = led.feed(
         ev("AgentConnect", Uniqueid="q", Linkedid="q", Interface="PJSIP/1001", HoldTime="1"), 21
     )
-    assert out[0].outcome is Outcome.ANSWERED and out[0].call.bridge_wait_s == 1.0
+    assert out[0].outcome is DialOutcome.ANSWERED and out[0].call.bridge_wait_s == 1.0
 
 
 def test_call_resumed_after_a_hub_restart_is_answered() -> None:
     led = CallLedger()
     led.adopt("a", 1, 0.0)
     out = led.resumed("a", "PJSIP/1001", 5.0)
-    assert out[0].outcome is Outcome.ANSWERED and out[0].call.agent == "PJSIP/1001"
+    assert out[0].outcome is DialOutcome.ANSWERED and out[0].call.agent == "PJSIP/1001"
 
 
 def test_late_bridge_is_abandoned_whatever_the_dialplan_did() -> None:
@@ -372,7 +380,7 @@ def test_late_bridge_is_abandoned_whatever_the_dialplan_did() -> None:
     led.place("z", 1, 0.0)
     led.feed(ev("Newstate", Uniqueid="z", Linkedid="z", ChannelStateDesc="Up"), 1.0)
     out = led.feed(ev("AgentConnect", Uniqueid="z", Linkedid="z", Interface="PJSIP/1"), 3.5)
-    assert out[0].outcome is Outcome.ABANDONED and out[0].call.bridge_wait_s == 2.5
+    assert out[0].outcome is DialOutcome.ABANDONED and out[0].call.bridge_wait_s == 2.5
     assert led.abandons(1, 4.0).hour_abandoned == 1.0
 
 
@@ -386,10 +394,10 @@ def test_amd_starts_the_clock_at_the_verdict_and_machine_is_an_outcome() -> None
     out = led.feed(
         ev("VarSet", Uniqueid="m", Linkedid="m", Variable="AMDSTATUS", Value="MACHINE"), 4.5
     )
-    assert out[0].outcome is Outcome.MACHINE
+    assert out[0].outcome is DialOutcome.MACHINE
     assert led.expire(5.5) == []  # 1.5 s since the verdict, 4.5 s since the answer
     out = led.feed(ev("AgentConnect", Uniqueid="h", Linkedid="h", Interface="PJSIP/1"), 5.8)
-    assert out[0].outcome is Outcome.ANSWERED
+    assert out[0].outcome is DialOutcome.ANSWERED
 
 
 def test_a_restart_cut_ringing_call_is_interrupted_not_failed() -> None:
@@ -398,7 +406,7 @@ def test_a_restart_cut_ringing_call_is_interrupted_not_failed() -> None:
     led.feed(ev("Newchannel", Uniqueid="k", Linkedid="k"), 0.1)
     led.feed(ev("SoftHangupRequest", Uniqueid="k", Linkedid="k", Cause="4"), 3.0)
     out = led.feed(ev("Hangup", Uniqueid="k", Linkedid="k", Cause="0"), 3.0)
-    assert out[0].outcome is Outcome.INTERRUPTED
+    assert out[0].outcome is DialOutcome.INTERRUPTED
 
 
 def test_a_call_is_never_placed_twice() -> None:
@@ -427,7 +435,7 @@ def test_agent_first_member_leg_decides() -> None:
         ),
         5.0,
     )
-    assert out[0].outcome is Outcome.BUSY
+    assert out[0].outcome is DialOutcome.BUSY
 
 
 def test_resync_finds_a_call_bridged_to_an_agent_while_nobody_listened() -> None:
@@ -436,5 +444,5 @@ def test_resync_finds_a_call_bridged_to_an_agent_while_nobody_listened() -> None
     out = led.resync(
         5.0, [LiveChannel("b", "b", up=True, application="Queue", bridged=True)], connected_at=1.0
     )
-    assert [f.outcome for f in out] == [Outcome.ANSWERED]
+    assert [f.outcome for f in out] == [DialOutcome.ANSWERED]
     assert out[0].call.bridge_wait_s is None

@@ -32,7 +32,7 @@ from cti.ami.client import AmiClient
 from cti.pbxsim import AgentSpec, Dist, NumberOverride, PbxSimulator, QueueSpec, Scenario
 from cti.pbxsim.scenario import OutboundSpec
 from cti.tracker import Tracker
-from dialer.dial_rules import RetryPolicy
+from dialer.dial_rules import DialRetryPolicy
 from dialer.runner import CampaignRunner, RunnerSettings
 from surveys.service import start_survey_services
 from tests.dialer.support import ALL_DAY, add_campaign
@@ -134,7 +134,7 @@ async def rig(
             window=ALL_DAY,
             # the 2-second rule in the simulator's time
             safe_harbour_s=2.0 * SCALE,
-            policy=RetryPolicy(max_attempts=3, busy_s=3600),
+            policy=DialRetryPolicy(max_attempts=3, busy_s=3600),
         ),
         clock=clock,
     )
@@ -274,7 +274,7 @@ async def test_pbx_restart_mid_campaign_interrupts_cut_calls(sqlite_url: str) ->
                     # retried soon (policy.interrupted_s), not in 24 h like a failure
                     assert e.next_attempt_at is not None
                     due = e.next_attempt_at.replace(tzinfo=dt.UTC).timestamp()
-                    assert due - r.clock() <= RetryPolicy().interrupted_s + 5
+                    assert due - r.clock() <= DialRetryPolicy().interrupted_s + 5
         await no_flight_left(r)
         check_accounting(r)
 

@@ -29,7 +29,7 @@ from crm_bridge.models import (
 from cti.ami.client import AmiClient
 from cti.pbxsim import AgentSpec, Dist, NumberOverride, PbxSimulator, QueueSpec, Scenario
 from cti.tracker import AgentState, Tracker
-from dialer.dial_rules import RetryPolicy
+from dialer.dial_rules import DialRetryPolicy
 from dialer.runner import CampaignRunner, RunnerSettings
 from tests.dialer.support import add_campaign
 
@@ -112,7 +112,7 @@ async def rig(sqlite_url: str, request: pytest.FixtureRequest) -> AsyncIterator[
             owner="hub-e2e",
             tick_s=0.2,
             ring_timeout_s=10,
-            policy=RetryPolicy(max_attempts=2, busy_s=3600),
+            policy=DialRetryPolicy(max_attempts=2, busy_s=3600),
         ),
         clock=clock,
     )

@@ -50,7 +50,7 @@ from crm_bridge.models import (
 )
 from cti.pbxsim import AgentSpec, NumberOverride, PbxSimulator, QueueSpec, Scenario
 from cti.pbxsim.scenario import fixed
-from dialer.dial_rules import CallingWindow, RetryPolicy
+from dialer.dial_rules import CallingWindow, DialRetryPolicy
 from dialer.fallback.outbox import enqueue
 from dialer.fallback.purposes import Purpose
 from dialer.fallback.sinks import LocalSinks
@@ -189,7 +189,7 @@ def _runner(owner: str) -> RunnerSettings:
     return RunnerSettings(
         owner=owner,
         window=CallingWindow(dt.time(8), dt.time(21)),
-        policy=RetryPolicy(
+        policy=DialRetryPolicy(
             busy_s=1,
             no_answer_s=1,
             congestion_s=1,

@@ -32,8 +32,8 @@ from dialer.fallback import (
     ContentSettings,
     EmailSettings,
     OutboxWorker,
-    RetryPolicy,
     RulesConfig,
+    SendRetryPolicy,
     SmsSettings,
     SmtpEmail,
     TwilioSms,
@@ -111,7 +111,7 @@ class Stack:
             worker_id=settings.pop("worker_id", "test-worker"),
             poll_interval_s=0.05,
             idle_horizon_s=5,
-            retry=RetryPolicy(max_attempts=3, base_s=0.05, max_s=0.2),
+            retry=SendRetryPolicy(max_attempts=3, base_s=0.05, max_s=0.2),
             provider_list_lag_s=settings.pop("provider_list_lag_s", 0.3),
             recovery_interval_s=settings.pop("recovery_interval_s", 0.5),
             **settings,
@@ -189,7 +189,7 @@ async def stack(engine: Engine) -> AsyncIterator[Stack]:
         "sink-token",
         "http://placeholder",
         SECRET,
-        retry=RetryPolicy(max_attempts=3, base_s=0.05, max_s=0.2),
+        retry=SendRetryPolicy(max_attempts=3, base_s=0.05, max_s=0.2),
     )
     mount_webhooks(root, ctx)
     port: Any = reactor.listenTCP(0, Site(root), interface="127.0.0.1")

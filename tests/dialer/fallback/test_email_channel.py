@@ -7,7 +7,7 @@ from sqlalchemy import Engine, select
 
 from crm_bridge.db import session_scope
 from crm_bridge.models import Member, OutboxMessage, OutboxStatus
-from dialer.fallback import EmailSettings, Outcome, Purpose, SmtpEmail, enqueue, run_worker
+from dialer.fallback import EmailSettings, Purpose, SendOutcome, SmtpEmail, enqueue, run_worker
 from dialer.fallback.email import build_message
 from dialer.fallback.sinks import SmtpSink
 from dialer.fallback.templates import render_email
@@ -122,12 +122,12 @@ async def test_auth_and_direct_send_results() -> None:
             good, "ann@example.com", rendered, key="k1", unsubscribe_url="https://u/x"
         )
         client = SmtpEmail(good)
-        assert (await client.send(msg)).outcome is Outcome.SENT
+        assert (await client.send(msg)).outcome is SendOutcome.SENT
         await client.close()
         bad = SmtpEmail(EmailSettings(port=sink.port, username="ml", password="nope", timeout_s=1))
-        assert (await bad.send(msg)).outcome is Outcome.TRANSIENT  # kept for a retry, not lost
+        assert (await bad.send(msg)).outcome is SendOutcome.TRANSIENT  # kept for a retry, not lost
         refused = await SmtpEmail(EmailSettings(port=1, timeout_s=1)).send(msg)
-        assert refused.outcome is Outcome.TRANSIENT and refused.code == "connect"
+        assert refused.outcome is SendOutcome.TRANSIENT and refused.code == "connect"
         assert sink.count(msg.message_id) == 1
     finally:
         await sink.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dialer.fallback import EmailSettings, Outcome, Purpose, SmtpEmail
+from dialer.fallback import EmailSettings, Purpose, SendOutcome, SmtpEmail
 from dialer.fallback.email import build_message
 from dialer.fallback.sinks import SmtpSink
 from dialer.fallback.templates import render_email
@@ -72,13 +72,13 @@ async def test_tls_modes_with_auth(cert: tuple[Path, Path], mode: str) -> None:
         client = SmtpEmail(settings)
         result = await client.send(msg)
         await client.close()
-        assert result.outcome is Outcome.SENT, result.detail
+        assert result.outcome is SendOutcome.SENT, result.detail
         assert sink.count(msg.message_id) == 1
         plain = SmtpEmail(
             EmailSettings(port=sink.port, tls="none", username="ml", password="pw", timeout_s=2)
         )
         refused = await plain.send(msg)  # the server insists on TLS: never silently in clear
         await plain.close()
-        assert refused.outcome is not Outcome.SENT and sink.count(msg.message_id) == 1
+        assert refused.outcome is not SendOutcome.SENT and sink.count(msg.message_id) == 1
     finally:
         await sink.stop()
