@@ -89,7 +89,7 @@ class CallRecord:
         )
 
 
-class CallBook:
+class CallRecords:
     """Live and recently ended calls, bounded."""
 
     def __init__(self, keep_ended_s: float = 3600.0, max_ended: int = 10_000) -> None:

@@ -32,7 +32,7 @@ from crm_bridge.db import run_db
 from cti.ami.message import RESYNC_DONE, AmiMessage
 from cti.hub import actions
 from cti.hub import db as hubdb
-from cti.hub.call_records import CallBook, CallRecord, iso
+from cti.hub.call_records import CallRecords, CallRecord, iso
 from cti.hub.desk import Desk
 from cti.hub.lookups import PopLookups
 from cti.hub.memberdb import RedemptionHook
@@ -92,7 +92,7 @@ class HubServer:
         self.tracker = tracker if tracker is not None else Tracker()
         self.clock = clock
         self.sessions = SessionRegistry()
-        self.calls = CallBook()
+        self.calls = CallRecords()
         self.limiter = FailureLimiter(
             settings.login_attempts_per_minute,
             60.0,

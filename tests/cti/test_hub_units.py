@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cti.hub import actions
-from cti.hub.call_records import CallBook, CallRecord
+from cti.hub.call_records import CallRecords, CallRecord
 from cti.hub.ratelimit import FailureLimiter
 from cti.screenpop.mask import mask_email, mask_phone, mask_tree
 
@@ -112,7 +112,7 @@ def test_masking() -> None:
 
 
 def test_call_book_keeps_unwrapped_calls_then_prunes() -> None:
-    book = CallBook(keep_ended_s=10, max_ended=2)
+    book = CallRecords(keep_ended_s=10, max_ended=2)
     rec = book.add(CallRecord("c1", "inbound", 0.0, agent_code="1001", owners=["1001"]))
     rec.state = "ended"
     book.ended(rec, 1.0)
