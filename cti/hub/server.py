@@ -32,7 +32,7 @@ from crm_bridge.db import run_db
 from cti.ami.message import RESYNC_DONE, AmiMessage
 from cti.hub import actions
 from cti.hub import db as hubdb
-from cti.hub.call_records import CallRecords, CallRecord, iso
+from cti.hub.call_records import CallRecord, CallRecords, iso
 from cti.hub.desk import Desk
 from cti.hub.lookups import PopLookups
 from cti.hub.memberdb import RedemptionHook

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cti.hub import actions
-from cti.hub.call_records import CallRecords, CallRecord
+from cti.hub.call_records import CallRecord, CallRecords
 from cti.hub.ratelimit import FailureLimiter
 from cti.screenpop.mask import mask_email, mask_phone, mask_tree
 
