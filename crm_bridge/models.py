@@ -25,6 +25,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -501,6 +502,11 @@ class CallAttempt(Base):
     """answered | no_answer | busy | congestion | failed | machine | abandoned | hung_up"""
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
     hangup_by: Mapped[str | None] = mapped_column(String(16))
+    bridge_wait_s: Mapped[float | None] = mapped_column(Float)
+    """Dialer calls: live answer (AMD's verdict when AMD listened) -> agent bridge, seconds,
+    as the call ledger measured it; over the safe harbour (2 s) the call is abandoned."""
+    amd_status: Mapped[str | None] = mapped_column(String(16))
+    """AMD's verdict when AMD listened (``HUMAN``/``MACHINE``/``NOTSURE``/``HANGUP``)."""
     disposition: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(String(32))
     """Why the member stopped buying (win-back calls; a code of ``care.winback_reasons``)."""

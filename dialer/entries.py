@@ -276,13 +276,26 @@ def finish_attempt(
     hangup_cause: int | None = None,
     answered_at: dt.datetime | None = None,
     agent_id: int | None = None,
+    bridge_wait_s: float | None = None,
+    amd_status: str | None = None,
     on_exhausted: ExhaustedHook | None = None,
 ) -> bool:
-    """Store an attempt's outcome and schedule the entry; idempotent (False if already stored)."""
+    """Store an attempt's outcome and schedule the entry; idempotent (False if already stored).
+
+    ``bridge_wait_s`` (live answer -> agent) and ``amd_status`` are the ledger's
+    measurements; they are kept even when the outcome was stored before (they only grow
+    more precise: a wait known at the decision is final, an unbridged one ends with the call).
+    """
     attempt = session.scalars(
         select(CallAttempt).where(CallAttempt.channel_id == channel_id).with_for_update()
     ).one_or_none()
-    if attempt is None or attempt.outcome is not None:
+    if attempt is None:
+        return False
+    if bridge_wait_s is not None:
+        attempt.bridge_wait_s = round(bridge_wait_s, 3)
+    if amd_status is not None:
+        attempt.amd_status = amd_status
+    if attempt.outcome is not None:
         return False
     attempt.outcome = outcome.value
     attempt.ended_at = now if outcome is not DialOutcome.ANSWERED else None

@@ -212,6 +212,19 @@ class CallRecord:
     def reached(self) -> bool:
         return self.outcome in REACHED
 
+    @property
+    def answer_wait_s(self) -> float | None:
+        """What the attempt row stores as the 2-second rule's measurement: live answer ->
+        agent bridge; for a live answer no agent ever took, live answer -> the call's end
+        (or, while it lasts, -> the decision): the member waited that long and nobody came.
+        None when there was no live answer (or, after a restart, its time is unknown)."""
+        if self.bridge_wait_s is not None:
+            return self.bridge_wait_s
+        if self.kind is not CallKind.QUEUE or self.live_at is None or self.bridged_at is not None:
+            return None
+        end = self.ended_at if self.ended_at is not None else self.decided_at
+        return max(0.0, end - self.live_at) if end is not None else None
+
 
 @dataclass(frozen=True, slots=True)
 class Fact:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm_bridge.models import CallAttempt
@@ -45,6 +46,8 @@ def store_facts(
                 hangup_cause=rec.cause,
                 answered_at=_utc(rec.answered_at) if rec.answered_at is not None else None,
                 agent_id=rec.agent_id,
+                bridge_wait_s=rec.answer_wait_s,
+                amd_status=rec.amd_status,
                 on_exhausted=on_exhausted,
             )
             continue
@@ -53,6 +56,11 @@ def store_facts(
         ).one_or_none()
         if row is None or rec.ended_at is None:
             continue
+        wait = rec.answer_wait_s
+        if wait is not None:
+            row.bridge_wait_s = round(wait, 3)  # final: bridged, or waited until the end
+        if rec.amd_status is not None:
+            row.amd_status = rec.amd_status
         if row.ended_at is None or rec.outcome is not DialOutcome.ANSWERED:
             row.ended_at = _utc(rec.ended_at)
         if row.hangup_by is None:
@@ -85,6 +93,37 @@ def describe(fact: Fact) -> str:
     if rec.amd_status:
         bits.append(f"AMD {rec.amd_status}")
     return ", ".join(bits)
+
+
+def answer_to_agent(
+    s: Session, campaign_ids: list[int], safe_harbour_s: float = 2.0
+) -> dict[int, dict[str, Any]]:
+    """Per campaign, the 2-second rule as the ledger measured it on the attempt rows
+    (``bridge_wait_s``): how many live answers were timed, the mean and the longest wait,
+    and how many waited longer than the safe harbour (each of those is an abandoned call)."""
+    if not campaign_ids:
+        return {}
+    w = CallAttempt.bridge_wait_s
+    rows = s.execute(
+        select(
+            CallAttempt.campaign_id,
+            func.count(w),
+            func.avg(w),
+            func.max(w),
+            func.count(w).filter(w > safe_harbour_s),
+        )
+        .where(CallAttempt.campaign_id.in_(campaign_ids), w.is_not(None))
+        .group_by(CallAttempt.campaign_id)
+    ).all()
+    out = {cid: {"timed": 0, "mean_s": None, "max_s": None, "over_rule": 0} for cid in campaign_ids}
+    for cid, n, mean, longest, over in rows:
+        out[cid] = {
+            "timed": int(n),
+            "mean_s": round(float(mean), 3),
+            "max_s": round(float(longest), 3),
+            "over_rule": int(over),
+        }
+    return out
 
 
 def _utc(ts: float) -> dt.datetime:

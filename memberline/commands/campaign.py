@@ -131,12 +131,18 @@ def _control(action: str) -> Any:
 def _rows(cfg: Config) -> list[dict[str, Any]]:
     from crm_bridge import campaigns
     from crm_bridge.db import session_scope
+    from dialer import outcomes
     from memberline.dbopen import open_database
 
     engine = open_database(cfg.database.url)
     try:
         with session_scope(engine) as s:
-            return campaigns.list_campaigns(s)
+            rows = campaigns.list_campaigns(s)
+            waits = outcomes.answer_to_agent(s, [r["campaign_id"] for r in rows])
+            for r in rows:
+                # the 2-second rule as measured: live answer -> agent, from the attempt rows
+                r["answer_to_agent"] = waits[r["campaign_id"]]
+            return rows
     finally:
         engine.dispose()
 

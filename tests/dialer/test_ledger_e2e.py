@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -33,7 +34,9 @@ from cti.pbxsim import AgentSpec, Dist, NumberOverride, PbxSimulator, QueueSpec,
 from cti.pbxsim.scenario import OutboundSpec
 from cti.tracker import Tracker
 from dialer.dial_rules import DialRetryPolicy
+from dialer.outcomes import answer_to_agent
 from dialer.runner import CampaignRunner, RunnerSettings
+from memberline.cli import main
 from surveys.service import start_survey_services
 from tests.dialer.support import ALL_DAY, add_campaign
 
@@ -318,12 +321,41 @@ async def test_hub_restart_resolves_calls_from_the_channel_list(sqlite_url: str)
         assert r.sim.stats.calls_originated == 2
 
 
+def campaign_status(url: str, campaign_id: int, capsys: pytest.CaptureFixture[str]) -> dict:
+    """``memberline campaign status <id>`` as an operator runs it (JSON)."""
+    capsys.readouterr()
+    assert main(["campaign", "status", str(campaign_id), "--db", url]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+async def test_live_answer_bridged_at_once_stores_its_wait(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The agent answers 0.5 s (simulated) after the member: the wait is measured by the
+    ledger, stored on the attempt row and reported by `memberline campaign status`."""
+    numbers = {"+8613900000045": NumberOverride(outcome="answer", ring_time=1.0, talk_time=10.0)}
+    quick = (AgentSpec("1001", ring_time=Dist("fixed", 0.5), talk_time=Dist("fixed", 10.0)),)
+    async with rig(db_url, numbers, agents=quick) as r:
+        await wait_for(lambda: len(r.tracker.agents()) >= 1, what="agents")
+        await r.runner.start()
+        await wait_for(lambda: all_decided(r, 1), what="outcome")
+        await no_flight_left(r)
+        (row,) = attempts(r.engine)
+        assert row.outcome == "answered"
+        assert row.bridge_wait_s is not None
+        assert 0.0 <= row.bridge_wait_s <= r.runner.settings.safe_harbour_s
+        st = campaign_status(db_url, r.campaign_id, capsys)
+        assert st["answer_to_agent"]["timed"] == 1
+        assert st["answer_to_agent"]["max_s"] == pytest.approx(row.bridge_wait_s, abs=1e-3)
+        check_accounting(r)
+
+
 async def test_live_answer_waiting_3s_is_abandoned_with_safe_harbour_and_72h(
-    sqlite_url: str,
+    db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     numbers = {"+8613900000041": NumberOverride(outcome="answer", ring_time=1.0, talk_time=60.0)}
     slow = (AgentSpec("1001", ring_time=Dist("fixed", 3.0), talk_time=Dist("fixed", 30.0)),)
-    async with rig(sqlite_url, numbers, agents=slow) as r:
+    async with rig(db_url, numbers, agents=slow) as r:
         await wait_for(lambda: len(r.tracker.agents()) >= 1, what="agents")
         await r.runner.start()
         await wait_for(lambda: all_decided(r, 1), what="outcome")
@@ -331,6 +363,19 @@ async def test_live_answer_waiting_3s_is_abandoned_with_safe_harbour_and_72h(
         (row,) = attempts(r.engine)
         assert row.outcome == "abandoned"
         assert row.ended_at is not None and row.hangup_by == "system"
+        # no agent ever came: the wait stored is live answer -> the end of the call, past
+        # the 2-second rule (the queue's 2 s, then the safe-harbour message)
+        assert row.bridge_wait_s is not None
+        assert row.bridge_wait_s > r.runner.settings.safe_harbour_s
+        answered = row.answered_at.replace(tzinfo=dt.UTC).timestamp()
+        ended = row.ended_at.replace(tzinfo=dt.UTC).timestamp()
+        assert row.bridge_wait_s == pytest.approx(ended - answered, abs=0.05)
+        st = campaign_status(db_url, r.campaign_id, capsys)
+        assert st["answer_to_agent"]["timed"] == 1
+        assert st["answer_to_agent"]["max_s"] == pytest.approx(row.bridge_wait_s, abs=1e-3)
+        with session_scope(r.engine) as s:  # the rule in the simulator's time (2 s x SCALE)
+            waits = answer_to_agent(s, [r.campaign_id], r.runner.settings.safe_harbour_s)
+        assert waits[r.campaign_id]["over_rule"] == 1
         assert r.runner.stats["abandoned"] == 1
         assert r.runner.stats["abandoned_without_safe_harbour"] == 0
         (st,) = r.runner.status()
