@@ -280,7 +280,7 @@ def _loopback(url: str) -> bool:
 def check_sinks(cfg: Config) -> list[Check]:
     """Warnings when SMS or email would go to a local sink instead of a provider.
 
-    Mirrors :func:`memberline.commands.outbox.start_fallback`: without Twilio credentials
+    Mirrors :func:`memberline.stack.start_fallback`: without Twilio credentials
     both channels go to the in-process stand-ins (nothing reaches a member); a Twilio base
     URL on a loopback address is a local sink as well.
     """

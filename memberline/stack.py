@@ -1,24 +1,45 @@
-"""The whole hub process, wired: what ``memberline serve`` and ``memberline demo`` run.
+"""The composition root: the whole hub process built from a :class:`Config`, in one place.
+
+``memberline serve``, ``memberline demo``, the benchmarks that start a hub (``bench pop``
+in process; ``bench soak`` and ``bench pop --load`` through ``memberline serve``), the
+``outbox work`` command and the end-to-end tests (:mod:`memberline.testing`) all build
+their services here::
 
     stack = await start_stack(config)      # inside the running asyncio loop
     ...
     await stack.stop()
 
-Start order (each step needs the one before):
+The module has three parts:
 
-1. the database engine;
-2. the SMS/email fallback (:func:`memberline.commands.outbox.start_fallback`): outbox
-   worker, webhook context, and the local SMS/SMTP sinks when no Twilio credentials
-   are configured;
-3. one twisted.web site (``messaging.webhook_bind``/``webhook_port``) carrying the SMS
-   webhooks, the unsubscribe link and the Twilio voice survey endpoint;
-4. the FastAGI server (``agi.bind``/``agi.port``): surveys, and after step 5 the hotline
-   IVR and the maintainer-first ``route-inbound`` lookup;
-5. the AMI client, tracker and console hub (:func:`memberline.services.start_hub_services`);
-6. the campaign runner, fed every tracker domain event by the hub, with exhausted
-   entries handed to the outbox in the same transaction;
-7. the outbox worker loop;
-8. the daily greetings (:func:`greetings_loop`, birthday and holiday messages through the outbox).
+* **config -> parameters**: the one mapping from the configuration sections onto each
+  package's own settings (:func:`hub_settings`, :func:`ami_client`,
+  :func:`runner_settings`, :func:`rules_config`, :func:`email_settings`...);
+* **pieces**: :func:`start_hub` (AMI client + tracker + console hub),
+  :func:`start_fallback` (outbox worker, webhook context, local sinks),
+  :func:`attach_runner` (the campaign runner wired to the hub and the AMI feed),
+  :func:`greetings_loop`;
+* **the whole**: :func:`start_stack`, in this order (each step needs the one before):
+
+  1. the database engine;
+  2. the SMS/email fallback (:func:`start_fallback`): outbox worker, webhook context, and
+     the local SMS/SMTP sinks when no Twilio credentials are configured;
+  3. one twisted.web site (``messaging.webhook_bind``/``webhook_port``) carrying the SMS
+     webhooks, the unsubscribe link and the Twilio voice survey endpoint;
+  4. the FastAGI server (``agi.bind``/``agi.port``): surveys, and after step 5 the hotline
+     IVR and the maintainer-first ``route-inbound`` lookup;
+  5. the AMI client, tracker and console hub (:func:`start_hub`). The AMI client connects
+     in the background (``Running.ami_task``): the hub serves consoles even while the PBX
+     is unreachable and PBX commands answer ``pbx_error`` until it is back;
+  6. the campaign runner (:func:`attach_runner`), fed every tracker domain event by the
+     hub, with exhausted entries handed to the outbox in the same transaction;
+  7. the cross-hub LISTEN/NOTIFY bus, on PostgreSQL only;
+  8. the outbox worker loop;
+  9. the daily greetings (:func:`greetings_loop`, birthday and holiday messages through
+     the outbox).
+
+The unsubscribe-link HMAC secret is ``messaging.unsubscribe_secret`` (usually set through
+``MEMBERLINE_UNSUBSCRIBE_SECRET``); without it a per-database secret is derived (fine for the
+demo; ``check-config`` fails when ``public_url`` is not a loopback address).
 """
 
 from __future__ import annotations
@@ -27,6 +48,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -40,18 +62,285 @@ from twisted.web.server import Site
 
 from crm_bridge.db import make_engine
 from crm_bridge.models import CallListEntry
-from cti.hub import HubSettings
+from crm_bridge.points import Redemption
+from cti.ami.client import AmiClient
+from cti.hub import HubServer, HubSettings
+from cti.tracker import Tracker
 from dialer.dial_rules import CallingWindow, DialRetryPolicy
+from dialer.fallback import (
+    ContentSettings,
+    EmailSettings,
+    OutboxWorker,
+    RulesConfig,
+    SmsSettings,
+    SmtpEmail,
+    TwilioSms,
+    WebhookContext,
+    WorkerSettings,
+    parse_hhmm,
+    run_worker,
+)
 from dialer.fallback.outbox import enqueue
 from dialer.fallback.purposes import Purpose
+from dialer.fallback.sinks import LocalSinks
+from dialer.fallback.sinks.local import SinkMailProbe
 from dialer.runner import CampaignRunner, RunnerSettings
-from memberline.commands.outbox import FallbackRuntime, start_fallback
 from memberline.config import Config
+from memberline.logs import register_secret
 from memberline.runtime import ensure_reactor_running
-from memberline.services import Running, start_hub_services
 from surveys.service import SurveyServices, start_survey_services
 
 log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------ config -> parameters
+def hub_settings(config: Config, **overrides: Any) -> HubSettings:
+    """Map the configuration onto the hub's own parameters."""
+    h, a, c = config.hub, config.ami, config.calling
+    settings = HubSettings(
+        bind=h.bind,
+        port=h.port,
+        tls_cert=h.tls_cert,
+        tls_key=h.tls_key,
+        max_message_bytes=h.max_message_bytes,
+        login_attempts_per_minute=h.login_attempts_per_minute,
+        login_attempts_per_address_per_minute=h.login_attempts_per_address_per_minute,
+        queue=a.queue,
+        agent_interface=a.agent_interface,
+        agent_context=a.agent_context,
+        outbound_context=a.outbound_context,
+        action_timeout_s=a.action_timeout_s,
+        default_region=config.database.default_region,
+        pause_reasons=c.pause_reasons,
+        dispositions=c.dispositions,
+        winback_reasons=config.care.winback_reasons,
+        reasons_needing_note=config.care.reasons_needing_note,
+        abandon_cap=c.abandon_cap,
+        transfer_context=a.transfer_context,
+        postcall_survey_queues=c.postcall_survey_queues,
+        maintainer_queue=a.maintainer_queue,
+        maintainer_ring_s=a.maintainer_ring_s,
+        wrapup_max_s=c.wrapup_max_s,
+        wrapup_max_by_queue=c.wrapup_max_by_queue,
+        shift_s=c.shift_hours * 3600.0,
+    )
+    return dataclasses.replace(settings, **overrides) if overrides else settings
+
+
+def ami_client(config: Config) -> AmiClient:
+    a = config.ami
+    secret = a.secret.get()
+    register_secret(secret)
+    return AmiClient(
+        a.host,
+        a.port,
+        a.username,
+        secret,
+        action_timeout=a.action_timeout_s,
+        ping_interval=a.ping_interval_s,
+        reconnect_max=a.reconnect_max_s,
+        name="ami",
+    )
+
+
+def confirm_redemption(session: Session, done: Redemption) -> None:
+    """Queue the redemption confirmation (SMS, then email) in the redemption's transaction."""
+    enqueue(
+        session,
+        Purpose.POINTS_REDEMPTION,
+        done.member_id,
+        ref=f"ledger:{done.ledger_id}",
+        payload={
+            "item": done.item_name,
+            "points_used": done.points_cost,
+            "points": done.balance_after,
+        },
+    )
+
+
+def survey_figures(session: Session, since: dt.date) -> dict[str, Any]:
+    """survey_summary's data: the same report as ``memberline report surveys``."""
+    from surveys.report import survey_figures as figures
+
+    return figures(session, since)
+
+
+def postcall_actions(channel: str, **kw: Any) -> list[dict[str, str]]:
+    from surveys.postcall import postcall_actions as actions
+
+    return actions(channel, **kw)
+
+
+@dataclass
+class Running:
+    """Handles of the started services; ``stop()`` shuts them down in order."""
+
+    engine: Engine
+    hub: HubServer
+    ami: AmiClient
+    tracker: Tracker
+    ami_task: asyncio.Task[None]
+    own_engine: bool = True
+    extra: list[Any] = field(default_factory=list)
+    """Anything else the caller started and wants stopped with these (``async stop()``)."""
+
+    async def stop(self) -> None:
+        for svc in reversed(self.extra):
+            with contextlib.suppress(Exception):
+                await svc.stop()
+        self.ami_task.cancel()
+        with contextlib.suppress(BaseException):
+            await self.ami_task
+        await self.hub.stop()
+        await self.ami.close()
+        if self.own_engine:
+            self.engine.dispose()
+
+
+async def start_hub(
+    config: Config,
+    *,
+    engine: Engine | None = None,
+    settings: HubSettings | None = None,
+    reactor: Any = None,
+    hub_name: str | None = None,
+) -> Running:
+    """Start AMI client + tracker + hub in the running loop; return their handles.
+
+    ``settings`` overrides the mapping from ``config`` (the demo passes port 0,
+    post-call survey queues...); ``engine`` shares an engine the caller owns.
+    """
+    reactor = reactor or ensure_reactor_running()
+    own_engine = engine is None
+    engine = engine or make_engine(config.database.url)
+    tracker = Tracker()
+    settings = settings or hub_settings(config)
+    if hub_name is not None:
+        settings = dataclasses.replace(settings, hub_name=hub_name)
+    hub = HubServer(settings, engine, tracker=tracker)
+    ami = ami_client(config)
+    ami.subscribe(hub.on_ami_message)
+    hub.attach_pbx(ami)
+    hub.redemption_hook = confirm_redemption
+    hub.survey_report = survey_figures
+    hub.postcall = postcall_actions
+    await hub.start(reactor)
+
+    async def connect() -> None:
+        try:
+            await ami.start()
+            log.info("AMI connected to %s:%d", config.ami.host, config.ami.port)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the client keeps retrying in the background
+            log.error("AMI connection failed: %s", exc)
+
+    ami_task = asyncio.get_running_loop().create_task(connect(), name="ami-connect")
+    return Running(engine, hub, ami, tracker, ami_task, own_engine)
+
+
+def unsubscribe_secret(cfg: Config) -> bytes:
+    """``messaging.unsubscribe_secret``, or, when empty, a key derived from the database URL
+    (stable for one installation; ``check-config`` asks for a real one when public)."""
+    value = cfg.messaging.unsubscribe_secret.get()
+    if value:
+        register_secret(value)
+        return value.encode()
+    seed = f"memberline-unsubscribe:{cfg.database.url}:{cfg.messaging.twilio_auth_token.get()}"
+    return hashlib.sha256(seed.encode()).digest()
+
+
+def rules_config(cfg: Config) -> RulesConfig:
+    m = cfg.messaging
+    return RulesConfig(
+        quiet_start=parse_hhmm(m.quiet_start),
+        quiet_end=parse_hhmm(m.quiet_end),
+        daily_cap=m.daily_cap_per_member,
+    )
+
+
+def email_settings(cfg: Config) -> EmailSettings:
+    m = cfg.messaging
+    if m.smtp_password:
+        register_secret(m.smtp_password.get())
+    return EmailSettings(
+        host=m.smtp_host,
+        port=m.smtp_port,
+        tls=m.smtp_tls,
+        username=m.smtp_username,
+        password=m.smtp_password.get(),
+        timeout_s=m.smtp_timeout_s,
+        sender=m.email_from,
+    )
+
+
+@dataclass
+class FallbackRuntime:
+    """Everything the fallbacks need at run time, built from the config."""
+
+    worker: OutboxWorker
+    webhooks: WebhookContext
+    sinks: LocalSinks | None = None
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def run(
+        self, stop: asyncio.Event | None = None, *, until_idle: bool = False
+    ) -> dict[str, int]:
+        stats = await run_worker(self.worker, until_idle=until_idle, stop=stop)
+        return stats.as_dict()
+
+    async def close(self) -> None:
+        if self.sinks is not None:
+            await self.sinks.stop()
+
+
+async def start_fallback(
+    cfg: Config,
+    engine: Engine,
+    *,
+    worker: WorkerSettings | None = None,
+    local_sinks: bool | None = None,
+    mail_probe_url: str | None = None,
+) -> FallbackRuntime:
+    """Build the worker and the webhook context; start the local sinks when there are no
+    Twilio credentials (or ``local_sinks=True``). Call inside the running loop."""
+    m = cfg.messaging
+    sid, token, base_url = (
+        m.twilio_account_sid,
+        m.twilio_auth_token.get(),
+        m.twilio_base_url or None,
+    )
+    email = email_settings(cfg)
+    sinks: LocalSinks | None = None
+    if local_sinks or (local_sinks is None and not (sid and token)):
+        sinks = await LocalSinks.start()
+        sid, token, base_url = sinks.sms.account_sid, sinks.sms.auth_token, sinks.sms.base_url
+        email = dataclasses.replace(
+            email, host="127.0.0.1", port=sinks.mail.port, tls="none", username="", password=""
+        )
+        mail_probe_url = mail_probe_url or sinks.sms.base_url
+        log.info("local sinks: SMS %s, SMTP 127.0.0.1:%d", sinks.sms.base_url, sinks.mail.port)
+    # one pooled SMTP connection per concurrent send: a smaller pool reconnects (EHLO...) often
+    concurrency = (worker or WorkerSettings()).concurrency
+    email = dataclasses.replace(email, pool_size=max(email.pool_size, concurrency))
+    register_secret(token)
+    secret = unsubscribe_secret(cfg)
+    content = ContentSettings(public_url=m.public_url, unsubscribe_secret=secret, email=email)
+    sms = TwilioSms(SmsSettings(sid, token, m.sms_from, m.public_url, base_url=base_url))
+    probe = SinkMailProbe(mail_probe_url) if mail_probe_url else None
+    w = OutboxWorker(
+        engine,
+        content=content,
+        rules=rules_config(cfg),
+        settings=worker,
+        sms=sms,
+        email=SmtpEmail(email),
+        mail_probe=probe,
+    )
+    ctx = WebhookContext(
+        engine, token, m.public_url, secret, retry=(worker or WorkerSettings()).retry
+    )
+    return FallbackRuntime(worker=w, webhooks=ctx, sinks=sinks)
 
 
 def retry_policy(config: Config) -> DialRetryPolicy:
@@ -88,6 +377,51 @@ def hand_to_fallback(session: Session, entry: CallListEntry) -> None:
         campaign_id=entry.campaign_id,
         ref=f"entry:{entry.id}",
     )
+
+
+def attach_runner(
+    engine: Engine,
+    hub: HubServer,
+    ami: AmiClient,
+    settings: RunnerSettings,
+    *,
+    on_exhausted: Callable[[Session, CallListEntry], None] | None = hand_to_fallback,
+    clock: Callable[[], float] = time.time,
+) -> CampaignRunner:
+    """A campaign runner wired to the hub and the AMI feed, as ``serve`` runs it.
+
+    The hub feeds it every tracker domain event; it answers the consoles' preview_dial/skip
+    and maintainer-first calls (``desk``); its call ledger reads every dialer call from the
+    raw AMI feed and resolves what was in flight from the channel list after each login;
+    ``hub.call_origin`` tells the console pushes which campaign an answered call came from.
+    Start it with ``await runner.start()``, stop it with ``await runner.stop()``.
+    """
+    camp_runner = CampaignRunner(
+        engine,
+        ami.send_action,
+        hub.tracker.agents,
+        settings,
+        on_exhausted=on_exhausted,
+        clock=clock,
+        desk=hub,
+    )
+    hub.listeners.append(camp_runner.on_event)
+
+    def call_origin(call_id: str) -> dict[str, Any] | None:
+        """A dialer call reaching an agent: outbound, and which campaign (console pushes)."""
+        rec = camp_runner.ledger.get(call_id)
+        if rec is None:
+            return None
+        camp = camp_runner.campaigns.get(rec.campaign_id)
+        return {"campaign_id": rec.campaign_id, "campaign": camp.name if camp else None}
+
+    hub.call_origin = call_origin
+    hub.preview = camp_runner
+    ami.subscribe(camp_runner.on_ami)
+    ami.on_state(camp_runner.on_ami_state)
+    if ami.connected:
+        camp_runner.on_ami_state("connected")
+    return camp_runner
 
 
 @dataclass
@@ -203,12 +537,8 @@ async def start_stack(
     )
     settings: HubSettings | None = None
     if hub_overrides:
-        from memberline.services import hub_settings
-
         settings = hub_settings(config, **hub_overrides)
-    hub = await start_hub_services(
-        config, engine=engine, settings=settings, reactor=reactor, hub_name=owner
-    )
+    hub = await start_hub(config, engine=engine, settings=settings, reactor=reactor, hub_name=owner)
     hub.own_engine = False
     # The same FastAGI server runs the hotline IVR and the maintainer-first lookup
     # (docs/asterisk/extensions.conf: contexts hotline and from-pstn).
@@ -224,33 +554,13 @@ async def start_stack(
         surveys.agi.app.add_route(HotlineAgi.ROUTE, hotline.run)
         surveys.agi.app.add_route(MaintainerRoute.ROUTE, MaintainerRoute(hub.hub).run)
 
-    camp_runner = CampaignRunner(
+    camp_runner = attach_runner(
         engine,
-        hub.ami.send_action,
-        hub.tracker.agents,
+        hub.hub,
+        hub.ami,
         runner or runner_settings(config, owner),
         on_exhausted=hand_to_fallback,
-        desk=hub.hub,
     )
-    hub.hub.listeners.append(camp_runner.on_event)
-
-    def call_origin(call_id: str) -> dict[str, Any] | None:
-        """A dialer call reaching an agent: outbound, and which campaign (console pushes)."""
-        rec = camp_runner.ledger.get(call_id)
-        if rec is None:
-            return None
-        camp = camp_runner.campaigns.get(rec.campaign_id)
-        return {"campaign_id": rec.campaign_id, "campaign": camp.name if camp else None}
-
-    hub.hub.call_origin = call_origin
-    # Preview cards and maintainer-first calls: the runner answers preview_dial/skip. Its
-    # call ledger reads every dialer call from the raw AMI feed, and resolves what was in
-    # flight from the channel list after each login.
-    hub.hub.preview = camp_runner
-    hub.ami.subscribe(camp_runner.on_ami)
-    hub.ami.on_state(camp_runner.on_ami_state)
-    if hub.ami.connected:
-        camp_runner.on_ami_state("connected")
     stack = Stack(config, engine, hub, camp_runner, surveys, fallback, web)
     if engine.dialect.name == "postgresql":
         # Scale-out: pops for consoles on other hubs and the whole-centre wallboard.

@@ -1,6 +1,6 @@
 """The hub: console sessions, request dispatch, pushes, and the AMI/tracker feed.
 
-Wiring (see ``memberline.services.start_hub_services``)::
+Wiring (see ``memberline.stack.start_hub``)::
 
     hub = HubServer(settings, engine, tracker=Tracker())
     hub.attach_pbx(ami_client)              # anything with ``async send_action(dict)``

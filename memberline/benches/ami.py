@@ -260,7 +260,7 @@ async def _whole(chunks: list[bytes], url: str, consoles: int) -> dict[str, Any]
     from cti.hub.server import HubServer
     from memberline.config import load_config
     from memberline.runtime import ensure_reactor_running
-    from memberline.services import hub_settings
+    from memberline.stack import hub_settings
 
     reactor = ensure_reactor_running()
     config = load_config(None, env={})

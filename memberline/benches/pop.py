@@ -2,7 +2,7 @@
 frame at a console's socket.
 
 This process runs the hub exactly as ``memberline serve`` does
-(:func:`memberline.services.start_hub_services`: AMI client, tracker, hub) on the given
+(:func:`memberline.stack.start_hub`: AMI client, tracker, hub) on the given
 (demo-data) database. A driver process (:mod:`memberline.benches._pop_driver`) runs the
 PBX simulator (a real AMI server) and one console (``HubClient``) logged in as the rung
 agent -- neither shares the hub's process, as in production. For each pop the driver
@@ -69,7 +69,7 @@ async def _run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
 
     from crm_bridge.db import make_engine
     from memberline.config import AmiConfig, HubConfig, Secret
-    from memberline.services import hub_settings, start_hub_services
+    from memberline.stack import hub_settings, start_hub
 
     logging.getLogger("cti").setLevel(logging.ERROR)
     want = args.pops + args.warmup
@@ -115,7 +115,7 @@ async def _run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
         )
         ami_port = (await hear())["ami_port"]
         cfg = dataclasses.replace(cfg0, ami=AmiConfig(port=ami_port, secret=Secret(ami_secret)))
-        running = await start_hub_services(cfg, engine=engine, settings=hub_settings(cfg))
+        running = await start_hub(cfg, engine=engine, settings=hub_settings(cfg))
         await running.ami_task
         freeze_startup_heap()  # as `memberline serve` does once started
         tell({"hub_port": running.hub.port})

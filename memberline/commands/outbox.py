@@ -1,16 +1,8 @@
 """``memberline outbox list|show|retry|work``: see what was sent and why not; run the worker.
 
-This module is also the composition root's mapping from :class:`MessagingConfig` to the
-fallback package's parameters (:func:`start_fallback`), used by ``serve`` and ``demo``::
-
-    rt = await start_fallback(cfg, engine)            # local sinks when no Twilio credentials
-    mount_webhooks(root_resource, rt.webhooks)        # /twilio/sms/..., /unsubscribe
-    task = asyncio.create_task(rt.run(stop))          # the delivery worker
-    ...; await rt.close()
-
-The unsubscribe-link HMAC secret is ``messaging.unsubscribe_secret`` (usually set through
-``MEMBERLINE_UNSUBSCRIBE_SECRET``); without it a per-database secret is derived (fine for the
-demo; ``check-config`` fails when ``public_url`` is not a loopback address).
+``outbox work`` builds its worker with the composition root's
+:func:`memberline.stack.start_fallback` (the same mapping from :class:`MessagingConfig` that
+``serve`` and ``demo`` use).
 """
 
 from __future__ import annotations
@@ -18,19 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
-import hashlib
 import json
 import logging
 import os
 import signal
 import sys
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from memberline.cli import OperatorError, add_command
 from memberline.config import Config
-from memberline.logs import register_secret
 
 # SQLAlchemy, the models and dialer.fallback (twilio, aiosmtplib, aiohttp, twisted) are imported
 # by the functions that use them: every `memberline` command imports this module to build the
@@ -40,14 +28,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from crm_bridge.models import OutboxMessage
-    from dialer.fallback import (
-        EmailSettings,
-        OutboxWorker,
-        RulesConfig,
-        WebhookContext,
-        WorkerSettings,
-    )
-    from dialer.fallback.sinks import LocalSinks
+    from dialer.fallback import WorkerSettings
 
 log = logging.getLogger(__name__)
 STATUSES = (
@@ -63,129 +44,6 @@ STATUSES = (
 )
 """The values of :class:`crm_bridge.models.OutboxStatus` (for ``outbox list --status``); a copy,
 so that --help needs no SQLAlchemy. tests/memberline/test_cli_startup.py checks they agree."""
-
-
-# ------------------------------------------------------------------ config -> parameters
-def unsubscribe_secret(cfg: Config) -> bytes:
-    """``messaging.unsubscribe_secret``, or, when empty, a key derived from the database URL
-    (stable for one installation; ``check-config`` asks for a real one when public)."""
-    value = cfg.messaging.unsubscribe_secret.get()
-    if value:
-        register_secret(value)
-        return value.encode()
-    seed = f"memberline-unsubscribe:{cfg.database.url}:{cfg.messaging.twilio_auth_token.get()}"
-    return hashlib.sha256(seed.encode()).digest()
-
-
-def rules_config(cfg: Config) -> RulesConfig:
-    from dialer.fallback import RulesConfig, parse_hhmm
-
-    m = cfg.messaging
-    return RulesConfig(
-        quiet_start=parse_hhmm(m.quiet_start),
-        quiet_end=parse_hhmm(m.quiet_end),
-        daily_cap=m.daily_cap_per_member,
-    )
-
-
-def email_settings(cfg: Config) -> EmailSettings:
-    from dialer.fallback import EmailSettings
-
-    m = cfg.messaging
-    if m.smtp_password:
-        register_secret(m.smtp_password.get())
-    return EmailSettings(
-        host=m.smtp_host,
-        port=m.smtp_port,
-        tls=m.smtp_tls,
-        username=m.smtp_username,
-        password=m.smtp_password.get(),
-        timeout_s=m.smtp_timeout_s,
-        sender=m.email_from,
-    )
-
-
-@dataclass
-class FallbackRuntime:
-    """Everything the fallbacks need at run time, built from the config."""
-
-    worker: OutboxWorker
-    webhooks: WebhookContext
-    sinks: LocalSinks | None = None
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-
-    async def run(
-        self, stop: asyncio.Event | None = None, *, until_idle: bool = False
-    ) -> dict[str, int]:
-        from dialer.fallback import run_worker
-
-        stats = await run_worker(self.worker, until_idle=until_idle, stop=stop)
-        return stats.as_dict()
-
-    async def close(self) -> None:
-        if self.sinks is not None:
-            await self.sinks.stop()
-
-
-async def start_fallback(
-    cfg: Config,
-    engine: Engine,
-    *,
-    worker: WorkerSettings | None = None,
-    local_sinks: bool | None = None,
-    mail_probe_url: str | None = None,
-) -> FallbackRuntime:
-    """Build the worker and the webhook context; start the local sinks when there are no
-    Twilio credentials (or ``local_sinks=True``). Call inside the running loop."""
-    from dialer.fallback import (
-        ContentSettings,
-        OutboxWorker,
-        SmsSettings,
-        SmtpEmail,
-        TwilioSms,
-        WebhookContext,
-        WorkerSettings,
-    )
-    from dialer.fallback.sinks import LocalSinks
-    from dialer.fallback.sinks.local import SinkMailProbe
-
-    m = cfg.messaging
-    sid, token, base_url = (
-        m.twilio_account_sid,
-        m.twilio_auth_token.get(),
-        m.twilio_base_url or None,
-    )
-    email = email_settings(cfg)
-    sinks: LocalSinks | None = None
-    if local_sinks or (local_sinks is None and not (sid and token)):
-        sinks = await LocalSinks.start()
-        sid, token, base_url = sinks.sms.account_sid, sinks.sms.auth_token, sinks.sms.base_url
-        email = dataclasses.replace(
-            email, host="127.0.0.1", port=sinks.mail.port, tls="none", username="", password=""
-        )
-        mail_probe_url = mail_probe_url or sinks.sms.base_url
-        log.info("local sinks: SMS %s, SMTP 127.0.0.1:%d", sinks.sms.base_url, sinks.mail.port)
-    # one pooled SMTP connection per concurrent send: a smaller pool reconnects (EHLO...) often
-    concurrency = (worker or WorkerSettings()).concurrency
-    email = dataclasses.replace(email, pool_size=max(email.pool_size, concurrency))
-    register_secret(token)
-    secret = unsubscribe_secret(cfg)
-    content = ContentSettings(public_url=m.public_url, unsubscribe_secret=secret, email=email)
-    sms = TwilioSms(SmsSettings(sid, token, m.sms_from, m.public_url, base_url=base_url))
-    probe = SinkMailProbe(mail_probe_url) if mail_probe_url else None
-    w = OutboxWorker(
-        engine,
-        content=content,
-        rules=rules_config(cfg),
-        settings=worker,
-        sms=sms,
-        email=SmtpEmail(email),
-        mail_probe=probe,
-    )
-    ctx = WebhookContext(
-        engine, token, m.public_url, secret, retry=(worker or WorkerSettings()).retry
-    )
-    return FallbackRuntime(worker=w, webhooks=ctx, sinks=sinks)
 
 
 # ------------------------------------------------------------------ list / show / retry
@@ -301,6 +159,7 @@ def _worker_settings(args: argparse.Namespace) -> WorkerSettings:
 async def _work(args: argparse.Namespace, cfg: Config) -> int:
     from memberline.dbopen import open_database
     from memberline.runtime import ensure_reactor_running
+    from memberline.stack import start_fallback
 
     engine = open_database(cfg.database.url)
     if args.serve_webhooks and cfg.messaging.webhook_port:

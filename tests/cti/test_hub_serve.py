@@ -1,4 +1,4 @@
-"""The production wiring (memberline.services.start_hub_services) against the PBX simulator."""
+"""The production wiring (memberline.stack.start_hub) against the PBX simulator."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ from crm_bridge.models import OutboxMessage
 from cti.hubproto.client import HubClient
 from cti.pbxsim import PbxSimulator
 from memberline.config import AmiConfig, Config, DatabaseConfig, HubConfig, Secret
-from memberline.services import hub_settings, start_hub_services
+from memberline.stack import hub_settings, start_hub
 from tests.cti.hub_stack import AMI_SECRET, IFACE, scenario
 from tests.cti.hub_support import LI_WEI, Console, seed
 
 pytestmark = pytest.mark.e2e
 
 
-async def test_start_hub_services_pops_and_confirms_redemptions(engine: Engine) -> None:
+async def test_start_hub_pops_and_confirms_redemptions(engine: Engine) -> None:
     ids = seed(engine)
     sim = PbxSimulator(scenario(), ami_users={"memberline": AMI_SECRET}, auth_fail_delay=0.05)
     await sim.start("127.0.0.1", 0)
@@ -36,7 +36,7 @@ async def test_start_hub_services_pops_and_confirms_redemptions(engine: Engine) 
         hub=HubConfig(port=0),
     )
     settings = dataclasses.replace(hub_settings(config), outbound_context="members-out")
-    running = await start_hub_services(config, engine=engine, settings=settings)
+    running = await start_hub(config, engine=engine, settings=settings)
     try:
         await running.ami_task
         assert running.ami.connected

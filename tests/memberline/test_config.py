@@ -78,7 +78,7 @@ def test_check_config_asks_for_an_unsubscribe_secret_when_public(
     public_url: str, secret: str, ok: bool, needle: str
 ) -> None:
     from memberline.checks import check_unsubscribe_secret
-    from memberline.commands.outbox import unsubscribe_secret
+    from memberline.stack import unsubscribe_secret
 
     env = {"MEMBERLINE_UNSUBSCRIBE_SECRET": secret} if secret else {}
     cfg = load_config(env=env)
@@ -93,7 +93,7 @@ def test_check_config_asks_for_an_unsubscribe_secret_when_public(
 
 
 def test_wrapup_maxima_reach_the_hub(tmp_path: Path) -> None:
-    from memberline.services import hub_settings
+    from memberline.stack import hub_settings
 
     f = tmp_path / "m.toml"
     f.write_text(

@@ -1,4 +1,4 @@
-"""``memberline health --hub HOST:PORT`` against the real hub (start_hub_services) and non-hubs."""
+"""``memberline health --hub HOST:PORT`` against the real hub (start_hub) and non-hubs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from cti.pbxsim import PbxSimulator
 from memberline.cli import main
 from memberline.config import AmiConfig, Config, DatabaseConfig, HubConfig, Secret
-from memberline.services import start_hub_services
+from memberline.stack import start_hub
 from tests.cti.hub_stack import AMI_SECRET, scenario
 from tests.cti.hub_support import seed
 
@@ -35,7 +35,7 @@ async def test_health_of_a_running_hub_then_stopped(
         ami=AmiConfig(port=sim.port, secret=Secret(AMI_SECRET)),
         hub=HubConfig(port=0),
     )
-    running = await start_hub_services(config, engine=engine)
+    running = await start_hub(config, engine=engine)
     stopped = False
     try:
         port = running.hub.port
