@@ -197,6 +197,13 @@ class Running:
             self.engine.dispose()
 
 
+def connect_hub(hub: HubServer, ami: AmiClient) -> None:
+    """The hub reads every AMI message (tracker, resync) and sends its PBX actions through
+    ``ami``: the one link between the two."""
+    ami.subscribe(hub.on_ami_message)
+    hub.attach_pbx(ami)
+
+
 async def start_hub(
     config: Config,
     *,
@@ -219,8 +226,7 @@ async def start_hub(
         settings = dataclasses.replace(settings, hub_name=hub_name)
     hub = HubServer(settings, engine, tracker=tracker)
     ami = ami_client(config)
-    ami.subscribe(hub.on_ami_message)
-    hub.attach_pbx(ami)
+    connect_hub(hub, ami)
     hub.redemption_hook = confirm_redemption
     hub.survey_report = survey_figures
     hub.postcall = postcall_actions

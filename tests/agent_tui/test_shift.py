@@ -41,13 +41,13 @@ from crm_bridge.models import (
     MemberPhone,
     Role,
 )
-from cti.ami.client import AmiClient
 from cti.hub import HubServer, HubSettings
 from cti.pbxsim import AgentSpec, Dist, InboundSpec, PbxSimulator, QueueSpec, Scenario
 from cti.pbxsim.scenario import NumberOverride
-from cti.tracker import CallAnswered, Tracker
+from cti.tracker import CallAnswered
 from dialer.dial_rules import DialRetryPolicy
 from dialer.runner import CampaignRunner, RunnerSettings
+from memberline.testing import AMI_USER, hub_on_pbx, pbx_simulator, runner_on_hub, shifted_clock
 from tests.agent_tui import stack as console_stack
 from tests.agent_tui.stack import LI_WEI, log_in
 from tests.cti.hub_support import Console
@@ -134,64 +134,33 @@ def seed(engine: Engine) -> int:
 class Rig:
     sim: PbxSimulator
     hub: HubServer
-    ami: AmiClient
     runner: CampaignRunner
 
 
 @contextlib.asynccontextmanager
 async def shift_stack(engine: Engine) -> AsyncIterator[Rig]:
     """PBX simulator, AMI client, hub and campaign runner, wired as ``memberline serve``
-    wires them, on one shifted clock (so the calling window is open)."""
-    t0 = time.time()
-
-    def clock() -> float:
-        return BASE + (time.time() - t0)
-
-    sim = PbxSimulator(scenario(), ami_users={"memberline": AMI_SECRET}, auth_fail_delay=0.05)
-    await sim.start("127.0.0.1", 0)
-    hub = HubServer(
-        HubSettings(port=0, login_attempts_per_minute=50, wrapup_max_s=0.0),
-        engine,
-        tracker=Tracker(),
-        clock=clock,
-    )
-    ami = AmiClient("127.0.0.1", sim.port, "memberline", AMI_SECRET, reconnect_initial=0.05)
-    ami.subscribe(hub.on_ami_message)
-    hub.attach_pbx(ami)
-    runner = CampaignRunner(
-        engine,
-        ami.send_action,
-        hub.tracker.agents,
-        RunnerSettings(owner="shift", tick_s=0.2, ring_timeout_s=30, policy=DialRetryPolicy()),
-        clock=clock,
-        desk=hub,
-    )
-    hub.listeners.append(runner.on_event)
-    hub.preview = runner
-    ami.subscribe(runner.on_ami)
-    ami.on_state(runner.on_ami_state)
-
-    def call_origin(call_id: str) -> dict[str, Any] | None:
-        rec = runner.ledger.get(call_id)
-        if rec is None:
-            return None
-        camp = runner.campaigns.get(rec.campaign_id)
-        return {"campaign_id": rec.campaign_id, "campaign": camp.name if camp else None}
-
-    hub.call_origin = call_origin
-    try:
-        await hub.start()
-        await ami.start(fail_fast=True)
-        deadline = time.monotonic() + 10
-        while len(hub.tracker.agents()) < len(AGENTS):
-            assert time.monotonic() < deadline, "resync"
-            await asyncio.sleep(0.02)
-        yield Rig(sim, hub, ami, runner)
-    finally:
-        await runner.stop()
-        await ami.close()
-        await hub.stop()
-        await sim.stop()
+    wires them (:mod:`memberline.testing`), on one shifted clock (so the calling window is
+    open)."""
+    clock = shifted_clock(BASE)
+    async with (
+        pbx_simulator(scenario(), users={AMI_USER: AMI_SECRET}, auth_fail_delay=0.05) as sim,
+        hub_on_pbx(
+            engine,
+            sim,
+            HubSettings(port=0, login_attempts_per_minute=50, wrapup_max_s=0.0),
+            clock=clock,
+            ami={"secret": AMI_SECRET},
+            ready=lambda h: len(h.tracker.agents()) >= len(AGENTS),
+        ) as hub_rig,
+        runner_on_hub(
+            engine,
+            hub_rig,
+            RunnerSettings(owner="shift", tick_s=0.2, ring_timeout_s=30, policy=DialRetryPolicy()),
+            clock=clock,
+        ) as runner,
+    ):
+        yield Rig(sim, hub_rig.hub, runner)
 
 
 @dataclass

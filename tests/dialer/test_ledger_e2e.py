@@ -29,14 +29,13 @@ from crm_bridge.models import (
     MemberPhone,
     SurveyResponse,
 )
-from cti.ami.client import AmiClient
-from cti.pbxsim import AgentSpec, Dist, NumberOverride, PbxSimulator, QueueSpec, Scenario
+from cti.pbxsim import AgentSpec, Dist, NumberOverride, QueueSpec, Scenario
 from cti.pbxsim.scenario import OutboundSpec
-from cti.tracker import Tracker
 from dialer.dial_rules import DialRetryPolicy
 from dialer.outcomes import answer_to_agent
-from dialer.runner import CampaignRunner, RunnerSettings
+from dialer.runner import RunnerSettings
 from memberline.cli import main
+from memberline.testing import AMI_USER, DialerRig, pbx_simulator, runner_on_pbx, shifted_clock
 from surveys.service import start_survey_services
 from tests.dialer.support import ALL_DAY, add_campaign
 
@@ -48,14 +47,8 @@ SCALE = 0.1
 
 
 @dataclass
-class Rig:
-    engine: Engine
-    sim: PbxSimulator
-    ami: AmiClient
-    tracker: Tracker
-    runner: CampaignRunner
+class Rig(DialerRig):
     campaign_id: int
-    clock: Callable[[], float]
 
 
 def seed(engine: Engine, numbers: list[str], mode: DialMode, survey: str | None, amd: str) -> int:
@@ -104,60 +97,35 @@ async def rig(
         overrides=numbers,
         outbound=outbound or OutboundSpec(),
     )
-    sim = PbxSimulator(
-        scenario,
-        ami_users={"memberline": "s3cret-ami"},
-        agi_port=agi_port,
-        originate_reply_delay=reply_delay,
-    )
-    await sim.start("127.0.0.1", 0)
-    t0 = time.time()
-
-    def clock() -> float:
-        return BASE + (time.time() - t0)
-
-    tracker = Tracker(wrap_up_timeout=1.0)
-    ami = AmiClient(
-        "127.0.0.1",
-        sim.port,
-        "memberline",
-        "s3cret-ami",
-        reconnect_initial=0.05,
-        reconnect_max=0.3,
-        action_timeout=action_timeout,
-    )
-    runner = CampaignRunner(
-        engine,
-        ami.send_action,
-        tracker.agents,
-        RunnerSettings(
-            owner="hub-ledger",
-            tick_s=0.1,
-            ring_timeout_s=ring_timeout_s,
-            window=ALL_DAY,
-            # the 2-second rule in the simulator's time
-            safe_harbour_s=2.0 * SCALE,
-            policy=DialRetryPolicy(max_attempts=3, busy_s=3600),
-        ),
-        clock=clock,
-    )
-
-    def feed(msg: object) -> None:
-        for ev in tracker.feed(msg, clock()):  # type: ignore[arg-type]
-            runner.on_event(ev)
-
-    ami.subscribe(feed)
-    ami.subscribe(runner.on_ami)
-    ami.on_state(runner.on_ami_state)
-    await ami.start(fail_fast=True)
-    cid = seed(engine, list(numbers), mode, survey, amd)
-    try:
-        yield Rig(engine, sim, ami, tracker, runner, cid, clock)
-    finally:
-        await runner.stop()
-        await ami.close()
-        await sim.stop()
-        engine.dispose()
+    sim_options = {"agi_port": agi_port, "originate_reply_delay": reply_delay}
+    async with (
+        pbx_simulator(scenario, users={AMI_USER: "s3cret-ami"}, **sim_options) as sim,
+        runner_on_pbx(
+            engine,
+            sim,
+            RunnerSettings(
+                owner="hub-ledger",
+                tick_s=0.1,
+                ring_timeout_s=ring_timeout_s,
+                window=ALL_DAY,
+                # the 2-second rule in the simulator's time
+                safe_harbour_s=2.0 * SCALE,
+                policy=DialRetryPolicy(max_attempts=3, busy_s=3600),
+            ),
+            clock=shifted_clock(BASE),
+            ami={
+                "secret": "s3cret-ami",
+                "reconnect_initial": 0.05,
+                "reconnect_max": 0.3,
+                "action_timeout": action_timeout,
+            },
+        ) as d,
+    ):
+        cid = seed(engine, list(numbers), mode, survey, amd)
+        try:
+            yield Rig(d.engine, d.sim, d.ami, d.tracker, d.runner, d.clock, cid)
+        finally:
+            engine.dispose()
 
 
 async def wait_for(pred: Callable[[], bool], within: float = 20.0, what: str = "") -> None:
@@ -299,21 +267,12 @@ async def test_hub_restart_resolves_calls_from_the_channel_list(sqlite_url: str)
         assert r.runner._task is not None
         r.runner._task.cancel()  # the hub dies: everything in memory is gone
         await r.ami.close()
-        tracker2 = Tracker(wrap_up_timeout=1.0)
-        ami2 = AmiClient("127.0.0.1", r.sim.port, "memberline", "s3cret-ami")
-        runner2 = CampaignRunner(
-            r.engine, ami2.send_action, tracker2.agents, r.runner.settings, clock=r.clock
-        )
-        ami2.subscribe(runner2.on_ami)
-        ami2.on_state(runner2.on_ami_state)
-        await ami2.start(fail_fast=True)
-        await runner2.start()
-        try:
+        async with runner_on_pbx(
+            r.engine, r.sim, r.runner.settings, clock=r.clock, ami={"secret": "s3cret-ami"}
+        ) as second:
+            await second.runner.start()
             await wait_for(lambda: all_decided(r, 2), what="outcomes")
-            await wait_for(lambda: runner2.ledger.calls() == [], what="ledger empty")
-        finally:
-            await runner2.stop()
-            await ami2.close()
+            await wait_for(lambda: second.runner.ledger.calls() == [], what="ledger empty")
         got = {k: v[0].outcome for k, v in by_phone(r.engine).items()}
         # ringing at the restart: its own end decides (not "answered_at = now" any more)
         assert got["+8613900000031"] == "no_answer"

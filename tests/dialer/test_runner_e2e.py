@@ -26,11 +26,11 @@ from crm_bridge.models import (
     Member,
     MemberPhone,
 )
-from cti.ami.client import AmiClient
-from cti.pbxsim import AgentSpec, Dist, NumberOverride, PbxSimulator, QueueSpec, Scenario
-from cti.tracker import AgentState, Tracker
+from cti.pbxsim import AgentSpec, Dist, NumberOverride, QueueSpec, Scenario
+from cti.tracker import AgentState
 from dialer.dial_rules import DialRetryPolicy
-from dialer.runner import CampaignRunner, RunnerSettings
+from dialer.runner import RunnerSettings
+from memberline.testing import AMI_USER, DialerRig, pbx_simulator, runner_on_pbx, shifted_clock
 from tests.dialer.support import add_campaign
 
 pytestmark = pytest.mark.e2e
@@ -48,14 +48,11 @@ OUTCOMES = {
 
 
 @dataclass
-class Rig:
-    engine: Engine
-    sim: PbxSimulator
-    ami: AmiClient
-    tracker: Tracker
-    runner: CampaignRunner
+class Rig(DialerRig):
     campaign_id: int
-    clock: Callable[[], float]
+
+
+AMI = {"secret": "s3cret-ami", "reconnect_initial": 0.1, "reconnect_max": 0.5}
 
 
 def seed(engine: Engine, numbers: list[str], dnc: set[str] = frozenset()) -> int:  # type: ignore[assignment]
@@ -92,53 +89,25 @@ async def rig(sqlite_url: str, request: pytest.FixtureRequest) -> AsyncIterator[
             n: NumberOverride(outcome=o, ring_time=2.0, talk_time=30.0) for n, o in OUTCOMES.items()
         },
     )
-    sim = PbxSimulator(scenario, ami_users={"memberline": "s3cret-ami"})
-    await sim.start("127.0.0.1", 0)
-    t0 = time.time()
-
-    def clock() -> float:
-        return BASE + (time.time() - t0)
-
-    tracker = Tracker(wrap_up_timeout=1.0)
-    ami = AmiClient(
-        "127.0.0.1", sim.port, "memberline", "s3cret-ami", reconnect_initial=0.1, reconnect_max=0.5
-    )
-
-    runner = CampaignRunner(
-        engine,
-        ami.send_action,
-        tracker.agents,
-        RunnerSettings(
-            owner="hub-e2e",
-            tick_s=0.2,
-            ring_timeout_s=10,
-            policy=DialRetryPolicy(max_attempts=2, busy_s=3600),
-        ),
-        clock=clock,
-    )
-    wire(runner, ami, tracker, clock)
-    await ami.start(fail_fast=True)
-    campaign_id = seed(engine, list(OUTCOMES))
-    r = Rig(engine, sim, ami, tracker, runner, campaign_id, clock)
-    yield r
-    await runner.stop()
-    await ami.close()
-    await sim.stop()
+    clock = shifted_clock(BASE)
+    async with (
+        pbx_simulator(scenario, users={AMI_USER: AMI["secret"]}) as sim,
+        runner_on_pbx(
+            engine,
+            sim,
+            RunnerSettings(
+                owner="hub-e2e",
+                tick_s=0.2,
+                ring_timeout_s=10,
+                policy=DialRetryPolicy(max_attempts=2, busy_s=3600),
+            ),
+            clock=clock,
+            ami=AMI,
+        ) as d,
+    ):
+        campaign_id = seed(engine, list(OUTCOMES))
+        yield Rig(d.engine, d.sim, d.ami, d.tracker, d.runner, d.clock, campaign_id)
     engine.dispose()
-
-
-def wire(
-    runner: CampaignRunner, ami: AmiClient, tracker: Tracker, clock: Callable[[], float]
-) -> None:
-    """As ``memberline serve`` wires it: tracker domain events and the raw AMI feed."""
-
-    def feed(msg: object) -> None:
-        for ev in tracker.feed(msg, clock()):  # type: ignore[arg-type]
-            runner.on_event(ev)
-
-    ami.subscribe(feed)
-    ami.subscribe(runner.on_ami)
-    ami.on_state(runner.on_ami_state)
 
 
 async def wait_for(pred: Callable[[], bool], within: float = 20.0) -> None:
@@ -222,25 +191,18 @@ async def test_hub_crash_mid_call_never_redials_the_attempt(rig: Rig) -> None:
     await rig.ami.close()
     placed_before = rig.sim.stats.calls_originated
 
-    tracker2 = Tracker(wrap_up_timeout=1.0)
-    ami2 = AmiClient("127.0.0.1", rig.sim.port, "memberline", "s3cret-ami", reconnect_initial=0.1)
-
-    runner2 = CampaignRunner(
-        rig.engine, ami2.send_action, tracker2.agents, rig.runner.settings, clock=rig.clock
-    )
-    wire(runner2, ami2, tracker2, rig.clock)
-    await ami2.start(fail_fast=True)
-    await runner2.start()  # no sleep: the calls in flight are resolved from the channel list
-    try:
+    async with runner_on_pbx(
+        rig.engine, rig.sim, rig.runner.settings, clock=rig.clock, ami=AMI
+    ) as second:
+        await (
+            second.runner.start()
+        )  # no sleep: the calls in flight are resolved from the channel list
         await wait_for(
             lambda: (
                 len(outcomes(rig.engine)) == len(OUTCOMES)
                 and all(o != "None" for os in outcomes(rig.engine).values() for o in os)
             )
         )
-    finally:
-        await runner2.stop()
-        await ami2.close()
     with session_scope(rig.engine) as s:
         keys = [a.attempt_key for a in s.scalars(select(CallAttempt))]
     assert len(keys) == len(set(keys))
