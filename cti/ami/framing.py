@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cti.ami.message import AmiMessage, FrameError
+from cti.ami.message import AmiMessage, FrameError, framed
 
 DEFAULT_MAX_FRAME = 4 * 1024 * 1024
 
@@ -39,6 +39,8 @@ _BANNER = b"Asterisk Call Manager/"
 _BOUNDARY_RE = re.compile(rb"\n\r?\n")
 _END_COMMAND = b"--END COMMAND--"
 _FOLLOWS = b"Response: Follows"
+_END_COMMAND_TEXT = _END_COMMAND.decode()
+_FOLLOWS_TEXT = _FOLLOWS.decode()
 
 
 @dataclass(slots=True)
@@ -181,10 +183,59 @@ class Framer:
             self._discarding = True
 
     def _split(self, data: bytes, out: list[AmiMessage]) -> None:
-        pieces = data.split(_CRLF2)
-        # fast path: only CRLF CRLF delimiters (real Asterisk); otherwise split generically
-        if b"\n\n" in data or data.count(b"\n\r\n") != len(pieces) - 1:
-            pieces = _BOUNDARY_RE.split(data)
+        cut = data.rfind(_CRLF2)
+        if (
+            cut >= 0
+            and self._follows is None
+            and len(data) <= self.max_frame
+            # every CR and LF is in a CRLF pair (then CRLF CRLF is the only delimiter):
+            # #CR + #LF == 2 * #CRLF; one C pass each, no per-line Python work
+            and len(data) - len(data.translate(None, b"\r\n")) == 2 * data.count(b"\r\n")
+            # Fast path (what Asterisk sends): decode every complete frame at once (a
+            # delimiter is ASCII, so this equals decoding frame by frame), split the text,
+            # make the messages; they know their lines need no CR/LF check when parsed.
+            and self._split_text(data[:cut].decode("utf-8", "replace"), out)
+        ):
+            rest = data[cut + 4 :]
+        else:
+            rest = self._split_generic(data, out)
+        if rest:
+            if rest.startswith(b"\r\n") or rest.startswith(b"\n"):
+                rest = rest.lstrip(b"\r\n")
+            self._buf += rest
+            self._check_overflow()
+
+    def _split_text(self, text: str, out: list[AmiMessage]) -> bool:
+        """Messages of CRLF-only text; False (nothing added) if it holds the start of
+        command output (``Response: Follows`` may contain blank lines: framed apart)."""
+        make = framed
+        append = out.append
+        before = len(out)
+        malformed: list[str] = []  # reported once the chunk is known to be framed here
+        for piece in text.split("\r\n\r\n"):
+            if piece[:7] == "Event: ":
+                nl = piece.find("\r")
+                name = piece[7:nl] if nl >= 0 else piece[7:]
+                append(make("event", name.strip(), piece, True))
+                continue
+            stripped = piece.lstrip("\r\n")  # leading blank lines (a stray CRLF)
+            if not stripped:
+                continue
+            if stripped.startswith(_FOLLOWS_TEXT) and _END_COMMAND_TEXT not in stripped:
+                del out[before:]
+                return False
+            msg = self._classify(stripped, malformed)
+            if msg is not None:
+                append(msg)
+        for bad in malformed:
+            raw = bad.encode("utf-8")  # the size reported is that of the decoded text
+            self._error("malformed", len(raw), raw)
+        self.stats.messages += len(out) - before
+        return True
+
+    def _split_generic(self, data: bytes, out: list[AmiMessage]) -> bytes:
+        """Any delimiters, command output, oversized frames; returns the unfinished rest."""
+        pieces = _BOUNDARY_RE.split(data)
         rest = pieces.pop()
         if len(data) > self.max_frame:
             big = [p for p in pieces if len(p) > self.max_frame]
@@ -194,6 +245,7 @@ class Framer:
                 pieces = [p for p in pieces if len(p) <= self.max_frame]
         append = out.append
         decode = bytes.decode
+        make = framed
         before = len(out)
         for piece in pieces:
             if self._follows is not None:
@@ -211,43 +263,48 @@ class Framer:
                 if nl < 0:
                     nl = text.find("\n")
                 name = text[7:nl] if nl >= 0 else text[7:]
-                append(AmiMessage("event", name.strip(), text))
+                append(make("event", name.strip(), text))
                 continue
             msg = self._slow_message(piece)
             if msg is not None:
                 append(msg)
         self.stats.messages += len(out) - before
-        if rest:
-            if rest.startswith(b"\r\n") or rest.startswith(b"\n"):
-                rest = rest.lstrip(b"\r\n")
-            self._buf += rest
-            self._check_overflow()
+        return rest
 
     def _slow_message(self, piece: bytes) -> AmiMessage | None:
-        """Responses, leading blank lines, odd spellings, garbage."""
+        """Responses, leading blank lines, odd spellings, garbage (from bytes)."""
         stripped = piece.lstrip(b"\r\n")
         if not stripped:
             return None
         if stripped.startswith(_FOLLOWS) and _END_COMMAND not in stripped:
             self._follows = stripped
             return None
-        text = stripped.decode("utf-8", "replace")
+        return self._classify(stripped.decode("utf-8", "replace"))
+
+    def _classify(self, text: str, malformed: list[str] | None = None) -> AmiMessage | None:
+        """A frame that does not start with ``Event: ``: a response, an event whose
+        ``Event`` header is not first, or not AMI at all (reported, or added to
+        ``malformed`` for the caller to report, and skipped)."""
         first, _, _ = text.partition("\n")
         key, sep, value = first.rstrip("\r").partition(":")
         kl = key.strip().lower()
         if sep and kl == "event":
-            return AmiMessage("event", value.strip(), text)
+            return framed("event", value.strip(), text)
         if sep and kl == "response":
-            return AmiMessage("response", value.strip(), text)
+            return framed("response", value.strip(), text)
         # the Event/Response header may not come first (rare, but allowed by the protocol)
         msg = AmiMessage("event", "", text)
         ev = msg.get("Event")
         if ev is not None:
-            return AmiMessage("event", ev.strip(), text)
+            return framed("event", ev.strip(), text)
         resp = msg.get("Response")
         if resp is not None:
-            return AmiMessage("response", resp.strip(), text)
-        self._error("malformed", len(stripped), stripped)
+            return framed("response", resp.strip(), text)
+        if malformed is not None:
+            malformed.append(text)
+            return None
+        raw = text.encode("utf-8")  # the size reported is that of the decoded text
+        self._error("malformed", len(raw), raw)
         return None
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cti.ami.framing import Framer, frame_all
-from cti.ami.message import AmiMessage, FrameError
+from cti.ami.message import _HEADER_RE, AmiMessage, FrameError, header_dict
 from tests.fixtures import AMI_TRACES as TRACES
 
 TRACE_FILES = sorted(
@@ -248,3 +248,41 @@ def test_fuzz_chunking_of_real_bytes_is_invisible(cuts: list[int], junk: bytes) 
         got += fr.feed(data[a:b])
     assert [(m.kind, m.name, m.headers) for m in got] == expected
     assert got[-1].name == "Tail"
+
+
+_HEADER_TEXT = st.text(alphabet=st.sampled_from("ab:: \t\r\n\r\n李"), max_size=60)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=_HEADER_TEXT)
+def test_fast_header_parse_is_the_regex_parse(text: str) -> None:
+    """``header_dict`` (split at ": " by C code, checked) answers exactly what the header
+    regex does, on any text: colons in keys or values, tabs, missing spaces, bare CR/LF."""
+    expected = dict(reversed(_HEADER_RE.findall(text)))
+    assert header_dict(text) == expected
+    lines = text.split("\r\n")
+    if text.count("\r") == text.count("\n") == len(lines) - 1:  # what crlf=True promises
+        assert header_dict(text, crlf=True) == expected
+
+
+def test_fast_header_parse_on_every_trace_message() -> None:
+    for path in TRACE_FILES:
+        for msg in frame_all(path.read_bytes(), chunk_size=4096):
+            assert msg.get("Event") == dict(msg.headers[::-1]).get("Event"), path.name
+            assert header_dict(msg.text) == dict(reversed(msg.headers)), path.name
+
+
+def test_garbage_and_command_output_in_one_read_are_each_handled_once() -> None:
+    """A chunk of CRLF frames holding the start of command output is framed by the
+    generic path; the garbage frame before it is reported once, not twice."""
+    errors: list[FrameError] = []
+    data = (
+        b"Event: A\r\n\r\n\x00garbage\r\n\r\n"
+        b"Response: Follows\r\nActionID: c\r\nline\r\n\r\nmore\r\n--END COMMAND--\r\n\r\n"
+        b"Event: B\r\n\r\n"
+    )
+    for size in (len(data), 40, 1):
+        errors.clear()
+        msgs = feed_chunked(data, size, expect_banner=False, on_error=errors.append)
+        assert [m.name for m in msgs] == ["A", "Follows", "B"], size
+        assert [e.kind for e in errors] == ["malformed"], size
