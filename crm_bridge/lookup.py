@@ -20,12 +20,15 @@ from crm_bridge.phones import DEFAULT_REGION, normalise
 from crm_bridge.profile import Profile, build_profile
 
 __all__ = [
+    "MEMBER_COLUMNS",
     "MemberSummary",
     "Profile",
     "build_profile",
+    "by_phone_select",
     "find_members_by_phone",
     "get_member_summary",
     "search_members",
+    "summaries",
 ]
 
 
@@ -60,7 +63,7 @@ class MemberSummary:
         }
 
 
-_MEMBER_COLS = (
+MEMBER_COLUMNS = (
     Member.id,
     Member.member_no,
     Member.name,
@@ -73,7 +76,8 @@ _MEMBER_COLS = (
 )
 
 
-def _summaries(rows: Iterable[Any]) -> list[MemberSummary]:
+def summaries(rows: Iterable[Any]) -> list[MemberSummary]:
+    """Rows of :data:`MEMBER_COLUMNS` + a phone number as :class:`MemberSummary` values."""
     return [
         MemberSummary(
             member_id=r[0],
@@ -102,17 +106,22 @@ def find_members_by_phone(
     e164 = normalise(raw, region)
     if e164 is None:
         return []
-    return _summaries(session.connection().execute(_phone_statement(), {"e164": e164}))
+    return summaries(session.connection().execute(_phone_statement(), {"e164": e164}))
+
+
+def by_phone_select() -> Select[Any]:
+    """The members with number ``:e164`` (unordered): :data:`MEMBER_COLUMNS` and the number,
+    rows for :func:`summaries`."""
+    return (
+        select(*MEMBER_COLUMNS, MemberPhone.e164)
+        .join(MemberPhone, MemberPhone.member_id == Member.id)
+        .where(MemberPhone.e164 == bindparam("e164"))
+    )
 
 
 @functools.cache
 def _phone_statement() -> Any:
-    return (
-        select(*_MEMBER_COLS, MemberPhone.e164)
-        .join(MemberPhone, MemberPhone.member_id == Member.id)
-        .where(MemberPhone.e164 == bindparam("e164"))
-        .order_by(Member.id)
-    )
+    return by_phone_select().order_by(Member.id)
 
 
 def _first_phone() -> Any:
@@ -127,11 +136,11 @@ def _first_phone() -> Any:
 
 
 def _with_first_phone(where: ColumnElement[bool]) -> Select[Any]:
-    return select(*_MEMBER_COLS, _first_phone()).where(where)
+    return select(*MEMBER_COLUMNS, _first_phone()).where(where)
 
 
 def get_member_summary(session: Session, member_id: int) -> MemberSummary | None:
-    rows = _summaries(session.execute(_with_first_phone(Member.id == member_id)))
+    rows = summaries(session.execute(_with_first_phone(Member.id == member_id)))
     return rows[0] if rows else None
 
 
@@ -161,7 +170,7 @@ def search_members(
                 seen.add(row.member_id)
                 found.append(row)
 
-    add(_summaries(session.execute(_with_first_phone(Member.member_no.in_({q, q.upper()})))))
+    add(summaries(session.execute(_with_first_phone(Member.member_no.in_({q, q.upper()})))))
     if len(found) < limit and any(ch.isdigit() for ch in q):
         add(find_members_by_phone(session, q, region))
     if len(found) < limit:
@@ -171,7 +180,7 @@ def search_members(
             # Let SQLite use ix_members_name: LIKE alone cannot (it is case-insensitive there).
             where = Member.name.between(q, q + "\U0010ffff") & where
         stmt = _with_first_phone(where).order_by(Member.name, Member.id).limit(limit)
-        add(_summaries(session.execute(stmt)))
+        add(summaries(session.execute(stmt)))
     if len(found) < limit:
         pattern = "%" + _escape_like(q) + "%"
         stmt = (
@@ -179,5 +188,5 @@ def search_members(
             .order_by(Member.id)
             .limit(limit + len(seen))
         )
-        add(_summaries(session.execute(stmt)))
+        add(summaries(session.execute(stmt)))
     return found

@@ -1,5 +1,6 @@
-"""The screen-pop profile: everything an agent needs about one member, in a bounded number
-of indexed queries (12, whatever the member's history size) and as plain frozen values.
+"""The screen-pop profile: everything an agent needs about one member, in one SQL statement
+(each part an indexed subquery returning JSON, see :mod:`crm_bridge.jsonrows`), whatever the
+member's history size, and as plain frozen values.
 
 ``build_profile(session, member_id, now)`` returns a :class:`Profile` (or None for an unknown
 id); ``profile.to_dict()`` is JSON-serialisable (datetimes ISO 8601 UTC, dates ISO, money as
@@ -19,9 +20,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Date, bindparam, case, func, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, aliased
 
 from crm_bridge.completeness import FILLABLE, LABELS, missing_fields
+from crm_bridge.jsonrows import RowsDecoder, json_row, json_rows
 from crm_bridge.models import (
     Agent,
     CallAttempt,
@@ -38,7 +41,13 @@ from crm_bridge.models import (
     TaskStatus,
     Tier,
 )
-from crm_bridge.segments import Lifecycle, MemberSegmentInfo, member_segment
+from crm_bridge.segments import (
+    Lifecycle,
+    MemberSegmentInfo,
+    member_statements,
+    segment_info,
+    spend_params,
+)
 
 __all__ = [
     "PROFILE_QUERY_BUDGET",
@@ -59,8 +68,8 @@ __all__ = [
     "jsonable",
 ]
 
-PROFILE_QUERY_BUDGET = 12
-"""build_profile issues at most this many SQL statements (asserted by the tests)."""
+PROFILE_QUERY_BUDGET = 1
+"""build_profile issues this many SQL statements (asserted by the tests)."""
 
 RECENT_PURCHASES = 10
 RECENT_CALLS = 10
@@ -289,86 +298,102 @@ class Profile:
 
 
 @dataclass(frozen=True)
-class _Statements:
-    member: Any
-    phones: Any
-    purchases: Any
-    inquiries: Any
-    complaints: Any
-    calls: Any
-    surveys: Any
-    ledger: Any
-    expiry: Any
-    callbacks: Any
+class _ProfileStatement:
+    stmt: Any
+    """One row: the member's columns, then each part as JSON (see :mod:`crm_bridge.jsonrows`)."""
+    parts: tuple[RowsDecoder, ...]
+    """Decoders of the JSON columns, in order: phones, purchases, inquiries, complaints,
+    calls, surveys, ledger, callbacks (rows); expiry, RFM snapshot, spend (one row each)."""
+    member_columns: int
 
 
-@functools.cache
-def _statements() -> _Statements:
-    """Every profile query, built once with bind parameters: per call only execution remains
-    (building SQLAlchemy statements costs several times more CPU than running them)."""
+@functools.lru_cache(maxsize=4)
+def _profile_statement(dialect: Dialect) -> _ProfileStatement:
+    """The whole profile as one statement for ``dialect``, built once (bind parameters ``mid``,
+    ``today`` and the spend window's bounds): per pop only execution and decoding remain."""
+    d = dialect.name
     mid: Any = bindparam("mid")
     maint = aliased(Agent)
     owner = aliased(Agent)
     call_agent = aliased(Agent)
     is_open = case((Complaint.status.in_(OPEN_COMPLAINT), 0), else_=1)
-    return _Statements(
-        member=select(
-            Member.id, Member.member_no, Member.name, Member.gender, Member.birthday, Member.email,
-            Member.email_invalid, Member.locale, Member.timezone, Member.tier, Member.points_balance,
-            Member.joined_on, Member.maintaining_agent_id, maint.code, maint.name, Member.consent_call,
-            Member.consent_sms, Member.consent_email, Member.do_not_call, Member.notes,
-            Member.last_purchase_at, Member.purchase_count, Member.city, Member.consent_recorded_at,
-        ).outerjoin(maint, maint.id == Member.maintaining_agent_id).where(Member.id == mid),
-        phones=select(MemberPhone.e164, MemberPhone.kind, MemberPhone.invalid)
-        .where(MemberPhone.member_id == mid).order_by(MemberPhone.id),
-        purchases=select(Purchase.id, Purchase.purchased_at, Purchase.amount, Purchase.currency,
-                         Purchase.category, Purchase.store, Purchase.channel)
-        .where(Purchase.member_id == mid)
-        .order_by(Purchase.purchased_at.desc(), Purchase.id.desc()).limit(RECENT_PURCHASES),
-        inquiries=select(Inquiry.id, Inquiry.created_at, Inquiry.channel, Inquiry.category,
-                         Inquiry.subject, Inquiry.status, Inquiry.agent_id)
-        .where(Inquiry.member_id == mid, Inquiry.status == InquiryStatus.OPEN)
-        .order_by(Inquiry.created_at.desc()).limit(MAX_OPEN_ITEMS),
-        complaints=select(Complaint.id, Complaint.created_at, Complaint.severity, Complaint.category,
-                          Complaint.description, Complaint.status, Complaint.owner_agent_id, owner.name,
-                          Complaint.resolution, Complaint.resolved_at)
-        .outerjoin(owner, owner.id == Complaint.owner_agent_id)
-        .where(Complaint.member_id == mid)
-        .order_by(is_open, Complaint.created_at.desc()).limit(MAX_OPEN_ITEMS),
-        calls=select(CallAttempt.id, CallAttempt.started_at, CallAttempt.direction, CallAttempt.outcome,
-                     CallAttempt.disposition, CallAttempt.agent_id, call_agent.name, CallAttempt.campaign_id,
-                     CallAttempt.notes)
-        .outerjoin(call_agent, call_agent.id == CallAttempt.agent_id)
-        .where(CallAttempt.member_id == mid)
-        .order_by(CallAttempt.started_at.desc(), CallAttempt.id.desc()).limit(RECENT_CALLS),
-        surveys=select(SurveyResponse.id, SurveyResponse.started_at, SurveyResponse.completed_at,
-                       SurveyResponse.status, SurveyResponse.csat, SurveyResponse.nps)
-        .where(SurveyResponse.member_id == mid)
-        .order_by(SurveyResponse.started_at.desc(), SurveyResponse.id.desc()).limit(RECENT_SURVEYS),
-        ledger=select(PointsLedger.occurred_at, PointsLedger.delta, PointsLedger.balance_after,
-                      PointsLedger.reason, PointsLedger.reference, PointsLedger.expires_on)
-        .where(PointsLedger.member_id == mid)
-        .order_by(PointsLedger.occurred_at.desc(), PointsLedger.id.desc()).limit(RECENT_LEDGER),
-        expiry=select(PointsLedger.expires_on, func.sum(PointsLedger.delta))
+    member_cols = (
+        Member.id, Member.member_no, Member.name, Member.gender, Member.birthday, Member.email,
+        Member.email_invalid, Member.locale, Member.timezone, Member.tier, Member.points_balance,
+        Member.joined_on, Member.maintaining_agent_id, maint.code, maint.name, Member.consent_call,
+        Member.consent_sms, Member.consent_email, Member.do_not_call, Member.notes,
+        Member.last_purchase_at, Member.purchase_count, Member.city, Member.consent_recorded_at,
+    )  # fmt: skip
+    many: list[tuple[Any, tuple[Any, ...]]] = [
+        (select(MemberPhone.e164, MemberPhone.kind, MemberPhone.invalid)
+         .where(MemberPhone.member_id == mid), (MemberPhone.id,)),
+        (select(Purchase.id, Purchase.purchased_at, Purchase.amount, Purchase.currency,
+                Purchase.category, Purchase.store, Purchase.channel)
+         .where(Purchase.member_id == mid).limit(RECENT_PURCHASES),
+         (Purchase.purchased_at.desc(), Purchase.id.desc())),
+        (select(Inquiry.id, Inquiry.created_at, Inquiry.channel, Inquiry.category,
+                Inquiry.subject, Inquiry.status, Inquiry.agent_id)
+         .where(Inquiry.member_id == mid, Inquiry.status == InquiryStatus.OPEN)
+         .limit(MAX_OPEN_ITEMS), (Inquiry.created_at.desc(),)),
+        (select(Complaint.id, Complaint.created_at, Complaint.severity, Complaint.category,
+                Complaint.description, Complaint.status, Complaint.owner_agent_id, owner.name,
+                Complaint.resolution, Complaint.resolved_at)
+         .outerjoin(owner, owner.id == Complaint.owner_agent_id)
+         .where(Complaint.member_id == mid).limit(MAX_OPEN_ITEMS),
+         (is_open, Complaint.created_at.desc())),
+        (select(CallAttempt.id, CallAttempt.started_at, CallAttempt.direction, CallAttempt.outcome,
+                CallAttempt.disposition, CallAttempt.agent_id, call_agent.name,
+                CallAttempt.campaign_id, CallAttempt.notes)
+         .outerjoin(call_agent, call_agent.id == CallAttempt.agent_id)
+         .where(CallAttempt.member_id == mid).limit(RECENT_CALLS),
+         (CallAttempt.started_at.desc(), CallAttempt.id.desc())),
+        (select(SurveyResponse.id, SurveyResponse.started_at, SurveyResponse.completed_at,
+                SurveyResponse.status, SurveyResponse.csat, SurveyResponse.nps)
+         .where(SurveyResponse.member_id == mid).limit(RECENT_SURVEYS),
+         (SurveyResponse.started_at.desc(), SurveyResponse.id.desc())),
+        (select(PointsLedger.occurred_at, PointsLedger.delta, PointsLedger.balance_after,
+                PointsLedger.reason, PointsLedger.reference, PointsLedger.expires_on)
+         .where(PointsLedger.member_id == mid).limit(RECENT_LEDGER),
+         (PointsLedger.occurred_at.desc(), PointsLedger.id.desc())),
+        (select(CallbackTask.id, CallbackTask.due_at, CallbackTask.reason, CallbackTask.agent_id,
+                CallbackTask.queue, CallbackTask.complaint_id)
+         .where(CallbackTask.member_id == mid, CallbackTask.status == TaskStatus.OPEN)
+         .limit(MAX_OPEN_ITEMS), (CallbackTask.due_at,)),
+    ]  # fmt: skip
+    snap, spend = member_statements()
+    one: list[Any] = [
+        select(PointsLedger.expires_on, func.sum(PointsLedger.delta))
         .where(PointsLedger.member_id == mid, PointsLedger.delta > 0,
                PointsLedger.expires_on >= bindparam("today", type_=Date()))
-        .group_by(PointsLedger.expires_on).order_by(PointsLedger.expires_on).limit(1),
-        callbacks=select(CallbackTask.id, CallbackTask.due_at, CallbackTask.reason, CallbackTask.agent_id,
-                         CallbackTask.queue, CallbackTask.complaint_id)
-        .where(CallbackTask.member_id == mid, CallbackTask.status == TaskStatus.OPEN)
-        .order_by(CallbackTask.due_at).limit(MAX_OPEN_ITEMS),
-    )  # fmt: skip
+        .group_by(PointsLedger.expires_on).order_by(PointsLedger.expires_on),
+        snap,
+        spend,
+    ]  # fmt: skip
+    stmt = (
+        select(
+            *member_cols,
+            *(json_rows(d, q, order).label(f"p{i}") for i, (q, order) in enumerate(many)),
+            *(json_row(d, q).label(f"r{i}") for i, q in enumerate(one)),
+        )
+        .outerjoin(maint, maint.id == Member.maintaining_agent_id)
+        .where(Member.id == mid)
+    )
+    parts = tuple(RowsDecoder(q, dialect) for q, _ in many) + tuple(
+        RowsDecoder(q, dialect, numbered=False) for q in one
+    )
+    return _ProfileStatement(stmt, parts, len(member_cols))
 
 
 def build_profile(
     session: Session, member_id: int, now: dt.datetime | None = None
 ) -> Profile | None:
-    """The screen-pop profile of one member, or None if there is no such member."""
+    """The screen-pop profile of one member (one SQL statement), or None if there is no
+    such member."""
     now = now or dt.datetime.now(dt.UTC)
-    q = _statements()
     conn = session.connection()
-    p = {"mid": member_id}
-    r = conn.execute(q.member, p).first()
+    q = _profile_statement(conn.dialect)
+    params = {"mid": member_id, "today": now.date(), **spend_params(now)}
+    r = conn.execute(q.stmt, params).first()
     if r is None:
         return None
     member = MemberInfo(
@@ -379,30 +404,28 @@ def build_profile(
         consent_email=bool(r[17]), do_not_call=bool(r[18]), notes=r[19], last_purchase_at=r[20],
         purchase_count=r[21], city=r[22], consent_recorded_at=r[23],
     )  # fmt: skip
-    phones = tuple(PhoneItem(x[0], x[1], bool(x[2])) for x in conn.execute(q.phones, p))
-    purchases = tuple(PurchaseItem(*x) for x in conn.execute(q.purchases, p))
-    inquiries = tuple(
-        InquiryItem(x[0], x[1], x[2], x[3], x[4], _v(x[5]), x[6])
-        for x in conn.execute(q.inquiries, p)
+    n = q.member_columns
+    (ph, pu, inq, co, ca, su, le, cb, exp, snap, spend) = (
+        dec.rows(r[n + i]) if i < 8 else dec.first(r[n + i]) for i, dec in enumerate(q.parts)
     )
+    phones = tuple(PhoneItem(x[0], x[1], bool(x[2])) for x in ph)
+    purchases = tuple(PurchaseItem(*x) for x in pu)
+    inquiries = tuple(InquiryItem(x[0], x[1], x[2], x[3], x[4], _v(x[5]), x[6]) for x in inq)
     complaints = tuple(
         ComplaintItem(x[0], x[1], _v(x[2]), x[3], x[4], _v(x[5]), x[6], x[7], x[8], x[9])
-        for x in conn.execute(q.complaints, p)
+        for x in co
     )
-    calls = tuple(
-        CallItem(x[0], x[1], _v(x[2]), x[3], x[4], x[5], x[6], x[7], x[8])
-        for x in conn.execute(q.calls, p)
-    )
-    surveys = tuple(SurveyScore(*x) for x in conn.execute(q.surveys, p))
-    ledger = tuple(LedgerItem(*x) for x in conn.execute(q.ledger, p))
-    expiry_row = conn.execute(q.expiry, {"mid": member_id, "today": now.date()}).first()
+    calls = tuple(CallItem(x[0], x[1], _v(x[2]), x[3], x[4], x[5], x[6], x[7], x[8]) for x in ca)
+    surveys = tuple(SurveyScore(*x) for x in su)
+    ledger = tuple(LedgerItem(*x) for x in le)
     points_expiring = None
-    if expiry_row is not None and expiry_row[0] is not None and member.points_balance > 0:
-        points_expiring = PointsExpiry(
-            expiry_row[0], min(int(expiry_row[1]), member.points_balance)
-        )
-    callbacks = tuple(CallbackItem(*x) for x in conn.execute(q.callbacks, p))
-    segment = member_segment(session, member_id, now, member.joined_on, member.last_purchase_at)
+    if exp is not None and exp[0] is not None and member.points_balance > 0:
+        points_expiring = PointsExpiry(exp[0], min(int(exp[1]), member.points_balance))
+    callbacks = tuple(CallbackItem(*x) for x in cb)
+    segment = segment_info(
+        snap, spend if spend is not None else (0, 0), now, member.joined_on,
+        member.last_purchase_at,
+    )  # fmt: skip
     profile = Profile(
         member=member, phones=phones, purchases=purchases, open_inquiries=inquiries,
         complaints=complaints, calls=calls, surveys=surveys, ledger=ledger,

@@ -62,10 +62,12 @@ __all__ = [
     "is_declining",
     "lifecycle_counts",
     "lifecycle_expr",
-    "member_segment",
+    "member_statements",
     "members_in_lifecycle",
     "refresh_rfm",
     "rfm_scores",
+    "segment_info",
+    "spend_params",
 ]
 
 NEW_DAYS = 30
@@ -324,8 +326,10 @@ def refresh_rfm(session: Session, now: dt.datetime, period_days: int = RFM_PERIO
 
 
 @functools.cache
-def _member_statements() -> tuple[Any, Any]:
-    """The single-member queries, built once (bind parameters, no per-call SQL construction)."""
+def member_statements() -> tuple[Any, Any]:
+    """One member's segment queries (bind ``mid``; the spend query also ``t_mid``, ``t_start``,
+    ``t_now``, see :func:`spend_params`), built once: the RFM snapshot row and the 180-day
+    spend. The screen-pop profile runs them as parts of its single statement."""
     snap = select(MemberSegment.r_score, MemberSegment.f_score, MemberSegment.m_score,
                   MemberSegment.computed_at).where(MemberSegment.member_id == bindparam("mid"))  # fmt: skip
     t_mid = bindparam("t_mid", type_=UTCDateTime())
@@ -343,21 +347,20 @@ def _member_statements() -> tuple[Any, Any]:
     return snap, spend
 
 
-def member_segment(
-    session: Session,
-    member_id: int,
+def spend_params(now: dt.datetime) -> dict[str, dt.datetime]:
+    """The spend query's time bounds at ``now``."""
+    mid, start = _spend_windows(now)
+    return {"t_mid": mid, "t_start": start, "t_now": now}
+
+
+def segment_info(
+    snap: Any,
+    spend: Any,
     now: dt.datetime,
     joined_on: dt.date,
     last_purchase_at: dt.datetime | None,
 ) -> MemberSegmentInfo:
-    """One member's segment in two indexed queries (RFM snapshot row + 180-day spend)."""
-    snap_stmt, spend_stmt = _member_statements()
-    conn = session.connection()
-    snap = conn.execute(snap_stmt, {"mid": member_id}).first()
-    mid, start = _spend_windows(now)
-    spend = conn.execute(
-        spend_stmt, {"mid": member_id, "t_mid": mid, "t_start": start, "t_now": now}
-    ).one()
+    """One member's segment from the rows of :func:`member_statements` (pure)."""
     spend_last, spend_prev = Decimal(spend[0] or 0), Decimal(spend[1] or 0)
     days = None if last_purchase_at is None else (now - last_purchase_at).days
     return MemberSegmentInfo(

@@ -9,12 +9,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from crm_bridge.lookup import find_members_by_phone, get_member_summary, search_members
+from crm_bridge.lookup import get_member_summary, search_members
 from crm_bridge.profile import build_profile
-
-
-def find_members(s: Session, raw: str, region: str, limit: int = 20) -> list[dict[str, Any]]:
-    return [m.to_dict() for m in find_members_by_phone(s, raw, region)[:limit]]
 
 
 def summary(s: Session, member_id: int) -> dict[str, Any] | None:

@@ -150,7 +150,7 @@ def test_profile_bounded_queries_and_content(engine: Engine, n_history: int) -> 
     with count_queries(engine) as seen, session_scope(engine) as s:
         p = build_profile(s, member_id, NOW)
     assert p is not None
-    assert len(seen) <= PROFILE_QUERY_BUDGET, seen
+    assert len(seen) == PROFILE_QUERY_BUDGET, seen
     assert p.member.name == "李伟" and p.member.tier == "Gold"
     assert [ph.e164 for ph in p.phones] == [CN, "+85291234567"]
     assert len(p.purchases) == min(n_history, 10)
@@ -172,6 +172,31 @@ def test_profile_bounded_queries_and_content(engine: Engine, n_history: int) -> 
     assert "100 days" in dormant.text
     payload = json.dumps(p.to_dict(), ensure_ascii=False)
     assert "李伟" in payload and '"tier": "Gold"' in payload
+
+
+def test_profile_values_are_typed_alike_on_every_database(engine: Engine) -> None:
+    """The one-statement profile reads its parts as JSON: each value must come back exactly as
+    the column's type gives it when selected directly (money with its two places, aware UTC
+    times, dates, booleans, enums), on SQLite and PostgreSQL alike."""
+    member_id = _rich_member(engine, 2)
+    with session_scope(engine) as s:
+        d = build_profile(s, member_id, NOW).to_dict()  # type: ignore[union-attr]
+    assert d["member"]["birthday"] == "1990-11-25" and d["member"]["email_invalid"] is False
+    assert d["phones"] == [
+        {"e164": CN, "kind": "mobile", "invalid": False},
+        {"e164": "+85291234567", "kind": "mobile", "invalid": False},
+    ]
+    newest = NOW - dt.timedelta(days=100)
+    assert d["purchases"][0]["amount"] == "50.00"
+    assert d["purchases"][0]["purchased_at"] == newest.isoformat().replace("+00:00", "Z")
+    assert [c["direction"] for c in d["calls"]] == ["inbound", "inbound"]
+    assert d["calls"][0]["agent_name"] == "王芳"
+    assert d["complaints"][0]["status"] == "open" and d["complaints"][1]["status"] == "resolved"
+    assert d["surveys"][0]["csat"] == 1 and d["surveys"][0]["completed_at"] is None
+    assert d["ledger"][0]["expires_on"] == "2027-01-31" and d["ledger"][0]["delta"] == 10
+    assert d["points_expiring"] == {"expires_on": "2027-01-31", "points": 20}
+    assert len(d["callbacks"]) == 2 and d["callbacks"][0]["due_at"].endswith("Z")
+    assert d["segment"]["spend_last_90"] == "0" and d["segment"]["spend_prev_90"] == "100.00"
 
 
 def test_profile_unknown_member_and_declining_spend(engine: Engine) -> None:

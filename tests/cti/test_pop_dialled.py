@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from crm_bridge.db import session_scope
 from crm_bridge.models import CallAttempt, Direction, Member, MemberPhone
@@ -38,3 +38,36 @@ def test_dialler_call_pops_the_dialled_member(engine: Engine) -> None:
         assert build_pop(s, "013912345678", "", "CN", call_id="1795349443.9").member_ids == [
             member_id
         ]
+
+
+def test_a_pop_takes_two_statements_at_most(engine: Engine) -> None:
+    """Who is calling (hotline leg, dialled attempt, members with the number) is one
+    statement; the profile of the one member found is the second."""
+    with session_scope(engine) as s:
+        for no, number in (
+            ("P1", "+8613911110000"),
+            ("P2", "+8613922220000"),
+            ("P3", "+8613922220000"),
+        ):
+            m = Member(member_no=no, name=no, joined_on=dt.date(2024, 5, 1))
+            m.phones.append(MemberPhone(e164=number))
+            s.add(m)
+    seen: list[str] = []
+
+    def before(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        for number, kind, statements in (
+            ("013911110000", "member", 2),
+            ("013922220000", "chooser", 1),
+            ("013933330000", "unknown", 1),
+            ("<unknown>", "unknown", 1),
+        ):
+            seen.clear()
+            with session_scope(engine) as s:
+                assert build_pop(s, number, "", "CN", call_id="1795349443.1").kind == kind
+            assert len(seen) == statements, (number, seen)
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
