@@ -35,6 +35,7 @@ from cti.hub import HubServer, HubSettings
 from cti.pbxsim import PbxSimulator, Scenario
 from cti.tracker import Tracker
 from dialer.runner import CampaignRunner, RunnerSettings
+from memberline.agentbot import AgentBot
 from memberline.stack import attach_runner, connect_hub
 
 __all__ = [
@@ -49,7 +50,10 @@ __all__ = [
     "pbx_simulator",
     "runner_on_hub",
     "runner_on_pbx",
+    "serve_config",
     "shifted_clock",
+    "start_bots",
+    "stop_bots",
     "wait_until",
 ]
 
@@ -248,3 +252,54 @@ class ServeProcess:
             await asyncio.wait_for(self.proc.wait(), 30)
         except TimeoutError:
             await self.kill()
+
+
+def serve_config(
+    path: Path, *, database_url: str, ami_port: int, hub_port: int, extra: str = ""
+) -> Path:
+    """Write a ``memberline serve`` config for a loopback run: the database, the simulator's
+    AMI port, the hub's port, FastAGI and webhooks on any free port; ``extra``: more TOML."""
+    path.write_text(
+        f'[database]\nurl = "{database_url}"\n[ami]\nport = {ami_port}\n'
+        f"[hub]\nport = {hub_port}\n[agi]\nport = 0\n[messaging]\nwebhook_port = 0\n{extra}",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def start_bots(
+    port: int,
+    codes: tuple[str, ...],
+    password: str,
+    *,
+    within: float = 30.0,
+    prepare: Callable[[AgentBot], None] | None = None,
+    **options: Any,
+) -> list[AgentBot]:
+    """Log simulated agents (:class:`memberline.agentbot.AgentBot`, the real hub protocol)
+    in to the hub on ``port``, retrying while the hub is still starting (bounded by
+    ``within``); ``prepare`` sees each bot before it connects; ``options``: AgentBot's."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    bots = []
+    for i, code in enumerate(codes):
+        bot = AgentBot("127.0.0.1", port, code, password, seed=i, **options)
+        if prepare is not None:
+            prepare(bot)
+        while True:
+            try:
+                await bot.start()
+                break
+            except OSError:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+        bots.append(bot)
+    return bots
+
+
+async def stop_bots(bots: list[AgentBot], within: float = 5.0) -> None:
+    """Stop the bots; one whose hub was killed under it is let go (bounded)."""
+    for bot in bots:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(bot.stop(), within)

@@ -11,10 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
-import os
-import signal
-import socket
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,8 +29,17 @@ from crm_bridge.models import (
     MemberPhone,
     Role,
 )
-from cti.pbxsim import AgentSpec, Dist, OutboundSpec, PbxSimulator, QueueSpec, Scenario
+from cti.pbxsim import AgentSpec, Dist, OutboundSpec, QueueSpec, Scenario
 from memberline.agentbot import AgentBot
+from memberline.testing import (
+    AMI_USER,
+    ServeProcess,
+    free_port,
+    pbx_simulator,
+    serve_config,
+    start_bots,
+    stop_bots,
+)
 from tests.dialer.support import add_campaign
 
 pytestmark = [pytest.mark.e2e]
@@ -79,39 +84,6 @@ def _seed(url: str) -> int:
         cid = c.id
     engine.dispose()
     return cid
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _start_serve(conf: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "MEMBERLINE_AMI_SECRET": AMI_SECRET}
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "memberline", "serve", "--config", str(conf), "--hub-name", "hub-k",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env,
-    )  # fmt: skip
-
-
-async def _bots(port: int) -> list[AgentBot]:
-    bots = [
-        AgentBot("127.0.0.1", port, code, "pw-sigkill", wrap_s=(0.3, 0.1), seed=i)
-        for i, code in enumerate(AGENTS)
-    ]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    for bot in bots:
-        while True:
-            try:
-                await bot.start()
-                break
-            except OSError:
-                if loop.time() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
-    return bots
 
 
 def _attempts(url: str) -> list[tuple[str, str | None]]:
@@ -159,46 +131,41 @@ async def test_sigkill_mid_campaign_never_dials_an_attempt_twice(
             talk_time=Dist("fixed", 30.0),
         ),
     )
-    sim = PbxSimulator(scenario, ami_users={"memberline": AMI_SECRET}, auth_fail_delay=0.05)
-    await sim.start("127.0.0.1", 0)
-    hub_port = _free_port()
-    conf = tmp_path / "memberline.toml"
-    conf.write_text(
-        f'[database]\nurl = "{sqlite_url}"\n[ami]\nport = {sim.port}\n[hub]\nport = {hub_port}\n'
-        "[agi]\nport = 0\n[messaging]\nwebhook_port = 0\n"
-        "[calling]\nretry_busy_s = 1\nretry_no_answer_s = 1\nmax_attempts = 2\n",
-        encoding="utf-8",
-    )
-    proc = await _start_serve(conf)
-    bots: list[AgentBot] = []
-    try:
-        bots = await _bots(hub_port)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 40
-        while sim.stats.calls_originated < 6:
-            assert loop.time() < deadline, "the campaign never started dialling"
-            await asyncio.sleep(0.1)
-        proc.kill()  # SIGKILL: no cleanup of any kind
-        await proc.wait()
-        for bot in bots:
-            await bot.stop()
-        killed_at = sim.stats.calls_originated
+    async with pbx_simulator(scenario, users={AMI_USER: AMI_SECRET}, auth_fail_delay=0.05) as sim:
+        hub_port = free_port()
+        conf = serve_config(
+            tmp_path / "memberline.toml",
+            database_url=sqlite_url,
+            ami_port=sim.port,
+            hub_port=hub_port,
+            extra="[calling]\nretry_busy_s = 1\nretry_no_answer_s = 1\nmax_attempts = 2\n",
+        )
+        serve = ServeProcess(conf, hub_name="hub-k", env={"MEMBERLINE_AMI_SECRET": AMI_SECRET})
+        await serve.start()
+        bots: list[AgentBot] = []
+        try:
+            bots = await start_bots(hub_port, AGENTS, "pw-sigkill", wrap_s=(0.3, 0.1))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 40
+            while sim.stats.calls_originated < 6:
+                assert loop.time() < deadline, "the campaign never started dialling"
+                await asyncio.sleep(0.1)
+            await serve.kill()  # SIGKILL: no cleanup of any kind
+            await stop_bots(bots)
+            killed_at = sim.stats.calls_originated
 
-        proc = await _start_serve(conf)
-        bots = await _bots(hub_port)
-        deadline = loop.time() + 90
-        while not (
-            _entries_settled(sqlite_url) and all(o is not None for _, o in _attempts(sqlite_url))
-        ):
-            assert loop.time() < deadline, "the campaign did not finish after the restart"
-            await asyncio.sleep(0.5)
-    finally:
-        for bot in bots:
-            await bot.stop()
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(proc.wait(), 30)
-        await sim.stop()
+            await serve.start()
+            bots = await start_bots(hub_port, AGENTS, "pw-sigkill", wrap_s=(0.3, 0.1))
+            deadline = loop.time() + 90
+            while not (
+                _entries_settled(sqlite_url)
+                and all(o is not None for _, o in _attempts(sqlite_url))
+            ):
+                assert loop.time() < deadline, "the campaign did not finish after the restart"
+                await asyncio.sleep(0.5)
+        finally:
+            await stop_bots(bots)
+            await serve.stop()
 
     originated = collections.Counter(
         m.get("Uniqueid") for m in sim.events if m.name == "OriginateResponse"

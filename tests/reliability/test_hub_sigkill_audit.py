@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import random
-import signal
-import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +24,15 @@ from crm_bridge.db import make_engine, session_scope
 from crm_bridge.models import Agent, AuditLog, CallAttempt, Member, MemberPhone, Role
 from cti.pbxsim import AgentSpec, Dist, PbxSimulator, QueueSpec, Scenario
 from memberline.agentbot import AgentBot
+from memberline.testing import (
+    AMI_USER,
+    ServeProcess,
+    free_port,
+    pbx_simulator,
+    serve_config,
+    start_bots,
+    stop_bots,
+)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -50,20 +55,6 @@ def _seed(url: str) -> None:
     engine.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _start_serve(conf: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "MEMBERLINE_AMI_SECRET": AMI_SECRET}
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "memberline", "serve", "--config", str(conf), "--hub-name", "hub-a",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env,
-    )  # fmt: skip
-
-
 class PopSpy:
     """Every screen pop that reached a bot console: (agent code, call id)."""
 
@@ -82,30 +73,7 @@ class PopSpy:
 
 
 async def _bots(port: int, spy: PopSpy) -> list[AgentBot]:
-    bots = []
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    for i, code in enumerate(AGENTS):
-        bot = AgentBot("127.0.0.1", port, code, "pw-audit", wrap_s=(0.2, 0.1), seed=i)
-        spy.attach(bot)
-        while True:
-            try:
-                await bot.start()
-                break
-            except OSError:
-                if loop.time() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
-        bots.append(bot)
-    return bots
-
-
-async def _stop_bots(bots: list[AgentBot]) -> None:
-    for bot in bots:
-        try:
-            await asyncio.wait_for(bot.stop(), 5)
-        except Exception:  # the hub under it was killed
-            pass
+    return await start_bots(port, AGENTS, "pw-audit", prepare=spy.attach, wrap_s=(0.2, 0.1))
 
 
 async def _traffic(sim: PbxSimulator, rng: random.Random, stop: asyncio.Event) -> None:
@@ -146,52 +114,48 @@ async def test_sigkill_during_pops_and_wrapups_loses_no_audit_and_no_call_row(
             AgentSpec(a, ring_time=Dist("fixed", 0.6), talk_time=Dist("fixed", 2.0)) for a in AGENTS
         ),
     )
-    sim = PbxSimulator(scenario, ami_users={"memberline": AMI_SECRET}, auth_fail_delay=0.05)
-    await sim.start("127.0.0.1", 0)
-    hub_port = _free_port()
-    conf = tmp_path / "memberline.toml"
-    conf.write_text(
-        f'[database]\nurl = "{sqlite_url}"\n[ami]\nport = {sim.port}\n[hub]\nport = {hub_port}\n'
-        "[agi]\nport = 0\n[messaging]\nwebhook_port = 0\n",
-        encoding="utf-8",
-    )
     rng = random.Random(20261204)
     spy = PopSpy()
     stop = asyncio.Event()
     traffic: asyncio.Task[None] | None = None
-    proc = await _start_serve(conf)
     bots: list[AgentBot] = []
     kills = 0
-    try:
-        bots = await _bots(hub_port, spy)
-        traffic = asyncio.create_task(_traffic(sim, rng, stop))
-        loop = asyncio.get_running_loop()
-        for _ in range(3):
-            before = len(spy.seen)
-            deadline = loop.time() + 30
-            while len(spy.seen) < before + 3:  # pops (and so wrap-ups) are under way
-                assert loop.time() < deadline, "no pops reached the consoles"
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(rng.uniform(0.0, 1.5))  # a random point of the traffic
-            proc.kill()  # SIGKILL: no cleanup of any kind
-            await proc.wait()
-            kills += 1
-            await _stop_bots(bots)
-            proc = await _start_serve(conf)
+    async with pbx_simulator(scenario, users={AMI_USER: AMI_SECRET}, auth_fail_delay=0.05) as sim:
+        hub_port = free_port()
+        conf = serve_config(
+            tmp_path / "memberline.toml",
+            database_url=sqlite_url,
+            ami_port=sim.port,
+            hub_port=hub_port,
+        )
+        serve = ServeProcess(conf, hub_name="hub-a", env={"MEMBERLINE_AMI_SECRET": AMI_SECRET})
+        await serve.start()
+        try:
             bots = await _bots(hub_port, spy)
-        await asyncio.sleep(2.0)
-        stop.set()
-        await traffic
-        await asyncio.sleep(2.0)
-    finally:
-        stop.set()
-        if traffic is not None and not traffic.done():
-            traffic.cancel()
-        await _stop_bots(bots)
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(proc.wait(), 30)
-        await sim.stop()
+            traffic = asyncio.create_task(_traffic(sim, rng, stop))
+            loop = asyncio.get_running_loop()
+            for _ in range(3):
+                before = len(spy.seen)
+                deadline = loop.time() + 30
+                while len(spy.seen) < before + 3:  # pops (and so wrap-ups) are under way
+                    assert loop.time() < deadline, "no pops reached the consoles"
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(rng.uniform(0.0, 1.5))  # a random point of the traffic
+                await serve.kill()  # SIGKILL: no cleanup of any kind
+                kills += 1
+                await stop_bots(bots)
+                await serve.start()
+                bots = await _bots(hub_port, spy)
+            await asyncio.sleep(2.0)
+            stop.set()
+            await traffic
+            await asyncio.sleep(2.0)
+        finally:
+            stop.set()
+            if traffic is not None and not traffic.done():
+                traffic.cancel()
+            await stop_bots(bots)
+            await serve.stop()
 
     assert kills == 3
     audits, keys = _stored(sqlite_url)
