@@ -40,7 +40,10 @@ def test_headless_demo_runs_end_to_end_and_logs_no_secret(tmp_path: Path) -> Non
     assert all(n > 0 for part in summary["held_back"].values() for n in part.values())
     assert summary["time_zones"]["members_open_share"] >= 0.45  # any hour: see test_demo_regions
     wrap_lines = [line for line in err.splitlines() if "wrap" in line.lower()]
-    assert summary["unfinished_wrapups"] == {"total": 0, "by_agent": {}}, (summary, wrap_lines[-30:])
+    assert summary["unfinished_wrapups"] == {"total": 0, "by_agent": {}}, (
+        summary,
+        wrap_lines[-30:],
+    )
     # Secrets: the AMI secret, the SMS provider token and the SMTP/console passwords never appear.
     for secret in (AMI_SECRET, "sink-token"):
         assert secret not in err, f"secret {secret!r} leaked into the logs"
