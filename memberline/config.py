@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
+from cti.hub.settings import HubSettings
+
 __all__ = [
     "AmiConfig",
     "CallingConfig",
@@ -70,11 +72,17 @@ class Secret:
         return hash(self._value)
 
 
+_HUB = HubSettings()
+"""The hub's own defaults: every setting the hub shares with this file (same name) takes its
+default from :class:`cti.hub.settings.HubSettings`, and :func:`memberline.stack.hub_settings`
+maps the loaded values back by name, so the two are written once."""
+
+
 @dataclass(frozen=True)
 class DatabaseConfig:
     url: str = "sqlite:///memberline.db"
     """Any SQLAlchemy URL. SQLite file by default; ``postgresql+psycopg://…`` in production."""
-    default_region: str = "CN"
+    default_region: str = _HUB.default_region
     """Region used to parse national-format phone numbers (phonenumbers region code)."""
 
 
@@ -84,42 +92,42 @@ class AmiConfig:
     port: int = 5038
     username: str = "memberline"
     secret: Secret = field(default_factory=lambda: Secret(""))
-    action_timeout_s: float = 5.0
+    action_timeout_s: float = _HUB.action_timeout_s
     ping_interval_s: float = 10.0
     reconnect_max_s: float = 60.0
-    queue: str = "members"
+    queue: str = _HUB.queue
     """The inbound queue agents log in to."""
-    agent_interface: str = "Local/{extension}@agents/n"
+    agent_interface: str = _HUB.agent_interface
     """How an agent's extension becomes a queue-member interface."""
-    agent_context: str = "agents"
+    agent_context: str = _HUB.agent_context
     """Dialplan context used to ring an agent first for click-to-dial."""
-    outbound_context: str = "outbound"
+    outbound_context: str = _HUB.outbound_context
     """Dialplan context for member legs of click-to-dial and campaigns."""
     trunk: str = "Local/{number}@members-out/n"
     """Dial string template for calling a member's number."""
-    transfer_context: str = "agents"
+    transfer_context: str = _HUB.transfer_context
     """Dialplan context a blind transfer's target extension is dialled in."""
     campaign_context: str = "campaign"
     """Where answered dialer calls go: ``Queue(<queue>,,,,2)`` then the safe-harbour message."""
     survey_context: str = "surveys"
     """Where answered IVR-campaign calls go: exten = survey name, runs the survey FastAGI."""
-    maintainer_queue: str = "maintainers"
+    maintainer_queue: str = _HUB.maintainer_queue
     """Queue agents also join with their id as penalty: a known caller's maintaining agent
     rings there first (docs/asterisk). Empty: no maintainer-first routing."""
-    maintainer_ring_s: float = 15.0
+    maintainer_ring_s: float = _HUB.maintainer_ring_s
     """Seconds the maintaining agent rings before the call goes to the queue."""
 
 
 @dataclass(frozen=True)
 class HubConfig:
-    bind: str = "127.0.0.1"
-    port: int = 7070
-    tls_cert: str = ""
-    tls_key: str = ""
-    max_message_bytes: int = 1_048_576
-    login_attempts_per_minute: int = 5
+    bind: str = _HUB.bind
+    port: int = _HUB.port
+    tls_cert: str = _HUB.tls_cert
+    tls_key: str = _HUB.tls_key
+    max_message_bytes: int = _HUB.max_message_bytes
+    login_attempts_per_minute: int = _HUB.login_attempts_per_minute
     """Failed logins per agent account per minute before that account is locked."""
-    login_attempts_per_address_per_minute: int = 30
+    login_attempts_per_address_per_minute: int = _HUB.login_attempts_per_address_per_minute
     """Failed logins from one address per minute before the address is locked."""
 
 
@@ -127,7 +135,7 @@ class HubConfig:
 class CallingConfig:
     window_start: str = "09:00"
     window_end: str = "21:00"
-    abandon_cap: float = 0.03
+    abandon_cap: float = _HUB.abandon_cap
     safe_harbour_prompt: str = "memberline/safe-harbour"
     """The prompt (in Asterisk's sounds folder, no extension) played to an abandoned campaign
     call: the business name and a callback number (``memberline prompts render``)."""
@@ -136,17 +144,8 @@ class CallingConfig:
     business_name_zh: str = "会员服务中心"
     callback_number: str = "4000"
     """The number the safe-harbour message gives members to call back."""
-    pause_reasons: tuple[str, ...] = ("break", "lunch", "training", "meeting", "admin")
-    dispositions: tuple[tuple[str, str], ...] = (
-        ("s", "satisfied"),
-        ("f", "follow-up"),
-        ("c", "complaint"),
-        ("i", "inquiry"),
-        ("n", "not-interested"),
-        ("w", "wrong-number"),
-        ("v", "voicemail"),
-        ("d", "do-not-call"),
-    )
+    pause_reasons: tuple[str, ...] = _HUB.pause_reasons
+    dispositions: tuple[tuple[str, str], ...] = _HUB.dispositions
     """(hotkey, code) pairs shown in the console's disposition picker. Two codes act as
     well as record: ``do-not-call`` puts the member on the do-not-call list and
     ``wrong-number`` flags the call's number invalid (crm_bridge.optout), both audited."""
@@ -157,13 +156,13 @@ class CallingConfig:
     retry_failed_s: int = 86400
     no_redial_after_abandon_s: int = 72 * 3600
     max_attempts_per_member_per_day: int = 2
-    postcall_survey_queues: tuple[str, ...] = ()
+    postcall_survey_queues: tuple[str, ...] = _HUB.postcall_survey_queues
     """Queues whose callers are transferred into the satisfaction survey when the agent hangs up."""
-    wrapup_max_s: float = 60.0
+    wrapup_max_s: float = _HUB.wrapup_max_s
     """After-call work: the hub keeps an agent paused (reason ``wrap-up``) this long at most
     waiting for the disposition, then makes them available and lists the call as unfinished;
     0 = until the disposition is saved. A campaign's ``settings.wrapup_max_s`` overrides it."""
-    wrapup_max_by_queue: tuple[tuple[str, float], ...] = ()
+    wrapup_max_by_queue: tuple[tuple[str, float], ...] = _HUB.wrapup_max_by_queue
     """Per-queue maxima, e.g. ``[["members", 90], ["support", 0]]``."""
     shift_hours: float = 8.0
     """An unfinished call older than this is flagged on the supervisor's screen."""
@@ -201,20 +200,11 @@ class MessagingConfig:
 class CareConfig:
     """The member-care plan: win-back reasons, regular-member lists, greetings."""
 
-    winback_reasons: tuple[tuple[str, str, str], ...] = (
-        ("quality", "Product quality", "商品质量"),
-        ("service", "Service", "服务"),
-        ("price", "Price", "价格"),
-        ("moved", "Moved away", "搬家"),
-        ("elsewhere", "Buys elsewhere", "在别处购买"),
-        ("busy", "Travelling / busy", "出差 / 忙"),
-        ("no-need", "No need now", "暂无需要"),
-        ("other", "Other (write a note)", "其他（请写备注）"),
-    )
+    winback_reasons: tuple[tuple[str, str, str], ...] = _HUB.winback_reasons
     """(code, English label, Chinese label): the reasons a win-back call ends with. The
     console asks for one at the wrap-up of an answered win-back call; the hub refuses the
     wrap-up without one. Codes listed in ``reasons_needing_note`` also need the notes."""
-    reasons_needing_note: tuple[str, ...] = ("other",)
+    reasons_needing_note: tuple[str, ...] = _HUB.reasons_needing_note
     spend_decline_share: float = 0.4
     """``spend_decline`` lists members whose purchase count or amount over the last 90 days
     is down by at least this share against their own average 90 days of the 12 months before."""

@@ -94,37 +94,28 @@ log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------ config -> parameters
+_HUB_FROM = ("database", "ami", "calling", "care", "hub")
+"""The config sections whose same-named fields are the hub's settings (later ones win:
+``hub.port`` is the hub's port, not ``ami.port``)."""
+_NOT_THE_HUBS = {("ami", "port"), ("ami", "survey_context")}
+"""Same name, another job: the PBX's AMI port; the dialplan context of IVR campaign calls
+(the hub's ``survey_context`` is the post-call survey's, and is not configured)."""
+
+
 def hub_settings(config: Config, **overrides: Any) -> HubSettings:
-    """Map the configuration onto the hub's own parameters."""
-    h, a, c = config.hub, config.ami, config.calling
-    settings = HubSettings(
-        bind=h.bind,
-        port=h.port,
-        tls_cert=h.tls_cert,
-        tls_key=h.tls_key,
-        max_message_bytes=h.max_message_bytes,
-        login_attempts_per_minute=h.login_attempts_per_minute,
-        login_attempts_per_address_per_minute=h.login_attempts_per_address_per_minute,
-        queue=a.queue,
-        agent_interface=a.agent_interface,
-        agent_context=a.agent_context,
-        outbound_context=a.outbound_context,
-        action_timeout_s=a.action_timeout_s,
-        default_region=config.database.default_region,
-        pause_reasons=c.pause_reasons,
-        dispositions=c.dispositions,
-        winback_reasons=config.care.winback_reasons,
-        reasons_needing_note=config.care.reasons_needing_note,
-        abandon_cap=c.abandon_cap,
-        transfer_context=a.transfer_context,
-        postcall_survey_queues=c.postcall_survey_queues,
-        maintainer_queue=a.maintainer_queue,
-        maintainer_ring_s=a.maintainer_ring_s,
-        wrapup_max_s=c.wrapup_max_s,
-        wrapup_max_by_queue=c.wrapup_max_by_queue,
-        shift_s=c.shift_hours * 3600.0,
-    )
-    return dataclasses.replace(settings, **overrides) if overrides else settings
+    """The hub's parameters from the configuration: every :class:`HubSettings` field that a
+    config section has under the same name (``memberline.config`` takes those fields'
+    defaults from ``HubSettings``), plus ``shift_s`` from ``calling.shift_hours``."""
+    names = {f.name for f in dataclasses.fields(HubSettings)}
+    values: dict[str, Any] = {}
+    for section_name in _HUB_FROM:
+        section = getattr(config, section_name)
+        for f in dataclasses.fields(section):
+            if f.name in names and (section_name, f.name) not in _NOT_THE_HUBS:
+                values[f.name] = getattr(section, f.name)
+    values["shift_s"] = config.calling.shift_hours * 3600.0
+    values.update(overrides)
+    return HubSettings(**values)
 
 
 def ami_client(config: Config) -> AmiClient:

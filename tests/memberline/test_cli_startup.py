@@ -33,9 +33,17 @@ HEAVY = {
 """Third-party packages that building the parser must not import (by top-level name)."""
 
 PROJECT = {"crm_bridge", "cti", "dialer", "surveys", "agent_tui"}
-ALLOWED_PROJECT = {"dialer", "dialer.sim", "dialer.sim.scenario"}
+ALLOWED_PROJECT = {
+    "dialer",
+    "dialer.sim",
+    "dialer.sim.scenario",
+    "cti",
+    "cti.hub",
+    "cti.hub.settings",
+}
 """The only domain modules allowed: ``memberline bench dialer --help`` lists the shipped
-scenarios (stdlib-only: tomllib and the scenario files)."""
+scenarios (stdlib-only: tomllib and the scenario files); ``memberline.config`` takes the hub's
+defaults from ``cti.hub.settings`` (plain dataclass; ``cti.hub`` loads its server lazily)."""
 
 _SCRIPT = """
 import json, sys

@@ -106,3 +106,25 @@ def test_wrapup_maxima_reach_the_hub(tmp_path: Path) -> None:
     f.write_text("[calling]\nwrapup_max_s = -1\n")
     with pytest.raises(ConfigError, match="wrapup_max_s"):
         load_config(f, env={})
+
+
+def test_hub_settings_come_from_the_config_by_name(tmp_path: Path) -> None:
+    """One set of defaults, one mapping: every hub setting the config has is read from it."""
+    import dataclasses
+
+    from cti.hub.settings import HubSettings
+    from memberline.config import Config
+    from memberline.stack import hub_settings
+
+    assert hub_settings(Config()) == HubSettings()
+    f = tmp_path / "m.toml"
+    f.write_text(
+        '[ami]\nport = 5999\nqueue = "vip"\nsurvey_context = "ivr"\n[hub]\nport = 7171\n'
+        '[calling]\npause_reasons = ["tea"]\n[care]\nreasons_needing_note = []\n'
+    )
+    s = hub_settings(load_config(f, env={}))
+    assert (s.port, s.queue, s.pause_reasons, s.reasons_needing_note) == (7171, "vip", ("tea",), ())
+    assert (
+        s.survey_context == HubSettings().survey_context
+    )  # the IVR campaigns' context is not the hub's
+    assert dataclasses.replace(s, port=0).port == 0
