@@ -17,11 +17,13 @@ The channel's ``agi_uniqueid`` is the response's idempotency key. Prompts are pl
 the layout ``memberline surveys prompts`` writes). After the survey the channel variables
 ``SURVEY_STATUS`` (complete | partial) and ``SURVEY_RESPONSE_ID`` are set.
 
-Built on :class:`panoramisk.fast_agi.Application` (async routes only), hardened: the header
-block is read with a size and time limit (panoramisk spins forever on an early EOF), routes
-match the script path without its query string, and replies are read by
-:class:`SurveyAgiRequest`, which skips the unprompted ``HANGUP`` line instead of taking it as
-the next reply and keeps the ``(timeout)`` marker.
+Our own FastAGI server, not panoramisk's (``docs/ami.md`` says why, part by part): the
+header block is read with a size and time limit (panoramisk's handler spins forever on an
+early EOF), routes match the script path without its query string and must be async, the
+socket is closed after every dialog, and replies are read by :class:`SurveyAgiRequest`,
+which skips the unprompted ``HANGUP`` line instead of taking it as the next reply and keeps
+the ``(timeout)`` marker. panoramisk's ``send_command`` result shape is kept for the routes
+(:meth:`SurveyAgiRequest.send_command`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-from panoramisk.fast_agi import Application, Request
 
 from surveys.agi_wire import AgiReply, AgiRequestInfo, parse_headers, parse_reply
 from surveys.definitions import Prompt, Question
@@ -58,12 +58,12 @@ class ChannelHungUp(Exception):
     """The channel hung up (HANGUP line, 511 on a dead channel, or the socket closed)."""
 
 
-class SurveyAgiRequest(Request):
-    """A FastAGI request whose replies are read correctly after a hang-up."""
+class SurveyAgiRequest:
+    """One FastAGI dialog: its request headers, and replies read correctly after a hang-up."""
 
     def __init__(
         self,
-        app: Application,
+        app: SurveyAgiApplication,
         info: AgiRequestInfo,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
@@ -71,7 +71,11 @@ class SurveyAgiRequest(Request):
         encoding: str = "utf-8",
         reply_timeout_s: float = 120.0,
     ) -> None:
-        super().__init__(app, info.headers, reader, writer, encoding)
+        self.app = app
+        self.headers = info.headers
+        self.reader = reader
+        self.writer = writer
+        self.encoding = encoding
         self.info = info
         self.reply_timeout_s = reply_timeout_s
         self.hung_up = False
@@ -165,8 +169,9 @@ def _quote(value: str) -> str:
 Route = Callable[[SurveyAgiRequest], Awaitable[None]]
 
 
-class SurveyAgiApplication(Application):
-    """panoramisk's FastAGI Application with a bounded, EOF-safe connection handler."""
+class SurveyAgiApplication:
+    """The FastAGI routes and the connection handler (``asyncio.start_server(app.handler, ...)``):
+    a bounded, EOF-safe header read, one task per connection kept until it ends."""
 
     def __init__(
         self,
@@ -175,15 +180,17 @@ class SurveyAgiApplication(Application):
         reply_timeout_s: float = 120.0,
         encoding: str = "utf-8",
     ) -> None:
-        super().__init__(default_encoding=encoding, loop=asyncio.get_running_loop())
+        self.default_encoding = encoding
         self.header_timeout_s = header_timeout_s
         self.reply_timeout_s = reply_timeout_s
         self.connections: set[asyncio.Task[Any]] = set()
+        self._route: dict[str, Route] = {}
 
     def add_route(self, path: str, endpoint: Route) -> None:
+        """Serve ``agi://host/<path>`` (any query string) with ``endpoint``, an async function."""
         if not asyncio.iscoroutinefunction(endpoint):
             raise TypeError("FastAGI routes must be async functions")
-        super().add_route(path, endpoint)
+        self._route[path] = endpoint
 
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

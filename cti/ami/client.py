@@ -1,9 +1,9 @@
-"""The hardened AMI connection, built on panoramisk 1.4's ``AMIProtocol``.
+"""The hardened AMI connection: our own asyncio protocol, not panoramisk's.
 
-panoramisk supplies the asyncio protocol class; everything it gets wrong (see
-NOTES.md) is replaced here: our :class:`~cti.ami.framing.Framer` instead of its
-per-chunk decoding, our ActionID -> future table instead of its response routing,
-our reconnect loop instead of ``Manager.connect``.
+Each part panoramisk 1.4 offers is replaced here, for the defect named in ``docs/ami.md``:
+our :class:`~cti.ami.framing.Framer` instead of its per-chunk decoding, our ActionID ->
+future table instead of its response table, our reconnect loop (banner check, back-off,
+FullyBooted wait, resync) instead of ``Manager.connect``, a Ping that is checked.
 
 Roles (as in Twisted's AMP): framing (``Framer``), request/response correlation
 (``_Pending`` table keyed by ActionID), routing (subscribers get every event).
@@ -68,8 +68,6 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from panoramisk.ami_protocol import AMIProtocol
-
 from cti.ami.errors import (
     AmiActionError,
     AmiAuthError,
@@ -125,15 +123,16 @@ class _Pending:
         self.messages: list[AmiMessage] = []
 
 
-class _Protocol(AMIProtocol):
-    """panoramisk's protocol with our framer in ``data_received``."""
+class _Protocol(asyncio.Protocol):
+    """The socket's protocol: bytes to the framer, messages to the client's router."""
 
     def __init__(self, client: AmiClient, framer: Framer) -> None:
         self.client = client
         self.framer = framer
+        self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
+        self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         try:
