@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from crm_bridge.db import session_scope
@@ -380,30 +380,57 @@ answered, and when the member answered: for an agent-first call the Originate an
 when the agent does)."""
 
 
-def _row(s: Session, key: str, direction: Direction, started: float) -> CallAttempt:
+@functools.cache
+def _writer_statements() -> tuple[Any, Any, Any, Any, Any]:
+    """The writer's Core statements, built once: (row by key, row by channel, insert a row,
+    update a row by ``rid`` -- its SET clause is whatever fields the parameters carry --,
+    insert an audit row). Core, not ORM objects: the writer commits while pops are looked up
+    on another thread, and every millisecond it holds the GIL is one a pop waits."""
+    t = CallAttempt.__table__
+    return (
+        select(t.c.id, t.c.entry_id).where(t.c.attempt_key == bindparam("key")),
+        select(t.c.id, t.c.entry_id).where(t.c.channel_id == bindparam("cid")),
+        insert(t),
+        update(t).where(t.c.id == bindparam("rid")),
+        insert(AuditLog.__table__),
+    )
+
+
+def _row(s: Session, key: str, direction: Direction, started: float) -> tuple[int, bool]:
+    """(row id, is a dialer attempt) of the call's row, made if needed."""
     # A writer batch holds several facts of one call: look its row up once per transaction.
-    rows: dict[str, CallAttempt] = s.info.setdefault("hub_call_rows", {})
-    row = rows.get(key)
-    if row is None:
-        row = call_row(s, key.removeprefix("call:"))
-        if row is None:
-            row = CallAttempt(attempt_key=key, direction=direction, started_at=_utc(started))
-            s.add(row)
-            s.flush()
-        rows[key] = row
-    return row
+    rows: dict[str, tuple[int, bool]] = s.info.setdefault("hub_call_rows", {})
+    hit = rows.get(key)
+    if hit is None:
+        by_key, by_channel, add, _, _ = _writer_statements()
+        conn = s.connection()
+        r = conn.execute(by_key, {"key": key}).first()
+        if r is None:
+            r = conn.execute(by_channel, {"cid": key.removeprefix("call:")}).first()
+        if r is None:
+            res = conn.execute(
+                add, {"attempt_key": key, "direction": direction, "started_at": _utc(started)}
+            )
+            hit = (int(res.inserted_primary_key[0]), False)
+        else:
+            hit = (int(r[0]), r[1] is not None)
+        rows[key] = hit
+    return hit
 
 
 def _apply_upsert(
     s: Session, key: str, direction: str, started: float, fields: dict[str, Any]
 ) -> None:
-    row = _row(s, key, Direction(direction), started)
+    row_id, dialer = _row(s, key, Direction(direction), started)
+    values: dict[str, Any] = {}
     for name, value in fields.items():
-        if value is None or (row.entry_id is not None and name in RUNNER_OWNED):
+        if value is None or (dialer and name in RUNNER_OWNED):
             continue
         if name.endswith("_at") and isinstance(value, (int, float)):
             value = _utc(value)
-        setattr(row, name, value)
+        values[name] = value
+    if values:
+        s.connection().execute(_writer_statements()[3], {"rid": row_id, **values})
 
 
 def upsert_call(key: str, direction: Direction, started: float, **fields: Any) -> Fact:
@@ -428,7 +455,10 @@ def _apply_audit(
         )
         if dup is not None:
             return
-    s.add(AuditLog(at=when, actor=actor, action=action, member_id=member_id, details=details))
+    s.connection().execute(
+        _writer_statements()[4],
+        {"at": when, "actor": actor, "action": action, "member_id": member_id, "details": details},
+    )
 
 
 def audit(actor: str, action: str, member_id: int | None, details: dict[str, Any]) -> Fact:
@@ -448,17 +478,23 @@ def audit(actor: str, action: str, member_id: int | None, details: dict[str, Any
 
 
 @functools.cache
-def _link_statement() -> Any:
-    return select(MemberPhone.member_id).where(MemberPhone.e164 == bindparam("e164")).limit(2)
+def _link_statements() -> tuple[Any, Any]:
+    t = CallAttempt.__table__
+    return (
+        select(MemberPhone.member_id).where(MemberPhone.e164 == bindparam("e164")).limit(2),
+        update(t)
+        .where(t.c.attempt_key == bindparam("key"), t.c.member_id.is_(None))
+        .values(member_id=bindparam("mid")),
+    )
 
 
 def _apply_link(s: Session, key: str, e164: str) -> None:
-    ids = list(s.scalars(_link_statement(), {"e164": e164}))
+    find, link = _link_statements()
+    conn = s.connection()
+    ids = list(conn.execute(find, {"e164": e164}).scalars())
     if len(set(ids)) != 1:
         return
-    row = s.scalars(_call_row_statements()[0], {"key": key}).one_or_none()
-    if row is not None and row.member_id is None:
-        row.member_id = ids[0]
+    conn.execute(link, {"key": key, "mid": ids[0]})
 
 
 def link_member(key: str, e164: str) -> Fact:

@@ -12,7 +12,9 @@ and waits for the matching ``screen_pop``; then it ends the call (AgentRingNoAns
 QueueCallerAbandon, QueueCallerLeave, Hangup) so the tracker and the hub stay at a steady
 size while the hub writes the call rows and audit rows as usual. Times come from
 ``time.perf_counter`` (CLOCK_MONOTONIC, one clock for every process). This is the idle
-figure (target p99 ≤ 5 ms on SQLite); it writes its call and audit rows into ``--db``.
+figure (target p99 ≤ 5 ms on SQLite). A SQLite ``--db`` is first copied (SQLite's backup
+API) and the hub writes its call and audit rows into the copy, so runs do not drift; on
+PostgreSQL they go into the given database.
 
 ``--load`` measures under a realistic load instead (200 consoles, a 50-agent ringall
 queue, 5 calls/s, 2000 AMI events/s; target p99 ≤ 10 ms on SQLite): see
@@ -28,6 +30,8 @@ import random
 import statistics
 import sys
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from memberline.benches._common import LoadStamp, emit
 from memberline.benches._pop_load import add_arguments
@@ -161,13 +165,30 @@ def handler(args: argparse.Namespace, config: Config) -> int:
 
         emit(run_load(args, config.database.url), stamp, runs=1)
         return 0
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    install_reactor(loop)
+    import dataclasses
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from crm_bridge.db import normalise_url
+    from memberline.benches.soak import sqlite_copy
+
+    source = normalise_url(config.database.url)
+    workdir = Path(tempfile.mkdtemp(prefix="memberline-pop-"))
     try:
-        result = loop.run_until_complete(_run(config, args))
+        if source.startswith("sqlite"):
+            db = dataclasses.replace(config.database, url=sqlite_copy(source, workdir))
+            config = dataclasses.replace(config, database=db)
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        install_reactor(loop)
+        try:
+            result = loop.run_until_complete(_run(config, args))
+        finally:
+            loop.close()
     finally:
-        loop.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    result["source_db"] = make_url(source).render_as_string(hide_password=True)
     emit(result, stamp, runs=1)
     return 0
 

@@ -125,6 +125,20 @@ class SoakDb:
     phones: list[str] = field(default_factory=list)
 
 
+def sqlite_copy(url: str, workdir: Path) -> str:
+    """A copy of the SQLite database ``url`` in ``workdir`` (SQLite's backup API, the source
+    opened read-only): a bench writes its call and audit rows there, so the source never
+    drifts from run to run. Returns the copy's URL."""
+    path = url.split("///", 1)[1]
+    if not Path(path).is_file():
+        raise RuntimeError(f"{path}: no such database file")
+    dst = workdir / "bench-copy.db"
+    print(f"bench: copying {path} to {dst} (backup API)...", file=sys.stderr, flush=True)
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as s, sqlite3.connect(dst) as d:
+        s.backup(d, pages=65536)
+    return f"sqlite:///{dst}"
+
+
 def prepare_db(args: argparse.Namespace, workdir: Path) -> SoakDb:
     from crm_bridge.db import make_engine, normalise_url
 
@@ -142,14 +156,7 @@ def prepare_db(args: argparse.Namespace, workdir: Path) -> SoakDb:
         url = normalise_url(src)
         source = url
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[1]
-            if not Path(path).is_file():
-                raise RuntimeError(f"{path}: no such database file")
-            dst = workdir / "soak-copy.db"
-            print(f"soak: copying {path} to {dst} (backup API)...", file=sys.stderr, flush=True)
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as s, sqlite3.connect(dst) as d:
-                s.backup(d, pages=65536)
-            url = f"sqlite:///{dst}"
+            url = sqlite_copy(url, workdir)
             copied = True
     engine = make_engine(url)
     try:
