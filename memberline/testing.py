@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -45,9 +47,11 @@ __all__ = [
     "HubRig",
     "ServeProcess",
     "ami_client_for",
+    "demo_database",
     "free_port",
     "hub_on_pbx",
     "pbx_simulator",
+    "run_bench",
     "runner_on_hub",
     "runner_on_pbx",
     "serve_config",
@@ -303,3 +307,26 @@ async def stop_bots(bots: list[AgentBot], within: float = 5.0) -> None:
     for bot in bots:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(bot.stop(), within)
+
+
+def demo_database(path: Path, *, members: int, seed: int) -> str:
+    """A seeded demo database (``memberline demo-data``) at ``path``; returns its path."""
+    from memberline.cli import main
+
+    if main(["demo-data", "--members", str(members), "--seed", str(seed), "--db", str(path)]):
+        raise RuntimeError(f"memberline demo-data failed for {path}")
+    return str(path)
+
+
+def run_bench(args: str, *, timeout: float) -> dict[str, Any]:
+    """``memberline bench <args>`` in a child process (as an operator runs it); its JSON
+    report. A non-zero exit or a hang past ``timeout`` seconds raises."""
+    out = subprocess.run(
+        [sys.executable, "-m", "memberline", "bench", *args.split()],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    report: dict[str, Any] = json.loads(out.stdout)
+    return report

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from memberline.cli import main
+from memberline.testing import demo_database, run_bench
 
 
 def test_pop_under_load_times_every_rung_console(tmp_path: Path) -> None:
-    db = str(tmp_path / "demo.db")
-    assert main(["demo-data", "--members", "400", "--seed", "3", "--db", db]) == 0
+    db = demo_database(tmp_path / "demo.db", members=400, seed=3)
     args = (
-        f"bench pop --load --db {db} --seconds 4 --warmup-s 1 --consoles 8 --agents 5 "
+        f"pop --load --db {db} --seconds 4 --warmup-s 1 --consoles 8 --agents 5 "
         "--ring 3 --events-per-s 200 --calls-per-s 4"
     )
-    out = subprocess.run(
-        [sys.executable, "-m", "memberline", *args.split()],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    r = json.loads(out.stdout)
+    r = run_bench(args, timeout=300)
     assert r["mode"] == "load" and r["consoles"] == 8 and r["queue_agents"] == 5
     # every rung agent's console got its pop: 3 per call, none missing
     assert r["pops"] >= 3 * 4 and r["pops_missing"] == 0

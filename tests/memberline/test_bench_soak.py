@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from memberline.cli import main
+from memberline.testing import demo_database, run_bench
 
 
 def test_soak_runs_with_a_campaign_dialling_and_the_outbox_sending(tmp_path: Path) -> None:
-    db = str(tmp_path / "demo.db")
-    assert main(["demo-data", "--members", "600", "--seed", "4", "--db", db]) == 0
+    db = demo_database(tmp_path / "demo.db", members=600, seed=4)
     args = (
-        f"bench soak --db {db} --minutes 0.3 --consoles 6 --events-per-s 100 --sample-s 6 "
+        f"soak --db {db} --minutes 0.3 --consoles 6 --events-per-s 100 --sample-s 6 "
         "--calls-per-s 2 --outbox-per-s 10"
     )
-    out = subprocess.run(
-        [sys.executable, "-m", "memberline", *args.split()],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    r = json.loads(out.stdout)
+    r = run_bench(args, timeout=600)
     assert r["db"]["copied"] and r["consoles"] == 6
     assert r["pops_delivered"] > 0
     # the campaign was built and started in the hub's database; the outbox worker of the
