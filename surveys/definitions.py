@@ -301,6 +301,8 @@ def _question(
     max_attempts: int,
     timeout_s: float,
 ) -> tuple[Question | None, dict[str, Any]]:
+    """One ``[[questions]]`` entry: id and kind, prompt, keys, field, branches, limits (each
+    step adds its errors to ``c``); the question, or None when it cannot be built."""
     where = f"questions[{index}]"
     if not isinstance(data, dict):
         c.add(where, "must be a table")
@@ -320,7 +322,34 @@ def _question(
         )
         return None, data
     prompt = _prompt_fields(c, where, data, locales)
+    keys, yes, no = _question_keys(c, where, kind, data)
+    fld = _question_field(c, where, kind, data.get("field"))
+    nxt = _question_next(c, where, keys, data.get("next", {}))
+    if prompt is None or not keys:
+        return None, data
+    q = Question(
+        id=qid,
+        kind=kind,
+        prompt=prompt,
+        keys=keys,
+        next={k: v for k, v in nxt.items() if k != "default"},
+        default_next=nxt.get("default", ""),  # filled in by the caller
+        field=fld,
+        yes=yes if kind is Kind.YESNO else None,
+        no=no if kind is Kind.YESNO else None,
+        max_attempts=_positive_int(
+            c, f"{where} max_attempts", data.get("max_attempts"), max_attempts
+        ),
+        timeout_s=_timeout(c, f"{where} timeout_s", data.get("timeout_s"), timeout_s),
+    )
+    return q, data
 
+
+def _question_keys(
+    c: _Collector, where: str, kind: Kind, data: dict[str, Any]
+) -> tuple[tuple[str, ...], Any, Any]:
+    """The keypad answers a question accepts, from its kind (a scale's digits, yes/no keys)
+    or its ``keys``; with the ``yes``/``no`` keys of a yesno question (else None)."""
     keys: tuple[str, ...] = ()
     raw_keys = data.get("keys")
     if raw_keys is not None and (
@@ -367,61 +396,49 @@ def _question(
             c.add(where, f"key {k!r} is not keypad input (digits, * or #, at most 4)")
     if len(set(keys)) != len(keys):
         c.add(where, "keys must not repeat")
+    return keys, yes, no
 
-    fld: Field | None = None
-    raw_field = data.get("field")
+
+def _question_field(c: _Collector, where: str, kind: Kind, raw_field: Any) -> Field | None:
+    """The response column a question fills: ``field``, else its kind's (csat, nps)."""
     default_field = {Kind.CSAT: Field.CSAT, Kind.NPS: Field.NPS}.get(kind)
     if raw_field is None:
-        fld = default_field
-    else:
-        try:
-            fld = Field(raw_field)
-        except ValueError:
-            c.add(
-                where,
-                f"field must be one of {', '.join(f.value for f in Field)}, got {raw_field!r}",
-            )
-        if fld is Field.CALLBACK and kind is not Kind.YESNO:
-            c.add(where, "field 'callback' needs a yesno question")
-        if fld in (Field.CSAT, Field.NPS) and fld != default_field:
-            c.add(
-                where, f"field {fld.value!r} needs a {fld.value} question (kind is {kind.value!r})"
-            )
+        return default_field
+    fld: Field | None = None
+    try:
+        fld = Field(raw_field)
+    except ValueError:
+        c.add(
+            where,
+            f"field must be one of {', '.join(f.value for f in Field)}, got {raw_field!r}",
+        )
+    if fld is Field.CALLBACK and kind is not Kind.YESNO:
+        c.add(where, "field 'callback' needs a yesno question")
+    if fld in (Field.CSAT, Field.NPS) and fld != default_field:
+        c.add(where, f"field {fld.value!r} needs a {fld.value} question (kind is {kind.value!r})")
+    return fld
 
-    raw_next = data.get("next", {})
+
+def _question_next(
+    c: _Collector, where: str, keys: tuple[str, ...], raw_next: Any
+) -> dict[str, str]:
+    """``next``: answer -> question id (or ``end``), with an optional ``default``."""
     nxt: dict[str, str] = {}
     if not isinstance(raw_next, dict) or not all(isinstance(v, str) for v in raw_next.values()):
         c.add(
             where,
             'next must be a table of answer = "question id" (or "end"), with optional default',
         )
-    else:
-        for answer, target in raw_next.items():
-            if answer != "default" and keys and answer not in keys:
-                c.add(
-                    where,
-                    f"next branches on key {answer!r} which is not a valid answer "
-                    f"(valid: {', '.join(keys)})",
-                )
-            nxt[answer] = target
-    q = None
-    if prompt is not None and keys:
-        q = Question(
-            id=qid,
-            kind=kind,
-            prompt=prompt,
-            keys=keys,
-            next={k: v for k, v in nxt.items() if k != "default"},
-            default_next=nxt.get("default", ""),  # filled in by the caller
-            field=fld,
-            yes=yes if kind is Kind.YESNO else None,
-            no=no if kind is Kind.YESNO else None,
-            max_attempts=_positive_int(
-                c, f"{where} max_attempts", data.get("max_attempts"), max_attempts
-            ),
-            timeout_s=_timeout(c, f"{where} timeout_s", data.get("timeout_s"), timeout_s),
-        )
-    return q, data
+        return nxt
+    for answer, target in raw_next.items():
+        if answer != "default" and keys and answer not in keys:
+            c.add(
+                where,
+                f"next branches on key {answer!r} which is not a valid answer "
+                f"(valid: {', '.join(keys)})",
+            )
+        nxt[answer] = target
+    return nxt
 
 
 def _find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
@@ -454,14 +471,57 @@ def _find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
 
 
 def parse_survey(source_toml: str, *, source: str = "<survey>") -> Survey:
-    """Parse and validate a survey definition; raise :class:`SurveyDefinitionError`."""
+    """Parse and validate a survey definition; raise :class:`SurveyDefinitionError`.
+
+    Steps: the survey's own keys (:func:`_survey_header`), its prompts, its questions one by
+    one (:func:`_question`), then the links between questions (:func:`_link_questions`) and
+    the shape of the whole (:func:`_check_flow`: no cycle, every question reachable, each
+    response field filled once). Every error is collected; they are raised together."""
     try:
         data = tomllib.loads(source_toml)
     except tomllib.TOMLDecodeError as exc:
         raise SurveyDefinitionError(source, [f"not valid TOML: {exc}"]) from None
     c = _Collector()
     _unknown(c, "survey", data, _TOP_KEYS)
+    head = _survey_header(c, data)
+    prompts = _survey_prompts(c, data, head.locales)
+    questions, seen, ids = _survey_questions(c, data, head)
+    questions = _link_questions(c, questions, seen, ids)
+    _check_flow(c, questions)
+    if c.errors:
+        raise SurveyDefinitionError(source, c.errors)
+    intro = prompts.get("intro")
+    closing, invalid, no_input = prompts["closing"], prompts["invalid"], prompts["no_input"]
+    assert closing is not None and invalid is not None and no_input is not None
+    return Survey(
+        name=head.name,
+        title=head.title,
+        locales=head.locales,
+        default_locale=head.default_locale,
+        questions=tuple(questions),
+        closing=closing,
+        invalid=invalid,
+        no_input=no_input,
+        intro=intro,
+        on_exhausted=head.on_exhausted,
+        source=source_toml,
+    )
 
+
+@dataclasses.dataclass(frozen=True)
+class _Header:
+    """The survey-level keys, validated (defaults in place of bad values)."""
+
+    name: str
+    locales: tuple[str, ...]
+    default_locale: str
+    title: dict[str, str]
+    max_attempts: int
+    timeout_s: float
+    on_exhausted: str
+
+
+def _survey_header(c: _Collector, data: dict[str, Any]) -> _Header:
     name = data.get("name")
     if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9_\-]{0,63}$", name):
         c.add("survey", f"name must be lower-case letters, digits, - or _ (max 64), got {name!r}")
@@ -485,34 +545,60 @@ def parse_survey(source_toml: str, *, source: str = "<survey>") -> Survey:
     on_exhausted = data.get("on_exhausted", "end")
     if on_exhausted not in ("end", "skip"):
         c.add("survey", f"on_exhausted must be 'end' or 'skip', got {on_exhausted!r}")
+    return _Header(
+        str(name),
+        locales,
+        str(default_locale),
+        title,
+        max_attempts,
+        timeout_s,
+        str(on_exhausted),
+    )
 
+
+def _survey_prompts(
+    c: _Collector, data: dict[str, Any], locales: tuple[str, ...]
+) -> dict[str, Prompt | None]:
+    """The survey's own prompts: ``[intro]`` (optional), ``[invalid]``, ``[no_input]``,
+    ``[closing]``."""
     prompts: dict[str, Prompt | None] = {}
     for section in ("intro", "invalid", "no_input", "closing"):
         if section in data:
             prompts[section] = _prompt(c, f"[{section}]", data[section], locales)
         elif section != "intro":
             c.add("survey", f"[{section}] prompt is required")
+    return prompts
 
+
+def _survey_questions(
+    c: _Collector, data: dict[str, Any], head: _Header
+) -> tuple[list[Question], set[str], list[Any]]:
+    """Every ``[[questions]]`` entry that could be built, the ids seen (duplicates are an
+    error) and the ids in file order (for each question's default next)."""
     raw_questions = data.get("questions")
     questions: list[Question] = []
-    raw_by_id: dict[str, dict[str, Any]] = {}
     if not isinstance(raw_questions, list) or not raw_questions:
         c.add("survey", "at least one [[questions]] entry is required")
         raw_questions = []
     seen: set[str] = set()
     for i, raw in enumerate(raw_questions):
-        q, raw_data = _question(c, i, raw, locales, max_attempts, timeout_s)
+        q, raw_data = _question(c, i, raw, head.locales, head.max_attempts, head.timeout_s)
         qid = raw_data.get("id") if isinstance(raw_data, dict) else None
         if isinstance(qid, str):
             if qid in seen:
                 c.add(f"question {qid!r}", "duplicate question id")
             seen.add(qid)
-            raw_by_id[qid] = raw_data
         if q is not None:
             questions.append(q)
-
-    # Branch targets, then default next = the following question in file order.
     ids = [r.get("id") for r in raw_questions if isinstance(r, dict)]
+    return questions, seen, ids
+
+
+def _link_questions(
+    c: _Collector, questions: list[Question], seen: set[str], ids: list[Any]
+) -> list[Question]:
+    """Branch targets must exist; a question without a default next goes to the following
+    question in file order (the last one to ``end``)."""
     fixed: list[Question] = []
     for q in questions:
         where = f"question {q.id!r}"
@@ -524,8 +610,12 @@ def parse_survey(source_toml: str, *, source: str = "<survey>") -> Survey:
             default = ids[pos + 1] if pos + 1 < len(ids) else END
             q = dataclasses.replace(q, default_next=str(default))
         fixed.append(q)
-    questions = fixed
+    return fixed
 
+
+def _check_flow(c: _Collector, questions: list[Question]) -> None:
+    """The whole survey: no branching cycle, every question reachable from the first, each
+    response field filled by one question at most."""
     edges = {q.id: sorted({*q.next.values(), q.default_next} - {END}) for q in questions}
     cycle = _find_cycle(edges)
     if cycle:
@@ -548,25 +638,6 @@ def parse_survey(source_toml: str, *, source: str = "<survey>") -> Survey:
             c.add(
                 "survey", f"field {fld.value!r} is filled by several questions: {', '.join(owners)}"
             )
-
-    if c.errors:
-        raise SurveyDefinitionError(source, c.errors)
-    intro = prompts.get("intro")
-    closing, invalid, no_input = prompts["closing"], prompts["invalid"], prompts["no_input"]
-    assert closing is not None and invalid is not None and no_input is not None
-    return Survey(
-        name=str(name),
-        title=title,
-        locales=locales,
-        default_locale=str(default_locale),
-        questions=tuple(questions),
-        closing=closing,
-        invalid=invalid,
-        no_input=no_input,
-        intro=intro,
-        on_exhausted=str(on_exhausted),
-        source=source_toml,
-    )
 
 
 def load_file(path: str | Path) -> Survey:
