@@ -287,6 +287,7 @@ class FallbackRuntime:
         return stats.as_dict()
 
     async def close(self) -> None:
+        await self.webhooks.close()
         if self.sinks is not None:
             await self.sinks.stop()
 

@@ -592,66 +592,183 @@ def apply_permanent(
 
 
 # ---------------------------------------------------------------- status callbacks
-def apply_status_callback(
+@dataclass(frozen=True)
+class StatusCallback:
+    """One Twilio status callback, as the webhook received it (signature already checked)."""
+
+    outbox_id: int | None
+    """``?o=`` of the callback URL: finds the row before the worker recorded the sid."""
+    sid: str
+    status: str
+    error_code: str | None = None
+
+
+_CALLBACK_COLS = (
+    T.c.id,
+    T.c.channel,
+    T.c.status,
+    T.c.provider_id,
+    T.c.attempts,
+    T.c.idempotency_key,
+    T.c.member_id,
+    T.c.to_address,
+    T.c.lease_owner,
+    T.c.lease_expires_at,
+    T.c.last_error,
+    T.c.next_attempt_at,
+)
+_FINAL = (OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED, OutboxStatus.FAILED)
+
+
+def lock_for_write(session: Session) -> bool:
+    """Take the write lock before reading rows that will be written back (SQLite: ``BEGIN
+    IMMEDIATE``, so nobody writes between the read and the write). Returns True on
+    PostgreSQL, where the caller locks its rows with ``FOR UPDATE`` instead."""
+    if session.get_bind().dialect.name == "postgresql":
+        return True
+    conn = session.connection()
+    if not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    return False
+
+
+def apply_status_callbacks(
     session: Session,
-    outbox_id: int | None,
-    sid: str,
-    status: str,
-    error_code: str | None,
+    callbacks: Sequence[StatusCallback],
     now: dt.datetime,
     retry: SendRetryPolicy,
-) -> str:
-    """Move a row on a Twilio status callback; returns what happened (for logs/tests)."""
-    row: OutboxMessage | None = None
-    if outbox_id is not None:
-        row = session.get(OutboxMessage, outbox_id)
-        if row is not None and row.provider_id not in (None, sid):
+) -> list[str]:
+    """Apply many status callbacks in one transaction; one outcome per callback, in order
+    (for logs and tests). The webhook answers Twilio only after this has committed.
+
+    The rows are read once, under the write lock (SQLite) / ``FOR UPDATE`` (PostgreSQL),
+    the callbacks applied to them in arrival order (two callbacks of one message in one
+    batch: the second sees the first), and the changed rows written back in one statement;
+    email rows behind a resolved SMS are released with one more."""
+    pg = lock_for_write(session)
+    rows = _callback_rows(session, callbacks, pg)
+    by_sid = {r["provider_id"]: r for r in rows.values() if r["provider_id"]}
+    changed: dict[int, dict[str, Any]] = {}
+    released: list[str] = []
+    outcomes: list[str] = []
+    for cb in callbacks:
+        row = rows.get(cb.outbox_id) if cb.outbox_id is not None else None
+        if row is not None and row["provider_id"] not in (None, cb.sid):
             row = None  # the query id and the sid disagree: trust the sid
-    if row is None:
-        row = session.scalars(select(OutboxMessage).where(OutboxMessage.provider_id == sid)).first()
-    if row is None or row.channel is not Channel.SMS:
-        return "unknown message"
-    if row.provider_id is None:
-        row.provider_id = sid
-    final = (OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED, OutboxStatus.FAILED)
-    if status in ("queued", "accepted", "sending", "sent"):
-        if row.status in (OutboxStatus.SENDING, OutboxStatus.REVIEW):
-            row.status = OutboxStatus.SENT
-            row.lease_owner = row.lease_expires_at = None
-            release_email_siblings(session, [row.idempotency_key], now)
-        return "sent"
-    if status == "delivered":
-        if row.status not in final:
-            row.status = OutboxStatus.DELIVERED
-            row.lease_owner = row.lease_expires_at = None
-            row.last_error = None
-            # The "sent" callback may have been lost (our webhook was down): the email
-            # behind this SMS must not wait for it.
-            release_email_siblings(session, [row.idempotency_key], now)
-        return "delivered"
-    if status in ("undelivered", "failed"):
-        code = error_code or ""
-        if row.status in final:
-            return "already final"
-        row.lease_owner = row.lease_expires_at = None
-        row.last_error = f"{status} {code}".strip()
-        result = SendResult(
-            SendOutcome.PERMANENT,
-            code=code,
-            detail=row.last_error,
-            flag_address=code in ("30005", "30006"),
+        row = row or by_sid.get(cb.sid)
+        if row is None or row["channel"] != Channel.SMS:
+            outcomes.append("unknown message")
+            continue
+        if row["provider_id"] is None:
+            row["provider_id"] = cb.sid
+            by_sid[cb.sid] = row
+            changed[row["id"]] = row
+        outcome, moved, release = _callback_transition(row, cb, now, retry)
+        if moved:
+            changed[row["id"]] = row
+        if release:
+            released.append(row["idempotency_key"])
+        if outcome == "undelivered":
+            code = cb.error_code or ""
+            result = SendResult(
+                SendOutcome.PERMANENT,
+                code=code,
+                detail=row["last_error"],
+                flag_address=code in ("30005", "30006"),
+            )
+            apply_permanent(session, row["member_id"], Channel.SMS, row["to_address"], result, now)
+        outcomes.append(outcome)
+    if changed:
+        session.connection().execute(
+            update(T)
+            .where(T.c.id == bindparam("b_id"))
+            .values(
+                status=bindparam("b_status"),
+                provider_id=bindparam("b_pid"),
+                lease_owner=bindparam("b_owner"),
+                lease_expires_at=bindparam("b_expires"),
+                last_error=bindparam("b_err"),
+                next_attempt_at=bindparam("b_next"),
+                updated_at=now,
+            ),
+            [
+                {
+                    "b_id": r["id"],
+                    "b_status": r["status"],
+                    "b_pid": r["provider_id"],
+                    "b_owner": r["lease_owner"],
+                    "b_expires": r["lease_expires_at"],
+                    "b_err": r["last_error"],
+                    "b_next": r["next_attempt_at"],
+                }
+                for r in sorted(changed.values(), key=lambda r: r["id"])
+            ],
         )
-        if code == "30003" and row.attempts < retry.max_attempts:
+    if released:
+        release_email_siblings(session, released, now)
+    return outcomes
+
+
+def _callback_rows(
+    session: Session, callbacks: Sequence[StatusCallback], pg: bool
+) -> dict[int, dict[str, Any]]:
+    """The rows the callbacks name, by id (``?o=``), else by sid; locked on PostgreSQL."""
+
+    def read(cond: Any) -> dict[int, dict[str, Any]]:
+        q = select(*_CALLBACK_COLS).where(cond).order_by(T.c.id)
+        if pg:
+            q = q.with_for_update()
+        return {r.id: dict(r._mapping) for r in session.execute(q)}
+
+    ids = {cb.outbox_id for cb in callbacks if cb.outbox_id is not None}
+    rows = read(T.c.id.in_(ids)) if ids else {}
+    sids = {
+        cb.sid
+        for cb in callbacks
+        if cb.sid
+        and not (cb.outbox_id in rows and rows[cb.outbox_id]["provider_id"] in (None, cb.sid))
+    } - {r["provider_id"] for r in rows.values()}
+    if sids:
+        rows.update(read(T.c.provider_id.in_(sids)))
+    return rows
+
+
+def _callback_transition(
+    row: dict[str, Any], cb: StatusCallback, now: dt.datetime, retry: SendRetryPolicy
+) -> tuple[str, bool, bool]:
+    """Move one row (a dict of its columns) on one callback: (outcome, row changed, release
+    the email held behind it)."""
+    status = row["status"]
+    if cb.status in ("queued", "accepted", "sending", "sent"):
+        if status not in (OutboxStatus.SENDING, OutboxStatus.REVIEW):
+            return "sent", False, False
+        row.update(status=OutboxStatus.SENT, lease_owner=None, lease_expires_at=None)
+        return "sent", True, True
+    if cb.status == "delivered":
+        if status in _FINAL:
+            return "delivered", False, False
+        # The "sent" callback may have been lost (our webhook was down): the email behind
+        # this SMS must not wait for it.
+        row.update(
+            status=OutboxStatus.DELIVERED, lease_owner=None, lease_expires_at=None, last_error=None
+        )
+        return "delivered", True, True
+    if cb.status in ("undelivered", "failed"):
+        if status in _FINAL:
+            return "already final", False, False
+        code = cb.error_code or ""
+        row.update(lease_owner=None, lease_expires_at=None, last_error=f"{cb.status} {code}".strip())
+        if code == "30003" and row["attempts"] < retry.max_attempts:
             # Unreachable handset: Twilio advises retrying later; a resend is not a duplicate
             # for the member because the first one never reached the phone.
-            row.status = OutboxStatus.PENDING
-            row.next_attempt_at = now + dt.timedelta(seconds=retry.delay(row.attempts))
-            return "retry"
-        row.status = OutboxStatus.UNDELIVERED
-        apply_permanent(session, row.member_id, Channel.SMS, row.to_address, result, now)
-        release_email_siblings(session, [row.idempotency_key], now)
-        return "undelivered"
-    return "ignored"
+            row.update(
+                status=OutboxStatus.PENDING,
+                next_attempt_at=now + dt.timedelta(seconds=retry.delay(row["attempts"])),
+            )
+            return "retry", True, False
+        row["status"] = OutboxStatus.UNDELIVERED
+        return "undelivered", True, True
+    return "ignored", False, False
 
 
 # ---------------------------------------------------------------- consent

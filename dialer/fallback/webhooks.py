@@ -3,7 +3,9 @@
 Mount with :func:`mount_webhooks` on the one web site of the process::
 
     /twilio/sms/inbound   member replies (STOP / 退订 / START ...), TwiML answer
-    /twilio/sms/status    delivery status callbacks (?o=<outbox id>)
+    /twilio/sms/status    delivery status callbacks (?o=<outbox id>), stored by a coalescing
+                          writer: many callbacks per transaction, each answered 204 only
+                          after its transaction committed (never acknowledged unstored)
     /unsubscribe          GET: confirmation page; POST: unsubscribe (RFC 8058 one-click too)
 
 Twilio signatures are validated with ``twilio.request_validator.RequestValidator`` against
@@ -18,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs, parse_qsl
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twisted.internet.defer import Deferred
@@ -32,10 +35,12 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from crm_bridge.db import run_db
 from crm_bridge.models import utcnow
+from dialer.fallback.groupcommit import GroupCommitter
 from dialer.fallback.keywords import Keyword, classify
 from dialer.fallback.store import (
     SendRetryPolicy,
-    apply_status_callback,
+    StatusCallback,
+    apply_status_callbacks,
     revoke_email_consent,
     set_sms_consent_for_phone,
 )
@@ -53,6 +58,18 @@ class WebhookContext:
     retry: SendRetryPolicy = field(default_factory=SendRetryPolicy)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     """Every in-flight DB task (kept referenced until done)."""
+
+    def __post_init__(self) -> None:
+        self.status_writer: GroupCommitter[StatusCallback, str] = GroupCommitter(
+            self.engine, self._apply_callbacks, name="sms-status-callbacks"
+        )
+
+    def _apply_callbacks(self, session: Session, items: Sequence[StatusCallback]) -> list[str]:
+        return apply_status_callbacks(session, items, utcnow(), self.retry)
+
+    async def close(self) -> None:
+        """Store the status callbacks still queued (their requests are then answered)."""
+        await self.status_writer.close()
 
     def url_of(self, request: Request) -> str:
         return self.public_url.rstrip("/") + request.uri.decode("utf-8", "replace")
@@ -165,16 +182,8 @@ class SmsStatus(_Signed):
         outbox_id = int(oid) if oid.isdigit() else None
         sid = params.get("MessageSid") or params.get("SmsSid") or ""
         status = params.get("MessageStatus") or params.get("SmsStatus") or ""
-        coro = run_db(
-            self.ctx.engine,
-            apply_status_callback,
-            outbox_id,
-            sid,
-            status,
-            params.get("ErrorCode") or None,
-            utcnow(),
-            self.ctx.retry,
-        )
+        callback = StatusCallback(outbox_id, sid, status, params.get("ErrorCode") or None)
+        coro = self.ctx.status_writer.submit(callback)
 
         def done(outcome: str) -> tuple[int, bytes, bytes]:
             log.debug("status callback %s %s -> %s", sid, status, outcome)

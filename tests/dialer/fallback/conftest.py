@@ -200,6 +200,7 @@ async def stack(engine: Engine) -> AsyncIterator[Stack]:
         yield Stack(engine, sinks, public_url, ctx)
     finally:
         await sinks.stop()
+        await ctx.close()
         stopped = port.stopListening()
         if isinstance(stopped, Deferred):
             await stopped.asFuture(asyncio.get_running_loop())
