@@ -318,9 +318,6 @@ async def start_fallback(
         )
         mail_probe_url = mail_probe_url or sinks.sms.base_url
         log.info("local sinks: SMS %s, SMTP 127.0.0.1:%d", sinks.sms.base_url, sinks.mail.port)
-    # one pooled SMTP connection per concurrent send: a smaller pool reconnects (EHLO...) often
-    concurrency = (worker or WorkerSettings()).concurrency
-    email = dataclasses.replace(email, pool_size=max(email.pool_size, concurrency))
     register_secret(token)
     secret = unsubscribe_secret(cfg)
     content = ContentSettings(public_url=m.public_url, unsubscribe_secret=secret, email=email)

@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
@@ -133,6 +134,8 @@ class Job:
     """Attempts before this one."""
     sms_body: str | None = None
     email: OutgoingEmail | None = None
+    payload: dict[str, Any] | None = None
+    """The row's payload with the SMS text as sent (stored with the "sending" mark)."""
 
 
 def _audit(
@@ -142,6 +145,43 @@ def _audit(
 
 
 # ---------------------------------------------------------------- leasing and rules
+@dataclass(frozen=True)
+class Leased:
+    """A row the send-time rules let through, leased, with what building its message needs
+    (the message is built outside the leasing transaction: :func:`build_jobs`)."""
+
+    row: Any
+    """The outbox row's columns (``_ROW_COLS``)."""
+    member: Any
+    """The member's columns (``_MEMBER_COLS``)."""
+
+
+Verdict = tuple[str, dt.datetime | None, str] | None
+"""None = send now; else ("skip" | "defer", when, reason)."""
+
+
+@dataclass
+class _BatchFacts:
+    """What the rules need about the members of one leased batch, read in four queries."""
+
+    members: dict[int, Any]
+    phones: dict[int, list[str]]
+    """Each member's numbers (their zone comes from them when the record has none)."""
+    bad_phones: set[tuple[int, str]]
+    sent_times: dict[int, list[dt.datetime]]
+    """Sends counting towards each member's daily cap (other rows than this batch's)."""
+    siblings: dict[str, Any]
+    """The SMS rows the batch's ordered email rows wait for, by idempotency key."""
+
+
+@dataclass(frozen=True)
+class LeasedBatch:
+    claimed: int
+    """Due rows taken (fewer than asked: nothing more is due now)."""
+    rows: list[Leased]
+    """Those the rules let through."""
+
+
 def lease_batch(
     session: Session,
     owner: str,
@@ -149,54 +189,57 @@ def lease_batch(
     limit: int,
     lease_s: float,
     rules: RulesConfig,
-    content: ContentSettings,
-) -> list[Job]:
-    """Lease up to ``limit`` due rows for ``owner`` (a unique batch token), apply the rules."""
-    expires = now + dt.timedelta(seconds=lease_s)
-    pg = session.get_bind().dialect.name == "postgresql"
-    due = and_(T.c.status == OutboxStatus.PENDING.value, T.c.next_attempt_at <= now)
-    if pg:
-        ids = list(
-            session.scalars(
-                select(OutboxMessage.id)
-                .where(due)
-                .order_by(T.c.next_attempt_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        if not ids:
-            return []
-        session.execute(
-            update(T)
-            .where(T.c.id.in_(ids))
-            .values(status=OutboxStatus.LEASED.value, lease_owner=owner, lease_expires_at=expires)
-        )
-    else:
-        sub = select(T.c.id).where(due).order_by(T.c.next_attempt_at).limit(limit).scalar_subquery()
-        res = session.execute(
-            update(T)
-            .where(T.c.id.in_(sub), T.c.status == OutboxStatus.PENDING.value)
-            .values(status=OutboxStatus.LEASED.value, lease_owner=owner, lease_expires_at=expires)
-        )
-        if not getattr(res, "rowcount", 0):
-            return []
-    # Core reads and executemany writes: no ORM objects, no unit-of-work flush per row.
-    rows = session.execute(
-        select(*_ROW_COLS)
-        .where(T.c.lease_owner == owner, T.c.status == OutboxStatus.LEASED.value)
-        .order_by(T.c.id)
-    ).all()
+) -> LeasedBatch:
+    """Lease up to ``limit`` due rows for ``owner`` (a unique batch token) and apply the
+    send-time rules; rows a rule holds or skips are written back with their reason, the
+    others returned leased (``sent_at`` set: they count towards the daily cap from now).
+
+    Four steps: claim the due rows (one ``UPDATE … RETURNING``), read the facts the rules
+    need for the whole batch, decide every row (hours worked out once per distinct set of
+    zones), write the decisions (one statement per kind)."""
+    rows = _claim_due(session, owner, now, limit, lease_s)
     if not rows:
-        return []
+        return LeasedBatch(0, [])
+    facts = _batch_facts(session, rows, now)
+    verdicts = _decide_batch(rows, facts, now, rules)
+    return LeasedBatch(len(rows), _record_verdicts(session, rows, facts, verdicts, now))
+
+
+def _claim_due(
+    session: Session, owner: str, now: dt.datetime, limit: int, lease_s: float
+) -> list[Any]:
+    """``pending`` rows due now -> ``leased`` by ``owner``, oldest due first; their columns.
+
+    PostgreSQL: the candidates are picked ``FOR UPDATE SKIP LOCKED`` (concurrent workers
+    take different rows). SQLite: the ``UPDATE`` itself takes the one write lock and re-checks
+    ``pending``."""
+    due = and_(T.c.status == OutboxStatus.PENDING.value, T.c.next_attempt_at <= now)
+    pick = select(T.c.id).where(due).order_by(T.c.next_attempt_at).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    claimed = session.execute(
+        update(T)
+        .where(T.c.id.in_(pick), T.c.status == OutboxStatus.PENDING.value)
+        .values(
+            status=OutboxStatus.LEASED.value,
+            lease_owner=owner,
+            lease_expires_at=now + dt.timedelta(seconds=lease_s),
+        )
+        .returning(*_ROW_COLS)
+    ).all()
+    return sorted(claimed, key=lambda r: r.id)
+
+
+def _batch_facts(session: Session, rows: Sequence[Any], now: dt.datetime) -> _BatchFacts:
+    """Members (locked ``FOR UPDATE`` on PostgreSQL, so two workers cannot both pass one
+    member's cap), their phones, their recent sends and the SMS rows ordered emails wait for."""
     member_ids = sorted({r.member_id for r in rows})
     q = select(*_MEMBER_COLS).where(M.c.id.in_(member_ids)).order_by(M.c.id)
-    if pg:
+    if session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update()
-    members: dict[int, Any] = {m.id: m for m in session.execute(q)}
-    bad_phones: set[tuple[int, str]] = set()
+    members = {m.id: m for m in session.execute(q)}
     phones: dict[int, list[str]] = defaultdict(list)
-    """Each member's numbers (their zone comes from them when the record has none)."""
+    bad_phones: set[tuple[int, str]] = set()
     for mid, e164, invalid in session.execute(
         select(P.c.member_id, P.c.e164, P.c.invalid)
         .where(P.c.member_id.in_(member_ids))
@@ -216,12 +259,12 @@ def lease_batch(
     ):
         if rid not in row_ids and at is not None:
             sent_times[mid].append(at if at.tzinfo else at.replace(tzinfo=dt.UTC))
-    siblings: dict[str, Any] = {}
     gated = [
         sibling_key(r.idempotency_key, Channel.SMS)
         for r in rows
         if r.channel is Channel.EMAIL and (r.payload or {}).get(ORDER_KEY)
     ]
+    siblings: dict[str, Any] = {}
     if gated:
         siblings = {
             s.idempotency_key: s
@@ -231,79 +274,91 @@ def lease_batch(
                 )
             )
         }
-    jobs: list[Job] = []
-    skipped_sms: list[str] = []
-    undecided: list[dict[str, Any]] = []
-    sms_sent: list[dict[str, Any]] = []
-    email_sent: list[dict[str, Any]] = []
-    poisoned: list[dict[str, Any]] = []
+    return _BatchFacts(members, phones, bad_phones, sent_times, siblings)
+
+
+class _Hours:
+    """The hour rules for one batch: zones and openings worked out once per distinct input
+    (a batch of a thousand rows has a handful of zone sets)."""
+
+    def __init__(self, now: dt.datetime, rules: RulesConfig) -> None:
+        self.now = now
+        self.window = rules.window
+        self._zones: dict[tuple[str | None, tuple[str, ...]], tuple[ZoneInfo, ...]] = {}
+        self._open: dict[tuple[ZoneInfo, ...], dt.datetime | None] = {}
+        self._day: dict[tuple[ZoneInfo, ...], tuple[dt.datetime, dt.datetime | None]] = {}
+
+    def zones(self, record: str | None, numbers: Sequence[str]) -> tuple[ZoneInfo, ...]:
+        key = (record, tuple(numbers))
+        if key not in self._zones:
+            self._zones[key] = member_zones(record, numbers)
+        return self._zones[key]
+
+    def next_open(self, zones: tuple[ZoneInfo, ...]) -> dt.datetime | None:
+        if zones not in self._open:
+            self._open[zones] = next_open(self.now, zones, self.window)
+        return self._open[zones]
+
+    def day(self, zones: tuple[ZoneInfo, ...]) -> tuple[dt.datetime, dt.datetime | None]:
+        """(start of the member's local day, first allowed instant of the next one)."""
+        if zones not in self._day:
+            self._day[zones] = (
+                local_day_start(self.now, zones),
+                next_open(next_local_day(self.now, zones), zones, self.window),
+            )
+        return self._day[zones]
+
+
+def _decide_batch(
+    rows: Sequence[Any], facts: _BatchFacts, now: dt.datetime, rules: RulesConfig
+) -> dict[int, Verdict]:
+    """Every row's verdict, in id order; a row let through counts towards its member's cap
+    for the rows after it."""
+    hours = _Hours(now, rules)
+    verdicts: dict[int, Verdict] = {}
     for row in rows:
-        member = members.get(row.member_id)
-        verdict = _decide(row, member, now, rules, bad_phones, sent_times, siblings, phones)
-        if verdict is not None:
-            kind, when, reason = verdict
-            skip = kind == "skip"
-            undecided.append(
-                {
-                    "b_id": row.id,
-                    "b_status": (OutboxStatus.SKIPPED if skip else OutboxStatus.PENDING).value,
-                    "b_next": None if skip else when,
-                    "b_err": reason,
-                }
-            )
-            if skip and row.channel is Channel.SMS:
-                skipped_sms.append(row.idempotency_key)
+        member = facts.members.get(row.member_id)
+        verdict = _decide(row, member, now, rules, facts, hours)
+        verdicts[row.id] = verdict
+        if verdict is None:
+            facts.sent_times[row.member_id].append(now)
+    return verdicts
+
+
+def _record_verdicts(
+    session: Session,
+    rows: Sequence[Any],
+    facts: _BatchFacts,
+    verdicts: dict[int, Verdict],
+    now: dt.datetime,
+) -> list[Leased]:
+    """Held and skipped rows back with their reason (one executemany), ``sent_at`` on the
+    rows let through (another); email rows behind a skipped SMS are released."""
+    undecided: list[dict[str, Any]] = []
+    skipped_sms: list[str] = []
+    through: list[Leased] = []
+    for row in rows:
+        verdict = verdicts[row.id]
+        if verdict is None:
+            through.append(Leased(row, facts.members[row.member_id]))
             continue
-        assert member is not None
-        # A row that cannot be built (template error, unusable address...) fails alone with
-        # its reason; the rest of the batch goes on.
-        try:
-            built: str | OutgoingEmail = (
-                with_reference(sms_body(content, member, row), row.id)
-                if row.channel is Channel.SMS
-                else email_message(content, member, row, now)
-            )
-        except Exception as exc:
-            log.warning("outbox row %d cannot be built: %s: %s", row.id, type(exc).__name__, exc)
-            poisoned.append({"b_id": row.id, "b_err": f"cannot build: {exc}"[:500]})
-            if row.channel is Channel.SMS:
-                skipped_sms.append(row.idempotency_key)
-            continue
-        sent_times[member.id].append(now)  # counts towards today's cap from now on
-        if isinstance(built, str):
-            body = built
-            sms_sent.append({"b_id": row.id, "b_payload": {**(row.payload or {}), BODY_KEY: body}})
-            jobs.append(
-                Job(
-                    row.id,
-                    row.idempotency_key,
-                    row.channel,
-                    row.member_id,
-                    row.to_address,
-                    row.attempts,
-                    sms_body=body,
-                )
-            )
-        else:
-            msg = built
-            email_sent.append({"b_id": row.id})
-            jobs.append(
-                Job(
-                    row.id,
-                    row.idempotency_key,
-                    row.channel,
-                    row.member_id,
-                    row.to_address,
-                    row.attempts,
-                    email=msg,
-                )
-            )
+        kind, when, reason = verdict
+        skip = kind == "skip"
+        undecided.append(
+            {
+                "b_id": row.id,
+                "b_status": (OutboxStatus.SKIPPED if skip else OutboxStatus.PENDING).value,
+                "b_next": None if skip else when,
+                "b_err": reason,
+            }
+        )
+        if skip and row.channel is Channel.SMS:
+            skipped_sms.append(row.idempotency_key)
     conn = session.connection()
-    by_id = T.c.id == bindparam("b_id")
     if undecided:
         conn.execute(
             update(T)
-            .where(by_id)
+            .where(T.c.id == bindparam("b_id"))
             .values(
                 status=bindparam("b_status"),
                 next_attempt_at=bindparam("b_next"),
@@ -314,32 +369,67 @@ def lease_batch(
             ),
             undecided,
         )
-    if poisoned:
+    if through:
         conn.execute(
-            update(T)
-            .where(by_id)
-            .values(
-                status=OutboxStatus.FAILED.value,
-                next_attempt_at=None,
-                last_error=bindparam("b_err"),
-                lease_owner=None,
-                lease_expires_at=None,
-                updated_at=now,
-            ),
-            poisoned,
+            update(T).where(T.c.id == bindparam("b_id")).values(sent_at=now, updated_at=now),
+            [{"b_id": j.row.id} for j in through],
         )
-    if sms_sent:
-        conn.execute(
-            update(T)
-            .where(by_id)
-            .values(sent_at=now, payload=bindparam("b_payload"), updated_at=now),
-            sms_sent,
-        )
-    if email_sent:
-        conn.execute(update(T).where(by_id).values(sent_at=now, updated_at=now), email_sent)
     if skipped_sms:
         release_email_siblings(session, skipped_sms, now)
-    return jobs
+    return through
+
+
+def build_jobs(
+    leased: Sequence[Leased], content: ContentSettings, now: dt.datetime
+) -> tuple[list[Job], list[tuple[Leased, str]]]:
+    """Build the messages of leased rows (no database): (jobs, rows that cannot be built
+    with the reason). A row that cannot be built (template error, an address
+    ``email-validator`` rejects) fails alone: :func:`fail_unbuildable`."""
+    jobs: list[Job] = []
+    poisoned: list[tuple[Leased, str]] = []
+    for item in leased:
+        row, member = item.row, item.member
+        try:
+            if row.channel is Channel.SMS:
+                body = with_reference(sms_body(content, member, row), row.id)
+                job = Job(row.id, row.idempotency_key, row.channel, row.member_id,
+                          row.to_address, row.attempts, sms_body=body,
+                          payload={**(row.payload or {}), BODY_KEY: body})  # fmt: skip
+            else:
+                msg = email_message(content, member, row, now)
+                job = Job(row.id, row.idempotency_key, row.channel, row.member_id,
+                          row.to_address, row.attempts, email=msg)  # fmt: skip
+        except Exception as exc:
+            log.warning("outbox row %d cannot be built: %s: %s", row.id, type(exc).__name__, exc)
+            poisoned.append((item, f"cannot build: {exc}"[:500]))
+            continue
+        jobs.append(job)
+    return jobs, poisoned
+
+
+def fail_unbuildable(
+    session: Session, poisoned: Sequence[tuple[Leased, str]], now: dt.datetime
+) -> None:
+    """Leased rows whose message cannot be built -> ``failed`` with the reason (the email
+    behind such an SMS is released: its gate sees the SMS failed)."""
+    if not poisoned:
+        return
+    session.connection().execute(
+        update(T)
+        .where(T.c.id == bindparam("b_id"), T.c.status == OutboxStatus.LEASED.value)
+        .values(
+            status=OutboxStatus.FAILED.value,
+            next_attempt_at=None,
+            last_error=bindparam("b_err"),
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        ),
+        [{"b_id": item.row.id, "b_err": reason} for item, reason in poisoned],
+    )
+    sms = [item.row.idempotency_key for item, _ in poisoned if item.row.channel is Channel.SMS]
+    if sms:
+        release_email_siblings(session, sms, now)
 
 
 def _decide(
@@ -347,20 +437,16 @@ def _decide(
     member: Any,
     now: dt.datetime,
     rules: RulesConfig,
-    bad_phones: set[tuple[int, str]],
-    sent_times: dict[int, list[dt.datetime]],
-    siblings: dict[str, Any],
-    phones: dict[int, list[str]] | None = None,
-) -> tuple[str, dt.datetime | None, str] | None:
-    """``row``: an outbox row (ORM object or Core row), ``member``: a members row or None.
-
-    None = send now; else ("skip" | "defer", when, reason)."""
+    facts: _BatchFacts,
+    hours: _Hours,
+) -> Verdict:
+    """``row``: an outbox row (Core row), ``member``: a members row or None."""
     if member is None:
         return ("skip", None, "member gone")
     if row.channel is Channel.SMS:
         if not member.consent_sms:
             return ("skip", None, "no SMS consent")
-        if (member.id, row.to_address) in bad_phones:
+        if (member.id, row.to_address) in facts.bad_phones:
             return ("skip", None, "phone flagged invalid")
     else:
         if not member.consent_email:
@@ -369,26 +455,24 @@ def _decide(
             return ("skip", None, "email flagged invalid")
         order = (row.payload or {}).get(ORDER_KEY)
         if order:
-            gate = _gate(row, OrderPolicy(order), siblings, now, rules)
+            gate = _gate(row, OrderPolicy(order), facts.siblings, now, rules)
             if gate is not None:
                 return gate
-    numbers = list((phones or {}).get(member.id, ()))
+    numbers = list(facts.phones.get(member.id, ()))
     if row.channel is Channel.SMS:
         numbers.insert(0, row.to_address)
-    zones = member_zones(member.timezone, numbers)
+    zones = hours.zones(member.timezone, numbers)
     if not zones:  # fail closed: an hour we cannot check is not a quiet hour we may skip
         return ("defer", now + dt.timedelta(seconds=rules.unknown_zone_retry_s), UNKNOWN_ZONE)
-    window = rules.window
-    allowed = next_open(now, zones, window)
+    allowed = hours.next_open(zones)
     if allowed is None:
         return ("defer", now + dt.timedelta(seconds=rules.unknown_zone_retry_s), NEVER_OPEN)
     if allowed > now:
         return ("defer", allowed, f"quiet hours until {allowed.astimezone(zones[0]).isoformat()}")
     if rules.daily_cap > 0:
-        day_start = local_day_start(now, zones)
-        if sum(1 for t in sent_times.get(member.id, ()) if t >= day_start) >= rules.daily_cap:
-            when = next_open(next_local_day(now, zones), zones, window)
-            return ("defer", when, f"daily cap {rules.daily_cap} reached")
+        day_start, next_day = hours.day(zones)
+        if sum(1 for t in facts.sent_times.get(member.id, ()) if t >= day_start) >= rules.daily_cap:
+            return ("defer", next_day, f"daily cap {rules.daily_cap} reached")
     return None
 
 
@@ -435,15 +519,16 @@ def release_email_siblings(session: Session, sms_keys: Iterable[str], now: dt.da
 
 # ---------------------------------------------------------------- sending and results
 def mark_sending(
-    session: Session, ids: Sequence[int], owner_prefix: str, now: dt.datetime, lease_s: float
+    session: Session, jobs: Sequence[Job], owner_prefix: str, now: dt.datetime, lease_s: float
 ) -> set[int]:
-    """Record the attempt *before* the provider is called; returns the ids still ours."""
-    if not ids:
+    """Record the attempts *before* the provider is called (``sending``, ``attempts+1``, the
+    SMS text as sent); returns the ids still ours (an expired lease may have been taken)."""
+    if not jobs:
         return set()
     res = session.execute(
         update(T)
         .where(
-            T.c.id.in_(list(ids)),
+            T.c.id.in_([j.id for j in jobs]),
             T.c.status == OutboxStatus.LEASED.value,
             T.c.lease_owner.like(f"{owner_prefix}%"),
         )
@@ -456,7 +541,14 @@ def mark_sending(
         )
         .returning(T.c.id)
     )
-    return {r[0] for r in res}
+    ours = {r[0] for r in res}
+    bodies = [{"b_id": j.id, "b_payload": j.payload} for j in jobs if j.payload and j.id in ours]
+    if bodies:
+        session.connection().execute(
+            update(T).where(T.c.id == bindparam("b_id")).values(payload=bindparam("b_payload")),
+            bodies,
+        )
+    return ours
 
 
 def record_results(
@@ -757,7 +849,9 @@ def _callback_transition(
         if status in _FINAL:
             return "already final", False, False
         code = cb.error_code or ""
-        row.update(lease_owner=None, lease_expires_at=None, last_error=f"{cb.status} {code}".strip())
+        row.update(
+            lease_owner=None, lease_expires_at=None, last_error=f"{cb.status} {code}".strip()
+        )
         if code == "30003" and row["attempts"] < retry.max_attempts:
             # Unreachable handset: Twilio advises retrying later; a resend is not a duplicate
             # for the member because the first one never reached the phone.

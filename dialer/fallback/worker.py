@@ -3,11 +3,11 @@
 Crash safety, step by step for one row:
 
 1. ``lease_batch`` (one transaction per batch) applies the send-time rules and leaves the
-   row ``leased`` with an expiring lease. A crash here: the lease expires (or the restarted
-   worker with the same ``worker_id`` reclaims it at once) and the row is pending again —
-   nothing was sent.
-2. ``mark_sending`` (group-committed) sets ``sending``, ``attempts+1`` and ``sent_at``
-   *before* the provider is called.
+   row ``leased`` with an expiring lease; ``build_jobs`` then builds the messages outside
+   the transaction. A crash here: the lease expires (or the restarted worker with the same
+   ``worker_id`` reclaims it at once) and the row is pending again — nothing was sent.
+2. ``mark_sending`` (group-committed) sets ``sending``, ``attempts+1``, ``sent_at`` and the
+   SMS text as sent *before* the provider is called.
 3. The provider call. 4. ``record_results`` (group-committed) stores the provider id / error.
 
 A crash between 2 and 4 leaves the row ``sending`` (so does a connection dropped after the
@@ -54,8 +54,10 @@ from dialer.fallback.store import (
     InDoubt,
     Job,
     SendRetryPolicy,
+    build_jobs,
     claim_in_doubt,
     expire_leased,
+    fail_unbuildable,
     lease_batch,
     mark_sending,
     record_results,
@@ -137,15 +139,15 @@ class OutboxWorker:
         """Lease again when this much room is free (or when nothing is in hand)."""
         self._changed = asyncio.Event()
         self._recover_now = asyncio.Event()
-        self._marker: GroupCommitter[int, bool] = GroupCommitter(engine, self._apply_sending)
+        self._marker: GroupCommitter[Job, bool] = GroupCommitter(engine, self._apply_sending)
         self._recorder: GroupCommitter[tuple[Job, SendResult], None] = GroupCommitter(
             engine, self._apply_results
         )
 
     # -- group-committed writes
-    def _apply_sending(self, session: Session, ids: Sequence[int]) -> list[bool]:
-        ok = mark_sending(session, ids, self._prefix, utcnow(), self.settings.lease_s)
-        return [i in ok for i in ids]
+    def _apply_sending(self, session: Session, jobs: Sequence[Job]) -> list[bool]:
+        ok = mark_sending(session, jobs, self._prefix, utcnow(), self.settings.lease_s)
+        return [j.id in ok for j in jobs]
 
     def _apply_results(
         self, session: Session, items: Sequence[tuple[Job, SendResult]]
@@ -167,10 +169,11 @@ class OutboxWorker:
             while not stop.is_set():
                 room = self._capacity - len(self._tasks)
                 jobs: list[Job] = []
+                claimed = 0
                 # Lease in batches: with a nearly full queue, leasing the one or two rows
                 # that finished sends made room for costs a write transaction per message.
                 if room >= self._low_water or (room > 0 and not self._tasks):
-                    jobs = await self._lease(min(room, self.settings.batch_size))
+                    jobs, claimed = await self._lease(min(room, self.settings.batch_size))
                     for job in jobs:
                         task = asyncio.create_task(self._process(job))
                         self._tasks.add(task)
@@ -179,8 +182,9 @@ class OutboxWorker:
                     self._recover_now.clear()
                     await self.recover(startup=False)
                     next_recovery = loop.time() + self.settings.recovery_interval_s
-                leased_all = len(jobs) == min(room, self.settings.batch_size)
-                if jobs and leased_all:
+                # A full batch (held rows included): more may be due, lease again at once.
+                leased_all = claimed == min(room, self.settings.batch_size)
+                if claimed and leased_all:
                     await asyncio.sleep(0)
                     continue
                 # Fewer rows than asked: nothing more is due right now. Finished sends alone
@@ -244,31 +248,36 @@ class OutboxWorker:
         )
         return bool(n)
 
-    async def _lease(self, limit: int) -> list[Job]:
+    async def _lease(self, limit: int) -> tuple[list[Job], int]:
+        """(jobs ready to send, due rows claimed). The rules run in the leasing transaction;
+        the messages are built after it committed (not while holding SQLite's write lock),
+        on a thread: rendering a batch of emails would stall the event loop."""
         self._batch_no += 1
         owner = f"{self._prefix}{self._batch_no}"
         try:
-            jobs = await run_db(
-                self.engine,
-                lease_batch,
-                owner,
-                utcnow(),
-                limit,
-                self.settings.lease_s,
-                self.rules,
-                self.content,
+            batch = await run_db(
+                self.engine, lease_batch, owner, utcnow(), limit, self.settings.lease_s, self.rules
             )
         except Exception:
             log.exception("outbox lease failed; retrying shortly")
             await asyncio.sleep(self.settings.poll_interval_s)
-            return []
+            return [], 0
+        if not batch.rows:
+            return [], batch.claimed
+        jobs, poisoned = await asyncio.to_thread(build_jobs, batch.rows, self.content, utcnow())
+        if poisoned:
+            self.stats.counts["cannot_build"] += len(poisoned)
+            try:
+                await run_db(self.engine, fail_unbuildable, poisoned, utcnow())
+            except Exception:  # they stay leased: recovered when the lease expires
+                log.exception("outbox: recording %d unbuildable rows failed", len(poisoned))
         self.stats.counts["leased"] += len(jobs)
-        return jobs
+        return jobs, batch.claimed
 
     async def _process(self, job: Job) -> None:
         async with self._sem:
             await self._buckets[job.channel].acquire()
-            if not await self._marker.submit(job.id):
+            if not await self._marker.submit(job):
                 self.stats.counts["lease_lost"] += 1
                 return
             result = await self._send(job)

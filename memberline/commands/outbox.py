@@ -195,6 +195,8 @@ async def _work(args: argparse.Namespace, cfg: Config) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    if args.stats:  # a supervisor (the bench) learns that the worker is up and listening
+        print(json.dumps({"ready": 1}), flush=True)
     try:
         stats = await rt.run(stop, until_idle=args.until_idle)
     finally:
@@ -287,5 +289,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also serve /twilio/sms/* and /unsubscribe on messaging.webhook_bind:port",
     )
     w.add_argument(
-        "--stats", action="store_true", help="print the worker's counters as JSON at exit"
+        "--stats",
+        action="store_true",
+        help='print {"ready": 1} once listening, and the counters as JSON at exit',
     )

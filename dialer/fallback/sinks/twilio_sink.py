@@ -180,6 +180,11 @@ class TwilioSink:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    @property
+    def pending_callbacks(self) -> int:
+        """Messages whose statuses (and their callbacks) are still to come."""
+        return len(self._tasks)
+
     async def wait_callbacks(self, within_s: float = 5.0) -> None:
         """Wait until every scheduled status callback has been delivered (tests)."""
         async with asyncio.timeout(within_s):

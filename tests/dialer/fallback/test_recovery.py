@@ -12,7 +12,7 @@ from crm_bridge.db import session_scope
 from crm_bridge.models import AuditLog, Channel, Member, OutboxMessage, OutboxStatus, utcnow
 from dialer.fallback import OrderPolicy, Purpose, RulesConfig, enqueue, run_worker
 from dialer.fallback.content import email_message
-from dialer.fallback.store import lease_batch, mark_sending, retry_row
+from dialer.fallback.store import build_jobs, lease_batch, mark_sending, retry_row
 
 from .conftest import NO_QUIET, Stack, add_member
 
@@ -26,11 +26,12 @@ def crash_mid_send(stack: Stack, mid: int, channels: str | tuple[str, ...]) -> l
     """Queue, lease and mark ``sending`` exactly as the worker does, then 'crash'."""
     with session_scope(stack.engine) as s:
         enqueue(s, Purpose.EXHAUSTED, mid, channels=channels, ref="crash", order=OrderPolicy.BOTH)
-    content = stack.content()
     with session_scope(stack.engine) as s:
-        jobs = lease_batch(s, OWNER + "1", utcnow(), 10, 60, NO_QUIET, content)
+        batch = lease_batch(s, OWNER + "1", utcnow(), 10, 60, NO_QUIET)
+    jobs, poisoned = build_jobs(batch.rows, stack.content(), utcnow())
+    assert not poisoned
     with session_scope(stack.engine) as s:
-        assert mark_sending(s, [j.id for j in jobs], OWNER, utcnow(), 60) == {j.id for j in jobs}
+        assert mark_sending(s, jobs, OWNER, utcnow(), 60) == {j.id for j in jobs}
     return [j.id for j in jobs]
 
 
@@ -235,8 +236,7 @@ async def test_leased_but_never_sent_rows_return_to_pending(stack: Stack) -> Non
             10,
             60,
             RulesConfig(quiet_start=dt.time(0), quiet_end=dt.time(0)),
-            stack.content(),
-        )
+        ).rows
     await run_worker(stack.worker(), until_idle=True)
-    r = row(stack.engine, job.id)
+    r = row(stack.engine, job.row.id)
     assert r.status in ACCEPTED and r.attempts == 1 and len(stack.sinks.sms.messages) == 1
