@@ -211,15 +211,18 @@ def _claim_due(
     """``pending`` rows due now -> ``leased`` by ``owner``, oldest due first; their columns.
 
     PostgreSQL: the candidates are picked ``FOR UPDATE SKIP LOCKED`` (concurrent workers
-    take different rows). SQLite: the ``UPDATE`` itself takes the one write lock and re-checks
-    ``pending``."""
+    take different rows). SQLite: the ``UPDATE`` itself takes the one write lock.
+
+    The outer ``UPDATE`` has no ``status`` condition of its own: the pick already is one
+    (under SQLite's write lock / re-checked by PostgreSQL on the locked row), and with one
+    SQLite (no ANALYZE statistics) walks every pending row instead of the picked ids."""
     due = and_(T.c.status == OutboxStatus.PENDING.value, T.c.next_attempt_at <= now)
     pick = select(T.c.id).where(due).order_by(T.c.next_attempt_at).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     claimed = session.execute(
         update(T)
-        .where(T.c.id.in_(pick), T.c.status == OutboxStatus.PENDING.value)
+        .where(T.c.id.in_(pick))
         .values(
             status=OutboxStatus.LEASED.value,
             lease_owner=owner,
@@ -502,19 +505,36 @@ def _gate(
 
 
 def release_email_siblings(session: Session, sms_keys: Iterable[str], now: dt.datetime) -> None:
-    """Make held email rows of these SMS rows due now (their gate decides what happens)."""
+    """Make held email rows of these SMS rows due now (their gate decides what happens).
+
+    Found by their unique key first, then updated by id: with ``status`` and
+    ``next_attempt_at`` in one statement, SQLite (no ANALYZE statistics) walks the
+    ``(status, next_attempt_at)`` index over every pending row instead."""
     keys = [sibling_key(k, Channel.EMAIL) for k in sms_keys]
     if not keys:
         return
-    session.execute(
-        update(T)
-        .where(
-            T.c.idempotency_key.in_(keys),
-            T.c.status == OutboxStatus.PENDING.value,
-            or_(T.c.next_attempt_at.is_(None), T.c.next_attempt_at > now),
+    held = [
+        {"b_id": rid}
+        for rid, status, due in session.execute(
+            select(T.c.id, T.c.status, T.c.next_attempt_at).where(T.c.idempotency_key.in_(keys))
         )
-        .values(next_attempt_at=now)
-    )
+        if status == OutboxStatus.PENDING and (due is None or _aware(due) > now)
+    ]
+    if held:
+        session.connection().execute(
+            update(T)
+            .where(
+                T.c.id == bindparam("b_id"),
+                T.c.status == OutboxStatus.PENDING.value,
+                or_(T.c.next_attempt_at.is_(None), T.c.next_attempt_at > now),
+            )
+            .values(next_attempt_at=now),
+            held,
+        )
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
 # ---------------------------------------------------------------- sending and results
