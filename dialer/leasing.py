@@ -14,13 +14,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_bridge.models import CallAttempt, CallListEntry, Campaign, CampaignStatus, Direction
 from cti.hub.sessions import AgentInfo
-from dialer import agentfirst, entries
-from dialer.dial_rules import CallingWindow, DialOutcome, DialRetryPolicy, Verdict, check
+from dialer import agentfirst, entries, outcomes
+from dialer.dial_rules import CallingWindow, DialRetryPolicy, Verdict, check
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +171,13 @@ def open_attempts(s: Session, owner: str) -> list[OpenAttempt]:
     ]
 
 
-def campaign_rows(s: Session, since: dt.datetime | None) -> list[dict[str, Any]]:
-    """Running and paused campaigns; with ``since``, their live/abandoned counts since then."""
+def campaign_rows(
+    s: Session,
+    since: dt.datetime | None,
+    amd_dispositions: tuple[str, ...] = outcomes.AMD_DISPOSITIONS,
+) -> list[dict[str, Any]]:
+    """Running and paused campaigns; with ``since``, their abandonment counts since then
+    (``window``: :class:`dialer.ledger.WindowCounts`)."""
     rows = s.execute(
         select(
             Campaign.id,
@@ -199,22 +204,9 @@ def campaign_rows(s: Session, since: dt.datetime | None) -> list[dict[str, Any]]
         for r in rows
     ]
     if since is not None and out:
-        counts = s.execute(
-            select(
-                CallAttempt.campaign_id,
-                func.sum(func.cast(CallAttempt.outcome == DialOutcome.ABANDONED.value, Integer)),
-                func.count(),
-            )
-            .where(
-                CallAttempt.campaign_id.in_([r["id"] for r in out]),
-                CallAttempt.started_at >= since,
-                CallAttempt.outcome.in_([DialOutcome.ANSWERED.value, DialOutcome.ABANDONED.value]),
-            )
-            .group_by(CallAttempt.campaign_id)
-        ).all()
-        by_id = {cid: (float(ab or 0), float(n)) for cid, ab, n in counts}
+        counts = outcomes.window_counts(s, [r["id"] for r in out], since, amd_dispositions)
         for r in out:
-            r["abandoned"], r["live"] = by_id.get(r["id"], (0.0, 0.0))
+            r["window"] = counts[r["id"]]
     return out
 
 

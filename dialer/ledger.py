@@ -53,8 +53,20 @@ queue events and Hangup):
 * A reconnect: :meth:`resync` with the CoreShowChannel list; every call
   placed before that connection whose channels are all gone becomes ``interrupted`` (cut by
   the restart, retry soon — not the member's failure) unless already decided. Never a timer.
-* ``AMDSTATUS=MACHINE`` -> ``machine`` (unless the call was sampled for verification by an
-  agent: then it continues as a live answer and the agent's disposition tells the truth).
+* ``AMDSTATUS=MACHINE`` -> ``machine`` (hung up), unless the call was sampled for
+  verification (``amd_verify``) *and* the dialplan found an agent ready to take it at once
+  (``QUEUE_MEMBER(q,ready)`` > callers waiting): then it goes to the queue as a
+  *verification call*. It is not a live answer yet (nobody knows whether a person is
+  there): bridged within the safe harbour it is decided ``answered`` but left out of the
+  abandonment counts until :meth:`CallLedger.verified` says what the agent found (a person:
+  a live answer; a machine: a verified AMD verdict, nothing more); not bridged in time, it
+  is ``machine`` like any other machine hang-up.
+
+AMD false positives (Ofcom: a person AMD hung up on is an abandoned call): every machine
+hang-up counts as :func:`amd_false_positive_share` of an abandoned live answer (in both the
+abandoned and the live count), the share estimated from the verification calls agents
+dispositioned. :class:`Abandons` carries the estimate; the pacer reads it from here, the
+reports through :func:`window_abandons` over the stored rows (one definition).
 
 Agent-first calls (preview, maintainer-first; ``kind=AGENT_FIRST``) ring the agent first:
 the Originate's channel is the agent's phone, the member is the dialplan ``Dial()`` whose
@@ -65,8 +77,8 @@ there, wait 0). If the agent's phone never answered the member was never rung:
 
 from __future__ import annotations
 
+import bisect
 import enum
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -84,6 +96,9 @@ __all__ = [
     "FactKind",
     "LedgerError",
     "LiveChannel",
+    "WindowCounts",
+    "amd_false_positive_share",
+    "window_abandons",
 ]
 
 REACHED = frozenset({DialOutcome.ANSWERED, DialOutcome.ABANDONED})
@@ -213,6 +228,11 @@ class CallRecord:
         return self.outcome in REACHED
 
     @property
+    def verifying(self) -> bool:
+        """A sampled machine verdict routed towards an agent: live or not is the agent's to say."""
+        return self.amd_verify and self.amd_status == "MACHINE"
+
+    @property
     def answer_wait_s(self) -> float | None:
         """What the attempt row stores as the 2-second rule's measurement: live answer ->
         agent bridge; for a live answer no agent ever took, live answer -> the call's end
@@ -254,10 +274,69 @@ class Counts:
 
 @dataclass(frozen=True, slots=True)
 class Abandons:
+    """Abandoned and live answers over the legal window and the last hour, both including
+    the estimated AMD false positives (``amd_fp_share`` of every machine hang-up counts as a
+    live answer that was abandoned)."""
+
     window_abandoned: float = 0.0
     window_live: float = 0.0
     hour_abandoned: float = 0.0
     hour_live: float = 0.0
+    amd_fp_share: float = 0.0
+    """Estimated share of machine hang-ups that were people (:func:`amd_false_positive_share`)."""
+    window_amd_false_positives: float = 0.0
+    """Of ``window_abandoned``: the estimated people AMD hung up on."""
+
+    @property
+    def rate(self) -> float:
+        return self.window_abandoned / self.window_live if self.window_live else 0.0
+
+
+def amd_false_positive_share(verified: float, verified_live: float) -> float:
+    """Estimated share of AMD "machine" verdicts that were live people, from the verdicts
+    agents verified (``verified_live`` of ``verified`` turned out to be people).
+
+    The posterior mean under a uniform Beta(1, 1) prior: with no verified sample it is 1/2 (an
+    AMD nobody checks earns no credit), and it moves to the measured share as agents verify.
+    Verification calls are drawn at random among machine verdicts and taken only when an
+    agent is free (which does not depend on who answered), so the share carries over to the
+    verdicts that were hung up."""
+    if verified < 0 or not 0 <= verified_live <= verified:
+        raise ValueError(f"bad verification counts: {verified_live} live of {verified}")
+    return (verified_live + 1.0) / (verified + 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCounts:
+    """One campaign's calls over a window, as stored (or as the ledger decided them)."""
+
+    abandoned: float = 0.0
+    """Live answers (people) not bridged within the safe harbour."""
+    live: float = 0.0
+    """Live answers: answered + abandoned (a verification call once an agent found a person)."""
+    machine: float = 0.0
+    """Calls hung up on an AMD machine verdict (unverified)."""
+    verified: float = 0.0
+    """Machine verdicts an agent took and dispositioned."""
+    verified_live: float = 0.0
+    """... that were people (AMD false positives caught)."""
+
+    def __add__(self, other: WindowCounts) -> WindowCounts:
+        return WindowCounts(
+            self.abandoned + other.abandoned,
+            self.live + other.live,
+            self.machine + other.machine,
+            self.verified + other.verified,
+            self.verified_live + other.verified_live,
+        )
+
+
+def window_abandons(w: WindowCounts) -> tuple[float, float, float, float]:
+    """(abandoned, live, false positives, share) with AMD's estimated false positives counted
+    as abandoned live answers: the one definition the pacer and the reports use (pure)."""
+    share = amd_false_positive_share(w.verified, w.verified_live) if w.machine else 0.0
+    fp = share * w.machine
+    return w.abandoned + fp, w.live + fp, fp, share
 
 
 @dataclass
@@ -272,11 +351,18 @@ class _Call:
 class _Tally:
     placed: int = 0
     outcomes: dict[DialOutcome, int] = field(default_factory=dict)
-    base_abandoned: float = 0.0
-    base_live: float = 0.0
-    since_abandoned: float = 0.0
-    since_live: float = 0.0
-    hour: deque[tuple[float, bool]] = field(default_factory=deque)
+    base: WindowCounts = WindowCounts()
+    """The legal window as stored (:meth:`CallLedger.set_window`)."""
+    since: WindowCounts = WindowCounts()
+    """Decided since ``base`` was read."""
+    hour: list[tuple[float, str]] = field(default_factory=list)
+    """(decided at, ``live``/``abandoned``/``machine``), in time order."""
+    pending: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    """Verification calls bridged, awaiting the agent's finding: (decided at, late)."""
+    sampled: int = 0
+    """Machine verdicts sampled for verification (``amd_verify``)."""
+    routed: int = 0
+    """... that the dialplan sent to an agent (one was free at once)."""
 
 
 class CallLedger:
@@ -426,6 +512,8 @@ class CallLedger:
                 self._set(c, cut=True)
             return []
         if name == "QueueCallerJoin":
+            if c.rec.verifying and not c.rec.queued:
+                self._tally.setdefault(c.rec.campaign_id, _Tally()).routed += 1
             self._set(c, queued=True)
             return []
         if name == "AgentConnect":
@@ -446,12 +534,19 @@ class CallLedger:
         else:
             wait = float(hold_s) if hold_s is not None else None
         self._set(c, bridged_at=at, agent=agent or r.agent, bridge_wait_s=wait)
+        if r.verifying and not r.queued:  # reached an agent (no QueueCallerJoin seen)
+            self._tally.setdefault(r.campaign_id, _Tally()).routed += 1
+            self._set(c, queued=True)
         if r.outcome is not None or r.kind is not CallKind.QUEUE:
             return []
         if r.answered_at is None and not r.answered_unknown:
             # The answer's event is still to come (reordered): it was answered by now.
             self._set(c, answered_at=at, live_at=at if not r.amd else r.live_at)
         late = wait is not None and wait > self.safe_harbour_s
+        if r.verifying and late:
+            # A machine verdict nobody took in time: unverified, counted as a machine
+            # hang-up (its false-positive share) even if an agent picks it up now.
+            return self._decide(c, DialOutcome.MACHINE, at)
         return self._decide(c, DialOutcome.ABANDONED if late else DialOutcome.ANSWERED, at)
 
     def resumed(self, call_id: str, agent: str, at: float) -> list[Fact]:
@@ -524,7 +619,8 @@ class CallLedger:
                 and r.bridged_at is None
                 and at - r.live_at > self.safe_harbour_s
             ):
-                out += self._decide(c, DialOutcome.ABANDONED, at)
+                late = DialOutcome.MACHINE if r.verifying else DialOutcome.ABANDONED
+                out += self._decide(c, late, at)
         return out
 
     # ------------------------------------------------------------------ reading
@@ -568,25 +664,66 @@ class CallLedger:
                 waiting += 1
         return Counts(tuple(dialling), waiting, ivr, frozenset(held), n)
 
-    def set_window(self, campaign_id: int, abandoned: float, live: float) -> None:
-        """The legal window's counts as stored (the DB); decisions from now on add to them."""
+    def set_window(self, campaign_id: int, abandoned: float, live: float, **amd: float) -> None:
+        """The legal window's counts as stored (the DB; ``amd``: ``machine``, ``verified``,
+        ``verified_live`` of :class:`WindowCounts`); decisions from now on add to them."""
         t = self._tally.setdefault(campaign_id, _Tally())
-        t.base_abandoned, t.base_live = abandoned, live
-        t.since_abandoned = t.since_live = 0.0
+        t.base = WindowCounts(abandoned, live, **amd)
+        t.since = WindowCounts()
 
     def abandons(self, campaign_id: int, at: float) -> Abandons:
+        """The abandonment statistic over the legal window and the last hour, AMD's
+        estimated false positives included (:func:`window_abandons`)."""
         t = self._tally.get(campaign_id)
         if t is None:
             return Abandons()
-        while t.hour and t.hour[0][0] < at - 3600:
-            t.hour.popleft()
-        hour_ab = sum(1 for _, ab in t.hour if ab)
-        return Abandons(
-            t.base_abandoned + t.since_abandoned,
-            t.base_live + t.since_live,
-            float(hour_ab),
-            float(len(t.hour)),
+        cut = bisect.bisect_left(t.hour, (at - 3600,))
+        del t.hour[:cut]
+        whole = t.base + t.since
+        abandoned, live, fp, share = window_abandons(whole)
+        hour = WindowCounts(
+            abandoned=sum(1 for _, k in t.hour if k == "abandoned"),
+            live=sum(1 for _, k in t.hour if k != "machine"),
+            machine=sum(1 for _, k in t.hour if k == "machine"),
         )
+        hour_fp = share * hour.machine
+        return Abandons(
+            abandoned,
+            live,
+            hour.abandoned + hour_fp,
+            hour.live + hour_fp,
+            amd_fp_share=share,
+            window_amd_false_positives=fp,
+        )
+
+    def verified(self, call_id: str, campaign_id: int, *, live: bool, at: float) -> None:
+        """The agent's disposition of a verification call (a machine verdict an agent took):
+        a person (AMD was wrong: now a live answer, abandoned if the agent came late) or a
+        machine. Calls this ledger does not know as pending verification are ignored."""
+        t = self._tally.get(campaign_id)
+        if t is None or call_id not in t.pending:
+            return
+        decided_at, late = t.pending.pop(call_id)
+        t.since = t.since + WindowCounts(
+            abandoned=float(live and late),
+            live=float(live),
+            verified=1.0,
+            verified_live=float(live),
+        )
+        if live:
+            bisect.insort(t.hour, (decided_at, "abandoned" if late else "live"))
+
+    def verification_reach(self, campaign_id: int) -> float:
+        """Share of machine verdicts sampled for verification that reached an agent (the
+        dialplan routes one only when an agent is free at once); 1.0 before any sample."""
+        t = self._tally.get(campaign_id)
+        if t is None or t.sampled == 0:
+            return 1.0
+        return t.routed / t.sampled
+
+    def pending_verification(self, campaign_id: int) -> int:
+        t = self._tally.get(campaign_id)
+        return len(t.pending) if t is not None else 0
 
     def tally(self, campaign_id: int) -> tuple[int, dict[DialOutcome, int]]:
         """(calls placed, decided outcomes) of a campaign since this ledger started."""
@@ -659,6 +796,13 @@ class CallLedger:
             return []
         if status == "MACHINE" and not r.amd_verify:
             return self._decide(c, DialOutcome.MACHINE, at)
+        if status == "MACHINE":
+            # Sampled for verification: the dialplan sends it to an agent only if one is
+            # free at once, else hangs it up (then it ends as `machine`, see _at_end). The
+            # clock starts at the verdict; expire() leaves it alone (not a live answer yet).
+            self._tally.setdefault(r.campaign_id, _Tally()).sampled += 1
+            self._set(c, live_at=at)
+            return []
         if status == "HANGUP":
             # The member hung up during the greeting: the 2-second clock never started.
             return self._decide(c, DialOutcome.NO_ANSWER, at)
@@ -721,6 +865,8 @@ class CallLedger:
             if r.amd and r.live_at is None:
                 # Hung up before AMD's verdict: the greeting never completed.
                 return DialOutcome.NO_ANSWER
+            if r.verifying:
+                return DialOutcome.MACHINE  # no agent was free: the dialplan hung it up
             return DialOutcome.ABANDONED  # a live answer that never reached an agent
         return self._unanswered(r)
 
@@ -747,11 +893,20 @@ class CallLedger:
         self._set(c, outcome=outcome, decided_at=at)
         t = self._tally.setdefault(c.rec.campaign_id, _Tally())
         t.outcomes[outcome] = t.outcomes.get(outcome, 0) + 1
-        if outcome in REACHED and c.rec.kind is CallKind.QUEUE:
+        if c.rec.kind is not CallKind.QUEUE:
+            pass
+        elif outcome in REACHED and c.rec.verifying:
+            # Person or machine: the agent's disposition will say (verified()).
+            t.pending[c.rec.call_id] = (at, outcome is DialOutcome.ABANDONED)
+            while len(t.pending) > 5000:  # never dispositioned: forget the oldest
+                t.pending.pop(next(iter(t.pending)))
+        elif outcome in REACHED:
             ab = outcome is DialOutcome.ABANDONED
-            t.since_live += 1
-            t.since_abandoned += 1 if ab else 0
-            t.hour.append((at, ab))
+            t.since = t.since + WindowCounts(abandoned=float(ab), live=1.0)
+            bisect.insort(t.hour, (at, "abandoned" if ab else "live"))
+        elif outcome is DialOutcome.MACHINE:
+            t.since = t.since + WindowCounts(machine=1.0)
+            bisect.insort(t.hour, (at, "machine"))
         return [Fact(FactKind.DECIDED, c.rec)]
 
     def _end(self, c: _Call, at: float) -> list[Fact]:

@@ -14,13 +14,13 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from crm_bridge.models import CallAttempt
 from dialer import entries
 from dialer.dial_rules import DialOutcome, DialRetryPolicy
-from dialer.ledger import CallKind, Fact, FactKind
+from dialer.ledger import CallKind, Fact, FactKind, WindowCounts, window_abandons
 from dialer.pacing import OutcomeEstimator
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,69 @@ def answer_to_agent(
             "over_rule": int(over),
         }
     return out
+
+
+AMD_DISPOSITIONS = ("voicemail", "answering-machine")
+"""Agents' dispositions that mean "this was an answering machine" (the default)."""
+
+
+def window_counts(
+    s: Session,
+    campaign_ids: list[int],
+    since: dt.datetime | None = None,
+    amd_dispositions: tuple[str, ...] = AMD_DISPOSITIONS,
+) -> dict[int, WindowCounts]:
+    """Per campaign, the stored calls the abandonment statistic is made of (attempts started
+    at or after ``since``): live answers and abandons, machine hang-ups, and the machine
+    verdicts agents verified. A verification call (AMD said machine, an agent took it)
+    counts as a live answer only once its disposition says a person was there; until then,
+    and when it was a machine, it is a verified sample only
+    (:func:`dialer.ledger.window_abandons` turns these into the rate)."""
+    if not campaign_ids:
+        return {}
+    a = CallAttempt
+    reached = a.outcome.in_([DialOutcome.ANSWERED.value, DialOutcome.ABANDONED.value])
+    verif = and_(reached, a.amd_status == "MACHINE")
+    seen = and_(verif, a.disposition.is_not(None))
+    found_live = and_(seen, a.disposition.not_in(amd_dispositions))
+    counted = or_(and_(reached, ~verif), found_live)
+    q = select(
+        a.campaign_id,
+        func.count().filter(counted),
+        func.count().filter(and_(counted, a.outcome == DialOutcome.ABANDONED.value)),
+        func.count().filter(a.outcome == DialOutcome.MACHINE.value),
+        func.count().filter(seen),
+        func.count().filter(found_live),
+    ).where(a.campaign_id.in_(campaign_ids))
+    if since is not None:
+        q = q.where(a.started_at >= since)
+    out = {cid: WindowCounts() for cid in campaign_ids}
+    for cid, live, abandoned, machine, verified, verified_live in s.execute(
+        q.group_by(a.campaign_id)
+    ):
+        out[cid] = WindowCounts(
+            abandoned=float(abandoned),
+            live=float(live),
+            machine=float(machine),
+            verified=float(verified),
+            verified_live=float(verified_live),
+        )
+    return out
+
+
+def abandonment(w: WindowCounts) -> dict[str, Any]:
+    """The abandonment statistic of a report (AMD false positives counted as abandoned)."""
+    abandoned, live, fp, share = window_abandons(w)
+    return {
+        "rate": round(abandoned / live, 4) if live else 0.0,
+        "abandoned": round(abandoned, 2),
+        "live": round(live, 2),
+        "amd_machine_hangups": int(w.machine),
+        "amd_verified": int(w.verified),
+        "amd_verified_live": int(w.verified_live),
+        "amd_false_positive_share": round(share, 4),
+        "amd_false_positives_counted": round(fp, 2),
+    }
 
 
 def _utc(ts: float) -> dt.datetime:

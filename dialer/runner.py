@@ -345,7 +345,9 @@ class CampaignRunner:
             return
         # An agent took an AMD-analysed call: their disposition says machine or person.
         machine = rec.amd_status == "MACHINE"
-        prob = camp.amd.verify_probability() if machine else 1.0
+        # a machine verdict reaches an agent when sampled *and* an agent was free at once
+        reach = self.ledger.verification_reach(camp.id)
+        prob = camp.amd.verify_probability() * reach if machine else 1.0
         self._amd_pending[rec.call_id] = (camp.id, machine, prob)
         while len(self._amd_pending) > 5000:  # calls never given a disposition: forget the oldest
             self._amd_pending.pop(next(iter(self._amd_pending)))
@@ -361,6 +363,9 @@ class CampaignRunner:
                 continue
             live = disposition not in self.settings.amd_dispositions
             camp.amd.record_verified(verdict_machine=machine, live=live, verify_probability=prob)
+            if machine:
+                # a verification call: now it counts, as a live answer or a verified machine
+                self.ledger.verified(call_id, campaign_id, live=live, at=self.clock())
 
     # ------------------------------------------------------------------ loop
     async def _loop(self) -> None:
@@ -386,7 +391,12 @@ class CampaignRunner:
 
     async def _refresh_campaigns(self, with_counts: bool) -> None:
         since = _utc(self.clock() - self.settings.abandon_window_s)
-        rows = await run_db(self.engine, leasing.campaign_rows, since if with_counts else None)
+        rows = await run_db(
+            self.engine,
+            leasing.campaign_rows,
+            since if with_counts else None,
+            self.settings.amd_dispositions,
+        )
         seen = set()
         for row in rows:
             seen.add(row["id"])
@@ -407,8 +417,16 @@ class CampaignRunner:
                 )
                 self.campaigns[camp.id] = camp
             camp.status = CampaignStatus(row["status"])
-            if "live" in row:
-                self.ledger.set_window(camp.id, row["abandoned"], row["live"])
+            if "window" in row:
+                w = row["window"]
+                self.ledger.set_window(
+                    camp.id,
+                    w.abandoned,
+                    w.live,
+                    machine=w.machine,
+                    verified=w.verified,
+                    verified_live=w.verified_live,
+                )
         for cid in set(self.campaigns) - seen:
             if not self.ledger.calls(cid):
                 del self.campaigns[cid]
@@ -584,7 +602,11 @@ class CampaignRunner:
                     "mode": camp.mode.value,
                     "in_flight": self.ledger.counts(camp.id, now).open,
                     "placed": camp.placed,
-                    "abandon_rate": ab.window_abandoned / ab.window_live if ab.window_live else 0.0,
+                    "abandon_rate": ab.rate,
+                    # AMD false positives (Ofcom): machine hang-ups counted as abandoned
+                    "amd_false_positive_share": round(ab.amd_fp_share, 4),
+                    "amd_false_positives_counted": round(ab.window_amd_false_positives, 2),
+                    "amd_verifications_pending": self.ledger.pending_verification(camp.id),
                     "abandon_cap": camp.cap,
                     "amd": camp.amd.reason,
                     # the 2-second rule as measured: live answer -> agent

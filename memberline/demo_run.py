@@ -65,6 +65,7 @@ from cti.pbxsim import (
     Scenario,
     SurveySpec,
 )
+from dialer import outcomes
 from dialer.dial_rules import CallingWindow, DialRetryPolicy
 from dialer.fallback import parse_hhmm
 from dialer.fallback.outbox import enqueue
@@ -427,17 +428,18 @@ def _unfinished(engine: Any, since: dt.datetime) -> dict[str, Any]:
 def _summary(engine: Any, setup: dict[str, Any], since: dt.datetime) -> dict[str, Any]:
     """Counts of what happened since the demo started (the seeded history is left out)."""
     with session_scope(engine) as s:
-        per_campaign = s.execute(
-            select(CallAttempt.campaign_id, CallAttempt.outcome, func.count())
-            .where(CallAttempt.campaign_id.is_not(None), CallAttempt.started_at >= since)
-            .group_by(CallAttempt.campaign_id, CallAttempt.outcome)
-        ).all()
         out_attempts = s.execute(
             select(CallAttempt.outcome, func.count())
             .where(CallAttempt.campaign_id.is_not(None), CallAttempt.started_at >= since)
             .group_by(CallAttempt.outcome)
         ).all()
         by_outcome = {str(o or "in_progress"): int(n) for o, n in out_attempts}
+        agent_campaign = setup["post_purchase"]["id"]
+        # the runner's definition: verification calls by their finding, AMD's estimated
+        # false positives counted as abandoned
+        abandonment = outcomes.abandonment(
+            outcomes.window_counts(s, [agent_campaign], since)[agent_campaign]
+        )
         placed = sum(by_outcome.values())
         answered = by_outcome.get("answered", 0)
         abandoned = by_outcome.get("abandoned", 0)
@@ -473,15 +475,13 @@ def _summary(engine: Any, setup: dict[str, Any], since: dt.datetime) -> dict[str
     for c, st, n in msgs:
         key = f"{c.value}:{st.value}"
         outbox[key] = outbox.get(key, 0) + int(n)
-    agent_campaign = setup["post_purchase"]["id"]
-    pp = {str(o): int(n) for cid, o, n in per_campaign if cid == agent_campaign}
-    live = pp.get("answered", 0) + pp.get("abandoned", 0)
     return {
         "campaigns": setup,
         "calls_placed": placed,
         "calls_answered": answered,
         "calls_abandoned": abandoned,
-        "abandonment_rate": round(pp.get("abandoned", 0) / live, 4) if live else 0.0,
+        "abandonment_rate": abandonment["rate"],
+        "abandonment": abandonment,
         "abandonment_rate_campaign": "post_purchase (agent campaign; IVR calls cannot be abandoned)",
         "outbound_outcomes": by_outcome,
         "inbound_calls": inbound,

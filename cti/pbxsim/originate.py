@@ -471,6 +471,15 @@ def resolve(
     return Step("none")
 
 
+def _verification_taken(sim: PbxSimulator, one: Channel, queue: str) -> bool:
+    """The shipped dialplan's test for a machine verdict: sampled for verification
+    (MEMBERLINE_AMD_VERIFY=1) and ``QUEUE_MEMBER(q,ready) > QUEUE_WAITING_COUNT(q)``."""
+    if one.variables.get("MEMBERLINE_AMD_VERIFY") != "1":
+        return False
+    q = sim.state.queues.get(queue)
+    return q is not None and len(sim.state.available(q)) > len(q.waiting)
+
+
 async def run_dialplan(
     actor: CallActor,
     one: Channel,
@@ -501,7 +510,7 @@ async def run_dialplan(
                     continue
                 if verdict is None:
                     return  # the member hung up during the greeting
-                if verdict == "MACHINE" and one.variables.get("MEMBERLINE_AMD_VERIFY") != "1":
+                if verdict == "MACHINE" and not _verification_taken(sim, one, step.arg):
                     one.priority += 1
                     one.application, one.app_data = "Hangup", ""
                     sim.emit(ev.newexten(one))

@@ -88,6 +88,10 @@ class RunnerAccounting:
             HoldTime=str(int(hold_s)),
         )
 
+    def verified(self, cid: int, at: float, *, live: bool) -> None:
+        """The agent's disposition of a verification call (AMD said machine): person or not."""
+        self.ledger.verified(str(cid), CAMPAIGN, live=live, at=at)
+
     def dropped(self, cid: int, at: float) -> None:
         """No agent within 2 s: the dialplan plays the safe-harbour message and hangs up."""
         call = str(cid)

@@ -241,7 +241,9 @@ class Simulation:
         call = self.calls[cid]
         self.acct.amd_verdict(cid, self.now, machine=call.verdict_machine)
         if call.verdict_machine:
-            if call.verified:
+            if call.verified and self._free:
+                # the shipped dialplan: a sampled machine verdict goes to an agent only
+                # when one is ready at once, else it is hung up like the rest
                 self._to_queue(cid)
                 return
             # hung up as a machine
@@ -294,6 +296,9 @@ class Simulation:
                 verify_probability=call.verify_p if call.verdict_machine else 1.0,
             )
         self.acct.bridged(cid, self.now, agent, self.now - call.queued_at)
+        if call.analysed and call.verdict_machine:
+            # the agent's disposition of a verification call reaches the runner's ledger
+            self.acct.verified(cid, self.now, live=call.outcome == _LIVE)
         if call.outcome == _LIVE:
             self.connects += 1
             self.vd_answers_today += 1

@@ -138,10 +138,14 @@ def _rows(cfg: Config) -> list[dict[str, Any]]:
     try:
         with session_scope(engine) as s:
             rows = campaigns.list_campaigns(s)
-            waits = outcomes.answer_to_agent(s, [r["campaign_id"] for r in rows])
+            ids = [r["campaign_id"] for r in rows]
+            waits = outcomes.answer_to_agent(s, ids)
+            windows = outcomes.window_counts(s, ids)
             for r in rows:
                 # the 2-second rule as measured: live answer -> agent, from the attempt rows
                 r["answer_to_agent"] = waits[r["campaign_id"]]
+                # the whole campaign, AMD's estimated false positives counted as abandoned
+                r["abandonment"] = outcomes.abandonment(windows[r["campaign_id"]])
             return rows
     finally:
         engine.dispose()

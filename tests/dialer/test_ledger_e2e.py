@@ -32,7 +32,8 @@ from crm_bridge.models import (
 from cti.pbxsim import AgentSpec, Dist, NumberOverride, QueueSpec, Scenario
 from cti.pbxsim.scenario import OutboundSpec
 from dialer.dial_rules import DialRetryPolicy
-from dialer.outcomes import answer_to_agent
+from dialer.ledger import WindowCounts, window_abandons
+from dialer.outcomes import answer_to_agent, window_counts
 from dialer.runner import RunnerSettings
 from memberline.cli import main
 from memberline.testing import AMI_USER, DialerRig, pbx_simulator, runner_on_pbx, shifted_clock
@@ -427,17 +428,38 @@ async def test_amd_on_hangs_up_machines_and_starts_the_clock_at_the_verdict(
         check_accounting(r)
 
 
+def stored_window(r: Rig) -> WindowCounts:
+    with session_scope(r.engine) as s:
+        return window_counts(s, [r.campaign_id])[r.campaign_id]
+
+
 async def test_amd_auto_routes_machine_verdicts_to_agents_and_learns_from_dispositions(
-    sqlite_url: str,
+    db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with rig(sqlite_url, AMD_NUMBERS, amd="auto", outbound=EXACT_AMD) as r:
+    """The trial routes a machine verdict to a free agent. It is no live answer until the
+    agent's disposition says what was there; then it counts by that (here: a machine, a
+    verified AMD verdict), in the ledger and in the stored window alike."""
+    numbers = {
+        "+8613900000061": NumberOverride(outcome="answer", ring_time=1.0, talk_time=20.0),
+        # answers later: the person's call has its agent by the machine's verdict
+        "+8613900000062": NumberOverride(outcome="voicemail", ring_time=6.0, talk_time=20.0),
+    }
+    async with rig(db_url, numbers, amd="auto", outbound=EXACT_AMD) as r:
         await wait_for(lambda: len(r.tracker.agents()) >= 2, what="agents")
         await r.runner.start()
         await wait_for(lambda: all_decided(r, 2), what="outcomes")
         camp = r.runner.campaigns[r.campaign_id]
-        assert camp.amd.verify_probability() == 1.0  # the trial: nobody is hung up by AMD
-        got = {k: v[0].outcome for k, v in by_phone(r.engine).items()}
+        assert camp.amd.verify_probability() == 1.0  # the trial: machine verdicts verified
+        rows = by_phone(r.engine)
+        got = {k: v[0].outcome for k, v in rows.items()}
         assert got == {"+8613900000061": "answered", "+8613900000062": "answered"}
+        assert rows["+8613900000062"][0].amd_status == "MACHINE"
+        assert rows["+8613900000061"][0].amd_status == "HUMAN"
+        # the verification call waits for its disposition: one live answer so far, not two
+        ab = r.runner.ledger.abandons(r.campaign_id, r.clock())
+        assert (ab.window_abandoned, ab.window_live) == (0.0, 1.0)
+        assert r.runner.ledger.pending_verification(r.campaign_id) == 1
+        assert stored_window(r) == WindowCounts(live=1.0)
         before = camp.amd.false_positive_rate()[0]
         # the agents' wrap-ups: the person was a person, the machine verdict was right
         with session_scope(r.engine) as s:
@@ -447,5 +469,62 @@ async def test_amd_auto_routes_machine_verdicts_to_agents_and_learns_from_dispos
         await wait_for(lambda: not r.runner._amd_pending, what="dispositions read")
         # one live answer AMD called human: the false-positive estimate drops
         assert camp.amd.false_positive_rate()[0] < before
+        assert r.runner.ledger.pending_verification(r.campaign_id) == 0
+        ab = r.runner.ledger.abandons(r.campaign_id, r.clock())
+        assert (ab.window_abandoned, ab.window_live) == (0.0, 1.0)  # a machine: not live
+        assert stored_window(r) == WindowCounts(live=1.0, verified=1.0)
+        st = campaign_status(db_url, r.campaign_id, capsys)
+        assert st["abandonment"]["rate"] == 0.0 and st["abandonment"]["amd_verified"] == 1
         await no_flight_left(r)
+        check_accounting(r)
+
+
+async def test_amd_verification_needs_a_free_agent_and_machine_hangups_count_their_share(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No agent ready when AMD calls the second answer a machine (one talks to the person,
+    the other went on a break): the sampled verdict is hung up at once (nobody is left
+    waiting past 2 s, no abandon shown), and the machine hang-up counts as the estimated
+    share of a person AMD hung up on (Ofcom): 1/2 with no verified sample yet."""
+    numbers = {
+        "+8613900000071": NumberOverride(outcome="answer", ring_time=1.0, talk_time=100.0),
+        "+8613900000072": NumberOverride(outcome="voicemail", ring_time=8.0, talk_time=20.0),
+    }
+    agents = tuple(AgentSpec(ext, talk_time=Dist("fixed", 100.0)) for ext in ("1001", "1002"))
+    async with rig(db_url, numbers, agents=agents, amd="auto", outbound=EXACT_AMD) as r:
+        await wait_for(lambda: len(r.tracker.agents()) >= 2, what="agents")
+        await r.runner.start()
+        await wait_for(
+            lambda: (
+                [a.outcome for a in attempts(r.engine)] in (["answered", None], [None, "answered"])
+            ),
+            what="the person with an agent, the machine still ringing",
+        )
+        for ext in ("1001", "1002"):  # a break: no agent is ready for the machine verdict
+            await r.ami.send_action(
+                {"Action": "QueuePause", "Interface": f"Local/{ext}@agents/n", "Paused": "true"}
+            )
+        await wait_for(lambda: all_decided(r, 2), what="outcomes")
+        rows = by_phone(r.engine)
+        got = {k: v[0].outcome for k, v in rows.items()}
+        assert got == {"+8613900000071": "answered", "+8613900000072": "machine"}
+        # the dialplan hung the sampled verdict up: it never joined the queue
+        machine_id = rows["+8613900000072"][0].channel_id
+        assert not any(
+            m.name == "QueueCallerJoin" and m.get("Linkedid") == machine_id for m in r.sim.events
+        )
+        assert r.runner.ledger.verification_reach(r.campaign_id) == 0.0
+        ab = r.runner.ledger.abandons(r.campaign_id, r.clock())
+        assert ab.amd_fp_share == 0.5
+        assert (ab.window_abandoned, ab.window_live) == (0.5, 1.5)
+        assert (ab.hour_abandoned, ab.hour_live) == (0.5, 1.5)
+        w = stored_window(r)
+        assert w == WindowCounts(live=1.0, machine=1.0)
+        assert window_abandons(w)[:2] == (0.5, 1.5)  # the stored rows say the same
+        st = campaign_status(db_url, r.campaign_id, capsys)
+        assert st["abandonment"]["rate"] == pytest.approx(1 / 3, abs=1e-4)
+        assert st["abandonment"]["amd_false_positives_counted"] == 0.5
+        (live,) = r.runner.status()
+        assert live["abandon_rate"] == pytest.approx(1 / 3)
+        assert r.runner.stats["abandoned"] == 0
         check_accounting(r)
