@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 MessageKind = Literal["event", "response", "banner"]
 """``event`` (``Event:`` frames), ``response`` (``Response:`` frames), ``banner``
@@ -49,8 +50,7 @@ def header_dict(text: str, crlf: bool = False) -> dict[str, str]:
             pass
         else:
             if ":" not in "".join(d):  # every line's first colon began its ": "
-                if "" in d:
-                    del d[""]  # ": value" has no key for the regex either
+                d.pop("", None)  # ": value" has no key for the regex either
                 return d
     return dict(reversed(_HEADER_RE.findall(text)))
 
@@ -128,7 +128,7 @@ class AmiMessage:
         if d.__class__ is not dict:
             d = header_dict(self.text, d)  # type: ignore[arg-type]
             _set_by_key(self, d)
-        v = d.get(key)  # type: ignore[union-attr]
+        v = d.get(key)
         if v is not None:
             return v
         low: dict[str, str] | None = getattr(self, "_by_lower", None)
@@ -178,14 +178,16 @@ class AmiMessage:
 
 
 _new = object.__new__
+_Setter = Callable[[AmiMessage, Any], None]
+_SLOTS = AmiMessage.__dict__
 # The slots' own setters: AmiMessage refuses ``setattr``, and these are faster than
 # ``object.__setattr__`` (a message is made for every frame, tens of thousands a second).
-_set_kind = AmiMessage.kind.__set__  # type: ignore[attr-defined]
-_set_name = AmiMessage.name.__set__  # type: ignore[attr-defined]
-_set_text = AmiMessage.text.__set__  # type: ignore[attr-defined]
-_set_headers = AmiMessage._headers.__set__  # type: ignore[attr-defined]
-_set_by_key = AmiMessage._by_key.__set__  # type: ignore[attr-defined]
-_set_by_lower = AmiMessage._by_lower.__set__  # type: ignore[attr-defined]
+_set_kind: _Setter = _SLOTS["kind"].__set__
+_set_name: _Setter = _SLOTS["name"].__set__
+_set_text: _Setter = _SLOTS["text"].__set__
+_set_headers: _Setter = _SLOTS["_headers"].__set__
+_set_by_key: _Setter = _SLOTS["_by_key"].__set__
+_set_by_lower: _Setter = _SLOTS["_by_lower"].__set__
 
 
 def framed(kind: MessageKind, name: str, text: str, crlf: bool = False) -> AmiMessage:

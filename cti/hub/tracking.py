@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ from cti.tracker import (
     OriginateOutcome,
     OriginateResult,
     Party,
+    TransitionAnomaly,
 )
 
 if TYPE_CHECKING:
@@ -62,7 +64,11 @@ class TrackerEvents:
             OriginateResult: self.on_originate_result,
             ConversationEnded: self.on_ended,
             AgentStateChanged: self.on_agent_state,
+            TransitionAnomaly: self.on_anomaly,
         }
+        self.anomalies = 0
+        self.recent_anomalies: deque[TransitionAnomaly] = deque(maxlen=5)
+        """The last few impossible agent transitions (``memberline health`` shows them)."""
 
     def handle(self, ev: DomainEvent) -> None:
         fn = self.table.get(type(ev))
@@ -413,6 +419,28 @@ class TrackerEvents:
         owner = hub.agents_by_code.get(rec.agent_code or "")
         if owner is not None:
             hub.begin_wrapup(rec, owner)  # a click-to-dial or dialer call (no AgentComplete)
+
+    def on_anomaly(self, ev: TransitionAnomaly) -> None:
+        """Logged once, here, with the event that caused it; counted for ``health``."""
+        self.anomalies += 1
+        self.recent_anomalies.append(ev)
+        log.warning(
+            "agent %s: impossible transition %s -> %s on %s (events lost or out of order)",
+            ev.interface,
+            ev.previous.value,
+            ev.state.value,
+            ev.event,
+        )
+
+    def health(self) -> dict[str, Any]:
+        """The count and the last few anomalies, without agent names (``hello`` is public)."""
+        return {
+            "count": self.anomalies,
+            "recent": [
+                {"at": a.at, "from": a.previous.value, "to": a.state.value, "event": a.event}
+                for a in self.recent_anomalies
+            ],
+        }
 
     def on_agent_state(self, ev: AgentStateChanged) -> None:
         agent = self._agent(ev.interface)

@@ -108,7 +108,8 @@ COMMANDS: dict[str, CommandSpec] = {
                 _f("protocol", "int", "protocol version the console speaks"),
                 _f("client", "str", "client name/version", max_len=64),
             ),
-            '{"server": str, "protocol": int, "max_message_bytes": int}',
+            '{"server": str, "protocol": int, "max_message_bytes": int, '
+            '"tracker_anomalies": {"count": int, "recent": [{"at", "from", "to", "event"}]}}',
             "public",
             (E.UNSUPPORTED_VERSION,),
         ),

@@ -22,6 +22,7 @@ from cti.tracker.events import (
     OriginateOutcome,
     OriginateResult,
     Party,
+    TransitionAnomaly,
     Wallboard,
 )
 from cti.tracker.model import AGENT_TRANSITIONS
@@ -51,6 +52,7 @@ __all__ = [
     "OriginateResult",
     "Party",
     "Tracker",
+    "TransitionAnomaly",
     "Wallboard",
     "refine",
 ]

@@ -240,6 +240,19 @@ class AgentStateChanged(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class TransitionAnomaly(DomainEvent):
+    """An agent moved between states the transition table does not allow (events were lost
+    or came out of order). The new state is still applied (AMI is the source of truth);
+    the hub logs this once and ``memberline health`` shows the count and the last few."""
+
+    interface: str
+    previous: AgentState
+    state: AgentState
+    event: str
+    """The AMI event (or ``tick`` / ``end_wrap_up``) that caused it."""
+
+
+@dataclass(frozen=True, slots=True)
 class AgentView:
     """Snapshot of one agent for the hub (``time in state`` = now - ``since``)."""
 

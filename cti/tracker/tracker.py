@@ -57,6 +57,7 @@ from cti.tracker.events import (
     OriginateOutcome,
     OriginateResult,
     Party,
+    TransitionAnomaly,
     Wallboard,
 )
 from cti.tracker.model import Agent, Conversation, is_expected
@@ -161,6 +162,9 @@ class Tracker:
         self._resync_members: set[tuple[str, str]] | None = None
         self._next_tick = float("-inf")
         self.anomalies = 0
+        """Transitions outside ``AGENT_TRANSITIONS`` so far (each also a
+        :class:`TransitionAnomaly` in ``feed``'s output)."""
+        self._cause = ""  # the AMI event being applied (named in a TransitionAnomaly)
         self.peak_conversations = 0
         self._handlers: dict[str, Handler] = {
             "Newchannel": self._on_newchannel,
@@ -198,14 +202,17 @@ class Tracker:
         if msg.kind == "event":
             h = self._handlers.get(msg.name)
             if h is not None:
+                self._cause = msg.name
                 h(msg, now, out)
         if now >= self._next_tick:
+            self._cause = "tick"
             self._tick(now, out)
         return out
 
     def tick(self, now: float) -> list[DomainEvent]:
         """Expire wrap-ups, forget stale agents and silent conversations."""
         out: Out = []
+        self._cause = "tick"
         self._tick(now, out)
         return out
 
@@ -214,6 +221,7 @@ class Tracker:
         out: Out = []
         agent = self._agents.get(interface)
         if agent is not None and agent.wrap_up_conversation is not None:
+            self._cause = "end_wrap_up"
             agent.wrap_up_conversation = None
             agent.wrap_up_deadline = None
             self._update(agent, now, out)
@@ -303,6 +311,7 @@ class Tracker:
         if new is not old:
             if not agent.fresh and not is_expected(old, new):
                 self.anomalies += 1
+                out.append(TransitionAnomaly(now, agent.interface, old, new, self._cause))
             agent.state = new
             agent.since = now
         agent.fresh = False

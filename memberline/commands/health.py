@@ -1,7 +1,8 @@
 """``memberline health [--hub HOST:PORT]``: liveness probe of a running hub.
 
 Connects, sends the protocol's ``hello`` (which needs no login) and waits for its
-answer. Prints ``ok`` with the server name and the round trip, exit 0; otherwise the
+answer. Prints ``ok`` with the server name and the round trip, and the count and last few
+impossible agent transitions the hub's tracker saw (if any), exit 0; otherwise the
 reason (refused, timed out, not a hub, wrong protocol version), exit 1. The address
 defaults to the configuration's ``[hub] bind``/``port``.
 """
@@ -14,6 +15,7 @@ import json
 import ssl
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from memberline.cli import add_command
 from memberline.config import Config
@@ -26,6 +28,8 @@ class Health:
     message: str
     server: str | None = None
     rtt_ms: float | None = None
+    tracker_anomalies: dict[str, Any] | None = None
+    """Impossible agent transitions the hub's tracker saw: ``count`` and the last few."""
 
 
 def _address(value: str) -> tuple[str, int]:
@@ -67,8 +71,10 @@ async def probe(
                         return Health(
                             False, where, f"hello refused: {err.get('code')}: {err.get('message')}"
                         )
-                    server = str((msg.get("result") or {}).get("server", "?"))
-                    return Health(True, where, "ok", server=server, rtt_ms=rtt)
+                    result = msg.get("result") or {}
+                    server = str(result.get("server", "?"))
+                    anomalies = result.get("tracker_anomalies")
+                    return Health(True, where, "ok", server, rtt, anomalies)
     except TimeoutError:
         return Health(False, where, f"no answer within {limit_s:g} s")
     except ConnectionRefusedError:
@@ -99,6 +105,11 @@ def handler(args: argparse.Namespace, config: Config) -> int:
         print(json.dumps(asdict(result)))
     elif result.ok:
         print(f"ok  {result.hub}  {result.server}  {result.rtt_ms} ms")
+        anomalies = result.tracker_anomalies or {}
+        if anomalies.get("count"):
+            print(f"tracker: {anomalies['count']} impossible agent transition(s); last:")
+            for a in anomalies.get("recent", []):
+                print(f"  {a['from']} -> {a['to']} on {a['event']} (at {a['at']})")
     else:
         print(f"error  {result.hub}  {result.message}")
     return 0 if result.ok else 1

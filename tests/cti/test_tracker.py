@@ -683,3 +683,35 @@ def test_fuzz_any_sequence_no_exception_and_bounded(
     t.tick(now + 1000.0)
     assert t.size() == (0, 0, 0)
     assert not t._by_dial
+
+
+def test_impossible_transition_is_an_event_naming_its_cause() -> None:
+    """A logged-out agent rung by a queue (its removal and the call crossed): the state is
+    applied (AMI is the truth) and a TransitionAnomaly names the AMI event."""
+    from cti.tracker import TransitionAnomaly
+
+    t = Tracker()
+    iface = "PJSIP/9001"
+    t.feed(ev("QueueMemberAdded", Queue="q1", Interface=iface, MemberName="Ann", Paused="0"), 1.0)
+    t.feed(ev("QueueMemberRemoved", Queue="q1", Interface=iface, MemberName="Ann"), 2.0)
+    t.feed(_channel("5.1", "5.1", "PJSIP/c-1"), 3.0)
+    out = t.feed(
+        ev(
+            "AgentCalled",
+            Queue="q1",
+            Interface=iface,
+            MemberName="Ann",
+            Uniqueid="5.1",
+            Linkedid="5.1",
+            Channel="PJSIP/c-1",
+            DestChannel="PJSIP/9001-1",
+            DestUniqueid="5.2",
+        ),
+        4.0,
+    )
+    bad = [e for e in out if isinstance(e, TransitionAnomaly)]
+    assert [(a.interface, a.previous, a.state, a.event) for a in bad] == [
+        (iface, AgentState.LOGGED_OUT, AgentState.RINGING, "AgentCalled")
+    ]
+    assert t.anomalies == 1
+    assert t.agent(iface).state is AgentState.RINGING  # type: ignore[union-attr]

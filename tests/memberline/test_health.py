@@ -9,6 +9,7 @@ import json
 import pytest
 from sqlalchemy import Engine
 
+from cti.ami.framing import frame_all
 from cti.pbxsim import PbxSimulator
 from memberline.cli import main
 from memberline.config import AmiConfig, Config, DatabaseConfig, HubConfig, Secret
@@ -17,6 +18,17 @@ from tests.cti.hub_stack import AMI_SECRET, scenario
 from tests.cti.hub_support import seed
 
 pytestmark = pytest.mark.e2e
+
+_CROSSED = (
+    b"Event: QueueMemberAdded\r\nQueue: q9\r\nInterface: PJSIP/9001\r\nMemberName: Ann\r\n"
+    b"Paused: 0\r\n\r\n"
+    b"Event: QueueMemberRemoved\r\nQueue: q9\r\nInterface: PJSIP/9001\r\n\r\n"
+    b"Event: Newchannel\r\nChannel: PJSIP/c-00000001\r\nUniqueid: 9.1\r\nLinkedid: 9.1\r\n"
+    b"CallerIDNum: 555\r\nCallerIDName: X\r\n\r\n"
+    b"Event: AgentCalled\r\nQueue: q9\r\nInterface: PJSIP/9001\r\nMemberName: Ann\r\n"
+    b"Uniqueid: 9.1\r\nLinkedid: 9.1\r\nChannel: PJSIP/c-00000001\r\n"
+    b"DestChannel: PJSIP/9001-00000002\r\nDestUniqueid: 9.2\r\n\r\n"
+)
 
 
 async def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -45,6 +57,15 @@ async def test_health_of_a_running_hub_then_stopped(
         rc, out = await _cli(["health", "--hub", f"127.0.0.1:{port}", "--json"], capsys)
         data = json.loads(out)
         assert rc == 0 and data["ok"] is True and data["rtt_ms"] >= 0
+        assert data["tracker_anomalies"] == {"count": 0, "recent": []}
+        # An impossible agent transition reaching the hub's AMI subscriber (a removed
+        # member rung by the queue) is logged once and shown by health.
+        for msg in frame_all(_CROSSED, expect_banner=False):
+            running.hub.on_ami_message(msg)
+        rc, out = await _cli(["health", "--hub", f"127.0.0.1:{port}"], capsys)
+        assert rc == 0, out
+        assert "tracker: 1 impossible agent transition(s)" in out
+        assert "logged_out -> ringing on AgentCalled" in out
         # The probe's connection is gone from the hub once it is done.
         await asyncio.sleep(0.2)
         assert len(running.hub.sessions) == 0

@@ -22,6 +22,7 @@ async def hello(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         "server": ctx.hub.settings.server_name,
         "protocol": PROTOCOL_VERSION,
         "max_message_bytes": min(ctx.hub.settings.max_message_bytes, MAX_MESSAGE_BYTES),
+        "tracker_anomalies": ctx.hub.events.health(),
     }
 
 
