@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -110,6 +110,31 @@ async def run_db(
             return fn(s, *args, **kwargs)
 
     return await asyncio.to_thread(work)
+
+
+def lock_call_attempts(
+    s: Session, *, attempt_keys: Collection[str] = (), channel_ids: Collection[str] = ()
+) -> None:
+    """Lock the ``call_attempts`` rows a transaction is about to update, in ``id`` order,
+    before touching any of them.
+
+    Two writers update these rows: the hub's (agent, times, disposition) and the campaign
+    runner's (outcome, the entry's next attempt). Each took row locks in the order of its
+    own batch, so two batches holding the same two calls in opposite orders deadlocked on
+    PostgreSQL. Both now call this first: locks are always taken in ascending ``id``, and a
+    writer waits for the other instead. (SQLite locks the whole database; nothing to do.)"""
+    from sqlalchemy import or_, select
+
+    from crm_bridge.models import CallAttempt
+
+    if s.get_bind().dialect.name == "sqlite" or not (attempt_keys or channel_ids):
+        return
+    conds = []
+    if attempt_keys:
+        conds.append(CallAttempt.attempt_key.in_(sorted(set(attempt_keys))))
+    if channel_ids:
+        conds.append(CallAttempt.channel_id.in_(sorted(set(channel_ids))))
+    s.execute(select(CallAttempt.id).where(or_(*conds)).order_by(CallAttempt.id).with_for_update())
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from crm_bridge.db import lock_call_attempts
 from crm_bridge.models import CallAttempt
 from dialer import entries
 from dialer.dial_rules import DialOutcome, DialRetryPolicy
@@ -32,7 +33,9 @@ def store_facts(
     policy: DialRetryPolicy,
     on_exhausted: entries.ExhaustedHook | None = None,
 ) -> None:
-    """One transaction for a batch of facts, in their order."""
+    """One transaction for a batch of facts, in their order; the attempt rows are locked
+    first, in id order, as the hub's writer does (:func:`crm_bridge.db.lock_call_attempts`)."""
+    lock_call_attempts(s, channel_ids=[f.call.call_id for f in facts])
     for fact in facts:
         rec = fact.call
         if fact.kind is FactKind.DECIDED:

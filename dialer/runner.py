@@ -164,6 +164,10 @@ class CampaignRunner:
         """call id -> (campaign, AMD said machine, verify probability): bridged AMD calls
         whose agent's disposition will tell whether they were machines."""
         self._writes: asyncio.Queue[list[Fact]] = asyncio.Queue()
+        self._decided = 0
+        self._stored = 0
+        """Outcomes decided / stored: the window read from the database replaces the
+        ledger's own counts only when nothing decided was unstored around the read."""
         self._task: asyncio.Task[None] | None = None
         self.held_back: Counter[str] = Counter()
         """Entries due but not dialled, per dial-time rule (``leasing.rule_of``): an entry
@@ -232,6 +236,7 @@ class CampaignRunner:
                         self.settings.policy,
                         self.on_exhausted,
                     )
+                    self._stored += sum(1 for f in batch if f.kind is FactKind.DECIDED)
                 except Exception:
                     log.exception("storing %d call outcome(s) failed; retrying", len(batch))
                     await asyncio.sleep(1.0)
@@ -336,6 +341,7 @@ class CampaignRunner:
                     camp.waits.append(rec.bridge_wait_s)
                 outcomes.feed_estimator(camp.estimator, fact)
                 self._amd_learn(camp, fact)
+        self._decided += sum(1 for f in facts if f.kind is FactKind.DECIDED)
         self._writes.put_nowait(list(facts))
 
     # ------------------------------------------------------------------ AMD
@@ -390,6 +396,8 @@ class CampaignRunner:
             await asyncio.sleep(max(0.0, self.settings.tick_s - (time.monotonic() - started)))
 
     async def _refresh_campaigns(self, with_counts: bool) -> None:
+        decided_before = self._decided
+        settled = decided_before == self._stored
         since = _utc(self.clock() - self.settings.abandon_window_s)
         rows = await run_db(
             self.engine,
@@ -417,7 +425,7 @@ class CampaignRunner:
                 )
                 self.campaigns[camp.id] = camp
             camp.status = CampaignStatus(row["status"])
-            if "window" in row:
+            if "window" in row and settled and self._decided == decided_before:
                 w = row["window"]
                 self.ledger.set_window(
                     camp.id,

@@ -40,7 +40,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from crm_bridge.db import session_scope
+from crm_bridge.db import lock_call_attempts, session_scope
 from crm_bridge.models import AuditLog, CallAttempt, Direction, MemberPhone
 
 log = logging.getLogger(__name__)
@@ -321,6 +321,11 @@ class Writer:
 
         def run_all(s: Session) -> None:
             s.info["hub_replay"] = replay
+            # the same lock order as the campaign runner's writer (no deadlock between them)
+            keys = [j.args["key"] for j in jobs if isinstance(j, Fact) and j.kind == "call"]
+            lock_call_attempts(
+                s, attempt_keys=keys, channel_ids=[k.removeprefix("call:") for k in keys]
+            )
             for job in jobs:
                 job(s)
 
