@@ -63,6 +63,49 @@ def test_local_day_windows_follow_each_zone() -> None:
     assert "Not/AZone" not in w
 
 
+def test_post_purchase_zone_from_the_number(engine: Engine) -> None:
+    """No zone on record: the zones of the member's number (the #14 rule). An Australian
+    mobile spans UTC+6:30 (Cocos) to UTC+11 (Lord Howe, Sydney in summer): the purchase is
+    listed the first day it is 7 local days old in any of them, once; the dialer then calls
+    only in the hours allowed in all of them. A number with no zone: never listed."""
+    from dialer.dial_rules import CallingWindow, DialRetryPolicy, Verdict, check
+    from dialer.entries import candidates, lease_entries
+    from dialer.hours import member_zones as zones_of
+
+    with session_scope(engine) as s:
+        au = ("+61412345678",)
+        purchase(s, member(s, "au_day7", phones=au, timezone=""), at(16, 10))
+        # 17 Nov 02:00 in Sydney (day 6) but 16 Nov 21:30 on Cocos (day 7)
+        purchase(s, member(s, "au_edge", phones=("+61412345679",), timezone=""), at(16, 15))
+        purchase(s, member(s, "au_day8", phones=("+61412345670",), timezone=""), at(15, 5))
+        purchase(s, member(s, "bad_record", phones=("+8613800138000",), timezone="Not/AZone"),
+                 at(16, 10))  # fmt: skip
+        purchase(s, member(s, "no_zone", phones=("+15555550100",), timezone=""), at(16, 10))
+        camp = campaign(s, CampaignKind.POST_PURCHASE).id
+        nxt = campaign(s, CampaignKind.POST_PURCHASE).id
+    with session_scope(engine) as s:
+        result = build_post_purchase_list(s, camp, NOW)
+    assert set(entries(engine, camp)) == {"au_day7", "au_edge", "bad_record"}
+    assert (result.added, result.routed) == (3, 0)
+    with session_scope(engine) as s:  # the next day au_edge is day 7 in Sydney: done already
+        assert build_post_purchase_list(s, nxt, NOW + dt.timedelta(days=1)).added == 0
+
+    window = CallingWindow()
+    with session_scope(engine) as s:
+        leased = lease_entries(s, camp, "test", 10, NOW)
+        facts = candidates(s, leased, NOW)
+        by_phone = {c.phones[0]: c for c in facts.values()}
+        au_day7 = by_phone["+61412345678"]
+        decision = check(au_day7, NOW, window, DialRetryPolicy())
+    # 12:00 UTC is 23:00 in Sydney: later, at 02:30 UTC (09:00 on Cocos, 13:30 on Lord Howe)
+    assert decision.verdict is Verdict.LATER
+    assert decision.retry_at == dt.datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
+    zones = zones_of("", au)
+    assert len(zones) > 1
+    for z in zones:
+        assert dt.time(9) <= decision.retry_at.astimezone(z).time() < dt.time(21)
+
+
 def test_post_purchase_exactly_seven_local_days(engine: Engine) -> None:
     with session_scope(engine) as s:
         owner = agent(s, "1001", "王芳")
