@@ -1,9 +1,10 @@
 """Agent-first dialling: preview cards and maintainer-first calls (the runner's side).
 
 Both ring a chosen agent's phone first and then the member, through the hub's
-click-to-dial path (:mod:`cti.hub.preview`), with the ChannelId of an attempt row the
-runner committed before. Here: what the runner needs from the hub (:class:`AgentDesk`),
-an offer, and the database reads for a card and for the maintainer lookup.
+click-to-dial path, with the ChannelId of an attempt row the runner committed before.
+Here: the dialer's one door to the hub (:class:`DeskAgent` and :class:`AgentDesk`: the
+dialer imports no ``cti.hub`` module, the hub implements these), an offer, and the
+database reads for a card and for the maintainer lookup.
 """
 
 from __future__ import annotations
@@ -17,15 +18,31 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_bridge.models import CallListEntry, Campaign, CampaignKind, Member, Purchase
-from cti.hub.sessions import AgentInfo
 from cti.screenpop.mask import mask_phone
 from dialer.entries import LeasedEntry
 
 
-class AgentDesk(Protocol):
-    """What the runner needs from the hub (:class:`cti.hub.HubServer` is one)."""
+class DeskAgent(Protocol):
+    """An agent seated at a console, as the dialer sees them (the hub's ``AgentInfo`` is one)."""
 
-    def console_agents(self) -> list[AgentInfo]: ...
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def interface(self) -> str:
+        """Their queue-member interface (``Local/<ext>@agents/n``)."""
+        ...
+
+
+class AgentDesk(Protocol):
+    """What the dialer needs from the hub to reach agents and calls (the hub's
+    ``HubServer`` implements it): who is seated, who is busy, showing a preview card, and
+    ringing an agent first then the member."""
+
+    def console_agents(self) -> list[DeskAgent]: ...
 
     def agent_busy(self, code: str, include_wrapup: bool = True) -> bool: ...
 
@@ -33,7 +50,7 @@ class AgentDesk(Protocol):
 
     async def dial_agent_first(
         self,
-        agent: AgentInfo,
+        agent: DeskAgent,
         *,
         call_id: str,
         member_id: int,

@@ -18,7 +18,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_bridge.models import CallAttempt, CallListEntry, Campaign, CampaignStatus, Direction
-from cti.hub.sessions import AgentInfo
 from dialer import agentfirst, entries, outcomes
 from dialer.dial_rules import CallingWindow, DialRetryPolicy, Verdict, check
 
@@ -82,7 +81,7 @@ def check_leased(
     return ok, skipped
 
 
-Claimed = tuple[entries.StartedAttempt, AgentInfo | None, str]
+Claimed = tuple[entries.StartedAttempt, agentfirst.DeskAgent | None, str]
 """An attempt to originate now, the agent to ring first (maintainer-first) and the name."""
 
 
@@ -92,7 +91,7 @@ def claim(
     campaign_id: int,
     n: int,
     now: dt.datetime,
-    free: dict[int, AgentInfo] | None = None,
+    free: dict[int, agentfirst.DeskAgent] | None = None,
 ) -> tuple[list[Claimed], Counter[str]]:
     """Lease, check and record up to ``n`` attempts (committed before any Originate)."""
     leased = entries.lease_entries(s, campaign_id, rules.owner, n, now, rules.lease_s)
@@ -190,7 +189,7 @@ def campaign_rows(
             Campaign.amd_mode,
         ).where(Campaign.status.in_([CampaignStatus.RUNNING, CampaignStatus.PAUSED]))
     ).all()
-    out = [
+    out: list[dict[str, Any]] = [
         {
             "id": r[0],
             "name": r[1],

@@ -118,7 +118,9 @@ def answer_to_agent(
         .where(CallAttempt.campaign_id.in_(campaign_ids), w.is_not(None))
         .group_by(CallAttempt.campaign_id)
     ).all()
-    out = {cid: {"timed": 0, "mean_s": None, "max_s": None, "over_rule": 0} for cid in campaign_ids}
+    out: dict[int, dict[str, Any]] = {
+        cid: {"timed": 0, "mean_s": None, "max_s": None, "over_rule": 0} for cid in campaign_ids
+    }
     for cid, n, mean, longest, over in rows:
         out[cid] = {
             "timed": int(n),
@@ -167,6 +169,8 @@ def window_counts(
     for cid, live, abandoned, machine, verified, verified_live in s.execute(
         q.group_by(a.campaign_id)
     ):
+        if cid is None:
+            continue
         out[cid] = WindowCounts(
             abandoned=float(abandoned),
             live=float(live),

@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from crm_bridge.db import run_db
 from crm_bridge.models import CampaignStatus
-from cti.hub.sessions import AgentInfo
 from cti.hubproto.messages import ErrorCode, ProtocolError
 from cti.tracker import AgentState
 from dialer import entries, leasing
-from dialer.agentfirst import Offer
+from dialer.agentfirst import DeskAgent, Offer
 from dialer.ledger import CallKind
 
 if TYPE_CHECKING:
@@ -37,7 +36,7 @@ class AgentFirst:
         self.offered_to: dict[str, int] = {}
         """agent code -> entry id of their card."""
 
-    def free_agents(self, camp: _Campaign) -> list[AgentInfo]:
+    def free_agents(self, camp: _Campaign) -> list[DeskAgent]:
         """Agents with a console, in the campaign's queue, available, not paused, not busy
         (nor wrapping up, nor holding a card or an agent-first call)."""
         if self.r.desk is None:
@@ -133,13 +132,13 @@ class AgentFirst:
         offer = self.offers.get(entry_id) if entry_id is not None else None
         return offer.card if offer is not None else None
 
-    def offer_of(self, agent: AgentInfo, entry_id: int) -> Offer:
+    def offer_of(self, agent: DeskAgent, entry_id: int) -> Offer:
         offer = self.offers.get(entry_id)
         if offer is None or offer.agent_code != agent.code:
             raise ProtocolError(ErrorCode.FORBIDDEN, "that entry is not offered to you")
         return offer
 
-    async def preview_dial(self, agent: AgentInfo, entry_id: int) -> dict[str, Any]:
+    async def preview_dial(self, agent: DeskAgent, entry_id: int) -> dict[str, Any]:
         """The agent pressed dial on their card: re-check, record the attempt, ring them first."""
         offer = self.offer_of(agent, entry_id)
         camp = self.r.campaigns.get(offer.campaign_id)
@@ -161,7 +160,7 @@ class AgentFirst:
         await self.dial_agent_first(camp, att, agent, offer.name, raise_errors=True)
         return {"call_id": att.channel_id, "attempt_id": att.attempt_id}
 
-    async def preview_skip(self, agent: AgentInfo, entry_id: int, reason: str) -> dict[str, Any]:
+    async def preview_skip(self, agent: DeskAgent, entry_id: int, reason: str) -> dict[str, Any]:
         offer = self.offer_of(agent, entry_id)
         self.drop_offer(offer, withdrawn=False)
         cancel = await run_db(
@@ -180,7 +179,7 @@ class AgentFirst:
         self,
         camp: _Campaign,
         att: entries.StartedAttempt,
-        agent: AgentInfo,
+        agent: DeskAgent,
         name: str,
         *,
         raise_errors: bool,

@@ -40,7 +40,6 @@ from sqlalchemy import Engine
 from crm_bridge.db import run_db
 from crm_bridge.models import CampaignStatus
 from cti.ami.message import RESYNC_START, AmiMessage
-from cti.hub.sessions import AgentInfo
 from cti.tracker import (
     AgentState,
     AgentStateChanged,
@@ -50,7 +49,7 @@ from cti.tracker import (
     DomainEvent,
 )
 from dialer import entries, leasing, outcomes
-from dialer.agentfirst import AgentDesk
+from dialer.agentfirst import AgentDesk, DeskAgent
 from dialer.dial_rules import CallingWindow, DialOutcome, DialRetryPolicy
 from dialer.ledger import CallKind, CallLedger, Fact, FactKind, LiveChannel
 from dialer.origination import SendAction, originate_action, send_originate
@@ -489,7 +488,7 @@ class CampaignRunner:
         if decision.calls <= 0:
             return
         now = self.clock()
-        free: dict[int, AgentInfo] = {}
+        free: dict[int, DeskAgent] = {}
         if self.settings.maintainer_first and camp.mode is not DialMode.IVR:
             free = {a.id: a for a in self.previews.free_agents(camp)}
         started, skipped = await run_db(
@@ -581,10 +580,10 @@ class CampaignRunner:
 
     # ------------------------------------------------------------------ agent first
     # (the hub's PreviewService: dialer.previews does the work)
-    async def preview_dial(self, agent: AgentInfo, entry_id: int) -> dict[str, Any]:
+    async def preview_dial(self, agent: DeskAgent, entry_id: int) -> dict[str, Any]:
         return await self.previews.preview_dial(agent, entry_id)
 
-    async def preview_skip(self, agent: AgentInfo, entry_id: int, reason: str) -> dict[str, Any]:
+    async def preview_skip(self, agent: DeskAgent, entry_id: int, reason: str) -> dict[str, Any]:
         return await self.previews.preview_skip(agent, entry_id, reason)
 
     def current_preview(self, code: str) -> dict[str, Any] | None:
