@@ -313,6 +313,16 @@ class _Validator:
         return _Row(line, member_no, values, phones, points)
 
 
+_CONSENTS = ("consent_call", "consent_sms", "consent_email")
+
+
+def _stamp_consent(values: dict[str, Any], now: dt.datetime) -> None:
+    """A row that states a consent choice records when it was recorded (the import's time);
+    a row without consent columns leaves an earlier record alone."""
+    if any(col in values for col in _CONSENTS):
+        values["consent_recorded_at"] = now
+
+
 def _write_batch(session: Session, rows: list[_Row], now: dt.datetime) -> tuple[int, int]:
     existing = {
         r.member_no: (r.id, r.points_balance)
@@ -339,6 +349,7 @@ def _write_batch(session: Session, rows: list[_Row], now: dt.datetime) -> tuple[
                 )
             v["points_balance"] = r.points_balance or 0
             v["created_at"] = v["updated_at"] = now
+            _stamp_consent(v, now)
             payload.append(v)
         # Same keys in every dict so one executemany covers the batch.
         keys = set().union(*(p.keys() for p in payload))
@@ -362,6 +373,7 @@ def _write_batch(session: Session, rows: list[_Row], now: dt.datetime) -> tuple[
             v = {k: val for k, val in r.values.items() if k != "member_no"}
             v["id"] = member_id
             v["updated_at"] = now
+            _stamp_consent(v, now)
             if r.points_balance is not None and r.points_balance != balance:
                 v["points_balance"] = r.points_balance
                 ledger.append({"member_id": member_id, "delta": r.points_balance - balance,

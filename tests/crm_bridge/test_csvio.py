@@ -226,3 +226,26 @@ def test_emails_validated_with_their_line_and_zones_from_numbers(
         assert m["E001"].email == "李伟@例子.中国" and m["E001"].timezone == "Asia/Shanghai"
         assert m["E003"].email == "Wang.Fang@example.com"
         assert m["E003"].timezone == "Europe/London"
+
+
+def test_consent_columns_record_when_consent_was_recorded(engine: Engine, tmp_path: Path) -> None:
+    """A row stating consent choices sets ``consent_recorded_at`` (new and updated members);
+    a file without consent columns, or with them left empty, leaves it as it was."""
+    setup_agents(engine)
+    later = NOW + dt.timedelta(days=3)
+    import_members(engine, write(tmp_path, [HEADER, row("C1"), row("C2", phones="13800138002",
+                   consent_call="", consent_sms="", consent_email="")]), now=NOW)  # fmt: skip
+    with session_scope(engine) as s:
+        got = dict(s.execute(select(Member.member_no, Member.consent_recorded_at)).all())
+    assert got == {"C1": NOW, "C2": None}
+    import_members(
+        engine, write(tmp_path, ["member_no,name", "C1,李伟伟"], name="b.csv"), now=later
+    )
+    import_members(
+        engine,
+        write(tmp_path, ["member_no,name,consent_sms", "C2,李伟,0"], name="c.csv"),
+        now=later,
+    )
+    with session_scope(engine) as s:
+        got = dict(s.execute(select(Member.member_no, Member.consent_recorded_at)).all())
+    assert got == {"C1": NOW, "C2": later}
