@@ -164,6 +164,34 @@ async def test_available_maintainer_rings_first_and_the_pop_says_your_member(
         assert await asyncio.wait_for(call.done, 10) == "agent"
 
 
+async def test_a_static_member_who_never_joined_maintainers_leaves_quietly(
+    world: tuple[Stack, Seed], caplog: pytest.LogCaptureFixture
+) -> None:
+    """1001 is a static member of ``members`` (like the demo's agents): its queue login is
+    refused ("Already there") before the maintainer queue is joined, so the logout must not
+    ask to leave ``maintainers`` (Asterisk answers "Not there" and the hub logged a warning
+    per agent at every shutdown). 1002 joins both and leaves both."""
+    from cti.hubproto.messages import ProtocolError  # noqa: PLC0415
+
+    stack, _ = world
+    async with Console(stack.hub, "1001") as c1, Console(stack.hub, "1002") as c2:
+        with pytest.raises(ProtocolError, match="(?i)already there"):
+            await c1.request("queue_login")
+        await c1.request("queue_logout")
+        assert "maintainers" not in stack.hub.desk(stack.hub.agents_by_code["1001"]).queues
+        await _join_maintainers(stack, c2, IFACE["1002"])
+        await c2.request("queue_logout")
+        await stack.wait(
+            lambda: "maintainers" not in (stack.hub.tracker.agent(IFACE["1002"]) or _No()).queues,
+            what="1002 left maintainers",
+        )
+    removes = [m for m in stack.sim.events if m.name == "QueueMemberRemoved"]
+    assert [
+        (m.get("Queue"), m.get("Interface")) for m in removes if m.get("Queue") == "maintainers"
+    ] == [("maintainers", IFACE["1002"])]
+    assert not [r for r in caplog.records if "could not leave" in r.getMessage()]
+
+
 async def test_unanswered_maintainer_then_the_queue(world: tuple[Stack, Seed]) -> None:
     stack, _ = world
     async with Console(stack.hub, "1001") as c1, Console(stack.hub, "1002") as c2:

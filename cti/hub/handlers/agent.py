@@ -63,8 +63,6 @@ async def queue_login(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     penalty = agent.id if queue == mq else 0
     desk = hub.desk(agent)
     desk.queues.add(queue)
-    if mq and queue == settings.queue:
-        desk.queues.add(mq)
     await hub.save_desk(agent)
     await hub.send_action(actions.queue_add(queue, agent.interface, agent.name, penalty))
     if mq and queue == settings.queue:
@@ -72,6 +70,9 @@ async def queue_login(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
             await hub.send_action(actions.queue_add(mq, agent.interface, agent.name, agent.id))
         except Exception as exc:  # the main queue worked; maintainer-first is a bonus
             log.warning("agent %s could not join %s: %s", agent.code, mq, exc)
+        else:  # remembered only once joined: logout then leaves only what was joined
+            desk.queues.add(mq)
+            await hub.save_desk(agent)
     return {}
 
 
@@ -80,11 +81,15 @@ async def queue_logout(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     queue = args.get("queue") or settings.queue
     desk = hub.desk(agent)
     desk.queues.discard(queue)
-    if settings.maintainer_queue and queue == settings.queue:
-        desk.queues.discard(settings.maintainer_queue)
+    mq = settings.maintainer_queue
+    # Leave the maintainer queue only if this desk joined it: a static queue member (the
+    # demo's agents) never did, and asking would only log Asterisk's "Not there".
+    joined_mq = bool(mq) and queue == settings.queue and mq in desk.queues
+    if joined_mq:
+        desk.queues.discard(mq)
     await hub.save_desk(agent)
     await hub.send_action(actions.queue_remove(queue, agent.interface))
-    if settings.maintainer_queue and queue == settings.queue:
+    if joined_mq:
         try:
             await hub.send_action(actions.queue_remove(settings.maintainer_queue, agent.interface))
         except Exception as exc:
