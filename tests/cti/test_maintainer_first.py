@@ -171,11 +171,11 @@ async def test_a_static_member_who_never_joined_maintainers_leaves_quietly(
     refused ("Already there") before the maintainer queue is joined, so the logout must not
     ask to leave ``maintainers`` (Asterisk answers "Not there" and the hub logged a warning
     per agent at every shutdown). 1002 joins both and leaves both."""
-    from cti.hubproto.messages import ProtocolError  # noqa: PLC0415
+    from cti.hubproto.messages import ProtocolError
 
     stack, _ = world
     async with Console(stack.hub, "1001") as c1, Console(stack.hub, "1002") as c2:
-        with pytest.raises(ProtocolError, match="(?i)already there"):
+        with pytest.raises(ProtocolError, match=r"(?i)already there"):
             await c1.request("queue_login")
         await c1.request("queue_logout")
         assert "maintainers" not in stack.hub.desk(stack.hub.agents_by_code["1001"]).queues
