@@ -36,6 +36,7 @@ from crm_bridge.models import MemberSegment, RfmSnapshot
 __all__ = [
     "SEGMENTS",
     "RfmReport",
+    "refresh_daily",
     "rfm_report",
     "segment_of",
     "take_snapshot",
@@ -77,6 +78,25 @@ def month_of(day: dt.date) -> dt.date:
 
 def previous_month(month: dt.date) -> dt.date:
     return (month - dt.timedelta(days=1)).replace(day=1)
+
+
+def refresh_daily(session: Session, now: dt.datetime) -> int | None:
+    """The daily RFM refresh inside ``serve``: recompute the scores unless they were computed
+    since the local midnight of ``now`` (an aware datetime in the host's zone), then take this
+    month's snapshot if it has none yet (the report's "movement since last month" reads the
+    monthly snapshots). Returns the rows scored, or None when today's refresh was done
+    already -- so it runs once a day however often it is called, across restarts."""
+    from crm_bridge.segments import refresh_rfm
+
+    if now.tzinfo is None:
+        raise ValueError("refresh_daily needs an aware datetime")
+    day_start = dt.datetime.combine(now.date(), dt.time(0), now.tzinfo)
+    latest = session.scalar(select(func.max(MemberSegment.computed_at)))
+    if latest is not None and latest >= day_start:
+        return None
+    scored = refresh_rfm(session, now.astimezone(dt.UTC))
+    take_snapshot(session, now.date())
+    return scored
 
 
 def take_snapshot(session: Session, month: dt.date, *, replace: bool = False) -> int:

@@ -224,7 +224,10 @@ class CareConfig:
     from cron instead)."""
     greeting_run_at: str = "08:00"
     """When ``serve`` runs the day's greetings (hub host's local time; the outbox holds the
-    messages until the member's quiet hours end)."""
+    messages until the member's quiet hours end) and refreshes the RFM scores."""
+    rfm_in_serve: bool = True
+    """``serve`` refreshes the RFM scores once a day and keeps the monthly snapshots the RFM
+    report compares against (off: run ``memberline report rfm --refresh`` from cron)."""
 
 
 @dataclass(frozen=True)

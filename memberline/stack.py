@@ -35,7 +35,8 @@ The module has three parts:
   7. the cross-hub LISTEN/NOTIFY bus, on PostgreSQL only;
   8. the outbox worker loop;
   9. the daily greetings (:func:`greetings_loop`, birthday and holiday messages through
-     the outbox).
+     the outbox);
+  10. the daily RFM refresh and monthly snapshot (:func:`rfm_loop`).
 
 The unsubscribe-link HMAC secret is ``messaging.unsubscribe_secret`` (usually set through
 ``MEMBERLINE_UNSUBSCRIBE_SECRET``); without it a per-database secret is derived (fine for the
@@ -435,6 +436,7 @@ class Stack:
     worker_task: asyncio.Task[Any] | None = None
     runner_start: asyncio.Task[Any] | None = None
     greetings_task: asyncio.Task[Any] | None = None
+    rfm_task: asyncio.Task[Any] | None = None
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -445,9 +447,10 @@ class Stack:
         if self.runner_start is not None:
             self.runner_start.cancel()
         self.worker_stop.set()
-        if self.greetings_task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.greetings_task, 10)
+        for task in (self.greetings_task, self.rfm_task):
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, 30)
         if self.worker_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.worker_task, 10)
@@ -465,6 +468,55 @@ class Stack:
         self.engine.dispose()
 
 
+async def _daily(
+    name: str,
+    job: Callable[[dt.datetime], Any],
+    run_at: str,
+    stop: asyncio.Event,
+    clock: Callable[[], dt.datetime],
+) -> None:
+    """Run ``job(now)`` on a worker thread at start (catching up after downtime), then every
+    day at ``run_at`` (this host's local time) until ``stop``. The job itself must be
+    idempotent for the day: restarts and several hubs call it again."""
+    hh, mm = (int(x) for x in run_at.split(":"))
+    while True:
+        now = clock()
+        try:
+            await asyncio.to_thread(job, now)
+        except Exception:
+            log.exception("%s run failed; trying again at the next run", name)
+        if stop.is_set():
+            return
+        nxt = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(hh, mm), now.tzinfo)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(1.0, (nxt - clock()).total_seconds())):
+                await stop.wait()
+        if stop.is_set():
+            return
+
+
+async def rfm_loop(
+    engine: Engine,
+    config: Config,
+    stop: asyncio.Event,
+    *,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now().astimezone(),
+) -> None:
+    """The daily RFM refresh inside ``serve`` (:func:`crm_bridge.rfm.refresh_daily`): once a
+    day, at start and at ``care.greeting_run_at``, plus the month's snapshot that the RFM
+    report's "movement since last month" compares against."""
+    from crm_bridge.db import session_scope
+    from crm_bridge.rfm import refresh_daily
+
+    def job(now: dt.datetime) -> None:
+        with session_scope(engine) as s:
+            scored = refresh_daily(s, now)
+        if scored is not None:
+            log.info("RFM scores refreshed for %d members", scored)
+
+    await _daily("RFM refresh", job, config.care.greeting_run_at, stop, clock)
+
+
 async def greetings_loop(
     engine: Engine,
     config: Config,
@@ -477,21 +529,10 @@ async def greetings_loop(
     Each run is idempotent (dialer.greetings), so restarts and several hubs are harmless."""
     from memberline.commands.greetings import run_for
 
-    hh, mm = (int(x) for x in config.care.greeting_run_at.split(":"))
-    while True:
-        now = clock()
-        try:
-            await asyncio.to_thread(run_for, engine, config, now.date())
-        except Exception:
-            log.exception("greetings run failed; trying again at the next run")
-        if stop.is_set():
-            return
-        nxt = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(hh, mm), now.tzinfo)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(1.0, (nxt - clock()).total_seconds())):
-                await stop.wait()
-        if stop.is_set():
-            return
+    def job(now: dt.datetime) -> None:
+        run_for(engine, config, now.date())
+
+    await _daily("greetings", job, config.care.greeting_run_at, stop, clock)
 
 
 async def start_stack(
@@ -574,6 +615,10 @@ async def start_stack(
     if config.care.greetings_in_serve:
         stack.greetings_task = asyncio.create_task(
             greetings_loop(engine, config, stack.worker_stop), name="greetings"
+        )
+    if config.care.rfm_in_serve:
+        stack.rfm_task = asyncio.create_task(
+            rfm_loop(engine, config, stack.worker_stop), name="rfm-refresh"
         )
     log.info(
         "memberline stack up: hub %d, FastAGI %d, webhooks %d", hub.hub.port, surveys.agi.port, port

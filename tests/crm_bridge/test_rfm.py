@@ -154,3 +154,54 @@ def test_html_lays_out_in_headless_chromium(engine: Engine, tmp_path: Path) -> N
     for chart in got["charts"]:
         assert chart["overlaps"] == [] and chart["outside"] == [], chart
     assert got["scrollWidth"] <= got["clientWidth"]
+
+
+async def test_serve_refreshes_rfm_once_a_day_and_keeps_monthly_snapshots(engine: Engine) -> None:
+    """``serve``'s RFM loop: at start and then daily, but once a day however often it runs
+    (each restart runs it again: a new loop with ``stop`` set makes exactly one pass), and the
+    month's first refresh leaves the snapshot the report's movement reads."""
+    import asyncio
+
+    from crm_bridge.models import MemberSegment
+    from memberline.config import Config
+    from memberline.stack import rfm_loop
+
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    with session_scope(engine) as s:
+        m = member(s, "李伟", phones=("+8613800000001",))
+        purchase(s, m, NOW - dt.timedelta(days=3))
+
+    def state() -> tuple[set[dt.datetime], list[tuple[dt.date, int]]]:
+        with session_scope(engine) as s:
+            at = set(s.scalars(select(MemberSegment.computed_at)))
+            snaps = s.execute(select(RfmSnapshot.month, func.count()).group_by(RfmSnapshot.month)
+                              .order_by(RfmSnapshot.month)).all()  # fmt: skip
+        return at, [(d, n) for d, n in snaps]
+
+    async def one_pass(now: dt.datetime) -> None:
+        stop = asyncio.Event()
+        stop.set()
+        async with asyncio.timeout(30):
+            await rfm_loop(engine, Config(), stop, clock=lambda: now)
+
+    morning = dt.datetime(2026, 11, 30, 8, 0, tzinfo=shanghai)
+    await one_pass(morning)
+    assert state() == ({morning.astimezone(dt.UTC)}, [(dt.date(2026, 11, 1), 1)])
+    await one_pass(morning + dt.timedelta(hours=15))  # 23:00, a restart the same day
+    assert state() == ({morning.astimezone(dt.UTC)}, [(dt.date(2026, 11, 1), 1)])
+    next_day = morning + dt.timedelta(days=1)  # 1 December: refreshed, December's snapshot
+    await one_pass(next_day)
+    assert state() == (
+        {next_day.astimezone(dt.UTC)},
+        [(dt.date(2026, 11, 1), 1), (dt.date(2026, 12, 1), 1)],
+    )
+    # the loop left running refreshes at start, then stops when asked
+    stop = asyncio.Event()
+    later = next_day + dt.timedelta(days=1)
+    task = asyncio.create_task(rfm_loop(engine, Config(), stop, clock=lambda: later))
+    async with asyncio.timeout(30):
+        while state()[0] != {later.astimezone(dt.UTC)}:  # noqa: ASYNC110 - worker thread
+            await asyncio.sleep(0.05)
+    stop.set()
+    async with asyncio.timeout(10):
+        await task
