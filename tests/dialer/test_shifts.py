@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dialer.ledger import WindowCounts, window_abandons
 from dialer.pacing.estimators import ShiftingRate
 from dialer.sim.accounting import RunnerAccounting
 from dialer.sim.compare import complies, run_predictive, run_progressive
@@ -103,11 +104,13 @@ def test_every_drop_counts_as_a_full_abandon_of_a_live_answer(
 ) -> None:
     """The runner cannot tell a person from a machine on a dropped call, so the live share is
     never known: every drop (and every bridge later than 2 s) is one full abandon and one live
-    answer, an agent's call within 2 s one live answer, and an AMD machine hang-up neither.
+    answer, an agent's call within 2 s one live answer, and an AMD machine hang-up the
+    estimated share of a person AMD hung up on (Ofcom), in both counts (1/2 here: nothing
+    was verified).
     The simulator feeds the runner's own ledger, so this is the counting the pacer reads."""
     acct = RunnerAccounting(30, 0.03)
     t = 0.0
-    abandoned = live = 0
+    abandoned = live = machine = 0
     for cid, (fate, wait, gap) in enumerate(fates):
         t += gap
         acct.placed(cid, t, amd=fate == "amd_machine", verify=False)
@@ -118,6 +121,7 @@ def test_every_drop_counts_as_a_full_abandon_of_a_live_answer(
         if fate == "amd_machine":
             acct.amd_verdict(cid, t + 12.0, machine=True)
             acct.hung_up(cid, t + 12.0)
+            machine += 1
             continue
         if fate == "bridged":
             acct.bridged(cid, t + 10.0 + wait, agent=1, hold_s=wait)
@@ -134,7 +138,8 @@ def test_every_drop_counts_as_a_full_abandon_of_a_live_answer(
             live += 1
             abandoned += 1
     counts = acct.counts(t + 200.0)
-    assert (counts.window_abandoned, counts.window_live) == (abandoned, live)
+    want = window_abandons(WindowCounts(abandoned=abandoned, live=live, machine=machine))
+    assert (counts.window_abandoned, counts.window_live) == want[:2]
     assert not acct.ledger.calls()  # every call ended
     decided = sum(acct.outcomes.values())
     assert decided == len(fates)
