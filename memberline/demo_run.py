@@ -10,7 +10,12 @@ What runs (all in this process, on one asyncio loop, over real sockets):
   webhooks, outbox worker with the local SMS and SMTP sinks;
 * a predictive post-purchase campaign and an IVR satisfaction-survey campaign, started;
 * dormant-member greetings queued for SMS/email (the outbox applies consent and quiet hours);
-* simulated agents (:mod:`memberline.agentbot`) on every seat but yours;
+* simulated agents (:mod:`memberline.agentbot`) on every seat but yours, each also joined
+  to the ``maintainers`` queue: inbound calls run the shipped dialplan's maintainer-first
+  lookup (``AGI(route-inbound)``), so a member whose maintaining agent is free rings that
+  agent first (the pop says "your member");
+* a few members calling the self-service hotline (FastAGI: tier, points, next expiry), half of
+  them pressing ``0`` for an agent, whose pop says what they just heard;
 * the Textual console, logged in as agent 1001 (password ``demo``).
 
 ``--headless --seconds N`` simulates agent 1001 too and prints a JSON summary whose every
@@ -54,11 +59,13 @@ from crm_bridge.models import (
     OutboxStatus,
     SurveyResponse,
 )
+from cti.hub.maintainer import ROUTE as MAINTAINER_ROUTE
 from cti.pbxsim import (
     AgentSpec,
     Caller,
     Dist,
     InboundSpec,
+    NumberOverride,
     OutboundSpec,
     PbxSimulator,
     QueueSpec,
@@ -100,6 +107,18 @@ class DemoOptions:
     hub_port: int = 7070
 
 
+HOTLINE_CALLERS = 4
+"""Known members who call the self-service hotline during the demo (the first ones of the
+shuffled caller list); every other one presses ``0`` for an agent."""
+HOTLINE_EVERY_S = 45.0
+"""Simulated seconds between two hotline calls."""
+
+
+def _hotline_callers(callers: list[Caller]) -> list[Caller]:
+    known = [c for c in callers if c.number.startswith("+") and c.name]
+    return known[:HOTLINE_CALLERS]
+
+
 def _scenario(callers: list[Caller], opts: DemoOptions) -> Scenario:
     agents = tuple(
         AgentSpec(
@@ -115,7 +134,15 @@ def _scenario(callers: list[Caller], opts: DemoOptions) -> Scenario:
         time_scale=1.0 / opts.speed,
         queues=(
             QueueSpec("members", exten="8000", members=tuple(a.ext for a in agents), timeout=15.0),
+            # maintainer-first: agents join it themselves (penalty = agent id), see the bots
+            QueueSpec("maintainers", exten="8009", members=(), timeout=15.0),
         ),
+        overrides={  # hotline callers: listen, or press 0 during the balance for an agent
+            c.number: NumberOverride(
+                "answer", 0.0, None, ("early:0@hotline-balance",) if i % 2 else ("timeout",)
+            )
+            for i, c in enumerate(_hotline_callers(callers))
+        },
         agents=agents,
         inbound=InboundSpec(
             rate_per_minute=3.0,
@@ -140,17 +167,25 @@ def _scenario(callers: list[Caller], opts: DemoOptions) -> Scenario:
 
 
 def _callers(engine: Any, rng: random.Random) -> list[Caller]:
+    from crm_bridge.models import Agent
+
     with session_scope(engine) as s:
+        seated = set(s.scalars(select(Agent.id).where(Agent.code.in_((HUMAN, *BOTS)))))
         rows = s.execute(
-            select(MemberPhone.e164, Member.name)
+            select(MemberPhone.e164, Member.name, Member.maintaining_agent_id)
             .join(Member)
             .where(MemberPhone.invalid.is_(False))
             .order_by(MemberPhone.id)
-            .limit(400)
+            .limit(1200)
         ).all()
-    callers = [Caller(str(e164), str(name)) for e164, name in rows]
+    # Half the callers are members of the seated agents (you and the simulated ones), so
+    # maintainer-first routing shows: their own agent rings first when free.
+    theirs = [Caller(str(e), str(n)) for e, n, a in rows if a in seated]
+    others = [Caller(str(e), str(n)) for e, n, a in rows if a not in seated]
+    rng.shuffle(theirs)
+    rng.shuffle(others)
+    callers = theirs[:60] + others[:60]
     rng.shuffle(callers)
-    callers = callers[:120]
     callers += [
         Caller("+8613700000000", "陌生来电"),
         Caller("anonymous", ""),
@@ -281,7 +316,11 @@ async def run(config: Config, opts: DemoOptions) -> dict[str, Any]:
             public_url="http://127.0.0.1",
         ),
     )
-    sim = PbxSimulator(_scenario(callers, opts), ami_users={AMI_USER: AMI_SECRET})
+    sim = PbxSimulator(
+        _scenario(callers, opts),
+        ami_users={AMI_USER: AMI_SECRET},
+        route_agi_path=MAINTAINER_ROUTE,
+    )
     await sim.start("127.0.0.1", 0)
     cfg = dataclasses.replace(
         cfg,
@@ -319,9 +358,26 @@ async def run(config: Config, opts: DemoOptions) -> dict[str, Any]:
         for i, code in enumerate(BOTS if not opts.headless else (HUMAN, *BOTS))
     ]
     summary: dict[str, Any] = {}
+    hotline_calls: list[Any] = []
+
+    async def hotline() -> None:
+        """A hotline call every ``HOTLINE_EVERY_S`` simulated seconds, in turn."""
+        for i in range(10_000):
+            await asyncio.sleep(HOTLINE_EVERY_S / opts.speed)
+            c = hotline_callers[i % len(hotline_callers)]
+            hotline_calls.append(await sim.inbound_call(c.number, c.name, hotline=True))
+
+    hotline_callers = _hotline_callers(callers)
+    hotline_task: asyncio.Task[None] | None = None
     try:
         for bot in bots:
             await bot.start()
+            try:  # maintainer-first is a bonus, never a stop
+                await bot.client.request("queue_login", queue="maintainers")
+            except Exception as exc:
+                log.warning("demo agent %s could not join maintainers: %s", bot.agent, exc)
+        if hotline_callers:
+            hotline_task = asyncio.create_task(hotline(), name="demo-hotline")
         if opts.headless:
             await asyncio.sleep(opts.seconds)
             # End of the shift: no new campaign calls, every bot finishes its call and wrap-up
@@ -359,10 +415,25 @@ async def run(config: Config, opts: DemoOptions) -> dict[str, Any]:
         summary["emails_received_by_sink"] = (
             len(stack.fallback.sinks.mail.mails) if stack.fallback.sinks else 0
         )
+        summary["hotline_calls"] = len(hotline_calls)
+        routes: dict[str, int] = {}
+        for m in sim.events:
+            cmd = m.get("Command") or ""
+            if m.name == "AGIExecEnd" and cmd.startswith("SET VARIABLE ML_ROUTE"):
+                route = cmd.split('"')[1] if '"' in cmd else cmd.split()[-1]
+                routes[route] = routes.get(route, 0) + 1
+        summary["inbound_routes"] = routes
+        summary["maintainer_first_rings"] = sum(
+            1 for m in sim.events if m.name == "AgentCalled" and m.get("Queue") == "maintainers"
+        )
         summary["pbx"] = dataclasses.asdict(sim.stats)
         summary["runner"] = dict(stack.runner.stats)
         summary["seconds"] = round(time.monotonic() - started, 1)
     finally:
+        if hotline_task is not None:
+            hotline_task.cancel()
+            with contextlib.suppress(BaseException):
+                await hotline_task
         for bot in bots:
             with contextlib.suppress(Exception):
                 await bot.stop()

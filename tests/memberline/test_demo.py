@@ -44,6 +44,12 @@ def test_headless_demo_runs_end_to_end_and_logs_no_secret(tmp_path: Path) -> Non
         summary,
         wrap_lines[-30:],
     )
+    # A newcomer sees the hotline (self-service FastAGI) and the maintainer-first lookup that
+    # every inbound queue call runs (route-inbound: maintainer / busy / logged_out / none);
+    # the static agents leave the queues at the end without "could not leave maintainers".
+    assert summary["hotline_calls"] >= 1, summary
+    assert sum(summary["inbound_routes"].values()) >= 1, summary
+    assert "could not leave" not in err
     # Secrets: the AMI secret, the SMS provider token and the SMTP/console passwords never appear.
     for secret in (AMI_SECRET, "sink-token"):
         assert secret not in err, f"secret {secret!r} leaked into the logs"
