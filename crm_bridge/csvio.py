@@ -158,11 +158,34 @@ class _Validator:
         self.region = region
         self.today = today
         self.seen: dict[str, int] = {}
+        self.steps = self._steps()
 
     def row(self, line: int, fields: list[str]) -> _Row:
+        """One record checked column by column (:meth:`_steps`): every problem of the row is
+        reported together; a row with any problem is rejected whole."""
         if len(fields) != len(self.header):
             raise ValueError(f"expected {len(self.header)} fields, got {len(fields)}")
         raw = {k: v.strip() for k, v in zip(self.header, fields, strict=True)}
+        member_no = self._member_no(raw, line)
+        values: dict[str, Any] = {"member_no": member_no}
+        problems: list[str] = []
+        for column, when, parse in self.steps:
+            if (when == "present" and column not in raw) or (
+                when == "filled" and not raw.get(column)
+            ):
+                continue
+            try:
+                values.update(parse(raw[column], column))
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            del self.seen[member_no]
+            raise ValueError("; ".join(problems))
+        phones = values.pop(_PHONES, None)
+        points = values.pop(_POINTS, None)
+        return _Row(line, member_no, values, phones, points)
+
+    def _member_no(self, raw: dict[str, str], line: int) -> str:
         member_no = raw["member_no"]
         if not member_no:
             raise ValueError("missing member_no")
@@ -173,144 +196,122 @@ class _Validator:
                 f"duplicate member number {member_no} (first on line {self.seen[member_no]})"
             )
         self.seen[member_no] = line
-        values: dict[str, Any] = {"member_no": member_no}
-        problems: list[str] = []
+        return member_no
 
-        def check(fn: Callable[[], None]) -> None:
-            try:
-                fn()
-            except ValueError as exc:
-                problems.append(str(exc))
+    def _steps(self) -> list[tuple[str, str, Callable[[str, str], dict[str, Any]]]]:
+        """(column, when, parser) in the order problems are reported. ``when``: ``always``,
+        ``present`` (the column is in the header; an empty cell clears the field) or
+        ``filled`` (a non-empty cell). A parser returns the fields to set or raises
+        ValueError with the message the import report shows."""
+        flags = [(col, "filled", self._flag) for col in (*_CONSENTS, "do_not_call")]
+        return [
+            ("name", "always", self._name),
+            ("gender", "present", self._gender),
+            ("birthday", "filled", self._date),
+            ("joined_on", "filled", self._date),
+            ("phones", "filled", self._phones),
+            ("email", "present", self._email),
+            ("locale", "filled", self._locale),
+            ("timezone", "filled", self._timezone),
+            ("tier", "filled", self._tier),
+            ("points_balance", "filled", self._points),
+            ("maintaining_agent", "present", self._agent),
+            *flags,
+            ("notes", "present", lambda v, _c: {"notes": v or None}),
+        ]
 
-        def name() -> None:
-            if not raw["name"]:
-                raise ValueError("missing name")
-            if len(raw["name"]) > 200:
-                raise ValueError("name longer than 200 characters")
-            values["name"] = raw["name"]
+    @staticmethod
+    def _name(value: str, _col: str) -> dict[str, Any]:
+        if not value:
+            raise ValueError("missing name")
+        if len(value) > 200:
+            raise ValueError("name longer than 200 characters")
+        return {"name": value}
 
-        check(name)
-        phones: tuple[str, ...] | None = None
-        points: int | None = None
-        if "gender" in raw:
+    @staticmethod
+    def _gender(value: str, _col: str) -> dict[str, Any]:
+        g = _GENDERS.get(value.lower())
+        if g is None:
+            raise ValueError(f"bad gender: {value!r} (expected F/M/X/U)")
+        return {"gender": Gender(g)}
 
-            def gender() -> None:
-                g = _GENDERS.get(raw["gender"].lower())
-                if g is None:
-                    raise ValueError(f"bad gender: {raw['gender']!r} (expected F/M/X/U)")
-                values["gender"] = Gender(g)
+    def _date(self, value: str, col: str) -> dict[str, Any]:
+        d = _parse_date(value, col)
+        if d > self.today:
+            raise ValueError(f"bad date in {col}: {value!r} is in the future")
+        return {col: d}
 
-            check(gender)
-        for col in ("birthday", "joined_on"):
-            if raw.get(col):
+    def _phones(self, value: str, _col: str) -> dict[str, Any]:
+        out: list[str] = []
+        for part in re.split(r"[;|,，；]", value):
+            if not part.strip():
+                continue
+            e164 = normalise(part, self.region)
+            if e164 is None:
+                raise ValueError(f"bad phone: {part.strip()!r}")
+            if e164 not in out:
+                out.append(e164)
+        return {_PHONES: tuple(out)}
 
-                def date(col: str = col) -> None:
-                    d = _parse_date(raw[col], col)
-                    if d > self.today:
-                        raise ValueError(f"bad date in {col}: {raw[col]!r} is in the future")
-                    values[col] = d
+    @staticmethod
+    def _email(value: str, _col: str) -> dict[str, Any]:
+        e = value.strip()
+        if not e:
+            return {"email": None}
+        try:
+            # Syntax only (no DNS at import); internationalised addresses are valid
+            # (sent with SMTPUTF8, or failed alone when the server lacks it).
+            ok = validate_email(e, check_deliverability=False)
+        except EmailNotValidError as exc:
+            raise ValueError(f"bad email: {e!r} ({exc})") from None
+        return {"email": ok.normalized}
 
-                check(date)
-        if raw.get("phones"):
+    @staticmethod
+    def _locale(value: str, _col: str) -> dict[str, Any]:
+        match = {loc.lower(): loc for loc in LOCALES}.get(value.replace("_", "-").lower())
+        if match is None:
+            raise ValueError(f"bad locale: {value!r} (expected zh-CN, zh-TW or en)")
+        return {"locale": match}
 
-            def phone_list() -> None:
-                nonlocal phones
-                out: list[str] = []
-                for part in re.split(r"[;|,，；]", raw["phones"]):
-                    if not part.strip():
-                        continue
-                    e164 = normalise(part, self.region)
-                    if e164 is None:
-                        raise ValueError(f"bad phone: {part.strip()!r}")
-                    if e164 not in out:
-                        out.append(e164)
-                phones = tuple(out)
+    @staticmethod
+    def _timezone(value: str, _col: str) -> dict[str, Any]:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"bad timezone: {value!r} (expected an IANA zone)") from None
+        return {"timezone": value}
 
-            check(phone_list)
-        if "email" in raw:
+    @staticmethod
+    def _tier(value: str, _col: str) -> dict[str, Any]:
+        t = _TIERS.get(value.lower())
+        if t is None:
+            raise ValueError(f"unknown tier: {value!r} (expected Standard/Silver/Gold/Platinum)")
+        return {"tier": Tier(t)}
 
-            def email() -> None:
-                e = raw["email"].strip()
-                if not e:
-                    values["email"] = None
-                    return
-                try:
-                    # Syntax only (no DNS at import); internationalised addresses are valid
-                    # (sent with SMTPUTF8, or failed alone when the server lacks it).
-                    ok = validate_email(e, check_deliverability=False)
-                except EmailNotValidError as exc:
-                    raise ValueError(f"bad email: {e!r} ({exc})") from None
-                values["email"] = ok.normalized
+    @staticmethod
+    def _points(value: str, _col: str) -> dict[str, Any]:
+        try:
+            points = int(value)
+        except ValueError:
+            raise ValueError(f"bad points_balance: {value!r}") from None
+        if points < 0:
+            raise ValueError(f"bad points_balance: {points} is negative")
+        return {_POINTS: points}
 
-            check(email)
-        if raw.get("locale"):
+    def _agent(self, code: str, _col: str) -> dict[str, Any]:
+        if code and code not in self.agents:
+            raise ValueError(f"unknown maintaining_agent: {code!r}")
+        return {"maintaining_agent_id": self.agents[code] if code else None}
 
-            def locale() -> None:
-                match = {loc.lower(): loc for loc in LOCALES}.get(
-                    raw["locale"].replace("_", "-").lower()
-                )
-                if match is None:
-                    raise ValueError(f"bad locale: {raw['locale']!r} (expected zh-CN, zh-TW or en)")
-                values["locale"] = match
+    @staticmethod
+    def _flag(value: str, col: str) -> dict[str, Any]:
+        return {col: _parse_bool(value, col)}
 
-            check(locale)
-        if raw.get("timezone"):
 
-            def timezone() -> None:
-                try:
-                    ZoneInfo(raw["timezone"])
-                except (ZoneInfoNotFoundError, ValueError):
-                    raise ValueError(
-                        f"bad timezone: {raw['timezone']!r} (expected an IANA zone)"
-                    ) from None
-                values["timezone"] = raw["timezone"]
-
-            check(timezone)
-        if raw.get("tier"):
-
-            def tier() -> None:
-                t = _TIERS.get(raw["tier"].lower())
-                if t is None:
-                    raise ValueError(
-                        f"unknown tier: {raw['tier']!r} (expected Standard/Silver/Gold/Platinum)"
-                    )
-                values["tier"] = Tier(t)
-
-            check(tier)
-        if raw.get("points_balance"):
-
-            def balance() -> None:
-                nonlocal points
-                try:
-                    points = int(raw["points_balance"])
-                except ValueError:
-                    raise ValueError(f"bad points_balance: {raw['points_balance']!r}") from None
-                if points < 0:
-                    raise ValueError(f"bad points_balance: {points} is negative")
-
-            check(balance)
-        if "maintaining_agent" in raw:
-
-            def agent() -> None:
-                code = raw["maintaining_agent"]
-                if code and code not in self.agents:
-                    raise ValueError(f"unknown maintaining_agent: {code!r}")
-                values["maintaining_agent_id"] = self.agents[code] if code else None
-
-            check(agent)
-        for col in ("consent_call", "consent_sms", "consent_email", "do_not_call"):
-            if raw.get(col):
-
-                def flag(col: str = col) -> None:
-                    values[col] = _parse_bool(raw[col], col)
-
-                check(flag)
-        if "notes" in raw:
-            values["notes"] = raw["notes"] or None
-        if problems:
-            del self.seen[member_no]
-            raise ValueError("; ".join(problems))
-        return _Row(line, member_no, values, phones, points)
+_PHONES = "\0phones"
+_POINTS = "\0points"
+"""Keys under which the phone and points parsers hand their results to :meth:`row` (kept out
+of the member's column values)."""
 
 
 _CONSENTS = ("consent_call", "consent_sms", "consent_email")
