@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from crm_bridge.db import session_scope
-from crm_bridge.models import AuditLog, Member, OutboxMessage, OutboxStatus
-from dialer.fallback import INBOUND_PATH, STATUS_PATH, Purpose, enqueue
+from crm_bridge.models import AuditLog, Member, OutboxMessage, OutboxStatus, utcnow
+from dialer.fallback import INBOUND_PATH, STATUS_PATH, Purpose, SendRetryPolicy, enqueue
+from dialer.fallback.store import StatusCallback, apply_status_callbacks
 from dialer.fallback.unsubscribe import unsubscribe_url
 
 from .conftest import SECRET, Stack, add_member
@@ -122,3 +125,73 @@ async def test_unsubscribe_link(stack: Stack, engine: Engine) -> None:
         entry.action == "consent.email_revoked"
         and entry.details["reason"] == "one-click unsubscribe"
     )
+
+
+def _sending_sms(engine: Engine, n: int) -> list[int]:
+    """``n`` SMS rows in ``sending`` (their provider call under way)."""
+    ids = []
+    for i in range(n):
+        mid = add_member(engine)
+        with session_scope(engine) as s:
+            enqueue(s, Purpose.BIRTHDAY, mid, channels="sms", ref=f"cb{i}")
+            row = s.scalars(select(OutboxMessage).where(OutboxMessage.member_id == mid)).one()
+            row.status, row.attempts = OutboxStatus.SENDING, 1
+            s.flush()
+            ids.append(row.id)
+    return ids
+
+
+def test_callbacks_applied_in_one_batch_in_arrival_order(engine: Engine) -> None:
+    a, b, c = _sending_sms(engine, 3)
+    retry = SendRetryPolicy(max_attempts=3, base_s=60)
+    batch = [
+        StatusCallback(a, "SMa", "sent"),
+        StatusCallback(a, "SMa", "delivered"),  # the second sees the first
+        StatusCallback(b, "SMb", "undelivered", "30003"),  # unreachable: retried later
+        StatusCallback(None, "SMc", "delivered"),  # no ?o= and no recorded sid yet
+        StatusCallback(c, "SMother", "sent"),
+        StatusCallback(c, "SMc2", "delivered"),
+    ]
+    with session_scope(engine) as s:
+        out = apply_status_callbacks(s, batch, utcnow(), retry)
+    assert out == ["sent", "delivered", "retry", "unknown message", "sent", "unknown message"]
+    with session_scope(engine) as s:
+        ra, rb, rc = (s.get(OutboxMessage, i) for i in (a, b, c))
+        assert ra is not None and rb is not None and rc is not None
+        assert (ra.status, ra.provider_id) == (OutboxStatus.DELIVERED, "SMa")
+        assert rb.status is OutboxStatus.PENDING and rb.next_attempt_at is not None
+        # c took the first sid it was told; a callback naming another sid is not applied
+        assert (rc.status, rc.provider_id) == (OutboxStatus.SENT, "SMother")
+
+
+async def test_concurrent_callbacks_share_transactions_and_are_stored_before_204(
+    stack: Stack, engine: Engine
+) -> None:
+    ids = _sending_sms(engine, 40)
+    commits = 0
+
+    def count(_conn: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(engine, "commit", count)
+    try:
+
+        async def post(http: aiohttp.ClientSession, rid: int) -> int:
+            url = f"{stack.public_url}{STATUS_PATH}?o={rid}"
+            params = {"MessageSid": f"SM{rid}", "MessageStatus": "delivered", "AccountSid": "AC1"}
+            headers = stack.sinks.sms.signed_headers(url, params)
+            async with http.post(url, data=params, headers=headers) as r:
+                status = r.status
+            with session_scope(engine) as s:  # answered 204 only once stored
+                row = s.get(OutboxMessage, rid)
+                assert row is not None and row.status is OutboxStatus.DELIVERED
+            return status
+
+        async with aiohttp.ClientSession() as http:
+            answers = await asyncio.gather(*(post(http, rid) for rid in ids))
+    finally:
+        event.remove(engine, "commit", count)
+    assert answers == [204] * len(ids)
+    # the reads after each answer commit too; the callbacks themselves went in far fewer
+    assert commits < 2 * len(ids)
