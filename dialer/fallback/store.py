@@ -172,6 +172,8 @@ class _BatchFacts:
     """Sends counting towards each member's daily cap (other rows than this batch's)."""
     siblings: dict[str, Any]
     """The SMS rows the batch's ordered email rows wait for, by idempotency key."""
+    busy: set[str]
+    """Keys of such SMS rows another transaction was updating (PostgreSQL): not read."""
 
 
 @dataclass(frozen=True)
@@ -237,8 +239,9 @@ def _batch_facts(session: Session, rows: Sequence[Any], now: dt.datetime) -> _Ba
     """Members (locked ``FOR UPDATE`` on PostgreSQL, so two workers cannot both pass one
     member's cap), their phones, their recent sends and the SMS rows ordered emails wait for."""
     member_ids = sorted({r.member_id for r in rows})
+    pg = session.get_bind().dialect.name == "postgresql"
     q = select(*_MEMBER_COLS).where(M.c.id.in_(member_ids)).order_by(M.c.id)
-    if session.get_bind().dialect.name == "postgresql":
+    if pg:
         q = q.with_for_update()
     members = {m.id: m for m in session.execute(q)}
     phones: dict[int, list[str]] = defaultdict(list)
@@ -268,16 +271,24 @@ def _batch_facts(session: Session, rows: Sequence[Any], now: dt.datetime) -> _Ba
         if r.channel is Channel.EMAIL and (r.payload or {}).get(ORDER_KEY)
     ]
     siblings: dict[str, Any] = {}
+    busy: set[str] = set()
     if gated:
-        siblings = {
-            s.idempotency_key: s
-            for s in session.execute(
-                select(T.c.idempotency_key, T.c.status, T.c.sent_at).where(
-                    T.c.idempotency_key.in_(gated)
-                )
+        sq = select(T.c.idempotency_key, T.c.status, T.c.sent_at).where(
+            T.c.idempotency_key.in_(gated)
+        )
+        if pg:
+            # Share-lock the SMS rows read: a status callback or a result resolving one
+            # of them then waits for this transaction, and its release of the email finds
+            # it pending. A row being updated right now is skipped (never waited for: the
+            # updater may wait for our email rows) and its email looked at again shortly.
+            exists = set(
+                session.scalars(select(T.c.idempotency_key).where(T.c.idempotency_key.in_(gated)))
             )
-        }
-    return _BatchFacts(members, phones, bad_phones, sent_times, siblings)
+            sq = sq.with_for_update(read=True, skip_locked=True)
+        siblings = {s.idempotency_key: s for s in session.execute(sq)}
+        if pg:
+            busy = exists - siblings.keys()
+    return _BatchFacts(members, phones, bad_phones, sent_times, siblings, busy)
 
 
 class _Hours:
@@ -457,6 +468,8 @@ def _decide(
         if member.email_invalid:
             return ("skip", None, "email flagged invalid")
         order = (row.payload or {}).get(ORDER_KEY)
+        if order and sibling_key(row.idempotency_key, Channel.SMS) in facts.busy:
+            return ("defer", now + dt.timedelta(seconds=1), "waiting for the SMS (being updated)")
         if order:
             gate = _gate(row, OrderPolicy(order), facts.siblings, now, rules)
             if gate is not None:
