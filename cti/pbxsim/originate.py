@@ -22,7 +22,9 @@ Anything else: the channel is hung up at once (no such extension).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -312,63 +314,122 @@ async def _dial(
     callee: Callee,
     dial_string: str,
 ) -> bool:
-    """Dial phase of an Originate, event orders from the c-originate-* traces."""
+    """Dial phase of an Originate, event orders from the c-originate-* traces: refused
+    before ringing (:data:`_REFUSED`), else rung until answered, timed out or hung up."""
     sim = actor.sim
+    refuse = _REFUSED.get(callee.outcome)
+    if refuse is not None:
+        refuse(sim, req, one, two, dial_string)
+        return False
+    sim.emit(ev.local_bridge(one, two))
+    sim.emit(ev.dial_begin(one, dial_string))
+    if not await _ring(actor, req, one, two, callee):
+        return False
+    _answered(sim, req, one, two)
+    return True
+
+
+def _no_such_exten(
+    sim: PbxSimulator, req: OriginateRequest, one: Channel, two: Channel, dial_string: str
+) -> None:
+    sim.emit(ev.hangup(two, 0))
+    two.hungup = True
+    _fail_response(sim, req, 0)
+    sim.emit(ev.hangup(one, 0))
+    one.hungup = True
+
+
+def _rejected(
+    sim: PbxSimulator,
+    req: OriginateRequest,
+    one: Channel,
+    two: Channel,
+    dial_string: str,
+    *,
+    cause: int,
+    status: str,
+) -> None:
+    """``reject`` (cause 21, NOANSWER) and ``userbusy`` (cause 17, BUSY)."""
     emit = sim.emit
-    kind = callee.outcome
-    if kind == "nosuchexten":
-        emit(ev.hangup(two, 0))
-        two.hungup = True
-        _fail_response(sim, req, 0)
-        emit(ev.hangup(one, 0))
-        one.hungup = True
-        return False
     emit(ev.local_bridge(one, two))
-    if kind in ("reject", "userbusy"):
-        cause = 21 if kind == "reject" else 17
-        _fail_response(sim, req, 0)
-        emit(ev.hangup_request(two, 16, soft=True))
-        emit(ev.dial_begin(one, dial_string))
-        emit(ev.hangup_request(one, cause))
-        emit(ev.dial_end(one, "NOANSWER" if kind == "reject" else "BUSY"))
-        emit(ev.hangup(one, cause))
-        emit(ev.hangup(two, cause))
-        one.hungup = two.hungup = True
-        return False
-    if kind == "hangup":
-        emit(ev.dial_begin(one, dial_string))
-        emit(ev.hangup_request(two, 16, soft=True))
-        _fail_response(sim, req, 0)
-        emit(ev.hangup_request(one, 16))
-        emit(ev.hangup(two, 16))
-        emit(ev.dial_end(one, "NOANSWER"))
-        emit(ev.hangup(one, 16))
-        one.hungup = two.hungup = True
-        return False
-    if kind == "busy":  # c-originate-busy order
-        _fail_response(sim, req, 5)
-        two.state = ev.BUSY
-        emit(ev.newstate(two))
-        emit(ev.dial_begin(one, dial_string))
-        emit(ev.dial_end(one, "BUSY"))
-        emit(ev.hangup_request(two, 0))
-        emit(ev.hangup(one, 0))
-        emit(ev.hangup_request(two, 16, soft=True))
-        emit(ev.hangup(two, 17))
-        one.hungup = two.hungup = True
-        return False
+    _fail_response(sim, req, 0)
+    emit(ev.hangup_request(two, 16, soft=True))
     emit(ev.dial_begin(one, dial_string))
-    if kind == "congestion":  # c-originate-congestion order
-        two.state = ev.BUSY
-        emit(ev.newstate(two))
-        emit(ev.dial_end(one, "CONGESTION"))
-        _fail_response(sim, req, 8)
-        emit(ev.hangup_request(two, 0))
-        emit(ev.hangup_request(two, 16, soft=True))
-        emit(ev.hangup(two, 34))
-        emit(ev.hangup(one, 0))
-        one.hungup = two.hungup = True
-        return False
+    emit(ev.hangup_request(one, cause))
+    emit(ev.dial_end(one, status))
+    emit(ev.hangup(one, cause))
+    emit(ev.hangup(two, cause))
+    one.hungup = two.hungup = True
+
+
+def _hung_up_at_once(
+    sim: PbxSimulator, req: OriginateRequest, one: Channel, two: Channel, dial_string: str
+) -> None:
+    emit = sim.emit
+    emit(ev.local_bridge(one, two))
+    emit(ev.dial_begin(one, dial_string))
+    emit(ev.hangup_request(two, 16, soft=True))
+    _fail_response(sim, req, 0)
+    emit(ev.hangup_request(one, 16))
+    emit(ev.hangup(two, 16))
+    emit(ev.dial_end(one, "NOANSWER"))
+    emit(ev.hangup(one, 16))
+    one.hungup = two.hungup = True
+
+
+def _busy(
+    sim: PbxSimulator, req: OriginateRequest, one: Channel, two: Channel, dial_string: str
+) -> None:
+    """c-originate-busy order."""
+    emit = sim.emit
+    emit(ev.local_bridge(one, two))
+    _fail_response(sim, req, 5)
+    two.state = ev.BUSY
+    emit(ev.newstate(two))
+    emit(ev.dial_begin(one, dial_string))
+    emit(ev.dial_end(one, "BUSY"))
+    emit(ev.hangup_request(two, 0))
+    emit(ev.hangup(one, 0))
+    emit(ev.hangup_request(two, 16, soft=True))
+    emit(ev.hangup(two, 17))
+    one.hungup = two.hungup = True
+
+
+def _congested(
+    sim: PbxSimulator, req: OriginateRequest, one: Channel, two: Channel, dial_string: str
+) -> None:
+    """c-originate-congestion order."""
+    emit = sim.emit
+    emit(ev.local_bridge(one, two))
+    emit(ev.dial_begin(one, dial_string))
+    two.state = ev.BUSY
+    emit(ev.newstate(two))
+    emit(ev.dial_end(one, "CONGESTION"))
+    _fail_response(sim, req, 8)
+    emit(ev.hangup_request(two, 0))
+    emit(ev.hangup_request(two, 16, soft=True))
+    emit(ev.hangup(two, 34))
+    emit(ev.hangup(one, 0))
+    one.hungup = two.hungup = True
+
+
+_REFUSED: dict[str, Callable[..., None]] = {
+    "nosuchexten": _no_such_exten,
+    "reject": functools.partial(_rejected, cause=21, status="NOANSWER"),
+    "userbusy": functools.partial(_rejected, cause=17, status="BUSY"),
+    "hangup": _hung_up_at_once,
+    "busy": _busy,
+    "congestion": _congested,
+}
+"""Callee outcomes that end the Originate before the phone rings, each in its trace's order."""
+
+
+async def _ring(
+    actor: CallActor, req: OriginateRequest, one: Channel, two: Channel, callee: Callee
+) -> bool:
+    """Ring (a ``silent`` callee never signals ringing) until the callee answers (True),
+    the Originate's timeout passes or a channel hangs up (False, all hung up)."""
+    sim, emit, kind = actor.sim, actor.sim.emit, callee.outcome
     ringing = kind != "silent" and (kind != "answer" or callee.ring > 0)
     if ringing:
         one.state = ev.RINGING
@@ -383,40 +444,57 @@ async def _dial(
     while True:
         sig = await actor.next()
         if sig.kind == "timer" and sig.tag == "answer":
-            break
+            return True
         if sig.kind == "agent_answer":
-            break
+            return True
         if sig.kind == "timer" and sig.tag == "dial_timeout":
-            emit(ev.hangup_request(two, 19))
-            if not ringing:  # c-originate-silent order
-                _fail_response(sim, req, 3)
-            emit(ev.hangup(one, 19))
-            emit(ev.hangup_request(two, 16, soft=True))
-            emit(ev.hangup(two, 19))
-            one.hungup = two.hungup = True
-            if ringing:  # c-originate-noanswer order
-                _fail_response(sim, req, 3)
+            _timed_out(sim, req, one, two, ringing)
             _release_agent(actor, callee)
             return False
         if sig.kind == "hangup" and sig.channel in (one.name, two.name):
-            emit(ev.dial_end(one, "NOANSWER"))
-            emit(ev.hangup_request(two, 16))
-            emit(ev.hangup(one, 16))
-            _fail_response(sim, req, 0)
-            emit(ev.hangup_request(two, 16, soft=True))
-            emit(ev.hangup(two, 16))
-            one.hungup = two.hungup = True
+            _hung_up_while_ringing(sim, req, one, two)
             _release_agent(actor, callee)
             return False
+
+
+def _timed_out(
+    sim: PbxSimulator, req: OriginateRequest, one: Channel, two: Channel, ringing: bool
+) -> None:
+    emit = sim.emit
+    emit(ev.hangup_request(two, 19))
+    if not ringing:  # c-originate-silent order
+        _fail_response(sim, req, 3)
+    emit(ev.hangup(one, 19))
+    emit(ev.hangup_request(two, 16, soft=True))
+    emit(ev.hangup(two, 19))
+    one.hungup = two.hungup = True
+    if ringing:  # c-originate-noanswer order
+        _fail_response(sim, req, 3)
+
+
+def _hung_up_while_ringing(
+    sim: PbxSimulator, req: OriginateRequest, one: Channel, two: Channel
+) -> None:
+    emit = sim.emit
+    emit(ev.dial_end(one, "NOANSWER"))
+    emit(ev.hangup_request(two, 16))
+    emit(ev.hangup(one, 16))
+    _fail_response(sim, req, 0)
+    emit(ev.hangup_request(two, 16, soft=True))
+    emit(ev.hangup(two, 16))
+    one.hungup = two.hungup = True
+
+
+def _answered(sim: PbxSimulator, req: OriginateRequest, one: Channel, two: Channel) -> None:
+    """The callee answered: OriginateResponse Success, both legs Up, DialEnd ANSWER."""
     now = sim.now()
     one.answered = two.answered = now
     _ok_response(sim, req, one)
     two.state = ev.UP
-    emit(ev.newstate(two))
+    sim.emit(ev.newstate(two))
     one.state = ev.UP
-    emit(ev.newstate(one))
-    emit(ev.dial_end(one, "ANSWER"))
-    return True
+    sim.emit(ev.newstate(one))
+    sim.emit(ev.dial_end(one, "ANSWER"))
 
 
 def _release_agent(actor: CallActor, callee: Callee) -> None:
