@@ -31,8 +31,6 @@ import statistics
 import sys
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from memberline.benches._common import LoadStamp, emit
 from memberline.benches._pop_load import add_arguments
 from memberline.cli import add_command
@@ -188,6 +186,8 @@ def handler(args: argparse.Namespace, config: Config) -> int:
             loop.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    from sqlalchemy.engine import make_url  # here, not at the top: --help stays light
+
     result["source_db"] = make_url(source).render_as_string(hide_password=True)
     emit(result, stamp, runs=1)
     return 0
