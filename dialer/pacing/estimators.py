@@ -262,6 +262,9 @@ class PacingModel:
     """Mean time an agent spends on a machine that reached them (AMD off or missed)."""
     attempts_observed: int = 0
     """Settled attempts measured so far (the pacer stays progressive while this is small)."""
+    changes: int = 0
+    """Change points detected so far in the list's rates (reach rate and live share): the
+    pacer forgets what it learned about the old list (its calibration) when this grows."""
 
     def inflight_reach(self, elapsed_s: float) -> tuple[float, ...]:
         """P(this in-flight call reaches the queue within k s), k = 0..H, given ``elapsed_s``."""
@@ -353,7 +356,8 @@ class OutcomeEstimator:
         else:
             reach, live = self.reach.mean, self.live.mean
             r0, l0 = self._rates_built
-            if abs(reach - r0) > 0.02 * r0 or abs(live - l0) > 0.02 * l0:
+            moved = abs(reach - r0) > 0.02 * r0 or abs(live - l0) > 0.02 * l0
+            if moved or self._model.changes != self.reach.changes + self.live.changes:
                 rows = _reach_rows(self._model.reach_cdf, reach, self.horizon_s)
                 self._model = replace(
                     self._model,
@@ -362,6 +366,7 @@ class OutcomeEstimator:
                     reach_rows=rows,
                     reach_var=_var_rows(rows),
                     attempts_observed=self.reach.count,
+                    changes=self.reach.changes + self.live.changes,
                 )
                 self._rates_built = (reach, live)
         return self._model
@@ -405,6 +410,7 @@ class OutcomeEstimator:
             mean_wrap_s=mean_wrap,
             machine_handle_s=machine_handle,
             attempts_observed=self.reach.count,
+            changes=self.reach.changes + self.live.changes,
         )
 
     def _talk_rows(

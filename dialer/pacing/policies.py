@@ -117,6 +117,7 @@ class PredictivePacer:
         self._last_ab = 0.0
         self._observed = 0.0
         self._predicted = 0.0
+        self._changes = 0
 
     @property
     def calibration(self) -> float:
@@ -164,6 +165,13 @@ class PredictivePacer:
             d = progressive(snap)
             return PacingDecision(d.calls, "predictive (no model yet) -> " + d.reason)
         cfg = self.config
+        if model.changes != self._changes:
+            # The list changed (a change point in its answer rate or live share): the model's
+            # bias measured on the old list does not carry over (on a 0.05 -> 0.35 jump the old
+            # ratio, x0.22, let the pacer drop a call in six for a quarter of an hour), so the
+            # calibration starts over from its prior and learns the new list's own abandons.
+            self._changes = model.changes
+            self._observed = self._predicted = 0.0
         self._age(snap)
         floor = progressive(snap).calls
         if model.attempts_observed < cfg.warmup_attempts:

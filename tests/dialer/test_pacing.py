@@ -179,3 +179,49 @@ def test_amd_fixed_modes() -> None:
     assert AmdGovernor(AmdMode.ON, 0.03).analysing
     assert AmdGovernor(AmdMode.ON, 0.03).verify_probability() == 0.0
     assert not AmdGovernor(AmdMode.OFF, 0.03).analysing
+
+
+def test_a_change_in_the_list_restarts_the_calibration() -> None:
+    """The observed / predicted abandons ratio is learned on one list; when the estimator
+    detects a change point (``model.changes`` grows) the pacer starts it over from its prior
+    (on a 0.05 -> 0.35 jump the old ratio let it drop a call in six for a quarter of an hour)."""
+    import dataclasses
+
+    pacer = PredictivePacer()
+    start = pacer.config.calibration_start
+    t, abandoned = 0.0, 10.0
+    for _ in range(60):  # abandons keep coming while the model predicted few
+        t += 1.0
+        abandoned += 0.5
+        pacer.decide(snap(now_s=t, abandons=AbandonCounts(abandoned, 1000, 3, 200, 0.03)))
+    assert pacer.calibration > start + 1.0
+    before = pacer.calibration
+    shifted = dataclasses.replace(MODEL, changes=MODEL.changes + 1)
+    pacer.decide(
+        snap(now_s=t + 1.0, model=shifted, abandons=AbandonCounts(abandoned, 1000, 3, 200, 0.03))
+    )
+    assert pacer.calibration == pytest.approx(start, abs=0.05) and pacer.calibration < before
+    # the same model again: no further restart, the ratio learns from there
+    pacer.decide(
+        snap(
+            now_s=t + 2.0, model=shifted, abandons=AbandonCounts(abandoned + 2, 1000, 3, 200, 0.03)
+        )
+    )
+    assert pacer.calibration > start
+
+
+def test_a_detected_change_point_reaches_the_model() -> None:
+    """``PacingModel.changes`` counts the estimator's change points at once (not at the next
+    full rebuild), so the pacer can forget what it learned on the old list."""
+    rng = random.Random(3)
+    est = OutcomeEstimator(H)
+    for _ in range(3000):
+        est.record_attempt(reached_queue=rng.random() < 0.17, reach_delay_s=12.0)
+    m0 = est.model()
+    for _ in range(300):
+        est.record_attempt(reached_queue=rng.random() < 0.47, reach_delay_s=12.0)
+        if est.reach.changes > 0:
+            break
+    assert est.reach.changes > 0
+    m1 = est.model()
+    assert m1.changes == est.reach.changes + est.live.changes > m0.changes
