@@ -170,8 +170,11 @@ class PredictivePacer:
             # bias measured on the old list does not carry over (on a 0.05 -> 0.35 jump the old
             # ratio, x0.22, let the pacer drop a call in six for a quarter of an hour), so the
             # calibration starts over from its prior and learns the new list's own abandons.
+            # Only ever towards caution: a ratio above the prior (the model under-predicted, as
+            # on small teams) is kept, so a false alarm never makes the pacer bolder.
             self._changes = model.changes
-            self._observed = self._predicted = 0.0
+            if self.calibration < cfg.calibration_start:
+                self._observed = self._predicted = 0.0
         self._age(snap)
         floor = progressive(snap).calls
         if model.attempts_observed < cfg.warmup_attempts:
