@@ -181,33 +181,33 @@ def test_amd_fixed_modes() -> None:
     assert not AmdGovernor(AmdMode.OFF, 0.03).analysing
 
 
-def test_a_change_in_the_list_restarts_the_calibration() -> None:
+def test_a_change_in_the_list_restarts_a_low_calibration() -> None:
     """The observed / predicted abandons ratio is learned on one list; when the estimator
-    detects a change point (``model.changes`` grows) the pacer starts it over from its prior
-    (on a 0.05 -> 0.35 jump the old ratio let it drop a call in six for a quarter of an hour)."""
+    detects a change point (``model.changes`` grows) a ratio below the prior starts over from
+    the prior (on a 0.05 -> 0.35 jump the old x0.22 let the pacer drop a call in six for a
+    quarter of an hour), and a ratio above it is kept: a false alarm never makes it bolder."""
     import dataclasses
 
-    pacer = PredictivePacer()
-    start = pacer.config.calibration_start
-    t, abandoned = 0.0, 10.0
-    for _ in range(60):  # abandons keep coming while the model predicted few
-        t += 1.0
-        abandoned += 0.5
-        pacer.decide(snap(now_s=t, abandons=AbandonCounts(abandoned, 1000, 3, 200, 0.03)))
-    assert pacer.calibration > start + 1.0
-    before = pacer.calibration
+    start = PredictivePacer().config.calibration_start
     shifted = dataclasses.replace(MODEL, changes=MODEL.changes + 1)
-    pacer.decide(
-        snap(now_s=t + 1.0, model=shifted, abandons=AbandonCounts(abandoned, 1000, 3, 200, 0.03))
-    )
-    assert pacer.calibration == pytest.approx(start, abs=0.05) and pacer.calibration < before
-    # the same model again: no further restart, the ratio learns from there
-    pacer.decide(
-        snap(
-            now_s=t + 2.0, model=shifted, abandons=AbandonCounts(abandoned + 2, 1000, 3, 200, 0.03)
-        )
-    )
-    assert pacer.calibration > start
+
+    def run(abandon_step: float) -> PredictivePacer:
+        pacer = PredictivePacer()
+        ab = 10.0
+        for i in range(200):
+            ab += abandon_step
+            pacer.decide(snap(now_s=float(i), abandons=AbandonCounts(ab, 1000, 3, 200, 0.03)))
+        return pacer
+
+    quiet = run(0.0)  # calls placed, no abandon: the ratio falls below the prior
+    assert quiet.calibration < start
+    quiet.decide(snap(now_s=201.0, model=shifted))
+    assert quiet.calibration == pytest.approx(start, abs=0.01)  # this decision adds a little
+    noisy = run(0.5)  # abandons keep coming while the model predicted few
+    high = noisy.calibration
+    assert high > start
+    noisy.decide(snap(now_s=201.0, model=shifted, abandons=AbandonCounts(110, 1000, 3, 200, 0.03)))
+    assert noisy.calibration >= high * 0.99
 
 
 def test_a_detected_change_point_reaches_the_model() -> None:
