@@ -60,6 +60,7 @@ class AgentBot:
         self.stats = BotStats()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wrapping: set[str] = set()
+        self._live: set[str] = set()  # calls this agent is on (call_state names it)
         self.state = "logged_out"
         """This agent's state as last pushed by the hub."""
 
@@ -88,7 +89,7 @@ class AgentBot:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while loop.time() < deadline:
-            if not self._wrapping and self.state not in ("ringing", "on_call"):
+            if not self._wrapping and not self._live and self.state not in ("ringing", "on_call"):
                 return True
             await asyncio.sleep(0.2)
         return False
@@ -108,8 +109,14 @@ class AgentBot:
             self.stats.pops += 1
             kind = str(data.get("kind", "?"))
             self.stats.pop_kinds[kind] = self.stats.pop_kinds.get(kind, 0) + 1
-        elif name == "call_state" and data.get("state") == "ended":
+        elif name == "call_state" and data.get("state") != "ended":
+            if data.get("agent") == self.agent:
+                # A call in hand: the shift does not end before its ``ended`` arrives (the
+                # agent's state may read available for a moment before the call's end does).
+                self._live.add(str(data.get("call_id")))
+        elif name == "call_state":
             call_id = str(data.get("call_id"))
+            self._live.discard(call_id)
             if call_id in self._wrapping or data.get("wrapped_up"):
                 return
             # Only calls this agent talked on need a wrap-up; the hub refuses others (forbidden).
